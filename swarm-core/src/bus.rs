@@ -1,0 +1,344 @@
+//! The bus traits, small and by capability.
+//!
+//! A bus implementation ([`crate::MemoryBus`], `swarmbus_redis::RedisBus`)
+//! implements all of them; code that needs only one capability asks for only
+//! that trait (the shard pool takes any [`QuotaLedger`]). [`Bus`] names the
+//! whole set. Every write is idempotent where the protocol allows it, so a
+//! caller may retry a write that failed with a transient error.
+//!
+//! The conformance suite (feature `testing`, [`crate::conformance`]) states
+//! the behaviour of every method; each implementation runs it.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+use crate::error::Result;
+use crate::keys::{
+    Channel, CounterName, FindingId, GroupName, JournalName, QueryId, ShardId, TierName, WorkerId,
+};
+use crate::model::{
+    ArchiveQuery, ArchiveResponse, ClaimedTask, Finding, FindingFilter, HaltReport, Heartbeat,
+    Listing, Progress, ReclaimReport, ShardState, Task, TaskFailure,
+};
+use crate::quota::{Acquire, QuotaLimits};
+
+/// Whether a write stored something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now.
+    New,
+    /// The same value was already there; nothing changed.
+    AlreadyPresent,
+}
+
+/// The shared memory of findings (`finding:<uuid>`).
+///
+/// Findings are immutable: writing an id again with the same content is a
+/// no-op ([`Stored::AlreadyPresent`]), with different content an
+/// [`crate::Error::Conflict`] that keeps the stored one.
+#[async_trait]
+pub trait FindingStore: Send + Sync {
+    /// Stores one finding and appends it to the durable feed; notifies
+    /// `channel:findings` with its key.
+    async fn put_finding(&self, finding: &Finding) -> Result<Stored>;
+
+    /// Stores many in one batch; returns how many were new. Validation
+    /// happens before anything is written: one bad finding writes none.
+    async fn put_findings(&self, findings: &[Finding]) -> Result<usize>;
+
+    /// Loads one finding.
+    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>>;
+
+    /// Loads many, in the order asked; `None` where one does not exist.
+    async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>>;
+
+    /// Lists findings matching `filter`, oldest first. A stored value that
+    /// does not decode is reported in [`Listing::skipped`], not fatal.
+    async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing>;
+
+    /// How many active (not archived) findings there are, in O(1).
+    async fn count_findings(&self) -> Result<u64>;
+
+    /// Marks findings archived (replaced by a summary): kept and still
+    /// readable, no longer counted or listed by default. Returns how many
+    /// changed.
+    async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64>;
+}
+
+/// One entry of the durable finding feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FeedEntry {
+    /// The entry's position in the feed (opaque, used to acknowledge).
+    pub entry: String,
+    /// The finding it announces.
+    pub finding: FindingId,
+}
+
+impl FeedEntry {
+    /// Builds an entry (for bus implementations).
+    pub fn new(entry: impl Into<String>, finding: FindingId) -> Self {
+        Self {
+            entry: entry.into(),
+            finding,
+        }
+    }
+}
+
+/// The durable feed of new findings for the active loop: unlike pub/sub, a
+/// consumer that was offline receives everything published meanwhile.
+///
+/// Consumer groups: each group sees every finding once; within a group each
+/// entry goes to one consumer and stays pending until acknowledged.
+#[async_trait]
+pub trait FindingFeed: Send + Sync {
+    /// Reads up to `max` entries for `consumer` of `group`: first its own
+    /// unacknowledged entries (after a crash), then new ones, waiting up to
+    /// `wait` when there are none. A group is created on first use and
+    /// starts at the beginning of the feed.
+    async fn read_feed(
+        &self,
+        group: &GroupName,
+        consumer: &WorkerId,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<FeedEntry>>;
+
+    /// Acknowledges entries: they will not be delivered to the group again.
+    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()>;
+}
+
+/// A stream of pub/sub messages.
+pub type Subscription = Pin<Box<dyn Stream<Item = Result<String>> + Send>>;
+
+/// Pub/sub notifications (at-most-once: a disconnected subscriber loses
+/// messages; durable state lives elsewhere).
+#[async_trait]
+pub trait Channels: Send + Sync {
+    /// Publishes a message; returns how many subscribers received it.
+    async fn publish(&self, channel: Channel, message: &str) -> Result<usize>;
+
+    /// Subscribes. The subscription is active when this returns: a message
+    /// published afterwards is received.
+    async fn subscribe(&self, channel: Channel) -> Result<Subscription>;
+}
+
+/// Worker liveness (`worker:status:<id>` with a TTL) and progress.
+#[async_trait]
+pub trait WorkerRegistry: Send + Sync {
+    /// Records that `worker` is alive for `ttl` from now.
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()>;
+
+    /// Records what `worker` is doing (also counts as a heartbeat with the
+    /// default TTL).
+    async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()>;
+
+    /// Whether `worker`'s heartbeat is current.
+    async fn is_alive(&self, worker: &WorkerId) -> Result<bool>;
+
+    /// Every worker whose heartbeat is current.
+    async fn alive_workers(&self) -> Result<Vec<Heartbeat>>;
+
+    /// How many workers are alive.
+    async fn count_alive_workers(&self) -> Result<u64>;
+
+    /// Removes a worker that stops cleanly.
+    async fn deregister(&self, worker: &WorkerId) -> Result<()>;
+}
+
+/// Per-worker task queues (`worker:tasks:<id>`) with at-least-once claims.
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    /// Appends a task to `worker`'s queue.
+    async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()>;
+
+    /// Claims the oldest task of `worker`'s queue, waiting up to `wait`. The
+    /// task stays held (in flight) until acknowledged or failed.
+    async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>>;
+
+    /// The task is done: forget it.
+    async fn ack_task(&self, claim: &ClaimedTask) -> Result<()>;
+
+    /// The task failed: it is stopped and its report kept (never retried
+    /// silently).
+    async fn fail_task(&self, claim: &ClaimedTask, report: &str) -> Result<()>;
+
+    /// Takes the tasks (in flight and queued) of every worker whose
+    /// heartbeat has expired and moves them to `to`'s queue; a task already
+    /// handed out `max_deliveries` times is moved to the failed list instead.
+    async fn reclaim_abandoned(&self, to: &WorkerId, max_deliveries: u32) -> Result<ReclaimReport>;
+
+    /// How many tasks wait in `worker`'s queue.
+    async fn queued_tasks(&self, worker: &WorkerId) -> Result<u64>;
+
+    /// Stopped and dead-lettered tasks with their reports, oldest first.
+    async fn failed_tasks(&self) -> Result<Vec<TaskFailure>>;
+}
+
+/// Shared quota accounting for librarian shards: correct when many processes
+/// share it. Keeps `librarian:shard<N>:status` and `:quota` current.
+///
+/// Time is passed in (`now`) so that callers and tests control the clock.
+#[async_trait]
+pub trait QuotaLedger: Send + Sync {
+    /// Atomically: if the shard is not disabled, exhausted or cooling, and
+    /// both the day's and the minute's counts are under `limits`, count one
+    /// request and grant it. Reaching the daily limit marks the shard
+    /// exhausted until the next Pacific midnight.
+    async fn try_acquire(
+        &self,
+        shard: ShardId,
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Acquire>;
+
+    /// Gives back a request that was granted but never sent.
+    async fn release(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()>;
+
+    /// Rate limited: do not use the shard before `until`.
+    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()>;
+
+    /// Daily quota gone: do not use the shard before `until`.
+    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()>;
+
+    /// Never use the shard again until [`QuotaLedger::enable`].
+    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()>;
+
+    /// Clears disabled, cooling and exhausted marks (a person fixed the key).
+    async fn enable(&self, shard: ShardId) -> Result<()>;
+
+    /// Records a successful call: the status becomes `ok`.
+    async fn mark_ok(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()>;
+
+    /// The state of each shard, in the order asked.
+    async fn shard_states(
+        &self,
+        shards: &[ShardId],
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ShardState>>;
+
+    /// The raw `librarian:shard<N>:quota` value of each shard, as the brief's
+    /// status line shows it (`None`: never written).
+    async fn shard_quotas(&self, shards: &[ShardId]) -> Result<Vec<Option<i64>>>;
+}
+
+/// The halt protocol's switch (`halt:reason`) and the draft store.
+#[async_trait]
+pub trait HaltSwitch: Send + Sync {
+    /// Halts the swarm unless it is halted already; returns whether this
+    /// call set it (the first reason wins and is kept).
+    async fn halt(&self, report: &HaltReport) -> Result<bool>;
+
+    /// The current halt report, if halted.
+    async fn halted(&self) -> Result<Option<HaltReport>>;
+
+    /// Clears the halt (the user decided to go on); returns the old report.
+    async fn clear_halt(&self) -> Result<Option<HaltReport>>;
+
+    /// Saves a draft before any file is written (`draft` journal semantics:
+    /// the latest content under `name` wins).
+    async fn save_draft(&self, name: &str, content: &str) -> Result<()>;
+
+    /// Loads a draft.
+    async fn load_draft(&self, name: &str) -> Result<Option<String>>;
+}
+
+/// Counters: cost per tier (`cost:<tier>`, float dollars), the context size
+/// (`context:active`) and named integer counters with atomic limits.
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Adds dollars to `cost:<tier>` (INCRBYFLOAT); returns the new total.
+    async fn add_cost(&self, tier: &TierName, usd: f64) -> Result<f64>;
+
+    /// Reads `cost:<tier>` for each tier (0 where absent), in order.
+    async fn costs(&self, tiers: &[TierName]) -> Result<Vec<f64>>;
+
+    /// Sets `context:active`.
+    async fn set_context_tokens(&self, tokens: u64) -> Result<()>;
+
+    /// Reads `context:active` (`None` when never set).
+    async fn context_tokens(&self) -> Result<Option<u64>>;
+
+    /// Adds `delta` to a named counter; returns the new value.
+    async fn counter_add(&self, name: &CounterName, delta: i64) -> Result<i64>;
+
+    /// Reads named counters (0 where absent), in order.
+    async fn counters(&self, names: &[CounterName]) -> Result<Vec<i64>>;
+
+    /// Atomically adds `delta` only if the counter is below `limit` and stays
+    /// at or below it; returns the new value, or `None` when refused.
+    async fn counter_try_add(&self, name: &CounterName, delta: i64, limit: i64)
+    -> Result<Option<i64>>;
+}
+
+/// Append-only journals of JSON records (the cost ledger).
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Appends records (one batch, one round trip).
+    async fn append(&self, journal: &JournalName, records: &[String]) -> Result<()>;
+
+    /// Reads up to `max` records starting at position `from` (0-based).
+    async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>>;
+
+    /// How many records there are.
+    async fn journal_len(&self, journal: &JournalName) -> Result<u64>;
+}
+
+/// Archive questions and answers (`query:archive:<uuid>`,
+/// `response:archive:<uuid>`), kept durably, with channel notifications.
+#[async_trait]
+pub trait ArchiveDesk: Send + Sync {
+    /// Stores a question, queues it for a librarian and notifies
+    /// `channel:queries` with its key.
+    async fn ask(&self, query: &ArchiveQuery) -> Result<()>;
+
+    /// Takes the oldest unanswered question, waiting up to `wait`.
+    async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>>;
+
+    /// Loads a question.
+    async fn get_query(&self, id: QueryId) -> Result<Option<ArchiveQuery>>;
+
+    /// Stores an answer and notifies `channel:responses` with its key.
+    async fn answer(&self, response: &ArchiveResponse) -> Result<()>;
+
+    /// Loads an answer.
+    async fn get_response(&self, id: QueryId) -> Result<Option<ArchiveResponse>>;
+}
+
+/// Everything a swarm needs from its bus.
+pub trait Bus:
+    FindingStore
+    + FindingFeed
+    + Channels
+    + WorkerRegistry
+    + TaskQueue
+    + QuotaLedger
+    + HaltSwitch
+    + Counters
+    + Journal
+    + ArchiveDesk
+    + Send
+    + Sync
+{
+}
+
+impl<T> Bus for T where
+    T: FindingStore
+        + FindingFeed
+        + Channels
+        + WorkerRegistry
+        + TaskQueue
+        + QuotaLedger
+        + HaltSwitch
+        + Counters
+        + Journal
+        + ArchiveDesk
+        + Send
+        + Sync
+{
+}

@@ -1,0 +1,179 @@
+//! The crate's one error type, shared by every bus implementation.
+//!
+//! Callers decide what to do by asking the error ([`Error::retry`]), never by
+//! parsing its message: the same shape as redis-rs's `RetryMethod`.
+
+use std::time::Duration;
+
+use crate::model::HaltReport;
+
+/// What a caller should do about an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retry {
+    /// Retrying the same call cannot help: the input or the stored data is wrong.
+    Never,
+    /// A transient fault (connection lost, timeout): the same call may succeed
+    /// if made again. Every bus write is idempotent, so retrying is safe.
+    Retry,
+    /// Retry after waiting at least this long.
+    After(Duration),
+    /// The swarm is halted: stop, do not start new work.
+    Stop,
+}
+
+/// Every error of the core crate and of the bus implementations built on it.
+///
+/// Variants carry the facts (key, id, sizes); [`Error::retry`] says whether a
+/// retry can help. Secrets (API keys, Redis passwords) never appear in it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An identifier (worker id, session id, tier name, uuid, shard number …)
+    /// was rejected. `input` is the offending text, escaped and truncated.
+    #[error("invalid {kind} \"{input}\": {reason}")]
+    InvalidId {
+        /// Which kind of identifier (`"worker id"`, `"finding id"`, …).
+        kind: &'static str,
+        /// The rejected input, escaped and cut to at most 80 characters.
+        input: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A string did not parse as a key of the schema.
+    #[error("not a swarm key \"{key}\": {reason}")]
+    InvalidKey {
+        /// The rejected key, escaped and truncated.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The value stored under `key` is not the JSON this crate wrote.
+    #[error("malformed value under {key}: {reason}")]
+    Decode {
+        /// The key whose value did not decode.
+        key: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The key holds a value of the wrong Redis type (for example a LIST
+    /// where a STRING was expected).
+    #[error("wrong type under {key}: expected {expected}, found {found}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// The type this crate writes there.
+        expected: &'static str,
+        /// The type found.
+        found: String,
+    },
+    /// A value is larger than the configured limit; nothing was written.
+    #[error("value for {key} is {size} bytes, over the limit of {limit} bytes")]
+    ValueTooLarge {
+        /// The key that would have been written.
+        key: String,
+        /// Size of the encoded value in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// A field of a value is invalid (empty title, bad filter range …).
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A finding with this id is already stored with different content: the
+    /// stored one is kept.
+    #[error("{key} already holds a different finding; the stored one is kept")]
+    Conflict {
+        /// The key.
+        key: String,
+    },
+    /// The swarm is halted; the report says why.
+    #[error("swarm halted: {0}")]
+    Halted(Box<HaltReport>),
+    /// The operation timed out.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// How long it was given.
+        after: Duration,
+    },
+    /// The bus (or the subscription) was closed.
+    #[error("bus closed: {0}")]
+    Closed(&'static str),
+    /// An error of the backing store (Redis, a file …). The message never
+    /// carries credentials.
+    #[error("backend error ({backend}): {message}")]
+    Backend {
+        /// The backend (`"redis"`, …).
+        backend: &'static str,
+        /// What went wrong, with secrets removed.
+        message: String,
+        /// Whether and how to retry.
+        retry: Retry,
+    },
+    /// A language-model call failed.
+    #[error("model {model} failed: {message}")]
+    Model {
+        /// The model id.
+        model: String,
+        /// What went wrong, with secrets removed.
+        message: String,
+        /// Whether and how to retry.
+        retry: Retry,
+    },
+}
+
+impl Error {
+    /// Whether and how a retry may help.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::Timeout { .. } => Retry::Retry,
+            Error::Halted(_) => Retry::Stop,
+            Error::Backend { retry, .. } | Error::Model { retry, .. } => *retry,
+            _ => Retry::Never,
+        }
+    }
+
+    /// True for faults of the connection rather than of the data.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.retry(), Retry::Retry | Retry::After(_))
+    }
+
+    /// The key this error is about, when it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Decode { key, .. }
+            | Error::WrongType { key, .. }
+            | Error::ValueTooLarge { key, .. }
+            | Error::Conflict { key } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Builds a [`Error::Decode`] for `key`.
+    pub fn decode(key: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Decode {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Escapes and truncates untrusted input for an error message.
+pub(crate) fn shown(input: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = input.chars().take(MAX).collect();
+    if input.chars().count() > MAX {
+        out.push('…');
+    }
+    out.escape_debug().to_string()
+}

@@ -1,0 +1,795 @@
+//! Domain types stored on the bus, with stable snake_case JSON.
+//!
+//! Every struct here is `#[non_exhaustive]` so that fields can be added
+//! without breaking users: build values with the constructors and `with_*`
+//! methods. Unknown JSON fields are ignored on read, so values written by a
+//! newer version still load.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::{FindingId, QueryId, SessionId, ShardId, TaskId, TierName, WorkerId};
+
+/// Characters per token in the rough token estimate (the usual rule of thumb
+/// for English text).
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Estimates the tokens of a text: one per [`CHARS_PER_TOKEN`] characters,
+/// rounded up.
+pub fn estimate_tokens(text: &str) -> u32 {
+    let chars = text.chars().count();
+    u32::try_from(chars.div_ceil(CHARS_PER_TOKEN)).unwrap_or(u32::MAX)
+}
+
+/// What a worker found: the unit of shared memory, stored as JSON under
+/// `finding:<uuid>`. Findings are immutable once stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Finding {
+    /// Unique id; the key is `finding:<id>`.
+    pub id: FindingId,
+    /// The worker that wrote it.
+    pub worker: WorkerId,
+    /// The session it belongs to (`instance-10`).
+    pub session: SessionId,
+    /// The task it answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// One-line summary.
+    pub title: String,
+    /// The finding itself.
+    pub body: String,
+    /// Free tags for filtering (`cost`, `redis`).
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// Findings this one builds on or summarises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cites: Vec<FindingId>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Estimated tokens of title and body.
+    pub tokens: u32,
+}
+
+impl Finding {
+    /// A new finding with a fresh id, made now.
+    pub fn new(
+        worker: WorkerId,
+        session: SessionId,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        let title = title.into();
+        let body = body.into();
+        let tokens = estimate_tokens(&title).saturating_add(estimate_tokens(&body));
+        Self {
+            id: FindingId::random(),
+            worker,
+            session,
+            task: None,
+            title,
+            body,
+            tags: BTreeSet::new(),
+            cites: Vec::new(),
+            created_at: Utc::now(),
+            tokens,
+        }
+    }
+
+    /// Sets the id (for deterministic ids, or to retry a write idempotently).
+    pub fn with_id(mut self, id: FindingId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets the task it answers.
+    pub fn with_task(mut self, task: TaskId) -> Self {
+        self.task = Some(task);
+        self
+    }
+
+    /// Adds tags.
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds findings this one cites.
+    pub fn citing(mut self, ids: impl IntoIterator<Item = FindingId>) -> Self {
+        self.cites.extend(ids);
+        self
+    }
+
+    /// Sets the creation time.
+    pub fn at(mut self, created_at: DateTime<Utc>) -> Self {
+        self.created_at = created_at;
+        self
+    }
+
+    /// Checks the fields a bus relies on: a non-empty title.
+    pub fn validate(&self) -> Result<()> {
+        if self.title.trim().is_empty() {
+            return Err(Error::InvalidInput {
+                field: "finding.title",
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which findings to list. All conditions must hold; an empty filter matches
+/// every active (not archived) finding.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FindingFilter {
+    /// Only this session's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    /// Only this worker's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
+    /// Only findings with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Only findings answering this task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// Made at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Made before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (the newest ones when cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Include archived findings (those replaced by a summary).
+    #[serde(default)]
+    pub include_archived: bool,
+}
+
+impl FindingFilter {
+    /// Every active finding.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only this session's findings.
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Only this worker's findings.
+    pub fn worker(mut self, worker: WorkerId) -> Self {
+        self.worker = Some(worker);
+        self
+    }
+
+    /// Only findings with this tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// Only findings answering this task.
+    pub fn task(mut self, task: TaskId) -> Self {
+        self.task = Some(task);
+        self
+    }
+
+    /// Made in `[since, until)`.
+    pub fn between(mut self, since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Self {
+        self.since = since;
+        self.until = until;
+        self
+    }
+
+    /// At most `n`, the newest.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Also archived findings.
+    pub fn with_archived(mut self) -> Self {
+        self.include_archived = true;
+        self
+    }
+
+    /// Whether a finding matches every condition but `limit` and
+    /// `include_archived` (which the store applies).
+    pub fn matches(&self, f: &Finding) -> bool {
+        self.session.as_ref().is_none_or(|s| &f.session == s)
+            && self.worker.as_ref().is_none_or(|w| &f.worker == w)
+            && self.tag.as_ref().is_none_or(|t| f.tags.contains(t))
+            && self.task.is_none_or(|t| f.task == Some(t))
+            && self.since.is_none_or(|s| f.created_at >= s)
+            && self.until.is_none_or(|u| f.created_at < u)
+    }
+}
+
+/// The result of a listing: the findings that decoded, oldest first, and an
+/// error for each stored value that did not (naming its key). One foreign
+/// value never hides the rest.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Listing {
+    /// Findings, ordered by `created_at` then id.
+    pub findings: Vec<Finding>,
+    /// Values that could not be read, each naming its key.
+    pub skipped: Vec<Error>,
+}
+
+impl Listing {
+    /// A listing of these findings and skipped values.
+    pub fn new(findings: Vec<Finding>, skipped: Vec<Error>) -> Self {
+        Self { findings, skipped }
+    }
+}
+
+/// The role of a model in the swarm. The model ids behind the tiers are
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Tier {
+    /// The expensive strategic model (the brief's Sonnet).
+    Coordinator,
+    /// The cheap model doing ~90 % of the work (the brief's Haiku).
+    Worker,
+    /// The archive model (the brief's Gemini Flash).
+    Librarian,
+}
+
+impl Tier {
+    /// The brief's default tier name for this role (`sonnet`, `haiku`, `gemini`).
+    pub fn default_name(self) -> TierName {
+        let name = match self {
+            Tier::Coordinator => "sonnet",
+            Tier::Worker => "haiku",
+            Tier::Librarian => "gemini",
+        };
+        TierName::from_trusted(name)
+    }
+}
+
+/// A unit of work for a worker, stored as JSON in `worker:tasks:<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Task {
+    /// Unique id.
+    pub id: TaskId,
+    /// The session it belongs to.
+    pub session: SessionId,
+    /// Short name of the kind of work (`grep`, `summarise`).
+    pub kind: String,
+    /// What to do, in words.
+    pub instructions: String,
+    /// Arguments for the handler.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// The tier it was routed to.
+    pub tier: Tier,
+    /// A finding this task continues from (the active loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<FindingId>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Task {
+    /// A new worker-tier task with a fresh id.
+    pub fn new(session: SessionId, kind: impl Into<String>, instructions: impl Into<String>) -> Self {
+        Self {
+            id: TaskId::random(),
+            session,
+            kind: kind.into(),
+            instructions: instructions.into(),
+            payload: serde_json::Value::Null,
+            tier: Tier::Worker,
+            continues: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// Sets the handler's arguments.
+    pub fn with_payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    /// Sets the tier.
+    pub fn with_tier(mut self, tier: Tier) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Continues from a finding.
+    pub fn continuing(mut self, finding: FindingId) -> Self {
+        self.continues = Some(finding);
+        self
+    }
+}
+
+/// A task a worker has claimed and not yet acknowledged or failed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ClaimedTask {
+    /// The task.
+    pub task: Task,
+    /// Who claimed it.
+    pub worker: WorkerId,
+    /// How many times it has been handed out, this time included.
+    pub deliveries: u32,
+    /// An opaque receipt the bus uses to find the claim again.
+    pub receipt: String,
+}
+
+impl ClaimedTask {
+    /// Builds a claim (for bus implementations).
+    pub fn new(task: Task, worker: WorkerId, deliveries: u32, receipt: impl Into<String>) -> Self {
+        Self {
+            task,
+            worker,
+            deliveries,
+            receipt: receipt.into(),
+        }
+    }
+}
+
+/// Why a task was stopped: kept with the task, never retried silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskFailure {
+    /// The task.
+    pub task: Task,
+    /// The worker that held it last.
+    pub worker: WorkerId,
+    /// What went wrong.
+    pub report: String,
+    /// How many times it was handed out.
+    pub deliveries: u32,
+    /// Whether it was dead-lettered by reclaim (too many deliveries) rather
+    /// than failed by its worker.
+    #[serde(default)]
+    pub dead_lettered: bool,
+    /// When it was stopped.
+    pub at: DateTime<Utc>,
+}
+
+impl TaskFailure {
+    /// A failure report for a claim.
+    pub fn new(claim: &ClaimedTask, report: impl Into<String>) -> Self {
+        Self {
+            task: claim.task.clone(),
+            worker: claim.worker.clone(),
+            report: report.into(),
+            deliveries: claim.deliveries,
+            dead_lettered: false,
+            at: Utc::now(),
+        }
+    }
+
+    /// Marks it dead-lettered.
+    pub fn dead_lettered(mut self) -> Self {
+        self.dead_lettered = true;
+        self
+    }
+}
+
+/// What a reclaim pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ReclaimReport {
+    /// Tasks moved to the receiving worker's queue.
+    pub requeued: Vec<TaskId>,
+    /// Tasks over the delivery limit, moved to the failed list.
+    pub dead_lettered: Vec<TaskId>,
+    /// Dead workers whose tasks were taken.
+    pub from_workers: Vec<WorkerId>,
+}
+
+/// What a worker reports while it works (the progress beat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The task in hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// What it is doing now.
+    pub step: String,
+    /// When it said so.
+    pub at: DateTime<Utc>,
+}
+
+impl Progress {
+    /// A progress beat made now.
+    pub fn new(task: Option<TaskId>, step: impl Into<String>) -> Self {
+        Self {
+            task,
+            step: step.into(),
+            at: Utc::now(),
+        }
+    }
+}
+
+/// A live worker as the registry sees it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// The worker.
+    pub worker: WorkerId,
+    /// When it last beat.
+    pub at: DateTime<Utc>,
+    /// Its last progress beat, if any.
+    pub progress: Option<Progress>,
+}
+
+impl Heartbeat {
+    /// Builds a heartbeat view (for bus implementations).
+    pub fn new(worker: WorkerId, at: DateTime<Utc>, progress: Option<Progress>) -> Self {
+        Self {
+            worker,
+            at,
+            progress,
+        }
+    }
+}
+
+/// Formats a heartbeat timestamp as the value of `worker:status:<id>`:
+/// Unix seconds with milliseconds (`1764000000.123`), which Python reads
+/// with `float()`.
+pub fn format_heartbeat(at: DateTime<Utc>) -> String {
+    let ms = at.timestamp_millis();
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Parses a heartbeat value: Unix seconds (integer or decimal) or RFC 3339.
+pub fn parse_heartbeat(key: &str, value: &str) -> Result<DateTime<Utc>> {
+    if let Ok(secs) = value.trim().parse::<f64>() {
+        if secs.is_finite() {
+            let ms = (secs * 1000.0).round() as i64;
+            if let Some(t) = DateTime::from_timestamp_millis(ms) {
+                return Ok(t);
+            }
+        }
+    }
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::decode(key, format!("not a heartbeat timestamp: {e}")))
+}
+
+/// A librarian shard's availability, the value of `librarian:shard<N>:status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ShardStatus {
+    /// Usable.
+    Ok,
+    /// Rate limited for a short while.
+    Cooling,
+    /// The day's quota is used up until the Pacific midnight reset.
+    Exhausted,
+    /// The key is invalid, leaked or the project unusable: never used again
+    /// until enabled by hand.
+    Disabled,
+    /// Never used or tested.
+    Untested,
+}
+
+impl ShardStatus {
+    /// The stored string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ShardStatus::Ok => "ok",
+            ShardStatus::Cooling => "cooling",
+            ShardStatus::Exhausted => "exhausted",
+            ShardStatus::Disabled => "disabled",
+            ShardStatus::Untested => "untested",
+        }
+    }
+
+    /// Parses the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ok" => ShardStatus::Ok,
+            "cooling" => ShardStatus::Cooling,
+            "exhausted" => ShardStatus::Exhausted,
+            "disabled" => ShardStatus::Disabled,
+            "untested" => ShardStatus::Untested,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ShardStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One shard's state in the quota ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ShardState {
+    /// The shard.
+    pub shard: ShardId,
+    /// Its status now.
+    pub status: ShardStatus,
+    /// Requests granted this Pacific day.
+    pub used_today: u32,
+    /// What is left today, when the daily limit is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_today: Option<u32>,
+    /// Cooling (rate limited) until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooling_until: Option<DateTime<Utc>>,
+    /// Exhausted until then (the next Pacific midnight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_until: Option<DateTime<Utc>>,
+    /// Why it was disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+impl ShardState {
+    /// A shard never used.
+    pub fn untested(shard: ShardId) -> Self {
+        Self {
+            shard,
+            status: ShardStatus::Untested,
+            used_today: 0,
+            remaining_today: None,
+            cooling_until: None,
+            exhausted_until: None,
+            disabled_reason: None,
+        }
+    }
+
+    /// When it is next usable: now for `ok`/`untested`, the end of cooling or
+    /// exhaustion, `None` when disabled.
+    pub fn next_usable(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.status {
+            ShardStatus::Ok | ShardStatus::Untested => Some(now),
+            ShardStatus::Cooling => self.cooling_until.or(Some(now)),
+            ShardStatus::Exhausted => self.exhausted_until,
+            ShardStatus::Disabled => None,
+        }
+    }
+}
+
+/// The halt protocol's report, the JSON value of `halt:reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HaltReport {
+    /// What failed (`librarian shard 2: quota exhausted`).
+    pub failed: String,
+    /// At which step of the job (`paper: section 3 of 5`).
+    pub step: String,
+    /// What was saved before stopping (keys or journal names).
+    #[serde(default)]
+    pub saved: Vec<String>,
+    /// Who halted (worker id, `coordinator`, `librarian`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl HaltReport {
+    /// A report made now.
+    pub fn new(failed: impl Into<String>, step: impl Into<String>) -> Self {
+        Self {
+            failed: failed.into(),
+            step: step.into(),
+            saved: Vec::new(),
+            by: None,
+            at: Utc::now(),
+        }
+    }
+
+    /// Records what was saved.
+    pub fn saved<I, S>(mut self, saved: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.saved.extend(saved.into_iter().map(Into::into));
+        self
+    }
+
+    /// Records who halted.
+    pub fn by(mut self, by: impl Into<String>) -> Self {
+        self.by = Some(by.into());
+        self
+    }
+}
+
+impl std::fmt::Display for HaltReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at step {:?}", self.failed, self.step)?;
+        if !self.saved.is_empty() {
+            write!(f, " (saved: {})", self.saved.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A question to the librarian, the JSON value of `query:archive:<uuid>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ArchiveQuery {
+    /// Unique id; the response is `response:archive:<id>`.
+    pub id: QueryId,
+    /// The question.
+    pub question: String,
+    /// Which findings may be used.
+    #[serde(default)]
+    pub filter: FindingFilter,
+    /// Who asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by: Option<String>,
+    /// When.
+    pub asked_at: DateTime<Utc>,
+}
+
+impl ArchiveQuery {
+    /// A question over the findings `filter` selects.
+    pub fn new(question: impl Into<String>, filter: FindingFilter) -> Self {
+        Self {
+            id: QueryId::random(),
+            question: question.into(),
+            filter,
+            asked_by: None,
+            asked_at: Utc::now(),
+        }
+    }
+
+    /// Records who asked.
+    pub fn asked_by(mut self, who: impl Into<String>) -> Self {
+        self.asked_by = Some(who.into());
+        self
+    }
+}
+
+/// How an archive query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResponseStatus {
+    /// Answered, with citations.
+    Ok,
+    /// Failed; `error` says why.
+    Error,
+}
+
+/// The librarian's answer, the JSON value of `response:archive:<uuid>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ArchiveResponse {
+    /// The query's id.
+    pub id: QueryId,
+    /// Answered or failed.
+    pub status: ResponseStatus,
+    /// The answer text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// The findings the answer cites; every one exists.
+    #[serde(default)]
+    pub citations: Vec<FindingId>,
+    /// Why it failed (kind and message), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ResponseError>,
+    /// Which provider or shard answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+    /// When.
+    pub answered_at: DateTime<Utc>,
+}
+
+/// Why an archive query failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResponseError {
+    /// A stable machine-readable kind (`quota_exhausted`, `malformed_response`).
+    pub kind: String,
+    /// A human-readable message, without secrets.
+    pub message: String,
+}
+
+impl ArchiveResponse {
+    /// A successful answer.
+    pub fn answered(id: QueryId, answer: impl Into<String>, citations: Vec<FindingId>) -> Self {
+        Self {
+            id,
+            status: ResponseStatus::Ok,
+            answer: Some(answer.into()),
+            citations,
+            error: None,
+            answered_by: None,
+            answered_at: Utc::now(),
+        }
+    }
+
+    /// A failure response (never silence).
+    pub fn failed(id: QueryId, kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            status: ResponseStatus::Error,
+            answer: None,
+            citations: Vec::new(),
+            error: Some(ResponseError {
+                kind: kind.into(),
+                message: message.into(),
+            }),
+            answered_by: None,
+            answered_at: Utc::now(),
+        }
+    }
+
+    /// Records who answered.
+    pub fn answered_by(mut self, who: impl Into<String>) -> Self {
+        self.answered_by = Some(who.into());
+        self
+    }
+}
+
+/// Limits a bus enforces on what it stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusLimits {
+    /// Largest encoded value accepted, in bytes (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// Heartbeat TTL when a worker does not say (default 60 s).
+    pub heartbeat_ttl: Duration,
+}
+
+impl Default for BusLimits {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 1024 * 1024,
+            heartbeat_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BusLimits {
+    /// Sets the largest value accepted.
+    pub fn max_value_bytes(mut self, n: usize) -> Self {
+        self.max_value_bytes = n;
+        self
+    }
+
+    /// Fails with [`Error::ValueTooLarge`] when `encoded` is over the limit.
+    pub fn check(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
+        if encoded.len() > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size: encoded.len(),
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The one JSON codec: encodes a value for `key`.
+pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::decode(key, e))
+}
+
+/// The one JSON codec: decodes the value stored under `key`, naming the key
+/// when it is not what this crate wrote.
+pub fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|e| Error::decode(key, e))
+}
