@@ -272,8 +272,12 @@ pub trait Counters: Send + Sync {
 
     /// Atomically adds `delta` only if the counter is below `limit` and stays
     /// at or below it; returns the new value, or `None` when refused.
-    async fn counter_try_add(&self, name: &CounterName, delta: i64, limit: i64)
-    -> Result<Option<i64>>;
+    async fn counter_try_add(
+        &self,
+        name: &CounterName,
+        delta: i64,
+        limit: i64,
+    ) -> Result<Option<i64>>;
 }
 
 /// Append-only journals of JSON records (the cost ledger).

@@ -524,7 +524,10 @@ mod tests {
     fn keys_format_to_the_brief_strings() {
         let ks = KeySpace::plain();
         let w = WorkerId::new("haiku-1").unwrap();
-        assert_eq!(ks.format(&Key::WorkerStatus(w.clone())), "worker:status:haiku-1");
+        assert_eq!(
+            ks.format(&Key::WorkerStatus(w.clone())),
+            "worker:status:haiku-1"
+        );
         assert_eq!(ks.format(&Key::WorkerTasks(w)), "worker:tasks:haiku-1");
         let s = ShardId::new(3).unwrap();
         assert_eq!(ks.format(&Key::ShardQuota(s)), "librarian:shard3:quota");

@@ -289,7 +289,11 @@ pub struct Task {
 
 impl Task {
     /// A new worker-tier task with a fresh id.
-    pub fn new(session: SessionId, kind: impl Into<String>, instructions: impl Into<String>) -> Self {
+    pub fn new(
+        session: SessionId,
+        kind: impl Into<String>,
+        instructions: impl Into<String>,
+    ) -> Self {
         Self {
             id: TaskId::random(),
             session,
@@ -456,13 +460,11 @@ pub fn format_heartbeat(at: DateTime<Utc>) -> String {
 
 /// Parses a heartbeat value: Unix seconds (integer or decimal) or RFC 3339.
 pub fn parse_heartbeat(key: &str, value: &str) -> Result<DateTime<Utc>> {
-    if let Ok(secs) = value.trim().parse::<f64>() {
-        if secs.is_finite() {
-            let ms = (secs * 1000.0).round() as i64;
-            if let Some(t) = DateTime::from_timestamp_millis(ms) {
-                return Ok(t);
-            }
-        }
+    if let Ok(secs) = value.trim().parse::<f64>()
+        && secs.is_finite()
+        && let Some(t) = DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
+    {
+        return Ok(t);
     }
     DateTime::parse_from_rfc3339(value.trim())
         .map(|t| t.with_timezone(&Utc))

@@ -1,0 +1,1083 @@
+//! The conformance suite every bus implementation passes (feature `testing`).
+//!
+//! One public async function per behaviour, each taking any [`Bus`]. The
+//! checks use fresh random ids, sessions, groups, counters and shard numbers,
+//! so they can share one bus (one Redis database) and run one after another
+//! without a flush; only [`halt_first_reason_wins_and_clear_resumes`] touches
+//! global state, and it leaves it as it found it.
+//!
+//! ```text
+//! #[tokio::test]
+//! async fn redis_bus_conforms() {
+//!     let bus = RedisBus::connect(config).await.unwrap();
+//!     swarmbus_core::conformance::run_all(&bus).await;
+//! }
+//! ```
+//!
+//! Failures panic with the check's name and what differed: this is test
+//! support code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::StreamExt;
+
+use crate::bus::{Bus, Stored};
+use crate::error::Error;
+use crate::keys::{
+    Channel, CounterName, FindingId, GroupName, JournalName, SessionId, ShardId, TierName, WorkerId,
+};
+use crate::model::{
+    ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
+};
+use crate::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
+
+fn uniq(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn worker(prefix: &str) -> WorkerId {
+    WorkerId::new(uniq(prefix)).unwrap()
+}
+
+fn session() -> SessionId {
+    SessionId::new(uniq("session")).unwrap()
+}
+
+fn shard() -> ShardId {
+    let n = (uuid::Uuid::new_v4().as_u128() % 9000) as u32 + 1000;
+    ShardId::new(n).unwrap()
+}
+
+fn finding(w: &WorkerId, s: &SessionId, title: &str) -> Finding {
+    Finding::new(w.clone(), s.clone(), title, format!("body of {title}"))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Runs every check, one after another, printing each name.
+pub async fn run_all<B: Bus + Clone + 'static>(bus: &B) {
+    macro_rules! checks {
+        ($($f:ident),* $(,)?) => {$(
+            eprintln!("conformance: {}", stringify!($f));
+            $f(bus).await;
+        )*};
+    }
+    checks!(
+        put_then_get_round_trips,
+        put_is_idempotent_and_a_conflict_keeps_the_original,
+        put_findings_counts_new_ones_and_a_bad_batch_writes_nothing,
+        get_findings_keeps_order_and_reports_missing,
+        list_filters_by_session_worker_tag_task_time_and_limit,
+        count_is_exact_under_concurrent_puts,
+        archive_hides_findings_from_count_and_listing_but_keeps_them,
+        oversized_and_invalid_findings_are_rejected,
+        feed_delivers_every_finding_to_each_group,
+        feed_redelivers_unacknowledged_entries_to_their_consumer,
+        feed_read_wakes_on_a_new_finding,
+        publish_fans_out_and_put_finding_notifies_its_key,
+        heartbeat_expires_after_its_ttl,
+        progress_counts_as_a_heartbeat_and_is_reported,
+        deregister_removes_a_worker,
+        tasks_are_claimed_in_order_and_ack_forgets_them,
+        claim_waits_for_a_task_then_times_out,
+        a_failed_task_is_stopped_and_reported_not_requeued,
+        tasks_of_a_dead_worker_are_reclaimed,
+        reclaim_dead_letters_a_task_over_its_delivery_limit,
+        concurrent_claims_deliver_each_task_once,
+        quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
+        quota_resets_on_a_new_pacific_day,
+        quota_per_minute_window_cools_the_shard_until_the_next_minute,
+        quota_is_exact_under_concurrent_acquires,
+        cooling_and_exhaustion_deny_until_their_time,
+        disable_is_permanent_until_enable,
+        release_gives_a_request_back,
+        halt_first_reason_wins_and_clear_resumes,
+        drafts_are_saved_and_loaded,
+        cost_context_and_counters_add_up,
+        counter_try_add_never_overshoots_under_concurrency,
+        journal_appends_and_reads_in_order,
+        archive_questions_are_queued_answered_and_notified,
+    );
+}
+
+// ---------------------------------------------------------------- findings
+
+pub async fn put_then_get_round_trips<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let f = finding(&w, &s, "round trip").with_tags(["a", "b"]);
+    assert_eq!(bus.put_finding(&f).await.unwrap(), Stored::New);
+    let got = bus
+        .get_finding(f.id)
+        .await
+        .unwrap()
+        .expect("stored finding");
+    assert_eq!(got, f);
+    assert!(
+        bus.get_finding(FindingId::random())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn put_is_idempotent_and_a_conflict_keeps_the_original<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let f = finding(&w, &s, "original");
+    let before = bus.count_findings().await.unwrap();
+    assert_eq!(bus.put_finding(&f).await.unwrap(), Stored::New);
+    assert_eq!(bus.put_finding(&f).await.unwrap(), Stored::AlreadyPresent);
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before + 1,
+        "a retried put counts once"
+    );
+    let mut other = f.clone();
+    other.body = "something else".into();
+    let err = bus.put_finding(&other).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&f.id.to_string()),
+        "the error names the key: {err}"
+    );
+    assert_eq!(bus.get_finding(f.id).await.unwrap().unwrap(), f);
+}
+
+pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let batch: Vec<Finding> = (0..50).map(|i| finding(&w, &s, &format!("f{i}"))).collect();
+    let before = bus.count_findings().await.unwrap();
+    assert_eq!(bus.put_findings(&batch).await.unwrap(), 50);
+    assert_eq!(
+        bus.put_findings(&batch).await.unwrap(),
+        0,
+        "a retried batch stores nothing new"
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before + 50);
+
+    let s2 = session();
+    let mut bad: Vec<Finding> = (0..3).map(|i| finding(&w, &s2, &format!("g{i}"))).collect();
+    bad[2].title = "  ".into();
+    let err = bus.put_findings(&bad).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    let listed = bus
+        .list_findings(&FindingFilter::all().session(s2))
+        .await
+        .unwrap();
+    assert!(
+        listed.findings.is_empty(),
+        "a rejected batch writes nothing"
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before + 50);
+    assert_eq!(bus.put_findings(&[]).await.unwrap(), 0);
+}
+
+pub async fn get_findings_keeps_order_and_reports_missing<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let a = finding(&w, &s, "a");
+    let b = finding(&w, &s, "b");
+    bus.put_findings(&[a.clone(), b.clone()]).await.unwrap();
+    let missing = FindingId::random();
+    let got = bus.get_findings(&[b.id, missing, a.id]).await.unwrap();
+    assert_eq!(got, vec![Some(b), None, Some(a)]);
+    assert!(bus.get_findings(&[]).await.unwrap().is_empty());
+}
+
+pub async fn list_filters_by_session_worker_tag_task_time_and_limit<B: Bus>(bus: &B) {
+    let s = session();
+    let (w1, w2) = (worker("w1"), worker("w2"));
+    let t0 = at("2026-01-01T00:00:00Z");
+    let task = Task::new(s.clone(), "grep", "x");
+    let fs: Vec<Finding> = (0..6)
+        .map(|i| {
+            let w = if i % 2 == 0 { &w1 } else { &w2 };
+            let mut f = finding(w, &s, &format!("n{i}")).at(t0 + ChronoDuration::minutes(i));
+            if i < 3 {
+                f = f.with_tags(["cost"]);
+            }
+            if i == 5 {
+                f = f.with_task(task.id);
+            }
+            f
+        })
+        .collect();
+    // Stored out of order: the listing orders by time.
+    let mut shuffled = fs.clone();
+    shuffled.reverse();
+    bus.put_findings(&shuffled).await.unwrap();
+    let titles = |l: Vec<Finding>| l.into_iter().map(|f| f.title).collect::<Vec<_>>();
+
+    let all = bus
+        .list_findings(&FindingFilter::all().session(s.clone()))
+        .await
+        .unwrap();
+    assert!(all.skipped.is_empty());
+    assert_eq!(titles(all.findings), ["n0", "n1", "n2", "n3", "n4", "n5"]);
+    let by_worker = bus
+        .list_findings(&FindingFilter::all().session(s.clone()).worker(w2.clone()))
+        .await
+        .unwrap();
+    assert_eq!(titles(by_worker.findings), ["n1", "n3", "n5"]);
+    let by_tag = bus
+        .list_findings(&FindingFilter::all().session(s.clone()).tag("cost"))
+        .await
+        .unwrap();
+    assert_eq!(titles(by_tag.findings), ["n0", "n1", "n2"]);
+    let by_task = bus
+        .list_findings(&FindingFilter::all().session(s.clone()).task(task.id))
+        .await
+        .unwrap();
+    assert_eq!(titles(by_task.findings), ["n5"]);
+    let window = FindingFilter::all().session(s.clone()).between(
+        Some(t0 + ChronoDuration::minutes(2)),
+        Some(t0 + ChronoDuration::minutes(4)),
+    );
+    assert_eq!(
+        titles(bus.list_findings(&window).await.unwrap().findings),
+        ["n2", "n3"]
+    );
+    let newest = bus
+        .list_findings(&FindingFilter::all().session(s.clone()).limit(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        titles(newest.findings),
+        ["n4", "n5"],
+        "a limit keeps the newest, oldest first"
+    );
+    let none = bus
+        .list_findings(&FindingFilter::all().session(session()))
+        .await
+        .unwrap();
+    assert!(none.findings.is_empty());
+}
+
+pub async fn count_is_exact_under_concurrent_puts<B: Bus + Clone + 'static>(bus: &B) {
+    let before = bus.count_findings().await.unwrap();
+    let s = session();
+    let shared = finding(&worker("w"), &s, "raced");
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let bus = bus.clone();
+        let s = s.clone();
+        let shared = shared.clone();
+        handles.push(tokio::spawn(async move {
+            let w = WorkerId::new(format!("racer-{i}")).unwrap();
+            for j in 0..10 {
+                bus.put_finding(&finding(&w, &s, &format!("{i}-{j}")))
+                    .await
+                    .unwrap();
+            }
+            // Everyone also writes the same finding: it must count once.
+            bus.put_finding(&shared).await.unwrap();
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(bus.count_findings().await.unwrap(), before + 161);
+}
+
+pub async fn archive_hides_findings_from_count_and_listing_but_keeps_them<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let fs: Vec<Finding> = (0..4)
+        .map(|i| finding(&w, &s, &format!("old{i}")))
+        .collect();
+    bus.put_findings(&fs).await.unwrap();
+    let before = bus.count_findings().await.unwrap();
+    let ids = [fs[0].id, fs[1].id, FindingId::random()];
+    assert_eq!(bus.archive_findings(&ids).await.unwrap(), 2);
+    assert_eq!(
+        bus.archive_findings(&ids).await.unwrap(),
+        0,
+        "archiving is idempotent"
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before - 2);
+    let active = bus
+        .list_findings(&FindingFilter::all().session(s.clone()))
+        .await
+        .unwrap();
+    assert_eq!(active.findings.len(), 2);
+    let everything = bus
+        .list_findings(&FindingFilter::all().session(s).with_archived())
+        .await
+        .unwrap();
+    assert_eq!(everything.findings.len(), 4);
+    assert_eq!(
+        bus.get_finding(fs[0].id).await.unwrap().unwrap(),
+        fs[0],
+        "archived, not deleted"
+    );
+}
+
+pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let huge = Finding::new(w.clone(), s.clone(), "huge", "x".repeat(2 * 1024 * 1024));
+    let err = bus.put_finding(&huge).await.unwrap_err();
+    match &err {
+        Error::ValueTooLarge { key, size, limit } => {
+            assert!(key.contains(&huge.id.to_string()));
+            assert!(size > limit);
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert!(
+        bus.get_finding(huge.id).await.unwrap().is_none(),
+        "nothing stored"
+    );
+    let untitled = Finding::new(w, s, "", "body");
+    assert!(matches!(
+        bus.put_finding(&untitled).await.unwrap_err(),
+        Error::InvalidInput { .. }
+    ));
+}
+
+// -------------------------------------------------------------------- feed
+
+/// Reads the feed until every id in `want` was seen (acknowledging all).
+async fn drain_feed_until<B: Bus>(
+    bus: &B,
+    group: &GroupName,
+    consumer: &WorkerId,
+    want: &HashSet<FindingId>,
+) -> HashSet<FindingId> {
+    let mut seen = HashSet::new();
+    for _ in 0..10_000 {
+        if want.is_subset(&seen) {
+            break;
+        }
+        let entries = bus
+            .read_feed(group, consumer, 500, Duration::from_millis(200))
+            .await
+            .unwrap();
+        if entries.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
+        seen.extend(entries.iter().map(|e| e.finding));
+        bus.ack_feed(group, &ids).await.unwrap();
+    }
+    seen
+}
+
+pub async fn feed_delivers_every_finding_to_each_group<B: Bus>(bus: &B) {
+    let (w, s) = (worker("w"), session());
+    let fs: Vec<Finding> = (0..20)
+        .map(|i| finding(&w, &s, &format!("feed{i}")))
+        .collect();
+    bus.put_findings(&fs).await.unwrap();
+    let want: HashSet<FindingId> = fs.iter().map(|f| f.id).collect();
+    for g in [uniq("group-a"), uniq("group-b")] {
+        let group = GroupName::new(g).unwrap();
+        let seen = drain_feed_until(bus, &group, &worker("reader"), &want).await;
+        assert!(want.is_subset(&seen), "each group sees every finding");
+    }
+}
+
+pub async fn feed_redelivers_unacknowledged_entries_to_their_consumer<B: Bus>(bus: &B) {
+    let group = GroupName::new(uniq("group")).unwrap();
+    let reader = worker("reader");
+    // Skip what earlier checks wrote.
+    let (w, s) = (worker("w"), session());
+    let marker = finding(&w, &s, "marker");
+    bus.put_finding(&marker).await.unwrap();
+    drain_feed_until(bus, &group, &reader, &HashSet::from([marker.id])).await;
+
+    let f = finding(&w, &s, "unacked");
+    bus.put_finding(&f).await.unwrap();
+    let first = bus
+        .read_feed(&group, &reader, 10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(first.iter().any(|e| e.finding == f.id));
+    // Crash before ack: the same consumer gets it again.
+    let again = bus
+        .read_feed(&group, &reader, 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(
+        again.iter().any(|e| e.finding == f.id),
+        "unacked entries come back"
+    );
+    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    bus.ack_feed(&group, &ids).await.unwrap();
+    let after = bus
+        .read_feed(&group, &reader, 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(
+        after.iter().all(|e| e.finding != f.id),
+        "acknowledged entries do not"
+    );
+}
+
+pub async fn feed_read_wakes_on_a_new_finding<B: Bus + Clone + 'static>(bus: &B) {
+    let group = GroupName::new(uniq("group")).unwrap();
+    let reader = worker("reader");
+    let (w, s) = (worker("w"), session());
+    let marker = finding(&w, &s, "marker");
+    bus.put_finding(&marker).await.unwrap();
+    drain_feed_until(bus, &group, &reader, &HashSet::from([marker.id])).await;
+
+    let f = finding(&w, &s, "late");
+    let writer = {
+        let bus = bus.clone();
+        let f = f.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            bus.put_finding(&f).await.unwrap();
+        })
+    };
+    let got = bus
+        .read_feed(&group, &reader, 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        got.iter().any(|e| e.finding == f.id),
+        "a waiting read returns the new finding"
+    );
+}
+
+// ---------------------------------------------------------------- channels
+
+pub async fn publish_fans_out_and_put_finding_notifies_its_key<B: Bus>(bus: &B) {
+    let mut a = bus.subscribe(Channel::Queries).await.unwrap();
+    let mut b = bus.subscribe(Channel::Queries).await.unwrap();
+    let msg = uniq("hello");
+    let receivers = bus.publish(Channel::Queries, &msg).await.unwrap();
+    assert!(receivers >= 2, "both subscribers counted, got {receivers}");
+    for sub in [&mut a, &mut b] {
+        let got = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let m = sub.next().await.expect("stream open").unwrap();
+                if m == msg {
+                    return m;
+                }
+            }
+        })
+        .await
+        .expect("message received");
+        assert_eq!(got, msg);
+    }
+
+    let mut findings = bus.subscribe(Channel::Findings).await.unwrap();
+    let f = finding(&worker("w"), &session(), "notify");
+    bus.put_finding(&f).await.unwrap();
+    let suffix = format!("finding:{}", f.id);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let m = findings.next().await.expect("stream open").unwrap();
+            if m.ends_with(&suffix) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("channel:findings carries the new finding's key");
+}
+
+// ------------------------------------------------------------ registry
+
+pub async fn heartbeat_expires_after_its_ttl<B: Bus>(bus: &B) {
+    let w = worker("beating");
+    assert!(!bus.is_alive(&w).await.unwrap());
+    let before = bus.count_alive_workers().await.unwrap();
+    bus.heartbeat(&w, Duration::from_millis(400)).await.unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    assert!(
+        bus.alive_workers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.worker == w)
+    );
+    assert!(bus.count_alive_workers().await.unwrap() > before);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!bus.is_alive(&w).await.unwrap(), "expired after its TTL");
+    assert!(
+        !bus.alive_workers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.worker == w)
+    );
+}
+
+pub async fn progress_counts_as_a_heartbeat_and_is_reported<B: Bus>(bus: &B) {
+    let w = worker("busy");
+    let p = Progress::new(None, "reading docs");
+    bus.progress(&w, &p).await.unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    let hb = bus
+        .alive_workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.worker == w)
+        .expect("listed");
+    assert_eq!(hb.progress.map(|p| p.step), Some("reading docs".to_owned()));
+    assert!((Utc::now() - hb.at).num_seconds().abs() < 60);
+    bus.deregister(&w).await.unwrap();
+}
+
+pub async fn deregister_removes_a_worker<B: Bus>(bus: &B) {
+    let w = worker("leaving");
+    bus.heartbeat(&w, Duration::from_secs(60)).await.unwrap();
+    bus.deregister(&w).await.unwrap();
+    assert!(!bus.is_alive(&w).await.unwrap());
+    assert!(
+        !bus.alive_workers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.worker == w)
+    );
+}
+
+// ------------------------------------------------------------------- tasks
+
+pub async fn tasks_are_claimed_in_order_and_ack_forgets_them<B: Bus>(bus: &B) {
+    let w = worker("w");
+    let s = session();
+    let tasks: Vec<Task> = (0..3)
+        .map(|i| Task::new(s.clone(), "k", format!("t{i}")))
+        .collect();
+    for t in &tasks {
+        bus.push_task(&w, t).await.unwrap();
+    }
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 3);
+    for t in &tasks {
+        let c = bus
+            .claim_task(&w, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .expect("a task");
+        assert_eq!(&c.task, t);
+        assert_eq!(c.deliveries, 1);
+        assert_eq!(c.worker, w);
+        bus.ack_task(&c).await.unwrap();
+        bus.ack_task(&c).await.unwrap(); // idempotent
+    }
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 0);
+    bus.heartbeat(&w, Duration::from_millis(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let r = bus.reclaim_abandoned(&worker("other"), 5).await.unwrap();
+    assert!(
+        r.requeued
+            .iter()
+            .all(|id| tasks.iter().all(|t| t.id != *id)),
+        "acked tasks are gone"
+    );
+}
+
+pub async fn claim_waits_for_a_task_then_times_out<B: Bus + Clone + 'static>(bus: &B) {
+    let w = worker("w");
+    let none = bus
+        .claim_task(&w, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    let t = Task::new(session(), "k", "late");
+    let pusher = {
+        let (bus, w, t) = (bus.clone(), w.clone(), t.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            bus.push_task(&w, &t).await.unwrap();
+        })
+    };
+    let got = bus
+        .claim_task(&w, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("woken by the push");
+    pusher.await.unwrap();
+    assert_eq!(got.task, t);
+    bus.ack_task(&got).await.unwrap();
+}
+
+pub async fn a_failed_task_is_stopped_and_reported_not_requeued<B: Bus>(bus: &B) {
+    let w = worker("w");
+    let t = Task::new(session(), "k", "will fail");
+    bus.push_task(&w, &t).await.unwrap();
+    let c = bus
+        .claim_task(&w, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    bus.fail_task(&c, "disk full").await.unwrap();
+    assert_eq!(
+        bus.queued_tasks(&w).await.unwrap(),
+        0,
+        "not retried silently"
+    );
+    let failed = bus.failed_tasks().await.unwrap();
+    let f = failed.iter().find(|f| f.task.id == t.id).expect("reported");
+    assert_eq!(f.report, "disk full");
+    assert_eq!(f.worker, w);
+    assert!(!f.dead_lettered);
+    assert!(
+        bus.claim_task(&w, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn tasks_of_a_dead_worker_are_reclaimed<B: Bus>(bus: &B) {
+    let (dead, alive) = (worker("dead"), worker("alive"));
+    let s = session();
+    let (t1, t2) = (
+        Task::new(s.clone(), "k", "in flight"),
+        Task::new(s, "k", "queued"),
+    );
+    bus.heartbeat(&dead, Duration::from_millis(300))
+        .await
+        .unwrap();
+    bus.push_task(&dead, &t1).await.unwrap();
+    bus.push_task(&dead, &t2).await.unwrap();
+    let c = bus
+        .claim_task(&dead, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.task, t1);
+    bus.heartbeat(&alive, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let early = bus.reclaim_abandoned(&alive, 5).await.unwrap();
+    assert!(
+        !early.requeued.contains(&t1.id),
+        "a live worker's task is not taken"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = bus.reclaim_abandoned(&alive, 5).await.unwrap();
+    assert!(
+        r.requeued.contains(&t1.id) && r.requeued.contains(&t2.id),
+        "{r:?}"
+    );
+    assert!(r.from_workers.contains(&dead));
+    let first = bus
+        .claim_task(&alive, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.task.id, t1.id);
+    assert_eq!(first.deliveries, 2, "the delivery count survives the move");
+    let second = bus
+        .claim_task(&alive, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.task.id, t2.id);
+    // The dead worker's late ack does not drop the new holder's claim.
+    bus.ack_task(&c).await.unwrap();
+    bus.ack_task(&first).await.unwrap();
+    bus.ack_task(&second).await.unwrap();
+    bus.deregister(&alive).await.unwrap();
+}
+
+pub async fn reclaim_dead_letters_a_task_over_its_delivery_limit<B: Bus>(bus: &B) {
+    let (dead, to) = (worker("dead"), worker("to"));
+    let t = Task::new(session(), "k", "poison");
+    bus.heartbeat(&dead, Duration::from_millis(200))
+        .await
+        .unwrap();
+    bus.push_task(&dead, &t).await.unwrap();
+    let _held = bus
+        .claim_task(&dead, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let r = bus.reclaim_abandoned(&to, 1).await.unwrap();
+    assert_eq!(r.dead_lettered, vec![t.id]);
+    assert!(!r.requeued.contains(&t.id));
+    assert_eq!(bus.queued_tasks(&to).await.unwrap(), 0);
+    let failed = bus.failed_tasks().await.unwrap();
+    let f = failed
+        .iter()
+        .find(|f| f.task.id == t.id)
+        .expect("dead-lettered with a report");
+    assert!(f.dead_lettered);
+    assert_eq!(f.deliveries, 1);
+}
+
+pub async fn concurrent_claims_deliver_each_task_once<B: Bus + Clone + 'static>(bus: &B) {
+    let w = worker("shared-queue");
+    let s = session();
+    let tasks: Vec<Task> = (0..60)
+        .map(|i| Task::new(s.clone(), "k", format!("c{i}")))
+        .collect();
+    for t in &tasks {
+        bus.push_task(&w, t).await.unwrap();
+    }
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (bus, w) = (bus.clone(), w.clone());
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(c) = bus
+                .claim_task(&w, Duration::from_millis(100))
+                .await
+                .unwrap()
+            {
+                bus.ack_task(&c).await.unwrap();
+                got.push(c.task.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    assert_eq!(all.len(), 60, "every task delivered");
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), 60, "no task delivered twice");
+}
+
+// ------------------------------------------------------------------- quota
+
+pub async fn quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight<B: Bus>(
+    bus: &B,
+) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(3), None);
+    let now = at("2026-03-07T20:00:00Z");
+    let st = bus.shard_states(&[sh], limits, now).await.unwrap();
+    assert_eq!(st[0].status, ShardStatus::Untested);
+    for left in [2, 1, 0] {
+        let a = bus.try_acquire(sh, limits, now).await.unwrap();
+        assert_eq!(
+            a,
+            Acquire::Granted {
+                remaining_today: Some(left)
+            }
+        );
+    }
+    assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(0)]);
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    let midnight = next_pacific_midnight(now);
+    assert_eq!(midnight, at("2026-03-08T08:00:00Z"));
+    assert_eq!(
+        denied,
+        Acquire::Denied(Denial::Exhausted { until: midnight })
+    );
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Exhausted);
+    assert_eq!(st.used_today, 3);
+    assert_eq!(st.remaining_today, Some(0));
+    assert_eq!(st.exhausted_until, Some(midnight));
+    assert_eq!(st.next_usable(now), Some(midnight));
+}
+
+pub async fn quota_resets_on_a_new_pacific_day<B: Bus>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(2), None);
+    // 23:30 Pacific (PST) on Jan 15 is 07:30 UTC on Jan 16.
+    let late = at("2026-01-16T07:30:00Z");
+    for _ in 0..2 {
+        assert!(
+            bus.try_acquire(sh, limits, late)
+                .await
+                .unwrap()
+                .is_granted()
+        );
+    }
+    assert!(
+        !bus.try_acquire(sh, limits, late)
+            .await
+            .unwrap()
+            .is_granted()
+    );
+    // Still the same Pacific day at 07:59 UTC.
+    assert!(
+        !bus.try_acquire(sh, limits, at("2026-01-16T07:59:00Z"))
+            .await
+            .unwrap()
+            .is_granted()
+    );
+    // Pacific midnight: a new day, a new quota.
+    let next_day = at("2026-01-16T08:00:00Z");
+    assert_eq!(
+        bus.try_acquire(sh, limits, next_day).await.unwrap(),
+        Acquire::Granted {
+            remaining_today: Some(1)
+        }
+    );
+    assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(1)]);
+}
+
+pub async fn quota_per_minute_window_cools_the_shard_until_the_next_minute<B: Bus>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(100), Some(2));
+    let now = at("2026-05-01T12:00:10Z");
+    assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+    assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+    assert_eq!(
+        bus.try_acquire(sh, limits, now).await.unwrap(),
+        Acquire::Denied(Denial::Cooling {
+            until: at("2026-05-01T12:01:00Z")
+        })
+    );
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_eq!(st.used_today, 2, "a denial is not counted");
+    assert!(
+        bus.try_acquire(sh, limits, at("2026-05-01T12:01:00Z"))
+            .await
+            .unwrap()
+            .is_granted()
+    );
+}
+
+pub async fn quota_is_exact_under_concurrent_acquires<B: Bus + Clone + 'static>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(37), None);
+    let now = Utc::now();
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let bus = bus.clone();
+        handles.push(tokio::spawn(async move {
+            bus.try_acquire(sh, limits, now).await.unwrap().is_granted()
+        }));
+    }
+    let mut granted = 0;
+    for h in handles {
+        granted += usize::from(h.await.unwrap());
+    }
+    assert_eq!(granted, 37);
+    assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(0)]);
+}
+
+pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(100), None);
+    let now = Utc::now();
+    let until = now + ChronoDuration::seconds(58);
+    bus.cool_until(sh, until).await.unwrap();
+    assert_eq!(
+        bus.try_acquire(sh, limits, now).await.unwrap(),
+        Acquire::Denied(Denial::Cooling { until })
+    );
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Cooling);
+    assert_eq!(st.cooling_until, Some(until));
+    assert!(
+        bus.try_acquire(sh, limits, until)
+            .await
+            .unwrap()
+            .is_granted(),
+        "usable when cooled"
+    );
+
+    let sh2 = shard();
+    let midnight = next_pacific_midnight(now);
+    bus.exhaust_until(sh2, midnight).await.unwrap();
+    assert_eq!(bus.shard_quotas(&[sh2]).await.unwrap(), vec![Some(0)]);
+    assert_eq!(
+        bus.try_acquire(sh2, limits, now).await.unwrap(),
+        Acquire::Denied(Denial::Exhausted { until: midnight })
+    );
+    let st = &bus.shard_states(&[sh2], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Exhausted);
+    assert!(
+        bus.try_acquire(sh2, limits, midnight)
+            .await
+            .unwrap()
+            .is_granted()
+    );
+    bus.mark_ok(sh2, limits, midnight).await.unwrap();
+    let st = &bus.shard_states(&[sh2], limits, midnight).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Ok);
+}
+
+pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::free_tier();
+    let now = Utc::now();
+    bus.disable(sh, "API_KEY_INVALID").await.unwrap();
+    let far = now + ChronoDuration::days(3);
+    assert_eq!(
+        bus.try_acquire(sh, limits, far).await.unwrap(),
+        Acquire::Denied(Denial::Disabled {
+            reason: "API_KEY_INVALID".into()
+        })
+    );
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Disabled);
+    assert_eq!(st.disabled_reason.as_deref(), Some("API_KEY_INVALID"));
+    assert_eq!(st.next_usable(now), None);
+    bus.enable(sh).await.unwrap();
+    assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+}
+
+pub async fn release_gives_a_request_back<B: Bus>(bus: &B) {
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(1), None);
+    let now = Utc::now();
+    assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+    bus.release(sh, limits, now).await.unwrap();
+    assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(1)]);
+    assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+}
+
+// -------------------------------------------------------------------- halt
+
+pub async fn halt_first_reason_wins_and_clear_resumes<B: Bus>(bus: &B) {
+    let previous = bus.clear_halt().await.unwrap();
+    assert!(bus.halted().await.unwrap().is_none());
+    let first =
+        HaltReport::new("librarian shard 2 failed", "paper: section 3").saved(["draft:paper"]);
+    assert!(bus.halt(&first).await.unwrap());
+    assert!(!bus.halt(&HaltReport::new("second", "later")).await.unwrap());
+    assert_eq!(bus.halted().await.unwrap(), Some(first.clone()));
+    assert_eq!(bus.clear_halt().await.unwrap(), Some(first));
+    assert!(bus.halted().await.unwrap().is_none());
+    if let Some(p) = previous {
+        bus.halt(&p).await.unwrap();
+    }
+}
+
+pub async fn drafts_are_saved_and_loaded<B: Bus>(bus: &B) {
+    let name = uniq("paper");
+    assert!(bus.load_draft(&name).await.unwrap().is_none());
+    bus.save_draft(&name, "v1").await.unwrap();
+    bus.save_draft(&name, "v2 ✓").await.unwrap();
+    assert_eq!(
+        bus.load_draft(&name).await.unwrap().as_deref(),
+        Some("v2 ✓")
+    );
+    assert!(bus.save_draft("bad name", "x").await.is_err());
+}
+
+// ---------------------------------------------------------------- counters
+
+pub async fn cost_context_and_counters_add_up<B: Bus>(bus: &B) {
+    let tier = TierName::new(uniq("tier")).unwrap();
+    let other = TierName::new(uniq("tier")).unwrap();
+    assert_eq!(
+        bus.costs(std::slice::from_ref(&tier)).await.unwrap(),
+        vec![0.0]
+    );
+    bus.add_cost(&tier, 0.0123).await.unwrap();
+    let total = bus.add_cost(&tier, 0.0111).await.unwrap();
+    assert!((total - 0.0234).abs() < 1e-12, "{total}");
+    let costs = bus.costs(&[other, tier]).await.unwrap();
+    assert_eq!(costs[0], 0.0);
+    assert!((costs[1] - 0.0234).abs() < 1e-12);
+    assert!(
+        bus.add_cost(&TierName::new("x").unwrap(), f64::NAN)
+            .await
+            .is_err()
+    );
+
+    bus.set_context_tokens(4200).await.unwrap();
+    assert_eq!(bus.context_tokens().await.unwrap(), Some(4200));
+
+    let c = CounterName::new(uniq("counter")).unwrap();
+    assert_eq!(bus.counter_add(&c, 5).await.unwrap(), 5);
+    assert_eq!(bus.counter_add(&c, -2).await.unwrap(), 3);
+    let missing = CounterName::new(uniq("counter")).unwrap();
+    assert_eq!(
+        bus.counters(&[c.clone(), missing]).await.unwrap(),
+        vec![3, 0]
+    );
+    assert_eq!(bus.counter_try_add(&c, 7, 10).await.unwrap(), Some(10));
+    assert_eq!(
+        bus.counter_try_add(&c, 1, 10).await.unwrap(),
+        None,
+        "refused at the limit"
+    );
+    assert_eq!(bus.counters(&[c]).await.unwrap(), vec![10]);
+}
+
+pub async fn counter_try_add_never_overshoots_under_concurrency<B: Bus + Clone + 'static>(bus: &B) {
+    let c = CounterName::new(uniq("budget")).unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let (bus, c) = (bus.clone(), c.clone());
+        handles.push(tokio::spawn(async move {
+            bus.counter_try_add(&c, 10, 370).await.unwrap().is_some()
+        }));
+    }
+    let mut granted = 0;
+    for h in handles {
+        granted += usize::from(h.await.unwrap());
+    }
+    assert_eq!(granted, 37);
+    assert_eq!(bus.counters(&[c]).await.unwrap(), vec![370]);
+}
+
+pub async fn journal_appends_and_reads_in_order<B: Bus>(bus: &B) {
+    let j = JournalName::new(uniq("ledger")).unwrap();
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 0);
+    let recs: Vec<String> = (0..10).map(|i| format!("{{\"n\":{i}}}")).collect();
+    bus.append(&j, &recs[..4]).await.unwrap();
+    bus.append(&j, &recs[4..]).await.unwrap();
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 10);
+    assert_eq!(bus.read(&j, 0, 100).await.unwrap(), recs);
+    assert_eq!(bus.read(&j, 8, 100).await.unwrap(), recs[8..].to_vec());
+    assert_eq!(bus.read(&j, 2, 3).await.unwrap(), recs[2..5].to_vec());
+    assert!(bus.read(&j, 50, 10).await.unwrap().is_empty());
+}
+
+// ----------------------------------------------------------------- archive
+
+pub async fn archive_questions_are_queued_answered_and_notified<B: Bus>(bus: &B) {
+    // Drain questions other checks may have left.
+    while bus
+        .next_query(Duration::from_millis(10))
+        .await
+        .unwrap()
+        .is_some()
+    {}
+    let mut queries = bus.subscribe(Channel::Queries).await.unwrap();
+    let mut responses = bus.subscribe(Channel::Responses).await.unwrap();
+    let q = ArchiveQuery::new(
+        "what did session 10 find about cost?",
+        FindingFilter::all().tag("cost"),
+    )
+    .asked_by("coordinator");
+    bus.ask(&q).await.unwrap();
+    let suffix = format!("query:archive:{}", q.id);
+    let note = tokio::time::timeout(Duration::from_secs(5), queries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(note.ends_with(&suffix), "{note}");
+    assert_eq!(bus.get_query(q.id).await.unwrap(), Some(q.clone()));
+    let next = bus
+        .next_query(Duration::from_millis(500))
+        .await
+        .unwrap()
+        .expect("queued");
+    assert_eq!(next, q);
+    assert!(
+        bus.next_query(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_none(),
+        "taken once"
+    );
+
+    let cited = FindingId::random();
+    let r = ArchiveResponse::answered(q.id, "It found X.", vec![cited]).answered_by("shard1");
+    bus.answer(&r).await.unwrap();
+    let note = tokio::time::timeout(Duration::from_secs(5), responses.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        note.ends_with(&format!("response:archive:{}", q.id)),
+        "{note}"
+    );
+    assert_eq!(bus.get_response(q.id).await.unwrap(), Some(r));
+}

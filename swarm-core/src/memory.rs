@@ -1,0 +1,1076 @@
+//! [`MemoryBus`]: the embedded default bus, every trait in-process.
+//!
+//! It has the semantics the Redis bus has (TTL expiry, pub/sub fan-out,
+//! at-least-once task claims with reclaim, atomic quotas), so code written
+//! against it moves to Redis unchanged. It is cheap to clone (an `Arc`) and
+//! `Send + Sync`.
+//!
+//! All state sits behind one `std::sync::Mutex`, not tokio's: no critical
+//! section awaits, and one lock makes every compound operation (check and
+//! decrement a quota, move a task to in-flight) atomic for free. Waiting
+//! (claims, feed reads, queries) happens outside the lock on a `Notify`.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use tokio::sync::{Notify, broadcast};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::bus::{
+    ArchiveDesk, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch, Journal,
+    QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+};
+use crate::error::{Error, Result};
+use crate::keys::{
+    Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, QueryId, ShardId,
+    TaskId, TierName, WorkerId,
+};
+use crate::model::{
+    ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
+    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure,
+    encode,
+};
+use crate::quota::{
+    Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
+};
+
+/// Messages a slow subscriber may fall behind by before it loses some
+/// (pub/sub is at-most-once, as on Redis).
+const CHANNEL_CAPACITY: usize = 4096;
+
+/// The in-memory bus. See the [module docs](self).
+#[derive(Clone)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBus")
+            .field("keys", &self.inner.keys)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    keys: KeySpace,
+    limits: BusLimits,
+    state: Mutex<State>,
+    channels: HashMap<Channel, broadcast::Sender<String>>,
+    tasks_changed: Notify,
+    feed_changed: Notify,
+    queries_changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    findings: HashMap<FindingId, StoredFinding>,
+    /// Every finding by (created_at, id): the listing order.
+    order: BTreeSet<(DateTime<Utc>, FindingId)>,
+    active: u64,
+    feed: Vec<FindingId>,
+    groups: HashMap<GroupName, Group>,
+    workers: HashMap<WorkerId, Liveness>,
+    queues: HashMap<WorkerId, VecDeque<Queued>>,
+    in_flight: HashMap<TaskId, InFlight>,
+    failed: Vec<TaskFailure>,
+    shards: HashMap<ShardId, ShardBook>,
+    halt: Option<HaltReport>,
+    drafts: HashMap<String, String>,
+    costs: HashMap<TierName, f64>,
+    context: Option<u64>,
+    counters: HashMap<CounterName, i64>,
+    journals: HashMap<JournalName, Vec<String>>,
+    queries: HashMap<QueryId, ArchiveQuery>,
+    pending_queries: VecDeque<QueryId>,
+    responses: HashMap<QueryId, ArchiveResponse>,
+}
+
+struct StoredFinding {
+    finding: Finding,
+    encoded: String,
+    archived: bool,
+}
+
+#[derive(Default)]
+struct Group {
+    next: usize,
+    /// Feed position → consumer holding it.
+    pending: std::collections::BTreeMap<usize, WorkerId>,
+}
+
+struct Liveness {
+    expires: Instant,
+    beat_at: DateTime<Utc>,
+    progress: Option<Progress>,
+}
+
+struct Queued {
+    task: Task,
+    deliveries: u32,
+}
+
+struct InFlight {
+    worker: WorkerId,
+    task: Task,
+    deliveries: u32,
+}
+
+/// One shard's quota book.
+#[derive(Clone)]
+struct ShardBook {
+    day: NaiveDate,
+    used: u32,
+    minute: i64,
+    minute_used: u32,
+    cooling_until: Option<DateTime<Utc>>,
+    exhausted_until: Option<DateTime<Utc>>,
+    disabled: Option<String>,
+    tested: bool,
+    /// The raw `librarian:shard<N>:quota` value.
+    quota_value: Option<i64>,
+    /// The raw `librarian:shard<N>:status` value.
+    status_value: ShardStatus,
+}
+
+impl ShardBook {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            day: pacific_day(now),
+            used: 0,
+            minute: minute_window(now).0,
+            minute_used: 0,
+            cooling_until: None,
+            exhausted_until: None,
+            disabled: None,
+            tested: false,
+            quota_value: None,
+            status_value: ShardStatus::Untested,
+        }
+    }
+
+    /// Starts a new day or minute when `now` has moved on.
+    fn roll(&mut self, now: DateTime<Utc>) {
+        let today = pacific_day(now);
+        if today != self.day {
+            self.day = today;
+            self.used = 0;
+        }
+        let (minute, _) = minute_window(now);
+        if minute != self.minute {
+            self.minute = minute;
+            self.minute_used = 0;
+        }
+        if self.exhausted_until.is_some_and(|u| u <= now) {
+            self.exhausted_until = None;
+        }
+        if self.cooling_until.is_some_and(|u| u <= now) {
+            self.cooling_until = None;
+        }
+    }
+
+    fn status(&self, now: DateTime<Utc>) -> ShardStatus {
+        if self.disabled.is_some() {
+            ShardStatus::Disabled
+        } else if self.exhausted_until.is_some_and(|u| u > now) {
+            ShardStatus::Exhausted
+        } else if self.cooling_until.is_some_and(|u| u > now) {
+            ShardStatus::Cooling
+        } else if self.tested {
+            ShardStatus::Ok
+        } else {
+            ShardStatus::Untested
+        }
+    }
+
+    /// Rewrites the brief's status and quota values.
+    fn publish(&mut self, limits: QuotaLimits, now: DateTime<Utc>) {
+        self.status_value = self.status(now);
+        if self.exhausted_until.is_some_and(|u| u > now) {
+            self.quota_value = Some(0);
+        } else if let Some(per_day) = limits.per_day {
+            self.quota_value = Some(i64::from(per_day.saturating_sub(self.used)));
+        }
+    }
+
+    fn state(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> ShardState {
+        let mut s = ShardState::untested(shard);
+        s.status = self.status(now);
+        s.used_today = self.used;
+        s.remaining_today = limits.per_day.map(|d| d.saturating_sub(self.used));
+        if s.status == ShardStatus::Exhausted {
+            s.remaining_today = Some(0);
+        }
+        s.cooling_until = self.cooling_until.filter(|u| *u > now);
+        s.exhausted_until = self.exhausted_until.filter(|u| *u > now);
+        s.disabled_reason = self.disabled.clone();
+        s
+    }
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBus {
+    /// An empty bus with the brief's plain keys and default limits.
+    pub fn new() -> Self {
+        Self::with_config(KeySpace::plain(), BusLimits::default())
+    }
+
+    /// An empty bus with a key space (used in error messages and channel
+    /// payloads) and limits.
+    pub fn with_config(keys: KeySpace, limits: BusLimits) -> Self {
+        let channels = Channel::ALL
+            .into_iter()
+            .map(|c| (c, broadcast::channel(CHANNEL_CAPACITY).0))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                keys,
+                limits,
+                state: Mutex::new(State::default()),
+                channels,
+                tasks_changed: Notify::new(),
+                feed_changed: Notify::new(),
+                queries_changed: Notify::new(),
+            }),
+        }
+    }
+
+    /// The key space.
+    pub fn keys(&self) -> &KeySpace {
+        &self.inner.keys
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-written
+        // in a way later calls rely on, so a poisoned lock is used as is.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn key(&self, key: Key) -> String {
+        self.inner.keys.format(&key)
+    }
+
+    fn notify(&self, channel: Channel, message: String) -> usize {
+        self.inner
+            .channels
+            .get(&channel)
+            .and_then(|tx| tx.send(message).ok())
+            .unwrap_or(0)
+    }
+
+    fn insert_finding(
+        &self,
+        state: &mut State,
+        finding: &Finding,
+        encoded: String,
+    ) -> Result<Stored> {
+        if let Some(existing) = state.findings.get(&finding.id) {
+            return if existing.encoded == encoded {
+                Ok(Stored::AlreadyPresent)
+            } else {
+                Err(Error::Conflict {
+                    key: self.key(Key::Finding(finding.id)),
+                })
+            };
+        }
+        state.order.insert((finding.created_at, finding.id));
+        state.feed.push(finding.id);
+        state.active += 1;
+        state.findings.insert(
+            finding.id,
+            StoredFinding {
+                finding: finding.clone(),
+                encoded,
+                archived: false,
+            },
+        );
+        Ok(Stored::New)
+    }
+
+    fn encode_finding(&self, finding: &Finding) -> Result<String> {
+        finding.validate()?;
+        let key = || self.key(Key::Finding(finding.id));
+        let encoded = encode(&key(), finding)?;
+        self.inner.limits.check(key, &encoded)?;
+        Ok(encoded)
+    }
+
+    fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
+        state.workers.get(worker).is_some_and(|l| l.expires > now)
+    }
+}
+
+#[async_trait]
+impl FindingStore for MemoryBus {
+    async fn put_finding(&self, finding: &Finding) -> Result<Stored> {
+        let encoded = self.encode_finding(finding)?;
+        let stored = {
+            let mut state = self.state();
+            self.insert_finding(&mut state, finding, encoded)?
+        };
+        if stored == Stored::New {
+            self.inner.feed_changed.notify_waiters();
+            self.notify(Channel::Findings, self.key(Key::Finding(finding.id)));
+        }
+        Ok(stored)
+    }
+
+    async fn put_findings(&self, findings: &[Finding]) -> Result<usize> {
+        let encoded = findings
+            .iter()
+            .map(|f| self.encode_finding(f))
+            .collect::<Result<Vec<_>>>()?;
+        let mut new_ids = Vec::new();
+        {
+            let mut state = self.state();
+            // Conflicts are checked before anything is written, so a failed
+            // batch writes nothing.
+            let mut seen: HashMap<FindingId, &str> = HashMap::new();
+            for (f, e) in findings.iter().zip(&encoded) {
+                let clash = match (state.findings.get(&f.id), seen.get(&f.id)) {
+                    (Some(existing), _) => existing.encoded != *e,
+                    (None, Some(earlier)) => earlier != e,
+                    (None, None) => false,
+                };
+                if clash {
+                    return Err(Error::Conflict {
+                        key: self.key(Key::Finding(f.id)),
+                    });
+                }
+                seen.insert(f.id, e);
+            }
+            for (f, e) in findings.iter().zip(encoded) {
+                if self.insert_finding(&mut state, f, e)? == Stored::New {
+                    new_ids.push(f.id);
+                }
+            }
+        }
+        if !new_ids.is_empty() {
+            self.inner.feed_changed.notify_waiters();
+        }
+        for id in &new_ids {
+            self.notify(Channel::Findings, self.key(Key::Finding(*id)));
+        }
+        Ok(new_ids.len())
+    }
+
+    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>> {
+        Ok(self.state().findings.get(&id).map(|s| s.finding.clone()))
+    }
+
+    async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .map(|id| state.findings.get(id).map(|s| s.finding.clone()))
+            .collect())
+    }
+
+    async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
+        let state = self.state();
+        let mut out: Vec<Finding> = state
+            .order
+            .iter()
+            .filter_map(|(_, id)| state.findings.get(id))
+            .filter(|s| filter.include_archived || !s.archived)
+            .filter(|s| filter.matches(&s.finding))
+            .map(|s| s.finding.clone())
+            .collect();
+        if let Some(limit) = filter.limit {
+            let cut = out.len().saturating_sub(limit);
+            out.drain(..cut);
+        }
+        Ok(Listing::new(out, Vec::new()))
+    }
+
+    async fn count_findings(&self) -> Result<u64> {
+        Ok(self.state().active)
+    }
+
+    async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
+        let mut state = self.state();
+        let mut changed = 0;
+        for id in ids {
+            if let Some(s) = state.findings.get_mut(id)
+                && !s.archived
+            {
+                s.archived = true;
+                changed += 1;
+            }
+        }
+        state.active -= changed;
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl FindingFeed for MemoryBus {
+    async fn read_feed(
+        &self,
+        group: &GroupName,
+        consumer: &WorkerId,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<FeedEntry>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.feed_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                let State { groups, feed, .. } = &mut *state;
+                let g = groups.entry(group.clone()).or_default();
+                let own: Vec<FeedEntry> = g
+                    .pending
+                    .iter()
+                    .filter(|(_, c)| *c == consumer)
+                    .take(max)
+                    .filter_map(|(pos, _)| {
+                        feed.get(*pos)
+                            .map(|id| FeedEntry::new(pos.to_string(), *id))
+                    })
+                    .collect();
+                if !own.is_empty() {
+                    return Ok(own);
+                }
+                let mut out = Vec::new();
+                while out.len() < max && g.next < feed.len() {
+                    let pos = g.next;
+                    g.next += 1;
+                    g.pending.insert(pos, consumer.clone());
+                    out.push(FeedEntry::new(pos.to_string(), feed[pos]));
+                }
+                if !out.is_empty() || max == 0 {
+                    return Ok(out);
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()> {
+        let mut state = self.state();
+        if let Some(g) = state.groups.get_mut(group) {
+            for e in entries {
+                if let Ok(pos) = e.parse::<usize>() {
+                    g.pending.remove(&pos);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Channels for MemoryBus {
+    async fn publish(&self, channel: Channel, message: &str) -> Result<usize> {
+        Ok(self.notify(channel, message.to_owned()))
+    }
+
+    async fn subscribe(&self, channel: Channel) -> Result<Subscription> {
+        let tx = self
+            .inner
+            .channels
+            .get(&channel)
+            .ok_or(Error::Closed("unknown channel"))?;
+        // A lagging subscriber loses the messages it missed, like a Redis
+        // subscriber whose output buffer overflowed.
+        let stream = BroadcastStream::new(tx.subscribe())
+            .filter_map(|m| futures::future::ready(m.ok().map(Ok)));
+        Ok(Box::pin(stream))
+    }
+}
+
+#[async_trait]
+impl WorkerRegistry for MemoryBus {
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()> {
+        let mut state = self.state();
+        let expires = Instant::now() + ttl;
+        let beat_at = Utc::now();
+        state
+            .workers
+            .entry(worker.clone())
+            .and_modify(|l| {
+                l.expires = expires;
+                l.beat_at = beat_at;
+            })
+            .or_insert(Liveness {
+                expires,
+                beat_at,
+                progress: None,
+            });
+        Ok(())
+    }
+
+    async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()> {
+        let key = || format!("{}:progress", self.key(Key::WorkerStatus(worker.clone())));
+        let encoded = encode(&key(), progress)?;
+        self.inner.limits.check(key, &encoded)?;
+        let ttl = self.inner.limits.heartbeat_ttl;
+        self.heartbeat(worker, ttl).await?;
+        if let Some(l) = self.state().workers.get_mut(worker) {
+            l.progress = Some(progress.clone());
+        }
+        Ok(())
+    }
+
+    async fn is_alive(&self, worker: &WorkerId) -> Result<bool> {
+        Ok(Self::is_alive_locked(&self.state(), worker, Instant::now()))
+    }
+
+    async fn alive_workers(&self) -> Result<Vec<Heartbeat>> {
+        let now = Instant::now();
+        let state = self.state();
+        let mut out: Vec<Heartbeat> = state
+            .workers
+            .iter()
+            .filter(|(_, l)| l.expires > now)
+            .map(|(w, l)| Heartbeat::new(w.clone(), l.beat_at, l.progress.clone()))
+            .collect();
+        out.sort_by(|a, b| a.worker.cmp(&b.worker));
+        Ok(out)
+    }
+
+    async fn count_alive_workers(&self) -> Result<u64> {
+        let now = Instant::now();
+        Ok(self
+            .state()
+            .workers
+            .values()
+            .filter(|l| l.expires > now)
+            .count() as u64)
+    }
+
+    async fn deregister(&self, worker: &WorkerId) -> Result<()> {
+        self.state().workers.remove(worker);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskQueue for MemoryBus {
+    async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()> {
+        let key = || self.key(Key::WorkerTasks(worker.clone()));
+        let encoded = encode(&key(), task)?;
+        self.inner.limits.check(key, &encoded)?;
+        self.state()
+            .queues
+            .entry(worker.clone())
+            .or_default()
+            .push_back(Queued {
+                task: task.clone(),
+                deliveries: 0,
+            });
+        self.inner.tasks_changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.tasks_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                if let Some(q) = state.queues.get_mut(worker).and_then(VecDeque::pop_front) {
+                    let deliveries = q.deliveries + 1;
+                    state.in_flight.insert(
+                        q.task.id,
+                        InFlight {
+                            worker: worker.clone(),
+                            task: q.task.clone(),
+                            deliveries,
+                        },
+                    );
+                    let receipt = q.task.id.to_string();
+                    return Ok(Some(ClaimedTask::new(
+                        q.task,
+                        worker.clone(),
+                        deliveries,
+                        receipt,
+                    )));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn ack_task(&self, claim: &ClaimedTask) -> Result<()> {
+        let mut state = self.state();
+        if state
+            .in_flight
+            .get(&claim.task.id)
+            .is_some_and(|f| f.worker == claim.worker)
+        {
+            state.in_flight.remove(&claim.task.id);
+        }
+        Ok(())
+    }
+
+    async fn fail_task(&self, claim: &ClaimedTask, report: &str) -> Result<()> {
+        let mut state = self.state();
+        let held = state
+            .in_flight
+            .get(&claim.task.id)
+            .is_some_and(|f| f.worker == claim.worker);
+        if held {
+            state.in_flight.remove(&claim.task.id);
+            state.failed.push(TaskFailure::new(claim, report));
+        }
+        Ok(())
+    }
+
+    async fn reclaim_abandoned(&self, to: &WorkerId, max_deliveries: u32) -> Result<ReclaimReport> {
+        let now = Instant::now();
+        let mut report = ReclaimReport::default();
+        {
+            let mut state = self.state();
+            // Dead: a worker that beat once and whose heartbeat expired, or one
+            // holding a task with no live heartbeat.
+            let mut dead: HashSet<WorkerId> = state
+                .workers
+                .iter()
+                .filter(|(w, l)| l.expires <= now && *w != to)
+                .map(|(w, _)| w.clone())
+                .collect();
+            for f in state.in_flight.values() {
+                if &f.worker != to && !Self::is_alive_locked(&state, &f.worker, now) {
+                    dead.insert(f.worker.clone());
+                }
+            }
+            let mut dead: Vec<WorkerId> = dead.into_iter().collect();
+            dead.sort();
+            for w in &dead {
+                let mut taken: Vec<TaskId> = state
+                    .in_flight
+                    .iter()
+                    .filter(|(_, f)| &f.worker == w)
+                    .map(|(id, _)| *id)
+                    .collect();
+                taken.sort();
+                let queued: Vec<Queued> = state
+                    .queues
+                    .get_mut(w)
+                    .map(|q| q.drain(..).collect())
+                    .unwrap_or_default();
+                if taken.is_empty() && queued.is_empty() {
+                    continue;
+                }
+                report.from_workers.push(w.clone());
+                for id in taken {
+                    let Some(f) = state.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    if f.deliveries >= max_deliveries {
+                        let claim =
+                            ClaimedTask::new(f.task, f.worker, f.deliveries, id.to_string());
+                        let why = format!(
+                            "abandoned by dead worker {w} after {} deliveries (limit {max_deliveries})",
+                            claim.deliveries
+                        );
+                        state
+                            .failed
+                            .push(TaskFailure::new(&claim, why).dead_lettered());
+                        report.dead_lettered.push(id);
+                    } else {
+                        report.requeued.push(id);
+                        state
+                            .queues
+                            .entry(to.clone())
+                            .or_default()
+                            .push_back(Queued {
+                                task: f.task,
+                                deliveries: f.deliveries,
+                            });
+                    }
+                }
+                for q in queued {
+                    report.requeued.push(q.task.id);
+                    state.queues.entry(to.clone()).or_default().push_back(q);
+                }
+            }
+        }
+        if !report.requeued.is_empty() {
+            self.inner.tasks_changed.notify_waiters();
+        }
+        Ok(report)
+    }
+
+    async fn queued_tasks(&self, worker: &WorkerId) -> Result<u64> {
+        Ok(self
+            .state()
+            .queues
+            .get(worker)
+            .map_or(0, |q| q.len() as u64))
+    }
+
+    async fn failed_tasks(&self) -> Result<Vec<TaskFailure>> {
+        Ok(self.state().failed.clone())
+    }
+}
+
+#[async_trait]
+impl QuotaLedger for MemoryBus {
+    async fn try_acquire(
+        &self,
+        shard: ShardId,
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Acquire> {
+        let mut state = self.state();
+        let book = state
+            .shards
+            .entry(shard)
+            .or_insert_with(|| ShardBook::new(now));
+        book.roll(now);
+        let answer = if let Some(reason) = &book.disabled {
+            Acquire::Denied(Denial::Disabled {
+                reason: reason.clone(),
+            })
+        } else if let Some(until) = book.exhausted_until {
+            Acquire::Denied(Denial::Exhausted { until })
+        } else if let Some(until) = book.cooling_until {
+            Acquire::Denied(Denial::Cooling { until })
+        } else if limits.per_day.is_some_and(|d| book.used >= d) {
+            let until = next_pacific_midnight(now);
+            book.exhausted_until = Some(until);
+            Acquire::Denied(Denial::Exhausted { until })
+        } else if limits.per_minute.is_some_and(|m| book.minute_used >= m) {
+            Acquire::Denied(Denial::Cooling {
+                until: minute_window(now).1,
+            })
+        } else {
+            book.used += 1;
+            book.minute_used += 1;
+            Acquire::Granted {
+                remaining_today: limits.per_day.map(|d| d.saturating_sub(book.used)),
+            }
+        };
+        book.publish(limits, now);
+        Ok(answer)
+    }
+
+    async fn release(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()> {
+        let mut state = self.state();
+        if let Some(book) = state.shards.get_mut(&shard) {
+            book.roll(now);
+            book.used = book.used.saturating_sub(1);
+            book.minute_used = book.minute_used.saturating_sub(1);
+            book.publish(limits, now);
+        }
+        Ok(())
+    }
+
+    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+        let mut state = self.state();
+        let book = state
+            .shards
+            .entry(shard)
+            .or_insert_with(|| ShardBook::new(Utc::now()));
+        book.cooling_until = Some(book.cooling_until.map_or(until, |c| c.max(until)));
+        if book.disabled.is_none() && book.exhausted_until.is_none() {
+            book.status_value = ShardStatus::Cooling;
+        }
+        Ok(())
+    }
+
+    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+        let mut state = self.state();
+        let book = state
+            .shards
+            .entry(shard)
+            .or_insert_with(|| ShardBook::new(Utc::now()));
+        book.exhausted_until = Some(book.exhausted_until.map_or(until, |c| c.max(until)));
+        book.quota_value = Some(0);
+        if book.disabled.is_none() {
+            book.status_value = ShardStatus::Exhausted;
+        }
+        Ok(())
+    }
+
+    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()> {
+        let mut state = self.state();
+        let book = state
+            .shards
+            .entry(shard)
+            .or_insert_with(|| ShardBook::new(Utc::now()));
+        book.disabled = Some(reason.to_owned());
+        book.status_value = ShardStatus::Disabled;
+        Ok(())
+    }
+
+    async fn enable(&self, shard: ShardId) -> Result<()> {
+        let mut state = self.state();
+        if let Some(book) = state.shards.get_mut(&shard) {
+            book.disabled = None;
+            book.cooling_until = None;
+            book.exhausted_until = None;
+            book.tested = false;
+            book.status_value = ShardStatus::Untested;
+        }
+        Ok(())
+    }
+
+    async fn mark_ok(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()> {
+        let mut state = self.state();
+        let book = state
+            .shards
+            .entry(shard)
+            .or_insert_with(|| ShardBook::new(now));
+        book.roll(now);
+        book.tested = true;
+        book.publish(limits, now);
+        Ok(())
+    }
+
+    async fn shard_states(
+        &self,
+        shards: &[ShardId],
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ShardState>> {
+        let state = self.state();
+        Ok(shards
+            .iter()
+            .map(|s| match state.shards.get(s) {
+                Some(book) => {
+                    let mut view = book.clone();
+                    view.roll(now);
+                    view.state(*s, limits, now)
+                }
+                None => ShardState::untested(*s),
+            })
+            .collect())
+    }
+
+    async fn shard_quotas(&self, shards: &[ShardId]) -> Result<Vec<Option<i64>>> {
+        let state = self.state();
+        Ok(shards
+            .iter()
+            .map(|s| state.shards.get(s).and_then(|b| b.quota_value))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl HaltSwitch for MemoryBus {
+    async fn halt(&self, report: &HaltReport) -> Result<bool> {
+        let key = || self.key(Key::HaltReason);
+        let encoded = encode(&key(), report)?;
+        self.inner.limits.check(key, &encoded)?;
+        let mut state = self.state();
+        if state.halt.is_some() {
+            return Ok(false);
+        }
+        state.halt = Some(report.clone());
+        Ok(true)
+    }
+
+    async fn halted(&self) -> Result<Option<HaltReport>> {
+        Ok(self.state().halt.clone())
+    }
+
+    async fn clear_halt(&self) -> Result<Option<HaltReport>> {
+        Ok(self.state().halt.take())
+    }
+
+    async fn save_draft(&self, name: &str, content: &str) -> Result<()> {
+        validate_draft_name(name)?;
+        self.inner
+            .limits
+            .check(|| format!("draft {name}"), content)?;
+        self.state()
+            .drafts
+            .insert(name.to_owned(), content.to_owned());
+        Ok(())
+    }
+
+    async fn load_draft(&self, name: &str) -> Result<Option<String>> {
+        validate_draft_name(name)?;
+        Ok(self.state().drafts.get(name).cloned())
+    }
+}
+
+/// Draft names follow the id rules (they become part of a key on Redis).
+pub(crate) fn validate_draft_name(name: &str) -> Result<()> {
+    JournalName::new(name).map(|_| ())
+}
+
+#[async_trait]
+impl Counters for MemoryBus {
+    async fn add_cost(&self, tier: &TierName, usd: f64) -> Result<f64> {
+        if !usd.is_finite() {
+            return Err(Error::InvalidInput {
+                field: "usd",
+                reason: format!("{usd} is not a finite amount"),
+            });
+        }
+        let mut state = self.state();
+        let total = state.costs.entry(tier.clone()).or_insert(0.0);
+        *total += usd;
+        Ok(*total)
+    }
+
+    async fn costs(&self, tiers: &[TierName]) -> Result<Vec<f64>> {
+        let state = self.state();
+        Ok(tiers
+            .iter()
+            .map(|t| state.costs.get(t).copied().unwrap_or(0.0))
+            .collect())
+    }
+
+    async fn set_context_tokens(&self, tokens: u64) -> Result<()> {
+        self.state().context = Some(tokens);
+        Ok(())
+    }
+
+    async fn context_tokens(&self) -> Result<Option<u64>> {
+        Ok(self.state().context)
+    }
+
+    async fn counter_add(&self, name: &CounterName, delta: i64) -> Result<i64> {
+        let mut state = self.state();
+        let c = state.counters.entry(name.clone()).or_insert(0);
+        *c = c.checked_add(delta).ok_or_else(|| overflow(name))?;
+        Ok(*c)
+    }
+
+    async fn counters(&self, names: &[CounterName]) -> Result<Vec<i64>> {
+        let state = self.state();
+        Ok(names
+            .iter()
+            .map(|n| state.counters.get(n).copied().unwrap_or(0))
+            .collect())
+    }
+
+    async fn counter_try_add(
+        &self,
+        name: &CounterName,
+        delta: i64,
+        limit: i64,
+    ) -> Result<Option<i64>> {
+        let mut state = self.state();
+        let c = state.counters.entry(name.clone()).or_insert(0);
+        let next = c.checked_add(delta).ok_or_else(|| overflow(name))?;
+        if *c >= limit || next > limit {
+            return Ok(None);
+        }
+        *c = next;
+        Ok(Some(next))
+    }
+}
+
+fn overflow(name: &CounterName) -> Error {
+    Error::InvalidInput {
+        field: "counter delta",
+        reason: format!("counter {name} would overflow"),
+    }
+}
+
+#[async_trait]
+impl Journal for MemoryBus {
+    async fn append(&self, journal: &JournalName, records: &[String]) -> Result<()> {
+        for r in records {
+            self.inner
+                .limits
+                .check(|| format!("journal {journal}"), r)?;
+        }
+        self.state()
+            .journals
+            .entry(journal.clone())
+            .or_default()
+            .extend(records.iter().cloned());
+        Ok(())
+    }
+
+    async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>> {
+        let state = self.state();
+        let Some(records) = state.journals.get(journal) else {
+            return Ok(Vec::new());
+        };
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        Ok(records.iter().skip(from).take(max).cloned().collect())
+    }
+
+    async fn journal_len(&self, journal: &JournalName) -> Result<u64> {
+        Ok(self
+            .state()
+            .journals
+            .get(journal)
+            .map_or(0, |j| j.len() as u64))
+    }
+}
+
+#[async_trait]
+impl ArchiveDesk for MemoryBus {
+    async fn ask(&self, query: &ArchiveQuery) -> Result<()> {
+        let key = self.key(Key::QueryArchive(query.id));
+        let encoded = encode(&key, query)?;
+        self.inner.limits.check(|| key.clone(), &encoded)?;
+        {
+            let mut state = self.state();
+            if state.queries.insert(query.id, query.clone()).is_none() {
+                state.pending_queries.push_back(query.id);
+            }
+        }
+        self.inner.queries_changed.notify_waiters();
+        self.notify(Channel::Queries, key);
+        Ok(())
+    }
+
+    async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.queries_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                while let Some(id) = state.pending_queries.pop_front() {
+                    if let Some(q) = state.queries.get(&id) {
+                        return Ok(Some(q.clone()));
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn get_query(&self, id: QueryId) -> Result<Option<ArchiveQuery>> {
+        Ok(self.state().queries.get(&id).cloned())
+    }
+
+    async fn answer(&self, response: &ArchiveResponse) -> Result<()> {
+        let key = self.key(Key::ResponseArchive(response.id));
+        let encoded = encode(&key, response)?;
+        self.inner.limits.check(|| key.clone(), &encoded)?;
+        self.state().responses.insert(response.id, response.clone());
+        self.notify(Channel::Responses, key);
+        Ok(())
+    }
+
+    async fn get_response(&self, id: QueryId) -> Result<Option<ArchiveResponse>> {
+        Ok(self.state().responses.get(&id).cloned())
+    }
+}

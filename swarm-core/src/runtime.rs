@@ -1,0 +1,585 @@
+//! The worker and coordinator runtime, and the halt protocol for multi-step
+//! jobs.
+//!
+//! - [`Worker`]: heartbeats with a TTL in the background, claims tasks from
+//!   its queue, runs a [`TaskHandler`], writes the finding (which notifies
+//!   `channel:findings`), and acknowledges. A failed job is stopped and
+//!   reported with [`TaskQueue::fail_task`], never retried silently. A halted
+//!   swarm stops every worker before its next task.
+//! - [`Coordinator`]: routes work through a [`DelegationPolicy`], spreads the
+//!   worker tier's tasks over workers, waits for their findings.
+//! - [`Job`]: a multi-step job under the halt protocol: on a failure it
+//!   stops, writes `halt:reason` (what failed, at which step, what was
+//!   saved) and returns the report; drafts are saved to the bus before files
+//!   are written.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::bus::{Bus, HaltSwitch};
+use crate::error::{Error, Result};
+use crate::keys::{Channel, SessionId, TaskId, WorkerId};
+use crate::model::{Finding, FindingFilter, HaltReport, Progress, Task, TaskFailure, Tier};
+use crate::policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Routing};
+
+/// What a handler produced for a task: becomes a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskOutput {
+    /// The finding's title.
+    pub title: String,
+    /// The finding's body.
+    pub body: String,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+impl TaskOutput {
+    /// An output.
+    pub fn new(title: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            body: body.into(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Adds tags.
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// Does the work of a task. An `Err` stops the task and is its report.
+#[async_trait]
+pub trait TaskHandler: Send + Sync {
+    /// Handles one task.
+    async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String>;
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// Heartbeat TTL: the worker counts as dead this long after its last beat.
+    pub heartbeat_ttl: Duration,
+    /// How long one claim waits for a task.
+    pub claim_wait: Duration,
+    /// Stop after this long with no task (`None`: run until stopped or halted).
+    pub idle_exit: Option<Duration>,
+}
+
+impl WorkerConfig {
+    /// Defaults: 60 s TTL, 1 s claims, run until stopped.
+    pub fn new(id: WorkerId) -> Self {
+        Self {
+            id,
+            heartbeat_ttl: Duration::from_secs(60),
+            claim_wait: Duration::from_secs(1),
+            idle_exit: None,
+        }
+    }
+
+    /// Sets the heartbeat TTL.
+    pub fn heartbeat_ttl(mut self, ttl: Duration) -> Self {
+        self.heartbeat_ttl = ttl;
+        self
+    }
+
+    /// Sets the claim wait.
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
+        self
+    }
+
+    /// Stops after `idle` with no task.
+    pub fn idle_exit(mut self, idle: Duration) -> Self {
+        self.idle_exit = Some(idle);
+        self
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct WorkerReport {
+    /// Findings written.
+    pub findings: Vec<Finding>,
+    /// Tasks stopped with a report.
+    pub failed: Vec<TaskFailure>,
+    /// The halt that stopped it, if one did.
+    pub halted: Option<HaltReport>,
+}
+
+/// A worker: claims tasks from `worker:tasks:<id>` and turns them into
+/// findings.
+#[derive(Debug)]
+pub struct Worker<B, H> {
+    bus: B,
+    handler: H,
+    config: WorkerConfig,
+}
+
+impl<B, H> Worker<B, H>
+where
+    B: Bus + Clone + 'static,
+    H: TaskHandler,
+{
+    /// A worker on `bus` running `handler`.
+    pub fn new(bus: B, handler: H, config: WorkerConfig) -> Self {
+        Self {
+            bus,
+            handler,
+            config,
+        }
+    }
+
+    /// Runs until `stop` completes, the swarm halts, or the worker was idle
+    /// for `idle_exit`. Bus errors stop the worker and are returned; its
+    /// claimed task is then reclaimed by another worker once its heartbeat
+    /// expires.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<WorkerReport> {
+        let id = self.config.id.clone();
+        let beat = {
+            let (bus, id, ttl) = (self.bus.clone(), id.clone(), self.config.heartbeat_ttl);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(ttl / 3);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = bus.heartbeat(&id, ttl).await {
+                        tracing::warn!(worker = %id, error = %e, "heartbeat failed");
+                    }
+                }
+            })
+        };
+        // The first beat is written before any claim, so the worker is never
+        // seen holding a task without a heartbeat.
+        let first = self.bus.heartbeat(&id, self.config.heartbeat_ttl).await;
+        let result = match first {
+            Ok(()) => {
+                tokio::pin!(stop);
+                self.work(&mut stop).await
+            }
+            Err(e) => Err(e),
+        };
+        beat.abort();
+        let _ = self.bus.deregister(&id).await;
+        result
+    }
+
+    async fn work(&self, stop: &mut (impl Future<Output = ()> + Unpin)) -> Result<WorkerReport> {
+        let id = &self.config.id;
+        let mut report = WorkerReport::default();
+        let mut idle_since = tokio::time::Instant::now();
+        loop {
+            if let Some(h) = self.bus.halted().await? {
+                tracing::info!(worker = %id, "swarm halted; stopping before the next task");
+                report.halted = Some(h);
+                return Ok(report);
+            }
+            let claim = tokio::select! {
+                _ = &mut *stop => return Ok(report),
+                c = self.bus.claim_task(id, self.config.claim_wait) => c?,
+            };
+            let Some(claim) = claim else {
+                if self
+                    .config
+                    .idle_exit
+                    .is_some_and(|idle| idle_since.elapsed() >= idle)
+                {
+                    return Ok(report);
+                }
+                continue;
+            };
+            let task = &claim.task;
+            self.bus
+                .progress(
+                    id,
+                    &Progress::new(
+                        Some(task.id),
+                        format!("{}: {}", task.kind, task.instructions),
+                    ),
+                )
+                .await?;
+            match self.handler.handle(task).await {
+                Ok(out) => {
+                    let finding =
+                        Finding::new(id.clone(), task.session.clone(), out.title, out.body)
+                            .with_task(task.id)
+                            .with_tags(out.tags)
+                            .citing(task.continues);
+                    self.bus.put_finding(&finding).await?;
+                    self.bus.ack_task(&claim).await?;
+                    report.findings.push(finding);
+                }
+                Err(why) => {
+                    tracing::warn!(worker = %id, task = %task.id, report = %why, "task failed; stopped and reported");
+                    self.bus.fail_task(&claim, &why).await?;
+                    report.failed.push(TaskFailure::new(&claim, why));
+                }
+            }
+            idle_since = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// A task routed by the coordinator.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Routed {
+    /// The task (its tier set by the routing).
+    pub task: Task,
+    /// Why it went there.
+    pub routing: Routing,
+    /// The worker it was queued for (`None` for coordinator-tier work, which
+    /// the coordinator does itself).
+    pub worker: Option<WorkerId>,
+}
+
+/// The coordinator: routes work, spreads it over workers, gathers findings.
+#[derive(Debug)]
+pub struct Coordinator<B, P = KeywordPolicy> {
+    bus: B,
+    policy: P,
+    session: SessionId,
+    stats: DelegationStats,
+}
+
+impl<B: Bus> Coordinator<B, KeywordPolicy> {
+    /// A coordinator with the default policy.
+    pub fn new(bus: B, session: SessionId) -> Self {
+        Self::with_policy(bus, session, KeywordPolicy::default())
+    }
+}
+
+impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
+    /// A coordinator with a policy of your own.
+    pub fn with_policy(bus: B, session: SessionId, policy: P) -> Self {
+        Self {
+            bus,
+            policy,
+            session,
+            stats: DelegationStats::default(),
+        }
+    }
+
+    /// The delegation counts so far.
+    pub fn stats(&self) -> &DelegationStats {
+        &self.stats
+    }
+
+    /// The session.
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    /// Routes each task through the policy (by its kind and instructions) and
+    /// queues worker-tier tasks round-robin over `workers`, all pushed before
+    /// any is awaited, so independent tasks run in parallel.
+    pub async fn dispatch(&self, tasks: Vec<Task>, workers: &[WorkerId]) -> Result<Vec<Routed>> {
+        if let Some(h) = self.bus.halted().await? {
+            return Err(Error::Halted(Box::new(h)));
+        }
+        let mut routed = Vec::with_capacity(tasks.len());
+        let mut next = 0usize;
+        for task in tasks {
+            let routing = self
+                .policy
+                .route(&format!("{} {}", task.kind, task.instructions));
+            self.stats.record(routing.tier);
+            let task = task.with_tier(routing.tier);
+            let worker = if routing.tier == Tier::Coordinator || workers.is_empty() {
+                None
+            } else {
+                let w = workers[next % workers.len()].clone();
+                next += 1;
+                Some(w)
+            };
+            routed.push(Routed {
+                task,
+                routing,
+                worker,
+            });
+        }
+        let pushes = routed
+            .iter()
+            .filter_map(|r| r.worker.as_ref().map(|w| self.bus.push_task(w, &r.task)));
+        futures::future::try_join_all(pushes).await?;
+        Ok(routed)
+    }
+
+    /// Waits until every task in `tasks` has a finding or was stopped, or
+    /// until `timeout`. Returns the findings by task; stopped tasks are
+    /// reported with their failure. Wakes on `channel:findings` and checks
+    /// the bus at least every 250 ms, so a lost notification only delays.
+    pub async fn gather(&self, tasks: &[TaskId], timeout: Duration) -> Result<Gathered> {
+        let mut notes = self.bus.subscribe(Channel::Findings).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let gathered = self.collect(tasks).await?;
+            if gathered.pending.is_empty() {
+                return Ok(gathered);
+            }
+            if let Some(h) = self.bus.halted().await? {
+                return Err(Error::Halted(Box::new(h)));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(gathered);
+            }
+            let nap = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, notes.next()).await;
+        }
+    }
+
+    async fn collect(&self, tasks: &[TaskId]) -> Result<Gathered> {
+        let listing = self
+            .bus
+            .list_findings(&FindingFilter::all().session(self.session.clone()))
+            .await?;
+        let mut by_task: HashMap<TaskId, Finding> = HashMap::new();
+        for f in listing.findings {
+            if let Some(t) = f.task {
+                by_task.entry(t).or_insert(f);
+            }
+        }
+        let failed_all = self.bus.failed_tasks().await?;
+        let mut out = Gathered::default();
+        for t in tasks {
+            if let Some(f) = by_task.remove(t) {
+                out.findings.push(f);
+            } else if let Some(f) = failed_all.iter().find(|f| f.task.id == *t) {
+                out.failed.push(f.clone());
+            } else {
+                out.pending.push(*t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What [`Coordinator::gather`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Gathered {
+    /// Findings, in the order the tasks were given.
+    pub findings: Vec<Finding>,
+    /// Tasks stopped with a report.
+    pub failed: Vec<TaskFailure>,
+    /// Tasks with neither yet.
+    pub pending: Vec<TaskId>,
+}
+
+/// A multi-step job under the halt protocol.
+#[derive(Debug)]
+pub struct Job<'a, B: ?Sized> {
+    bus: &'a B,
+    name: String,
+    saved: Vec<String>,
+}
+
+impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
+    /// A job named `name` (it appears as `by` in a halt report).
+    pub fn new(bus: &'a B, name: impl Into<String>) -> Self {
+        Self {
+            bus,
+            name: name.into(),
+            saved: Vec::new(),
+        }
+    }
+
+    /// Runs one step. Refuses to start when the swarm is halted. When the
+    /// step fails: stops, writes `halt:reason` with what failed, this step's
+    /// name and what was saved, and returns [`Error::Halted`] with the report.
+    pub async fn step<T, F>(&mut self, step: &str, work: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        if let Some(h) = self.bus.halted().await? {
+            return Err(Error::Halted(Box::new(h)));
+        }
+        match work.await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let report = HaltReport::new(e.to_string(), step)
+                    .saved(self.saved.iter().cloned())
+                    .by(self.name.clone());
+                // If another job halted first, its report is the one kept and
+                // the one returned.
+                self.bus.halt(&report).await?;
+                let kept = self.bus.halted().await?.unwrap_or(report);
+                Err(Error::Halted(Box::new(kept)))
+            }
+        }
+    }
+
+    /// Saves a draft to the bus and remembers it for the halt report.
+    pub async fn save_draft(&mut self, name: &str, content: &str) -> Result<()> {
+        self.bus.save_draft(name, content).await?;
+        self.saved.push(format!("draft {name}"));
+        Ok(())
+    }
+
+    /// Saves `content` as a draft on the bus first, then writes the file.
+    pub async fn write_file(&mut self, draft: &str, path: &Path, content: &str) -> Result<()> {
+        self.save_draft(draft, content).await?;
+        tokio::fs::write(path, content)
+            .await
+            .map_err(|e| Error::InvalidInput {
+                field: "path",
+                reason: format!("cannot write {}: {e}", path.display()),
+            })
+    }
+
+    /// What was saved so far.
+    pub fn saved(&self) -> &[String] {
+        &self.saved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{TaskQueue, WorkerRegistry};
+    use crate::memory::MemoryBus;
+
+    struct Upper;
+
+    #[async_trait]
+    impl TaskHandler for Upper {
+        async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String> {
+            if task.instructions.contains("fail") {
+                return Err(format!("cannot do {:?}", task.instructions));
+            }
+            Ok(TaskOutput::new(
+                task.kind.clone(),
+                task.instructions.to_uppercase(),
+            ))
+        }
+    }
+
+    fn w(s: &str) -> WorkerId {
+        WorkerId::new(s).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_turn_routed_tasks_into_findings_and_report_failures() {
+        let bus = MemoryBus::new();
+        let session = SessionId::new("s1").unwrap();
+        let coord = Coordinator::new(bus.clone(), session.clone());
+        let workers = [w("haiku-1"), w("haiku-2")];
+        let tasks = vec![
+            Task::new(session.clone(), "grep", "search the docs"),
+            Task::new(session.clone(), "count", "count the files"),
+            Task::new(session.clone(), "edit", "please fail this one"),
+            Task::new(session.clone(), "plan", "decide the strategy"),
+        ];
+        let routed = coord.dispatch(tasks, &workers).await.unwrap();
+        assert_eq!(routed[3].routing.tier, Tier::Coordinator);
+        assert!(routed[3].worker.is_none());
+        assert_eq!(coord.stats().worker(), 3);
+
+        let runs: Vec<_> = workers
+            .iter()
+            .map(|id| {
+                let cfg = WorkerConfig::new(id.clone())
+                    .claim_wait(Duration::from_millis(50))
+                    .idle_exit(Duration::from_millis(300));
+                tokio::spawn(Worker::new(bus.clone(), Upper, cfg).run(futures::future::pending()))
+            })
+            .collect();
+        let ids: Vec<TaskId> = routed
+            .iter()
+            .filter(|r| r.worker.is_some())
+            .map(|r| r.task.id)
+            .collect();
+        let got = coord.gather(&ids, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(got.findings.len(), 2);
+        assert_eq!(got.failed.len(), 1);
+        assert!(got.failed[0].report.contains("please fail"));
+        assert!(got.pending.is_empty());
+        assert_eq!(got.findings[0].body, "SEARCH THE DOCS");
+        for r in runs {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            bus.count_alive_workers().await.unwrap(),
+            0,
+            "workers deregister"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_halt_stops_workers_before_their_next_task() {
+        let bus = MemoryBus::new();
+        let session = SessionId::new("s").unwrap();
+        bus.halt(&HaltReport::new("librarian down", "step 2"))
+            .await
+            .unwrap();
+        bus.push_task(&w("h"), &Task::new(session, "k", "x"))
+            .await
+            .unwrap();
+        let report = Worker::new(bus.clone(), Upper, WorkerConfig::new(w("h")))
+            .run(futures::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(report.halted.unwrap().failed, "librarian down");
+        assert!(report.findings.is_empty());
+        assert_eq!(
+            bus.queued_tasks(&w("h")).await.unwrap(),
+            1,
+            "the task waits, untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_step_halts_with_what_failed_where_and_what_was_saved() {
+        let bus = MemoryBus::new();
+        let dir = std::env::temp_dir().join(format!("swarm-job-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut job = Job::new(&bus, "paper");
+        let n = job.step("outline", async { Ok(3) }).await.unwrap();
+        assert_eq!(n, 3);
+        job.write_file("paper-outline", &dir.join("outline.md"), "# Outline")
+            .await
+            .unwrap();
+        assert_eq!(
+            bus.load_draft("paper-outline").await.unwrap().as_deref(),
+            Some("# Outline")
+        );
+        let err = job
+            .step("section 2 of 3", async {
+                Err::<(), _>(Error::Model {
+                    model: "gemini".into(),
+                    message: "all shards exhausted".into(),
+                    retry: crate::error::Retry::Never,
+                })
+            })
+            .await
+            .unwrap_err();
+        let Error::Halted(report) = err else {
+            panic!("expected a halt")
+        };
+        assert_eq!(report.step, "section 2 of 3");
+        assert!(report.failed.contains("all shards exhausted"));
+        assert_eq!(report.saved, vec!["draft paper-outline".to_owned()]);
+        assert_eq!(bus.halted().await.unwrap(), Some((*report).clone()));
+        assert!(
+            job.step("section 3", async { Ok(()) }).await.is_err(),
+            "no step after a halt"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,306 @@
+//! The status indicator: a [`SwarmStatus`] snapshot read from any bus and the
+//! brief's `📊 SWARM STATUS` block rendered from it.
+//!
+//! Taking a snapshot costs the same at 1,000 findings as at 1,000,000: it
+//! reads the finding counter, the live workers, one quota value per shard and
+//! one cost per tier, never the findings themselves.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::bus::{Counters, FindingStore, HaltSwitch, QuotaLedger, WorkerRegistry};
+use crate::error::Result;
+use crate::keys::{ShardId, TierName};
+use crate::model::{HaltReport, Tier};
+
+/// What the status block shows and how it names things.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StatusConfig {
+    /// The coordinator tier's name (`sonnet`).
+    pub coordinator: TierName,
+    /// The worker tier's name (`haiku`).
+    pub worker: TierName,
+    /// The librarian tier's name (`gemini`).
+    pub librarian: TierName,
+    /// The shards listed on the Librarians line (the brief: 1 to 5).
+    pub shards: Vec<ShardId>,
+    /// Tokens estimated per finding on the Redis Context line (the brief: 100).
+    pub tokens_per_finding: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            coordinator: Tier::Coordinator.default_name(),
+            worker: Tier::Worker.default_name(),
+            librarian: Tier::Librarian.default_name(),
+            shards: (1..=5).filter_map(|n| ShardId::new(n).ok()).collect(),
+            tokens_per_finding: 100,
+        }
+    }
+}
+
+impl StatusConfig {
+    /// Sets the tier names.
+    pub fn tiers(mut self, coordinator: TierName, worker: TierName, librarian: TierName) -> Self {
+        self.coordinator = coordinator;
+        self.worker = worker;
+        self.librarian = librarian;
+        self
+    }
+
+    /// Sets the shards listed.
+    pub fn shards(mut self, shards: Vec<ShardId>) -> Self {
+        self.shards = shards;
+        self
+    }
+}
+
+/// One shard on the Librarians line: its `librarian:shard<N>:quota` value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ShardQuota {
+    /// The shard.
+    pub shard: ShardId,
+    /// Remaining today, `None` when never written (shown as `unknown`).
+    pub quota: Option<i64>,
+}
+
+/// Spend of one tier, from `cost:<tier>`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TierCost {
+    /// The tier.
+    pub tier: TierName,
+    /// Dollars.
+    pub usd: f64,
+}
+
+/// The worker/coordinator split of spend, as the brief computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Efficiency {
+    /// The worker tier's share of coordinator + worker spend, in percent
+    /// (0 when nothing was spent, as in the brief).
+    pub worker_pct: f64,
+    /// 100 minus the worker share.
+    pub coordinator_pct: f64,
+}
+
+impl Efficiency {
+    /// The brief's formula.
+    pub fn from_costs(coordinator: f64, worker: f64) -> Self {
+        let total = coordinator + worker;
+        let worker_pct = if total > 0.0 {
+            worker / total * 100.0
+        } else {
+            0.0
+        };
+        Self {
+            worker_pct,
+            coordinator_pct: 100.0 - worker_pct,
+        }
+    }
+}
+
+/// A point-in-time view of the swarm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SwarmStatus {
+    /// Active findings.
+    pub findings: u64,
+    /// `findings × tokens_per_finding`, the brief's estimate.
+    pub tokens: u64,
+    /// `context:active`, when set.
+    pub context_tokens: Option<u64>,
+    /// Workers with a current heartbeat.
+    pub active_workers: u64,
+    /// Quota per listed shard.
+    pub shards: Vec<ShardQuota>,
+    /// Coordinator, worker and librarian spend, in that order.
+    pub costs: Vec<TierCost>,
+    /// The worker share of spend.
+    pub efficiency: Efficiency,
+    /// The halt report, when halted.
+    pub halted: Option<HaltReport>,
+    /// When the snapshot was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+impl SwarmStatus {
+    /// Reads a snapshot from a bus: a constant number of reads whatever the
+    /// number of findings.
+    pub async fn snapshot<B>(bus: &B, config: &StatusConfig) -> Result<Self>
+    where
+        B: FindingStore + WorkerRegistry + QuotaLedger + Counters + HaltSwitch + ?Sized,
+    {
+        let tiers = [
+            config.coordinator.clone(),
+            config.worker.clone(),
+            config.librarian.clone(),
+        ];
+        let (findings, active_workers, quotas, costs, context_tokens, halted) = futures::try_join!(
+            bus.count_findings(),
+            bus.count_alive_workers(),
+            bus.shard_quotas(&config.shards),
+            bus.costs(&tiers),
+            bus.context_tokens(),
+            bus.halted(),
+        )?;
+        let cost = |i: usize| costs.get(i).copied().unwrap_or(0.0);
+        Ok(Self {
+            findings,
+            tokens: findings.saturating_mul(config.tokens_per_finding),
+            context_tokens,
+            active_workers,
+            shards: config
+                .shards
+                .iter()
+                .zip(quotas)
+                .map(|(shard, quota)| ShardQuota {
+                    shard: *shard,
+                    quota,
+                })
+                .collect(),
+            efficiency: Efficiency::from_costs(cost(0), cost(1)),
+            costs: tiers
+                .into_iter()
+                .zip(costs.iter().copied())
+                .map(|(tier, usd)| TierCost { tier, usd })
+                .collect(),
+            halted,
+            taken_at: Utc::now(),
+        })
+    }
+
+    /// The brief's status block, line for line as its `context_indicator.py`
+    /// prints it; a last line says when the swarm is halted.
+    pub fn render(&self) -> String {
+        let name = |i: usize| {
+            self.costs
+                .get(i)
+                .map(|c| c.tier.display_name())
+                .unwrap_or_default()
+        };
+        let usd = |i: usize| self.costs.get(i).map_or(0.0, |c| c.usd);
+        let (coordinator, worker, librarian) = (name(0), name(1), name(2));
+        let shards: Vec<String> = self
+            .shards
+            .iter()
+            .map(|s| match s.quota {
+                Some(q) => format!("Shard{}:{q}", s.shard),
+                None => format!("Shard{}:unknown", s.shard),
+            })
+            .collect();
+        // The brief prints the librarian tier as a constant `$0` (free tier);
+        // a paid librarian shows its spend like the other tiers.
+        let librarian_cost = if usd(2) == 0.0 {
+            "$0".to_owned()
+        } else {
+            format!("${:.4}", usd(2))
+        };
+        let mut out = String::new();
+        out.push_str("📊 SWARM STATUS\n");
+        out.push_str(&format!(
+            "Redis Context: {} findings, ~{} tokens\n",
+            self.findings, self.tokens
+        ));
+        out.push_str(&format!(
+            "Active Workers: {} {worker}s\n",
+            self.active_workers
+        ));
+        out.push_str(&format!("Librarians: {}\n", shards.join(", ")));
+        out.push_str(&format!(
+            "Cost This Session: {coordinator} ${:.4} | {worker} ${:.4} | {librarian} {librarian_cost}\n",
+            usd(0),
+            usd(1)
+        ));
+        out.push_str(&format!(
+            "Token Efficiency: {worker} {:.1}% / {coordinator} {:.1}%\n",
+            self.efficiency.worker_pct, self.efficiency.coordinator_pct
+        ));
+        if let Some(h) = &self.halted {
+            out.push_str(&format!("HALTED: {h}\n"));
+        }
+        out
+    }
+
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Counters, FindingStore, QuotaLedger, WorkerRegistry};
+    use crate::keys::{SessionId, WorkerId};
+    use crate::memory::MemoryBus;
+    use crate::model::Finding;
+    use crate::quota::QuotaLimits;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn renders_the_briefs_block_line_for_line() {
+        let bus = MemoryBus::new();
+        let (w, s) = (WorkerId::new("h1").unwrap(), SessionId::new("s").unwrap());
+        let fs: Vec<Finding> = (0..42)
+            .map(|i| Finding::new(w.clone(), s.clone(), format!("t{i}"), "b"))
+            .collect();
+        bus.put_findings(&fs).await.unwrap();
+        for i in 0..3 {
+            let w = WorkerId::new(format!("haiku-{i}")).unwrap();
+            bus.heartbeat(&w, Duration::from_secs(60)).await.unwrap();
+        }
+        let limits = QuotaLimits::new(Some(1500), None);
+        let now = Utc::now();
+        for _ in 0..50 {
+            bus.try_acquire(ShardId::new(1).unwrap(), limits, now)
+                .await
+                .unwrap();
+        }
+        bus.mark_ok(ShardId::new(2).unwrap(), limits, now)
+            .await
+            .unwrap();
+        bus.add_cost(&TierName::new("sonnet").unwrap(), 0.0234)
+            .await
+            .unwrap();
+        bus.add_cost(&TierName::new("haiku").unwrap(), 0.0468)
+            .await
+            .unwrap();
+
+        let status = SwarmStatus::snapshot(&bus, &StatusConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            status.render(),
+            "📊 SWARM STATUS\n\
+             Redis Context: 42 findings, ~4200 tokens\n\
+             Active Workers: 3 Haikus\n\
+             Librarians: Shard1:1450, Shard2:1500, Shard3:unknown, Shard4:unknown, Shard5:unknown\n\
+             Cost This Session: Sonnet $0.0234 | Haiku $0.0468 | Gemini $0\n\
+             Token Efficiency: Haiku 66.7% / Sonnet 33.3%\n"
+        );
+        let json = status.to_json();
+        assert_eq!(json["findings"], 42);
+        assert_eq!(json["active_workers"], 3);
+    }
+
+    #[tokio::test]
+    async fn an_empty_swarm_shows_the_briefs_zero_split() {
+        let status = SwarmStatus::snapshot(&MemoryBus::new(), &StatusConfig::default())
+            .await
+            .unwrap();
+        let text = status.render();
+        assert!(
+            text.contains("Token Efficiency: Haiku 0.0% / Sonnet 100.0%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Redis Context: 0 findings, ~0 tokens"),
+            "{text}"
+        );
+    }
+}
