@@ -1,8 +1,66 @@
 //! # swarmbus-cost
 //!
-//! Prices every model call of a swarm and reports spend per tier.
+//! Prices every model call of a swarm exactly, records it in a ledger on the
+//! bus, holds calls to budgets and reports where the money went.
 //!
 //! # Layout
 //!
-//! This crate is filled by the cost issue: price table (data, effective-dated),
-//! usage adapters per provider, exact integer money, ledger, budgets, reports.
+//! - [`money`]: [`Money`] (exact pico-dollars, decimal display) and [`Rate`].
+//! - [`table`]: the effective-dated [`PriceTable`], data in `data/prices.toml`
+//!   (embedded, overridable from a file), a source URL and date on every row.
+//! - [`pricing`]: one call's [`Cost`] per bucket, long-context tier, batch,
+//!   free tier with its shadow cost, and [`Unpriced`] reasons (never $0).
+//! - [`usage`]: adapters from Anthropic, Gemini and OpenAI-compatible usage
+//!   JSON into the buckets of [`Usage`].
+//! - [`ledger`]: [`Ledger`], one JSON record per call in a bus journal, and
+//!   the brief's `cost:<tier>` keys.
+//! - [`budget`]: [`Budgets`] per session, worker and globally: reserve,
+//!   commit, refuse at the limit, atomic on the bus's counters.
+//! - [`report`]: [`Report`], totals, the brief's status lines, worker share
+//!   against the target, savings against the coordinator model.
+//! - [`tiers`]: [`Tiers`], which tier and model play each role.
+//! - [`accountant`]: [`Accountant`], ledger and budgets together.
+//! - [`error`]: [`CostError`], which says whether to retry.
+//!
+//! # Example
+//!
+//! ```
+//! use chrono::Utc;
+//! use swarmbus_core::llm::Usage;
+//! use swarmbus_cost::{Billing, PriceTable};
+//!
+//! let table = PriceTable::built_in()?;
+//! // Haiku 4.5: 1,000 fresh input, 8,000 cache read, 1,000 cache write (5 min), 500 output.
+//! let usage = Usage::new(1_000, 500).with_cache_read(8_000).with_cache_write(1_000, 0);
+//! let cost = table.price("claude-haiku-4-5-20251001", &usage, Billing::Standard, Utc::now());
+//! assert_eq!(cost.usd().map(|usd| usd.to_string()), Some("0.00555".to_owned()));
+//!
+//! // An unknown model has no price, not a price of $0.
+//! assert!(table.price("gpt-nonexistent", &usage, Billing::Standard, Utc::now()).usd().is_none());
+//! # Ok::<(), swarmbus_cost::CostError>(())
+//! ```
+
+pub mod accountant;
+pub mod budget;
+pub mod error;
+pub mod ledger;
+pub mod money;
+pub mod pricing;
+pub mod report;
+pub mod table;
+pub mod tiers;
+pub mod usage;
+
+pub use accountant::{Accountant, Pending};
+pub use budget::{BudgetLimits, BudgetScope, Budgets, Reservation};
+pub use error::{CostError, Result};
+pub use ledger::{Call, DEFAULT_JOURNAL, Entries, Ledger, LedgerEntry};
+pub use money::{Money, ParseMoneyError, Rate};
+pub use pricing::{
+    Billing, Breakdown, Bucket, BucketCost, ContextTier, Cost, PricedCall, Unpriced,
+};
+pub use report::{Efficiency, Percent, Report, ReportFilter, Savings, Totals, WorkerShare};
+pub use swarmbus_core::llm::Usage;
+pub use table::{BUILT_IN_PRICES, LongContext, PriceRow, PriceTable, Rates};
+pub use tiers::{TierModel, Tiers};
+pub use usage::Provider;

@@ -1,0 +1,274 @@
+//! The ledger: one JSON record per call in a bus journal (`cost-ledger`), so
+//! any process on the same bus can report on it, and the brief's
+//! `cost:<tier>` float keys kept current for its Python tools.
+//!
+//! A record is appended once per call with a fresh id; a caller that retries
+//! an append after a transient error may store it twice, and readers drop
+//! repeated ids, so retrying is safe.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use swarmbus_core::bus::{Counters, Journal};
+use swarmbus_core::keys::{JournalName, SessionId, TierName, WorkerId};
+use swarmbus_core::llm::Usage;
+use swarmbus_core::model::Tier;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::pricing::{Billing, Cost};
+use crate::report::{Report, ReportFilter};
+use crate::table::PriceTable;
+use crate::tiers::Tiers;
+
+/// The journal the ledger writes by default.
+pub const DEFAULT_JOURNAL: &str = "cost-ledger";
+
+/// How many records one journal read fetches.
+const PAGE: usize = 1000;
+
+/// Who made a call, to which model, how billed and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Call {
+    /// The tier (`cost:<tier>`).
+    pub tier: TierName,
+    /// The role of the tier, when known (else reports look the tier name up
+    /// in their configuration).
+    pub role: Option<Tier>,
+    /// The model id as called.
+    pub model: String,
+    /// How it is billed.
+    pub billing: Billing,
+    /// The worker that made it.
+    pub worker: Option<WorkerId>,
+    /// The session it belongs to.
+    pub session: Option<SessionId>,
+    /// When it was made (chooses the price row in force).
+    pub at: DateTime<Utc>,
+}
+
+impl Call {
+    /// A standard-billed call of `tier` to `model`, made now.
+    pub fn new(tier: TierName, model: impl Into<String>) -> Self {
+        Self {
+            tier,
+            role: None,
+            model: model.into(),
+            billing: Billing::Standard,
+            worker: None,
+            session: None,
+            at: Utc::now(),
+        }
+    }
+
+    /// Sets the role.
+    pub fn role(mut self, role: Tier) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// Sets the billing mode.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
+    }
+
+    /// Sets the worker.
+    pub fn worker(mut self, worker: WorkerId) -> Self {
+        self.worker = Some(worker);
+        self
+    }
+
+    /// Sets the session.
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Sets the time.
+    pub fn at(mut self, at: DateTime<Utc>) -> Self {
+        self.at = at;
+        self
+    }
+}
+
+/// One call in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LedgerEntry {
+    /// Unique id (readers drop repeats).
+    pub id: Uuid,
+    /// When the call was made.
+    pub at: DateTime<Utc>,
+    /// The tier.
+    pub tier: TierName,
+    /// The tier's role, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Tier>,
+    /// The model as called.
+    pub model: String,
+    /// The worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
+    /// The session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    /// How it was billed.
+    pub billing: Billing,
+    /// Tokens per bucket.
+    pub usage: Usage,
+    /// Its price, or why it has none.
+    pub cost: Cost,
+}
+
+impl LedgerEntry {
+    /// Prices `usage` for `call` with `table`.
+    pub fn priced(call: &Call, usage: Usage, table: &PriceTable) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            at: call.at,
+            tier: call.tier.clone(),
+            role: call.role,
+            model: call.model.clone(),
+            worker: call.worker.clone(),
+            session: call.session.clone(),
+            billing: call.billing,
+            usage,
+            cost: table.price(&call.model, &usage, call.billing, call.at),
+        }
+    }
+}
+
+/// What was read from the journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entries {
+    /// The entries, oldest first, repeated ids dropped.
+    pub entries: Vec<LedgerEntry>,
+    /// Records that did not decode: (position, what was wrong).
+    pub skipped: Vec<(u64, String)>,
+}
+
+/// The ledger on a bus. `B` is any bus with counters and journals, `dyn Bus`
+/// included.
+pub struct Ledger<B: ?Sized> {
+    bus: Arc<B>,
+    table: Arc<PriceTable>,
+    journal: JournalName,
+}
+
+impl<B: ?Sized> Clone for Ledger<B> {
+    fn clone(&self) -> Self {
+        Self {
+            bus: Arc::clone(&self.bus),
+            table: Arc::clone(&self.table),
+            journal: self.journal.clone(),
+        }
+    }
+}
+
+impl<B: ?Sized> fmt::Debug for Ledger<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("journal", &self.journal)
+            .field("price_rows", &self.table.rows().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Counters + Journal + ?Sized> Ledger<B> {
+    /// A ledger in the `cost-ledger` journal of `bus`, priced with `table`.
+    pub fn new(bus: Arc<B>, table: Arc<PriceTable>) -> Result<Self> {
+        Ok(Self {
+            bus,
+            table,
+            journal: JournalName::new(DEFAULT_JOURNAL)?,
+        })
+    }
+
+    /// Uses another journal (several ledgers on one bus).
+    pub fn with_journal(mut self, journal: JournalName) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// The journal written.
+    pub fn journal(&self) -> &JournalName {
+        &self.journal
+    }
+
+    /// The price table.
+    pub fn table(&self) -> &PriceTable {
+        &self.table
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<B> {
+        &self.bus
+    }
+
+    /// Prices a call and records it: appends the entry, then adds its cost to
+    /// `cost:<tier>` (nothing is added for an unpriced or $0 call).
+    pub async fn record(&self, call: &Call, usage: Usage) -> Result<LedgerEntry> {
+        let entry = LedgerEntry::priced(call, usage, &self.table);
+        self.append(&entry).await?;
+        Ok(entry)
+    }
+
+    /// Records an entry priced elsewhere.
+    pub async fn append(&self, entry: &LedgerEntry) -> Result<()> {
+        let record = swarmbus_core::model::encode(self.journal.as_str(), entry)?;
+        self.bus.append(&self.journal, &[record]).await?;
+        if let Some(usd) = entry.cost.usd()
+            && !usd.is_zero()
+        {
+            // The brief's tools read float dollars; the ledger stays exact.
+            self.bus.add_cost(&entry.tier, usd.to_f64_lossy()).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads every entry, oldest first. A record that does not decode is
+    /// reported in [`Entries::skipped`], not fatal.
+    pub async fn entries(&self) -> Result<Entries> {
+        let mut out = Entries::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut position: u64 = 0;
+        loop {
+            let page = self.bus.read(&self.journal, position, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for record in &page {
+                match serde_json::from_str::<LedgerEntry>(record) {
+                    Ok(entry) => {
+                        if seen.insert(entry.id) {
+                            out.entries.push(entry);
+                        }
+                    }
+                    Err(e) => out.skipped.push((position, e.to_string())),
+                }
+                position += 1;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The report of the entries that pass `filter`.
+    pub async fn report(&self, tiers: &Tiers, filter: &ReportFilter) -> Result<Report> {
+        let read = self.entries().await?;
+        let mut report = Report::build(
+            read.entries.iter().filter(|e| filter.admits(e)),
+            tiers,
+            &self.table,
+        );
+        report.skipped_records = read.skipped.len() as u64;
+        Ok(report)
+    }
+}

@@ -1,0 +1,111 @@
+//! Roles are configuration: which tier name and model stand for the
+//! coordinator, the workers and the librarians, and the worker-share target.
+
+use swarmbus_core::keys::TierName;
+use swarmbus_core::model::Tier;
+
+use crate::ledger::Call;
+use crate::pricing::Billing;
+
+/// The tier name, model and billing of one role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TierModel {
+    /// The name in `cost:<tier>` and reports (`haiku`).
+    pub name: TierName,
+    /// The model id its calls go to.
+    pub model: String,
+    /// How its calls are billed.
+    pub billing: Billing,
+}
+
+impl TierModel {
+    /// A tier on standard billing.
+    pub fn new(name: TierName, model: impl Into<String>) -> Self {
+        Self {
+            name,
+            model: model.into(),
+            billing: Billing::Standard,
+        }
+    }
+
+    /// Sets the billing mode.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
+    }
+}
+
+/// The swarm's three roles. The default is the brief's: Claude Sonnet 4.5
+/// coordinates (`sonnet`), Claude Haiku 4.5 works (`haiku`), Gemini 2.5
+/// Flash on its free tier is the librarian (`gemini`); target 90 % of the
+/// work on workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tiers {
+    /// The coordinator role.
+    pub coordinator: TierModel,
+    /// The worker role.
+    pub worker: TierModel,
+    /// The librarian role.
+    pub librarian: TierModel,
+    /// The target share of calls on workers, in tenths of a percent (900).
+    pub worker_target_permille: u32,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Self {
+            coordinator: TierModel::new(Tier::Coordinator.default_name(), "claude-sonnet-4-5"),
+            worker: TierModel::new(Tier::Worker.default_name(), "claude-haiku-4-5"),
+            librarian: TierModel::new(Tier::Librarian.default_name(), "gemini-2.5-flash")
+                .billing(Billing::FreeTier),
+            worker_target_permille: 900,
+        }
+    }
+}
+
+impl Tiers {
+    /// Three roles, target 90 %.
+    pub fn new(coordinator: TierModel, worker: TierModel, librarian: TierModel) -> Self {
+        Self {
+            coordinator,
+            worker,
+            librarian,
+            worker_target_permille: 900,
+        }
+    }
+
+    /// Sets the worker-share target, in tenths of a percent (clamped to 1000).
+    pub fn worker_target_permille(mut self, permille: u32) -> Self {
+        self.worker_target_permille = permille.min(1000);
+        self
+    }
+
+    /// The configuration of a role (`None` for a role this crate does not
+    /// know yet).
+    pub fn get(&self, role: Tier) -> Option<&TierModel> {
+        match role {
+            Tier::Coordinator => Some(&self.coordinator),
+            Tier::Worker => Some(&self.worker),
+            Tier::Librarian => Some(&self.librarian),
+            _ => None,
+        }
+    }
+
+    /// The role whose tier is named `name`.
+    pub fn role_of(&self, name: &TierName) -> Option<Tier> {
+        [Tier::Coordinator, Tier::Worker, Tier::Librarian]
+            .into_iter()
+            .find(|role| self.get(*role).is_some_and(|t| &t.name == name))
+    }
+
+    /// A call of `role` with its tier, model and billing, made now.
+    pub fn call(&self, role: Tier) -> Option<Call> {
+        self.get(role).map(|t| {
+            Call::new(t.name.clone(), t.model.clone())
+                .role(role)
+                .billing(t.billing)
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! The ledger on a bus: entries recorded by one handle are read by another,
+//! the brief's `cost:<tier>` keys follow, reports total per tier, model,
+//! worker and session, and unpriced calls stay unpriced all the way.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use swarmbus_core::bus::{Bus, Counters, Journal};
+use swarmbus_core::keys::{JournalName, SessionId, TierName, WorkerId};
+use swarmbus_core::memory::MemoryBus;
+use swarmbus_core::model::Tier;
+use swarmbus_cost::{
+    Billing, BudgetLimits, Call, Ledger, Money, PriceTable, Report, ReportFilter, Tiers, Usage,
+};
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
+}
+
+fn table() -> Arc<PriceTable> {
+    Arc::new(PriceTable::built_in().unwrap())
+}
+
+fn tier(name: &str) -> TierName {
+    TierName::new(name).unwrap()
+}
+
+fn worker(name: &str) -> WorkerId {
+    WorkerId::new(name).unwrap()
+}
+
+fn session(name: &str) -> SessionId {
+    SessionId::new(name).unwrap()
+}
+
+/// The Haiku call: $0.00555.
+fn haiku_usage() -> Usage {
+    Usage::new(1_000, 500)
+        .with_cache_read(8_000)
+        .with_cache_write(1_000, 0)
+}
+
+fn haiku_call(w: &str, s: &str) -> Call {
+    Call::new(tier("haiku"), "claude-haiku-4-5-20251001")
+        .role(Tier::Worker)
+        .worker(worker(w))
+        .session(session(s))
+        .at(at())
+}
+
+fn sonnet_call(s: &str) -> Call {
+    Call::new(tier("sonnet"), "claude-sonnet-4-5")
+        .role(Tier::Coordinator)
+        .session(session(s))
+        .at(at())
+}
+
+#[tokio::test]
+async fn one_entry_per_call_readable_from_another_handle_on_the_bus() {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let writer = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let entry = writer
+        .record(&haiku_call("haiku-1", "instance-11"), haiku_usage())
+        .await
+        .unwrap();
+    assert_eq!(entry.cost.usd().unwrap().to_string(), "0.00555");
+
+    let reader = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let read = reader.entries().await.unwrap();
+    assert_eq!(read.entries, vec![entry.clone()]);
+    assert!(read.skipped.is_empty());
+
+    // The record is plain JSON in the `cost-ledger` journal, money as exact strings.
+    let journal = JournalName::new("cost-ledger").unwrap();
+    let raw = bus.read(&journal, 0, 10).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&raw[0]).unwrap();
+    assert_eq!(json["tier"], "haiku");
+    assert_eq!(json["worker"], "haiku-1");
+    assert_eq!(json["session"], "instance-11");
+    assert_eq!(json["usage"]["cache_read_tokens"], 8_000);
+    assert_eq!(json["cost"]["priced"]["usd"], "0.00555");
+}
+
+#[tokio::test]
+async fn the_brief_cost_keys_follow_the_ledger() {
+    let bus = Arc::new(MemoryBus::new());
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    for _ in 0..3 {
+        ledger
+            .record(&haiku_call("haiku-1", "s"), haiku_usage())
+            .await
+            .unwrap();
+    }
+    // Sonnet: 1,000 × 3 + 100 × 15 = 4,500 → $0.0045
+    ledger
+        .record(&sonnet_call("s"), Usage::new(1_000, 100))
+        .await
+        .unwrap();
+    let costs = bus
+        .costs(&[tier("haiku"), tier("sonnet"), tier("gemini")])
+        .await
+        .unwrap();
+    assert!((costs[0] - 0.01665).abs() < 1e-12, "{costs:?}");
+    assert!((costs[1] - 0.0045).abs() < 1e-12, "{costs:?}");
+    assert_eq!(costs[2], 0.0);
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_unpriced_in_the_ledger_keys_and_report() {
+    let bus = Arc::new(MemoryBus::new());
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let call = Call::new(tier("haiku"), "claude-haiku-9-imaginary")
+        .role(Tier::Worker)
+        .worker(worker("haiku-2"))
+        .at(at());
+    let entry = ledger
+        .record(&call, Usage::new(1_000, 1_000))
+        .await
+        .unwrap();
+    assert_eq!(entry.cost.usd(), None);
+    // Not added to cost:haiku as $0 or anything else.
+    assert_eq!(bus.costs(&[tier("haiku")]).await.unwrap(), vec![0.0]);
+
+    let report = ledger
+        .report(&Tiers::default(), &ReportFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(report.total.calls, 1);
+    assert_eq!(report.total.unpriced_calls, 1);
+    assert_eq!(report.roles.worker.unpriced_calls, 1);
+    assert_eq!(
+        report.by_model["claude-haiku-9-imaginary"].unpriced_calls,
+        1
+    );
+    assert_eq!(
+        report.unpriced.keys().collect::<Vec<_>>(),
+        vec!["model \"claude-haiku-9-imaginary\" is not in the price table"]
+    );
+    assert!(
+        report.cost_line().contains("Haiku $0.0000 (+1 unpriced)"),
+        "{}",
+        report.cost_line()
+    );
+    let text = report.render();
+    assert!(
+        text.contains("UNPRICED ×1: model \"claude-haiku-9-imaginary\""),
+        "{text}"
+    );
+    assert_eq!(report.savings.uncomparable_calls, 1);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["total"]["unpriced_calls"], 1);
+}
+
+#[tokio::test]
+async fn the_report_has_the_brief_lines_shares_and_savings() {
+    let bus = Arc::new(MemoryBus::new());
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    // 9 Haiku calls at $0.00555 = $0.04995
+    for i in 0..9 {
+        ledger
+            .record(
+                &haiku_call(&format!("haiku-{}", i % 3), "instance-11"),
+                haiku_usage(),
+            )
+            .await
+            .unwrap();
+    }
+    // 1 Sonnet call: 1,000 × 3 + 100 × 15 → $0.0045
+    ledger
+        .record(&sonnet_call("instance-11"), Usage::new(1_000, 100))
+        .await
+        .unwrap();
+    // 1 free-tier Gemini call: $0, shadow 1,000 × 0.30 + 100 × 2.50 → $0.00055
+    let librarian = Tiers::default()
+        .call(Tier::Librarian)
+        .unwrap()
+        .session(session("instance-11"))
+        .at(at());
+    assert_eq!(librarian.billing, Billing::FreeTier);
+    ledger
+        .record(&librarian, Usage::new(1_000, 100))
+        .await
+        .unwrap();
+
+    let report = ledger
+        .report(&Tiers::default(), &ReportFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.cost_line(),
+        "Cost This Session: Sonnet $0.0045 | Haiku $0.0500 | Gemini $0"
+    );
+    // Spend share: 0.04995 / (0.04995 + 0.0045) = 91.7 %.
+    assert_eq!(
+        report.efficiency_line(),
+        "Token Efficiency: Haiku 91.7% / Sonnet 8.3%"
+    );
+    assert_eq!(report.total.usd.to_string(), "0.05445");
+    assert_eq!(report.total.shadow_usd.to_string(), "0.00055");
+    assert_eq!(report.roles.librarian.usd, Money::ZERO);
+    assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
+    // 9 of 10 worker + coordinator calls: exactly the 90 % target.
+    assert_eq!(report.worker_share.calls.to_string(), "90.0");
+    assert!(report.worker_share.on_target);
+    assert_eq!(report.worker_share.spend.to_string(), "91.7");
+    assert_eq!(report.by_worker["haiku-0"].calls, 3);
+    assert_eq!(report.by_worker["-"].calls, 2);
+    assert_eq!(report.by_session["instance-11"].calls, 11);
+    assert_eq!(report.by_tier["haiku"].usd.to_string(), "0.04995");
+    assert_eq!(report.by_model["claude-haiku-4-5-20251001"].calls, 9);
+    // Savings: each Haiku call on Sonnet: 1,000 × 3 + 8,000 × 0.30 + 1,000 × 3.75 + 500 × 15
+    // = 3,000 + 2,400 + 3,750 + 7,500 = 16,650 → $0.01665, × 9 = $0.14985;
+    // the Gemini call on Sonnet: 1,000 × 3 + 100 × 15 = $0.0045; the Sonnet call itself $0.0045.
+    assert_eq!(report.savings.on_coordinator_usd.to_string(), "0.15885");
+    assert_eq!(report.savings.actual_usd.to_string(), "0.05445");
+    assert_eq!(report.savings.saved_usd.to_string(), "0.1044");
+    assert_eq!(report.savings.compared_calls, 11);
+}
+
+#[tokio::test]
+async fn a_report_filters_by_session_and_drops_repeated_records() {
+    let bus = Arc::new(MemoryBus::new());
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let a = ledger
+        .record(&haiku_call("w", "a"), haiku_usage())
+        .await
+        .unwrap();
+    ledger
+        .record(&haiku_call("w", "b"), haiku_usage())
+        .await
+        .unwrap();
+    // A retried append stores the same record twice; it counts once.
+    ledger.append(&a).await.unwrap();
+    // A record that is not a ledger entry is skipped and counted.
+    bus.append(ledger.journal(), &["not json".to_owned()])
+        .await
+        .unwrap();
+
+    let all = ledger
+        .report(&Tiers::default(), &ReportFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(all.total.calls, 2);
+    assert_eq!(all.skipped_records, 1);
+    let only_a = ledger
+        .report(
+            &Tiers::default(),
+            &ReportFilter::all().session(session("a")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_a.total.calls, 1);
+    assert_eq!(only_a.total.usd.to_string(), "0.00555");
+}
+
+#[tokio::test]
+async fn tier_names_come_from_the_configuration() {
+    use swarmbus_cost::TierModel;
+    let tiers = Tiers::new(
+        TierModel::new(tier("opus"), "claude-opus-4-5"),
+        TierModel::new(tier("flash"), "gemini-2.5-flash"),
+        TierModel::new(tier("lite"), "gemini-2.5-flash-lite").billing(Billing::FreeTier),
+    );
+    let bus = Arc::new(MemoryBus::new());
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    // Calls without a role are placed by their tier name.
+    ledger
+        .record(
+            &Call::new(tier("flash"), "gemini-2.5-flash").at(at()),
+            Usage::new(1_000, 0),
+        )
+        .await
+        .unwrap();
+    let report = ledger.report(&tiers, &ReportFilter::all()).await.unwrap();
+    assert_eq!(
+        report.cost_line(),
+        "Cost This Session: Opus $0.0000 | Flash $0.0003 | Lite $0"
+    );
+    assert_eq!(
+        report.efficiency_line(),
+        "Token Efficiency: Flash 100.0% / Opus 0.0%"
+    );
+    assert_eq!(report.roles.worker.calls, 1);
+}
+
+#[tokio::test]
+async fn an_empty_ledger_reports_zero_as_the_brief_does() {
+    let report = Report::build(&[], &Tiers::default(), &PriceTable::built_in().unwrap());
+    assert_eq!(
+        report.cost_line(),
+        "Cost This Session: Sonnet $0.0000 | Haiku $0.0000 | Gemini $0"
+    );
+    assert_eq!(
+        report.efficiency_line(),
+        "Token Efficiency: Haiku 0.0% / Sonnet 100.0%"
+    );
+    assert!(!report.worker_share.on_target);
+}
+
+#[tokio::test]
+async fn the_accountant_records_and_budgets_in_one_cycle() {
+    use swarmbus_cost::Accountant;
+    let bus = Arc::new(MemoryBus::new());
+    let accountant = Accountant::new(
+        Arc::clone(&bus),
+        table(),
+        Tiers::default(),
+        BudgetLimits::unlimited().per_session(Money::parse("0.01").unwrap()),
+    )
+    .unwrap();
+    let call = haiku_call("haiku-1", "instance-12");
+    let pending = accountant
+        .reserve(call.clone(), &haiku_usage())
+        .await
+        .unwrap();
+    assert_eq!(pending.estimate().to_string(), "0.00555");
+    // The call used fewer tokens than estimated: 1,000 × 1 + 100 × 5 → $0.0015.
+    let entry = accountant
+        .settle(pending, Usage::new(1_000, 100))
+        .await
+        .unwrap();
+    assert_eq!(entry.cost.usd().unwrap().to_string(), "0.0015");
+    let spent = accountant
+        .budgets()
+        .spent(&swarmbus_cost::BudgetScope::Session(session("instance-12")))
+        .await
+        .unwrap();
+    assert_eq!(spent.to_string(), "0.0015");
+    let report = accountant.report(&ReportFilter::all()).await.unwrap();
+    assert_eq!(report.total.usd.to_string(), "0.0015");
+}
