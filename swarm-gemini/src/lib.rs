@@ -5,5 +5,20 @@
 //!
 //! # Layout
 //!
-//! This crate is filled by the Gemini issue: wire types, client, error
-//! classification, shard pool, fallback provider, librarian and daemon.
+//! - [`wire`]: the API's JSON (`generateContent`, `streamGenerateContent`, `countTokens`), open enums.
+//! - [`decode`]: unary and SSE decoders, the stream accumulator, [`Generation`].
+//! - [`client`]: [`GeminiClient`], one key over reqwest.
+//! - [`error`]: [`Error`], its [`Action`] and [`ErrorKind`]; the classification table.
+//! - [`clock`]: injectable time ([`SystemClock`], [`ManualClock`]).
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod clock;
+pub mod decode;
+pub mod error;
+pub mod wire;
+
+pub use client::{ClientConfig, GeminiClient};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decode::Generation;
+pub use error::{Action, Error, ErrorKind, Result};

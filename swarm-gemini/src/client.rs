@@ -1,0 +1,578 @@
+//! The Gemini HTTP client: one key, any model.
+//!
+//! - The key goes in the `x-goog-api-key` header only (marked sensitive),
+//!   never in a URL, a log line or an error.
+//! - The base URL defaults to [`DEFAULT_BASE_URL`] and is overridden by
+//!   configuration or `GEMINI_BASE_URL` (a local mock in tests).
+//! - Connect and whole-request timeouts; a cap on the bytes read from any
+//!   body, checked while reading (a huge or endless body is cut, not
+//!   buffered).
+//! - Every failure is an [`Error`] that says what to do.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::stream::{BoxStream, Stream, StreamExt};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::decode::{
+    DEFAULT_MAX_BODY_BYTES, Generation, SseDecoder, StreamAccumulator, decode_response_with,
+    http_error,
+};
+use crate::error::{Error, Redactor, Result};
+use crate::wire::{
+    CountTokensRequest, CountTokensResponse, GenerateContentRequest, GenerateContentResponse,
+};
+
+/// The Gemini Developer API.
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// The model used when none is given (the brief's Gemini Flash librarian).
+pub const DEFAULT_MODEL: &str = "gemini-2.5-flash";
+
+/// The environment variable that overrides the base URL.
+pub const BASE_URL_VAR: &str = "GEMINI_BASE_URL";
+
+/// The environment variable of the single key (`swarm gemini generate`).
+pub const API_KEY_VAR: &str = "GEMINI_API_KEY";
+
+/// How the client connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Scheme, host and optional port (and path prefix); no trailing slash
+    /// needed.
+    pub base_url: String,
+    /// The model for [`swarmbus_core::llm::LanguageModel`] calls.
+    pub model: String,
+    /// Connect timeout (default 10 s).
+    pub connect_timeout: Duration,
+    /// Whole-request timeout, body included (default 120 s).
+    pub request_timeout: Duration,
+    /// Largest body read, and largest stream event (default 16 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            model: DEFAULT_MODEL.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults, with the base URL from `GEMINI_BASE_URL` when set.
+    pub fn from_env() -> Self {
+        let mut c = Self::default();
+        if let Ok(url) = std::env::var(BASE_URL_VAR)
+            && !url.trim().is_empty()
+        {
+            c.base_url = url.trim().to_owned();
+        }
+        c
+    }
+
+    /// Sets the base URL.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Sets the model.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    /// Sets both timeouts.
+    pub fn timeouts(mut self, connect: Duration, request: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.request_timeout = request;
+        self
+    }
+
+    /// Sets the body cap.
+    pub fn max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// Builds the HTTP client these settings describe (shared by the shards
+    /// of a pool, so they share connections).
+    pub fn http_client(&self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .user_agent(concat!("swarmbus-gemini/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config {
+                reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
+            })
+    }
+
+    /// Checks and normalises the base URL (http or https, no query).
+    pub(crate) fn checked_base(&self) -> Result<String> {
+        let url = reqwest::Url::parse(self.base_url.trim()).map_err(|e| Error::Config {
+            reason: format!("base URL is not a URL: {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::Config {
+                reason: format!(
+                    "base URL scheme must be http or https, not {}",
+                    url.scheme()
+                ),
+            });
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.password().is_some() {
+            return Err(Error::Config {
+                reason: "base URL must not carry a query, fragment or credentials".into(),
+            });
+        }
+        Ok(url.as_str().trim_end_matches('/').to_owned())
+    }
+}
+
+/// Checks a model id (`gemini-2.5-flash`, `models/gemini-2.5-flash`) and
+/// returns it without the `models/` prefix. Only letters, digits, `-`, `.`
+/// and `_`: a model id goes into the URL path.
+pub fn model_path(model: &str) -> Result<&str> {
+    let m = model.strip_prefix("models/").unwrap_or(model);
+    if m.is_empty()
+        || m.len() > 128
+        || !m
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err(Error::Config {
+            reason: format!(
+                "invalid model id {:?}",
+                m.chars().take(64).collect::<String>()
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// A Gemini API client holding one key.
+#[derive(Clone)]
+pub struct GeminiClient {
+    http: reqwest::Client,
+    headers: HeaderMap,
+    base: String,
+    config: ClientConfig,
+    clock: Arc<dyn Clock>,
+    redact: Redactor,
+    label: Option<String>,
+}
+
+impl fmt::Debug for GeminiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeminiClient")
+            .field("base_url", &self.base)
+            .field("model", &self.config.model)
+            .field("label", &self.label)
+            .field("key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl GeminiClient {
+    /// A client for `key` with `config`.
+    pub fn new(key: SecretString, config: ClientConfig) -> Result<Self> {
+        let http = config.http_client()?;
+        Self::with_http(key, config, http)
+    }
+
+    /// A client for `key` sharing an existing HTTP client (its timeouts
+    /// apply).
+    pub fn with_http(
+        key: SecretString,
+        config: ClientConfig,
+        http: reqwest::Client,
+    ) -> Result<Self> {
+        let base = config.checked_base()?;
+        if key.expose_secret().trim().is_empty() {
+            return Err(Error::MissingKey {
+                source_name: "the configured key (empty)".into(),
+            });
+        }
+        let mut value = HeaderValue::from_str(key.expose_secret()).map_err(|_| Error::Config {
+            reason: "the API key holds characters not allowed in an HTTP header".into(),
+        })?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-goog-api-key", value);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(Self {
+            http,
+            headers,
+            base,
+            config,
+            clock: Arc::new(SystemClock),
+            redact: Redactor::for_key(&key),
+            label: None,
+        })
+    }
+
+    /// A client for `GEMINI_API_KEY`, with `GEMINI_BASE_URL` when set.
+    pub fn from_env() -> Result<Self> {
+        let key = std::env::var(API_KEY_VAR)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| Error::MissingKey {
+                source_name: API_KEY_VAR.into(),
+            })?;
+        Self::new(SecretString::from(key), ClientConfig::from_env())
+    }
+
+    /// Uses `clock` to date errors (a per-day quota's reset).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Names the client in logs (`shard2`).
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The base URL in use.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, model: &str, method: &str) -> Result<String> {
+        Ok(format!(
+            "{}/v1beta/models/{}:{method}",
+            self.base,
+            model_path(model)?
+        ))
+    }
+
+    async fn post<B: Serialize + ?Sized>(&self, url: &str, body: &B) -> Result<reqwest::Response> {
+        let body = serde_json::to_vec(body).map_err(|e| Error::Config {
+            reason: format!("request does not serialise: {e}"),
+        })?;
+        self.http
+            .post(url)
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))
+    }
+
+    fn transport(&self, e: reqwest::Error) -> Error {
+        transport_error(e, &self.config, &self.redact)
+    }
+
+    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>> {
+        read_capped(
+            response,
+            self.config.max_body_bytes,
+            &self.config,
+            &self.redact,
+        )
+        .await
+    }
+
+    /// `generateContent`: the checked response (an answer, or the error that
+    /// says why not).
+    pub async fn generate_content(
+        &self,
+        model: &str,
+        request: &GenerateContentRequest,
+    ) -> Result<GenerateContentResponse> {
+        let url = self.url(model, "generateContent")?;
+        let started = Instant::now();
+        let result = async {
+            let response = self.post(&url, request).await?;
+            let status = response.status().as_u16();
+            let body = self.read_body(response).await?;
+            let now = self.clock.now();
+            if !(200..300).contains(&status) {
+                return Err(http_error(status, &body, now, &self.redact));
+            }
+            decode_response_with(&body, now, &self.redact)
+        }
+        .await;
+        self.log("generateContent", model, started, result.as_ref().err());
+        result
+    }
+
+    /// `generateContent` as a [`Generation`] (text, finish reason, usage).
+    pub async fn generate(
+        &self,
+        model: &str,
+        request: &GenerateContentRequest,
+    ) -> Result<Generation> {
+        let response = self.generate_content(model, request).await?;
+        Generation::from_response(&response)
+    }
+
+    /// `streamGenerateContent?alt=sse`: the chunks as they arrive. An HTTP
+    /// error (or a plain JSON error body) fails here; an error in the
+    /// middle of the stream comes as the stream's last item.
+    pub async fn stream_generate_content(
+        &self,
+        model: &str,
+        request: &GenerateContentRequest,
+    ) -> Result<ChunkStream> {
+        let url = format!("{}?alt=sse", self.url(model, "streamGenerateContent")?);
+        let started = Instant::now();
+        let response = self
+            .post(&url, request)
+            .await
+            .inspect_err(|e| self.log("streamGenerateContent", model, started, Some(e)))?;
+        let status = response.status().as_u16();
+        let now = self.clock.now();
+        if !(200..300).contains(&status) {
+            let body = self.read_body(response).await?;
+            let e = http_error(status, &body, now, &self.redact);
+            tracing::debug!(
+                label = self.label.as_deref().unwrap_or("gemini"),
+                model,
+                status,
+                kind = %e.kind(),
+                "streamGenerateContent refused"
+            );
+            return Err(e);
+        }
+        let decoder = SseDecoder::with_limits(
+            now,
+            self.config.max_body_bytes,
+            self.config.max_body_bytes.saturating_mul(4),
+        )
+        .redacting(self.redact.clone());
+        Ok(ChunkStream::new(
+            response,
+            decoder,
+            self.config.clone(),
+            self.redact.clone(),
+        ))
+    }
+
+    /// Streams and collects into one checked [`Generation`].
+    pub async fn stream_generate(
+        &self,
+        model: &str,
+        request: &GenerateContentRequest,
+    ) -> Result<Generation> {
+        let mut stream = self.stream_generate_content(model, request).await?;
+        let mut acc = StreamAccumulator::new();
+        while let Some(chunk) = stream.next().await {
+            acc.push(&chunk?)?;
+        }
+        acc.finish()
+    }
+
+    /// `countTokens`.
+    pub async fn count_tokens(
+        &self,
+        model: &str,
+        request: &CountTokensRequest,
+    ) -> Result<CountTokensResponse> {
+        let url = self.url(model, "countTokens")?;
+        let started = Instant::now();
+        let result = async {
+            let response = self.post(&url, request).await?;
+            let status = response.status().as_u16();
+            let body = self.read_body(response).await?;
+            let now = self.clock.now();
+            if !(200..300).contains(&status) {
+                return Err(http_error(status, &body, now, &self.redact));
+            }
+            serde_json::from_slice::<CountTokensResponse>(&body).map_err(|e| {
+                Error::MalformedResponse {
+                    reason: format!("not a countTokens response ({e})"),
+                }
+            })
+        }
+        .await;
+        self.log("countTokens", model, started, result.as_ref().err());
+        result
+    }
+
+    fn log(&self, method: &str, model: &str, started: Instant, error: Option<&Error>) {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let label = self.label.as_deref().unwrap_or("gemini");
+        match error {
+            None => tracing::debug!(label, model, method, elapsed_ms, "gemini call ok"),
+            Some(e) => tracing::debug!(
+                label,
+                model,
+                method,
+                elapsed_ms,
+                kind = %e.kind(),
+                status = e.http_status(),
+                error = %e,
+                "gemini call failed"
+            ),
+        }
+    }
+}
+
+/// The error chain of a reqwest error, without its URL.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+pub(crate) fn transport_error(
+    e: reqwest::Error,
+    config: &ClientConfig,
+    redact: &Redactor,
+) -> Error {
+    let e = e.without_url();
+    let connect = e.is_connect();
+    let timed_out = e.is_timeout()
+        || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("timed out"));
+    if timed_out {
+        Error::Timeout {
+            after: if connect {
+                config.connect_timeout
+            } else {
+                config.request_timeout
+            },
+            connect,
+        }
+    } else {
+        Error::Transport {
+            message: redact.clean(&error_chain(&e)),
+            connect,
+        }
+    }
+}
+
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    config: &ClientConfig,
+    redact: &Redactor,
+) -> Result<Vec<u8>> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(Error::BodyTooLarge { limit: cap });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e, config, redact))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(Error::BodyTooLarge { limit: cap });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The chunks of a streamed answer, as they arrive. Ends after the last
+/// chunk, or after the first error (a broken connection, a timeout, an error
+/// object in the stream, a malformed event).
+pub struct ChunkStream {
+    inner: BoxStream<'static, Result<GenerateContentResponse>>,
+}
+
+impl fmt::Debug for ChunkStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChunkStream")
+    }
+}
+
+struct StreamState {
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    decoder: SseDecoder,
+    pending: std::collections::VecDeque<Result<GenerateContentResponse>>,
+    ended: bool,
+    config: ClientConfig,
+    redact: Redactor,
+}
+
+impl ChunkStream {
+    fn new(
+        response: reqwest::Response,
+        decoder: SseDecoder,
+        config: ClientConfig,
+        redact: Redactor,
+    ) -> Self {
+        let state = StreamState {
+            body: response.bytes_stream().boxed(),
+            decoder,
+            pending: Default::default(),
+            ended: false,
+            config,
+            redact,
+        };
+        let inner = futures::stream::unfold(state, |mut st| async move {
+            loop {
+                if let Some(item) = st.pending.pop_front() {
+                    if item.is_err() {
+                        st.ended = true;
+                        st.pending.clear();
+                    }
+                    return Some((item, st));
+                }
+                if st.ended {
+                    return None;
+                }
+                match st.body.next().await {
+                    Some(Ok(bytes)) => {
+                        let items = st.decoder.feed(&bytes);
+                        st.pending.extend(items);
+                    }
+                    Some(Err(e)) => {
+                        st.ended = true;
+                        let e = transport_error(e, &st.config, &st.redact);
+                        return Some((Err(e), st));
+                    }
+                    None => {
+                        st.ended = true;
+                        let items = st.decoder.finish();
+                        st.pending.extend(items);
+                    }
+                }
+            }
+        })
+        .boxed();
+        Self { inner }
+    }
+
+    /// Builds a stream from ready chunks (for tests of stream consumers).
+    pub fn from_items(items: Vec<Result<GenerateContentResponse>>) -> Self {
+        Self {
+            inner: futures::stream::iter(items).boxed(),
+        }
+    }
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<GenerateContentResponse>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}

@@ -1,0 +1,120 @@
+//! Time, injectable: the pool reads the time and waits through a [`Clock`],
+//! so tests move time forward (past a cooling delay, across a Pacific
+//! midnight) without waiting.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+/// Where the time comes from, and how to wait.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Waits for `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The real clock: `Utc::now()` and `tokio::time::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A clock that moves only when told to, or when something sleeps on it
+/// (a sleep advances it by the duration at once). For tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    state: Mutex<ManualState>,
+}
+
+#[derive(Debug)]
+struct ManualState {
+    now: DateTime<Utc>,
+    slept: Vec<Duration>,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            state: Mutex::new(ManualState {
+                now: start,
+                slept: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManualState> {
+        // A panic while holding this lock cannot leave the state half
+        // written (each update is one assignment), so a poisoned lock is
+        // still good to read.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut s = self.lock();
+        s.now = add(s.now, by);
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: DateTime<Utc>) {
+        self.lock().now = now;
+    }
+
+    /// Every sleep asked of this clock, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.lock().slept.clone()
+    }
+}
+
+/// `t + d`, saturating at the end of time.
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        {
+            let mut s = self.lock();
+            s.slept.push(duration);
+            s.now = add(s.now, duration);
+        }
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_manual_sleep_moves_time_at_once() {
+        let start = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let c = ManualClock::new(start);
+        c.sleep(Duration::from_secs(58)).await;
+        assert_eq!((c.now() - start).num_seconds(), 58);
+        assert_eq!(c.sleeps(), vec![Duration::from_secs(58)]);
+    }
+}
