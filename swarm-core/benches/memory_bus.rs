@@ -48,7 +48,9 @@ fn put(c: &mut Criterion) {
                     for f in &fs {
                         bus.put_finding(f).await.unwrap_or_else(|e| panic!("{e}"));
                     }
-                })
+                });
+                // Dropped outside the timed routine.
+                (bus, fs)
             },
             BatchSize::PerIteration,
         )

@@ -263,12 +263,13 @@ impl MemoryBus {
         self.inner.keys.format(&key)
     }
 
-    fn notify(&self, channel: Channel, message: String) -> usize {
-        self.inner
-            .channels
-            .get(&channel)
-            .and_then(|tx| tx.send(message).ok())
-            .unwrap_or(0)
+    /// Publishes `message()` on `channel`; the message is only built when
+    /// someone listens.
+    fn notify(&self, channel: Channel, message: impl FnOnce() -> String) -> usize {
+        match self.inner.channels.get(&channel) {
+            Some(tx) if tx.receiver_count() > 0 => tx.send(message()).unwrap_or(0),
+            _ => 0,
+        }
     }
 
     fn insert_finding(
@@ -323,7 +324,7 @@ impl FindingStore for MemoryBus {
         };
         if stored == Stored::New {
             self.inner.feed_changed.notify_waiters();
-            self.notify(Channel::Findings, self.key(Key::Finding(finding.id)));
+            self.notify(Channel::Findings, || self.key(Key::Finding(finding.id)));
         }
         Ok(stored)
     }
@@ -362,7 +363,7 @@ impl FindingStore for MemoryBus {
             self.inner.feed_changed.notify_waiters();
         }
         for id in &new_ids {
-            self.notify(Channel::Findings, self.key(Key::Finding(*id)));
+            self.notify(Channel::Findings, || self.key(Key::Finding(*id)));
         }
         Ok(new_ids.len())
     }
@@ -480,7 +481,7 @@ impl FindingFeed for MemoryBus {
 #[async_trait]
 impl Channels for MemoryBus {
     async fn publish(&self, channel: Channel, message: &str) -> Result<usize> {
-        Ok(self.notify(channel, message.to_owned()))
+        Ok(self.notify(channel, || message.to_owned()))
     }
 
     async fn subscribe(&self, channel: Channel) -> Result<Subscription> {
@@ -1033,7 +1034,7 @@ impl ArchiveDesk for MemoryBus {
             }
         }
         self.inner.queries_changed.notify_waiters();
-        self.notify(Channel::Queries, key);
+        self.notify(Channel::Queries, || key);
         Ok(())
     }
 
@@ -1066,7 +1067,7 @@ impl ArchiveDesk for MemoryBus {
         let encoded = encode(&key, response)?;
         self.inner.limits.check(|| key.clone(), &encoded)?;
         self.state().responses.insert(response.id, response.clone());
-        self.notify(Channel::Responses, key);
+        self.notify(Channel::Responses, || key);
         Ok(())
     }
 

@@ -6,13 +6,20 @@
 //!   files (search, count, read headings), standing in for a worker model so
 //!   the examples run with no API key.
 //! - [`repo_root`]: where this repository is.
+//! - [`example_session`]: the brief's complete example session on any bus.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use swarmbus_core::Task;
-use swarmbus_core::runtime::{TaskHandler, TaskOutput};
+use swarmbus_core::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
+use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::{Bus, Channel, SessionId, Task, WorkerId};
+
+/// Any error of an example.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
@@ -101,7 +108,8 @@ impl LocalWork {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for (ext, md) in [("rs", false), ("md", true)] {
             for f in self.files(ext) {
-                let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let text =
+                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 let e = per.entry(self.top_folder(&f)).or_default();
                 if md {
                     e.1 += text.lines().count();
@@ -126,11 +134,19 @@ impl LocalWork {
 
     fn headings(&self) -> Result<TaskOutput, String> {
         let mut files = vec![self.root.join("README.md")];
-        files.extend(self.files("md").into_iter().filter(|p| self.top_folder(p) == "docs"));
+        files.extend(
+            self.files("md")
+                .into_iter()
+                .filter(|p| self.top_folder(p) == "docs"),
+        );
         let mut heads = Vec::new();
         for f in files.iter().filter(|f| f.exists()) {
             let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            let name = f.strip_prefix(&self.root).unwrap_or(f).display().to_string();
+            let name = f
+                .strip_prefix(&self.root)
+                .unwrap_or(f)
+                .display()
+                .to_string();
             let h: Vec<&str> = text
                 .lines()
                 .filter(|l| l.starts_with("## "))
@@ -151,7 +167,11 @@ impl TaskHandler for LocalWork {
     async fn handle(&self, task: &Task) -> Result<TaskOutput, String> {
         match task.kind.as_str() {
             "grep" => {
-                let pattern = task.payload.get("pattern").and_then(|p| p.as_str()).unwrap_or("");
+                let pattern = task
+                    .payload
+                    .get("pattern")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("");
                 self.grep(pattern)
             }
             "count" => self.count(),
@@ -159,4 +179,106 @@ impl TaskHandler for LocalWork {
             other => Err(format!("no handler for task kind {other:?}")),
         }
     }
+}
+
+/// The brief's example session on `bus`: prints the status block, routes three
+/// independent tasks, runs three workers in parallel, gathers their findings and
+/// prints the status again. Returns the final snapshot.
+pub async fn example_session<B: Bus + Clone + 'static>(bus: B) -> Result<SwarmStatus, AnyError> {
+    let status = StatusConfig::default();
+    println!("{}", SwarmStatus::snapshot(&bus, &status).await?.render());
+
+    let session = SessionId::new(format!(
+        "example-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    ))?;
+    let coordinator = Coordinator::new(bus.clone(), session.clone());
+    let workers: Vec<WorkerId> = (1..=3)
+        .map(|i| WorkerId::new(format!("haiku-{i}")))
+        .collect::<Result<_, _>>()?;
+
+    // The coordinator watches the channel while the workers run.
+    let mut notes = bus.subscribe(Channel::Findings).await?;
+
+    let tasks = vec![
+        Task::new(
+            session.clone(),
+            "grep",
+            "Search the sources for trait definitions",
+        )
+        .with_payload(serde_json::json!({ "pattern": "pub trait" })),
+        Task::new(
+            session.clone(),
+            "count",
+            "Count lines of Rust and Markdown per crate",
+        ),
+        Task::new(
+            session.clone(),
+            "headings",
+            "Read the README and docs and list their sections",
+        ),
+    ];
+    let routed = coordinator.dispatch(tasks, &workers).await?;
+    println!(
+        "I'll spawn {} workers in parallel for these independent tasks:",
+        workers.len()
+    );
+    for r in &routed {
+        let who = r
+            .worker
+            .as_ref()
+            .map_or("coordinator".to_owned(), ToString::to_string);
+        println!(
+            "  {who}: {} ({:?} tier, {:?})",
+            r.task.instructions, r.task.tier, r.routing.reason
+        );
+    }
+
+    let handler = LocalWork::new(repo_root());
+    let runs: Vec<_> = workers
+        .iter()
+        .map(|id| {
+            let cfg = WorkerConfig::new(id.clone())
+                .claim_wait(Duration::from_millis(100))
+                .idle_exit(Duration::from_millis(500));
+            tokio::spawn(Worker::new(bus.clone(), handler.clone(), cfg).run(std::future::pending()))
+        })
+        .collect();
+
+    let ids: Vec<_> = routed.iter().map(|r| r.task.id).collect();
+    let gathered = coordinator.gather(&ids, Duration::from_secs(30)).await?;
+    let mut heard = 0;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(
+        Duration::from_millis(50),
+        futures::StreamExt::next(&mut notes),
+    )
+    .await
+    {
+        heard += 1;
+    }
+    println!(
+        "\nAll {} workers completed; {heard} notifications on channel:findings. Their findings:",
+        workers.len()
+    );
+    for f in &gathered.findings {
+        println!(
+            "  [{}] {}: {}",
+            f.worker,
+            f.title,
+            f.body.lines().next().unwrap_or("")
+        );
+    }
+    for f in &gathered.failed {
+        println!("  FAILED {}: {}", f.task.instructions, f.report);
+    }
+    for r in runs {
+        r.await??;
+    }
+    println!("{}\n", coordinator.stats().summary());
+    let after = SwarmStatus::snapshot(&bus, &status).await?;
+    println!("{}", after.render());
+    if !gathered.failed.is_empty() || !gathered.pending.is_empty() {
+        return Err("some tasks did not complete".into());
+    }
+    Ok(after)
 }
