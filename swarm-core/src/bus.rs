@@ -187,8 +187,9 @@ pub trait TaskQueue: Send + Sync {
 pub trait QuotaLedger: Send + Sync {
     /// Atomically: if the shard is not disabled, exhausted or cooling, and
     /// both the day's and the minute's counts are under `limits`, count one
-    /// request and grant it. Reaching the daily limit marks the shard
-    /// exhausted until the next Pacific midnight.
+    /// request and grant it. A request over the daily limit is denied and
+    /// marks the shard exhausted until the next Pacific midnight; one over
+    /// the minute's limit is denied until the next minute (nothing counted).
     async fn try_acquire(
         &self,
         shard: ShardId,
