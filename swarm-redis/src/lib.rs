@@ -1,8 +1,66 @@
 //! # swarmbus-redis
 //!
-//! The Redis bus: every `swarmbus-core` trait over a real Redis.
+//! The Redis bus: every `swarmbus-core` bus trait over a real Redis, one
+//! node or a Cluster, so that agents in many processes and on many machines
+//! share one swarm. The brief's keys keep their names and value types (its
+//! Python tools read what this crate writes); what must not be lost is kept
+//! durably (a Stream for findings, reliable lists for tasks) and the
+//! channels only notify.
 //!
 //! # Layout
 //!
-//! This crate is filled by the Redis issue: `RedisBus` on a single node,
-//! with ACL/TLS, and on a Redis Cluster.
+//! - [`config`]: [`RedisConfig`]: URL (ACL user, password kept secret,
+//!   `rediss://` with feature `tls`), database, namespace, explicit timeouts,
+//!   retry budget, Cluster seed nodes.
+//! - `bus`: [`RedisBus`], its own key names, and how requests are sent
+//!   (retries only where repeating is safe, NOSCRIPT reloads, WRONGTYPE).
+//! - `connection`: the two connection kinds (single node, Cluster) behind
+//!   one type, and the dedicated connections of blocking reads and pub/sub.
+//! - `scripts`: the Lua scripts, one per atomic multi-key change.
+//! - `findings`: `FindingStore` and `FindingFeed` (index ZSET, Stream with
+//!   consumer groups).
+//! - `channels`: `Channels` (pub/sub notifications).
+//! - `workers`: `WorkerRegistry` (TTL heartbeats, registry ZSET + MGET).
+//! - `tasks`: `TaskQueue` (LMOVE reliable queue, delivery counts, reclaim,
+//!   dead letters).
+//! - `quota`: `QuotaLedger` (check-and-count per Pacific day and minute).
+//! - `halt`: `HaltSwitch` and drafts.
+//! - `counters`: `Counters` (costs, context size, named counters) and
+//!   `Journal`.
+//! - `archive`: `ArchiveDesk` (questions and answers for librarians).
+//! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use swarmbus_core::bus::{FindingStore, WorkerRegistry};
+//! use swarmbus_core::keys::{Namespace, WorkerId};
+//! use swarmbus_redis::{RedisBus, RedisConfig};
+//!
+//! # async fn run() -> swarmbus_core::Result<()> {
+//! let bus = RedisBus::connect(
+//!     RedisConfig::from_url("redis://127.0.0.1:6379")?.namespace(Namespace::new("team-a")?),
+//! )
+//! .await?;
+//! bus.heartbeat(&WorkerId::new("haiku-1")?, std::time::Duration::from_secs(60)).await?;
+//! println!("{} findings, {} workers", bus.count_findings().await?, bus.count_alive_workers().await?);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod archive;
+mod bus;
+mod channels;
+pub mod config;
+mod connection;
+mod counters;
+mod errors;
+mod findings;
+mod halt;
+mod quota;
+mod scripts;
+mod tasks;
+mod workers;
+
+pub use bus::RedisBus;
+pub use config::RedisConfig;

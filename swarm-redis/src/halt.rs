@@ -1,0 +1,99 @@
+//! [`HaltSwitch`]: the brief's `halt:reason` STRING (JSON of a
+//! `HaltReport`), set only if absent so the first reason wins, and drafts in
+//! one HASH (`swarm:drafts`), saved before any file is written.
+
+use async_trait::async_trait;
+use swarmbus_core::bus::HaltSwitch;
+use swarmbus_core::error::{Error, Result};
+use swarmbus_core::keys::{JournalName, Key};
+use swarmbus_core::model::{HaltReport, decode, encode};
+
+use crate::bus::{RedisBus, Replay};
+
+impl RedisBus {
+    fn decode_halt(key: &str, raw: Vec<u8>) -> Result<HaltReport> {
+        let raw =
+            String::from_utf8(raw).map_err(|e| Error::decode(key, format!("not UTF-8: {e}")))?;
+        decode(key, &raw)
+    }
+
+    /// Draft names follow the id rules, as on every bus.
+    fn check_draft_name(name: &str) -> Result<()> {
+        JournalName::new(name).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl HaltSwitch for RedisBus {
+    async fn halt(&self, report: &HaltReport) -> Result<bool> {
+        let key = self.key(&Key::HaltReason);
+        let json = encode(&key, report)?;
+        self.check_size(&key, &json)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(&json).arg("NX");
+        let set: Option<String> = match self.query_raw("halt", Replay::Safe, &cmd).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.fail_on_key(&e, "halt", &key, "string").await),
+        };
+        if set.is_some() {
+            return Ok(true);
+        }
+        // Not set: halted before, by someone else, or by this very call
+        // whose first reply was lost and which was retried.
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let stored: Option<String> = self.query("halt", Replay::Safe, &get).await?;
+        Ok(stored.as_deref() == Some(json.as_str()))
+    }
+
+    async fn halted(&self) -> Result<Option<HaltReport>> {
+        let key = self.key(&Key::HaltReason);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&key);
+        match self
+            .query_raw::<Option<Vec<u8>>>("halted", Replay::Safe, &cmd)
+            .await
+        {
+            Ok(None) => Ok(None),
+            Ok(Some(raw)) => Self::decode_halt(&key, raw).map(Some),
+            Err(e) => Err(self.fail_on_key(&e, "halted", &key, "string").await),
+        }
+    }
+
+    async fn clear_halt(&self) -> Result<Option<HaltReport>> {
+        let key = self.key(&Key::HaltReason);
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(&key);
+        match self
+            .query_raw::<Option<Vec<u8>>>("clear_halt", Replay::Safe, &cmd)
+            .await
+        {
+            Ok(None) => Ok(None),
+            Ok(Some(raw)) => Self::decode_halt(&key, raw).map(Some),
+            Err(e) => Err(self.fail_on_key(&e, "clear_halt", &key, "string").await),
+        }
+    }
+
+    async fn save_draft(&self, name: &str, content: &str) -> Result<()> {
+        Self::check_draft_name(name)?;
+        let key = &self.names().drafts;
+        self.check_size(key, content)?;
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key).arg(name).arg(content);
+        let _: i64 = self.query("save_draft", Replay::Safe, &cmd).await?;
+        Ok(())
+    }
+
+    async fn load_draft(&self, name: &str) -> Result<Option<String>> {
+        Self::check_draft_name(name)?;
+        let key = &self.names().drafts;
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(key).arg(name);
+        let raw: Option<Vec<u8>> = self.query("load_draft", Replay::Safe, &cmd).await?;
+        raw.map(|r| {
+            String::from_utf8(r)
+                .map_err(|e| Error::decode(format!("{key} {name}"), format!("not UTF-8: {e}")))
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,326 @@
+//! [`QuotaLedger`]: per-shard quota accounting shared by every process, as
+//! Lua scripts over one HASH per shard (`swarm:quota:shard<N>`), keeping the
+//! brief's `librarian:shard<N>:status` and `:quota` current in the same
+//! script.
+//!
+//! The Pacific day, its next midnight and the minute window are computed in
+//! Rust from the caller's `now` (`swarmbus_core::quota`) and passed in, so
+//! every process agrees on them and tests control the clock. Rules, in the
+//! order a request meets them:
+//!
+//! 1. disabled → denied until enabled by hand;
+//! 2. exhausted until a time still ahead → denied;
+//! 3. cooling until a time still ahead → denied;
+//! 4. the day's count (a new Pacific day starts at 0) at the daily limit →
+//!    exhausted until the next Pacific midnight, denied;
+//! 5. the minute's count at the per-minute limit → denied, cooling until
+//!    the next minute (nothing is marked: the window passes by itself);
+//! 6. otherwise counted and granted; the grant that reaches the daily limit
+//!    marks the shard exhausted until the next Pacific midnight.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use redis::Value;
+use swarmbus_core::bus::QuotaLedger;
+use swarmbus_core::error::{Error, Result};
+use swarmbus_core::keys::{Key, ShardId};
+use swarmbus_core::model::{ShardState, ShardStatus};
+use swarmbus_core::quota::{
+    Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
+};
+
+use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::errors::unexpected_reply;
+use crate::scripts;
+
+fn limit_arg(limit: Option<u32>) -> i64 {
+    limit.map_or(-1, i64::from)
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// A time as the ledger keeps it beside its microseconds: RFC 3339 text,
+/// exact to the nanosecond.
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The ledger fields of one shard.
+const FIELDS: [&str; 11] = [
+    "day",
+    "used",
+    "minute",
+    "minute_used",
+    "cooling_until",
+    "cooling_at",
+    "exhausted_until",
+    "exhausted_at",
+    "disabled",
+    "reason",
+    "tested",
+];
+
+impl RedisBus {
+    fn shard_keys(&self, shard: ShardId) -> [String; 3] {
+        [
+            self.ledger_key(shard),
+            self.key(&Key::ShardStatus(shard)),
+            self.key(&Key::ShardQuota(shard)),
+        ]
+    }
+
+    async fn mark(
+        &self,
+        shard: ShardId,
+        operation: &'static str,
+        args: &[&dyn crate::bus::ToArg],
+    ) -> Result<()> {
+        let keys = self.shard_keys(shard);
+        let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
+        let _: String = self
+            .eval(operation, Replay::Safe, &scripts::QUOTA_MARK, &keys, args)
+            .await?;
+        Ok(())
+    }
+
+    /// Works out a shard's state from its ledger fields at `now`.
+    fn shard_state(
+        shard: ShardId,
+        fields: &HashMap<&str, Option<String>>,
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> ShardState {
+        let get = |f: &str| fields.get(f).cloned().flatten();
+        let num = |f: &str| get(f).and_then(|v| v.parse::<i64>().ok());
+        let today = pacific_day(now).to_string();
+        let (minute, next_minute) = minute_window(now);
+        let used_today = if get("day").as_deref() == Some(today.as_str()) {
+            num("used").unwrap_or(0).max(0)
+        } else {
+            0
+        };
+        let minute_used = if num("minute") == Some(minute) {
+            num("minute_used").unwrap_or(0).max(0)
+        } else {
+            0
+        };
+        let used_today = u32::try_from(used_today).unwrap_or(u32::MAX);
+        let mut state = ShardState::untested(shard);
+        state.used_today = used_today;
+        state.remaining_today = limits.per_day.map(|d| d.saturating_sub(used_today));
+        let ahead = |at: &str| {
+            get(at)
+                .as_deref()
+                .and_then(parse_stamp)
+                .filter(|t| *t > now)
+        };
+        let exhausted = ahead("exhausted_at");
+        let cooling = ahead("cooling_at");
+        state.exhausted_until = exhausted;
+        state.cooling_until = cooling;
+        state.status = if get("disabled").as_deref() == Some("1") {
+            state.disabled_reason = get("reason");
+            ShardStatus::Disabled
+        } else if exhausted.is_some() {
+            state.remaining_today = limits.per_day.map(|_| 0);
+            ShardStatus::Exhausted
+        } else if cooling.is_some() {
+            ShardStatus::Cooling
+        } else if limits.per_day.is_some_and(|d| used_today >= d) {
+            state.exhausted_until = Some(next_pacific_midnight(now));
+            state.remaining_today = Some(0);
+            ShardStatus::Exhausted
+        } else if limits
+            .per_minute
+            .is_some_and(|m| u32::try_from(minute_used).unwrap_or(u32::MAX) >= m)
+        {
+            state.cooling_until = Some(next_minute);
+            ShardStatus::Cooling
+        } else if get("tested").as_deref() == Some("1") {
+            ShardStatus::Ok
+        } else {
+            ShardStatus::Untested
+        };
+        state
+    }
+}
+
+#[async_trait]
+impl QuotaLedger for RedisBus {
+    async fn try_acquire(
+        &self,
+        shard: ShardId,
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Acquire> {
+        let keys = self.shard_keys(shard);
+        let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
+        let (minute, next_minute) = minute_window(now);
+        let next_midnight = next_pacific_midnight(now);
+        let day = pacific_day(now).to_string();
+        // Not replayed after it may have run: a lost reply would count a
+        // request twice. Within the retry budget, a refused connection is
+        // still retried.
+        let reply: Value = self
+            .eval(
+                "try_acquire",
+                Replay::Unsafe,
+                &scripts::QUOTA_ACQUIRE,
+                &keys,
+                &[
+                    &micros(now),
+                    &day,
+                    &minute,
+                    &stamp(next_minute),
+                    &micros(next_midnight),
+                    &stamp(next_midnight),
+                    &limit_arg(limits.per_day),
+                    &limit_arg(limits.per_minute),
+                ],
+            )
+            .await?;
+        let parts = items(reply).ok_or_else(|| unexpected_reply("try_acquire", "not an array"))?;
+        let [tag, detail] = parts.as_slice() else {
+            return Err(unexpected_reply("try_acquire", "not a pair"));
+        };
+        let tag = text(tag).ok_or_else(|| unexpected_reply("try_acquire", "tag"))?;
+        let until = || {
+            text(detail)
+                .as_deref()
+                .and_then(parse_stamp)
+                .ok_or_else(|| unexpected_reply("try_acquire", "time"))
+        };
+        Ok(match tag.as_str() {
+            "granted" => {
+                let remaining =
+                    int(detail).ok_or_else(|| unexpected_reply("try_acquire", "remaining"))?;
+                Acquire::Granted {
+                    remaining_today: u32::try_from(remaining).ok(),
+                }
+            }
+            "disabled" => Acquire::Denied(Denial::Disabled {
+                reason: text(detail).unwrap_or_default(),
+            }),
+            "exhausted" => Acquire::Denied(Denial::Exhausted { until: until()? }),
+            "cooling" => Acquire::Denied(Denial::Cooling { until: until()? }),
+            other => return Err(unexpected_reply("try_acquire", other)),
+        })
+    }
+
+    async fn release(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()> {
+        let keys = self.shard_keys(shard);
+        let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
+        let (minute, _) = minute_window(now);
+        let day = pacific_day(now).to_string();
+        let _: i64 = self
+            .eval(
+                "release",
+                Replay::Unsafe,
+                &scripts::QUOTA_RELEASE,
+                &keys,
+                &[&micros(now), &day, &minute, &limit_arg(limits.per_day)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+        let now = micros(Utc::now());
+        self.mark(
+            shard,
+            "cool_until",
+            &[&"cool", &now, &micros(until), &stamp(until)],
+        )
+        .await
+    }
+
+    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+        let now = micros(Utc::now());
+        self.mark(
+            shard,
+            "exhaust_until",
+            &[&"exhaust", &now, &micros(until), &stamp(until)],
+        )
+        .await
+    }
+
+    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()> {
+        let now = micros(Utc::now());
+        self.mark(shard, "disable", &[&"disable", &now, &reason])
+            .await
+    }
+
+    async fn enable(&self, shard: ShardId) -> Result<()> {
+        let now = micros(Utc::now());
+        self.mark(shard, "enable", &[&"enable", &now]).await
+    }
+
+    async fn mark_ok(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()> {
+        let day = pacific_day(now).to_string();
+        self.mark(
+            shard,
+            "mark_ok",
+            &[&"ok", &micros(now), &day, &limit_arg(limits.per_day)],
+        )
+        .await
+    }
+
+    async fn shard_states(
+        &self,
+        shards: &[ShardId],
+        limits: QuotaLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ShardState>> {
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for shard in shards {
+            pipe.cmd("HMGET")
+                .arg(self.ledger_key(*shard))
+                .arg(&FIELDS[..]);
+        }
+        let rows: Vec<Vec<Option<String>>> =
+            self.pipeline("shard_states", Replay::Safe, &pipe).await?;
+        Ok(shards
+            .iter()
+            .zip(rows)
+            .map(|(shard, row)| {
+                let fields: HashMap<&str, Option<String>> =
+                    FIELDS.iter().copied().zip(row).collect();
+                Self::shard_state(*shard, &fields, limits, now)
+            })
+            .collect())
+    }
+
+    async fn shard_quotas(&self, shards: &[ShardId]) -> Result<Vec<Option<i64>>> {
+        let keys: Vec<String> = shards
+            .iter()
+            .map(|s| self.key(&Key::ShardQuota(*s)))
+            .collect();
+        let values = self.mget("shard_quotas", &keys).await?;
+        keys.iter()
+            .zip(values)
+            .map(|(key, v)| match v {
+                None => Ok(None),
+                Some(raw) => {
+                    let raw = String::from_utf8_lossy(&raw);
+                    raw.trim()
+                        .parse::<i64>()
+                        .map(Some)
+                        .map_err(|_| Error::decode(key, format!("not an integer: {raw:?}")))
+                }
+            })
+            .collect()
+    }
+}

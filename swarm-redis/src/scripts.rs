@@ -1,0 +1,485 @@
+//! The Lua scripts: every multi-key change the bus makes is one script, so
+//! it is atomic on a single node and on a Cluster (all keys of one swarm
+//! share the namespace's hash slot, and every key is passed in KEYS).
+//!
+//! `redis::Script` computes each script's SHA1 once; calls go by EVALSHA and
+//! fall back to loading the script when Redis answers NOSCRIPT (after a
+//! restart or a failover).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Stores findings that are new, atomically with their index entry, their
+/// feed entry and their notification; a batch writes nothing when one of
+/// them conflicts.
+///
+/// KEYS: active index (ZSET), feed (STREAM), then one `finding:<uuid>` per
+/// finding. ARGV: the findings channel, then per finding: JSON, id, score
+/// (creation time in ms).
+///
+/// Reply: `{"ok", s1, s2, …}` (1 new, 0 already stored with the same
+/// bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
+/// which case nothing was written.
+pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = #KEYS - 2
+local fresh = {}
+for i = 1, n do
+  local key = KEYS[i + 2]
+  local ok, cur = pcall(redis.call, 'GET', key)
+  if not ok then
+    return {'wrongtype', i, redis.call('TYPE', key)['ok']}
+  end
+  local json = ARGV[2 + (i - 1) * 3]
+  if cur then
+    if cur ~= json then return {'differs', i, cur} end
+    fresh[i] = 0
+  else
+    fresh[i] = 1
+  end
+end
+local out = {'ok'}
+for i = 1, n do
+  if fresh[i] == 1 then
+    local key = KEYS[i + 2]
+    local base = 2 + (i - 1) * 3
+    redis.call('SET', key, ARGV[base])
+    redis.call('ZADD', KEYS[1], ARGV[base + 2], ARGV[base + 1])
+    redis.call('XADD', KEYS[2], '*', 'finding', ARGV[base + 1])
+    redis.call('PUBLISH', ARGV[1], key)
+  end
+  out[i + 1] = fresh[i]
+end
+return out
+"#,
+    )
+});
+
+/// Moves findings from the active index to the archived one.
+///
+/// KEYS: active index, archived index. ARGV: ids. Reply: how many moved.
+pub(crate) static ARCHIVE_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local moved = 0
+for i = 1, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('ZADD', KEYS[2], score, ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+"#,
+    )
+});
+
+/// A heartbeat: the brief's status key with its TTL, the registry entry
+/// (score: expiry in server milliseconds) and, optionally, the progress.
+///
+/// KEYS: `worker:status:<id>`, registry (ZSET), progress key. ARGV: value,
+/// TTL in ms, worker id, progress JSON (empty: keep the current one, with
+/// its TTL renewed).
+pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[4], 'PX', ttl)
+else
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return 1
+"#,
+    )
+});
+
+/// Prunes registry entries whose heartbeat expired (by the server's clock)
+/// and returns the live ids (`ARGV[1] == "ids"`) or their number.
+///
+/// KEYS: registry (ZSET).
+pub(crate) static LIVE_WORKERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+if ARGV[1] == 'ids' then
+  return redis.call('ZRANGE', KEYS[1], 0, -1)
+end
+return redis.call('ZCARD', KEYS[1])
+"#,
+    )
+});
+
+/// Queues a task unless a task with its id is queued or in flight already
+/// (so a retried push is stored once).
+///
+/// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET).
+/// ARGV: task JSON, task id, worker id. Reply: 1 queued, 0 known already.
+pub(crate) static PUSH_TASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HSETNX', KEYS[2], ARGV[2], 0) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Claims the oldest queued task: moves it to the worker's in-flight list
+/// and counts the delivery. A value that is not a task is moved to the
+/// rejected list and returned with count -1.
+///
+/// KEYS: queue, in-flight list, deliveries, workers with tasks, rejected.
+/// ARGV: worker id. Reply: nil, or `{raw, deliveries}`.
+pub(crate) static CLAIM_TASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if not raw then return false end
+local ok, task = pcall(cjson.decode, raw)
+local id = ok and type(task) == 'table' and type(task['id']) == 'string' and task['id'] or nil
+if not id then
+  redis.call('LREM', KEYS[2], -1, raw)
+  redis.call('RPUSH', KEYS[5], raw)
+  return {raw, -1}
+end
+local n = redis.call('HINCRBY', KEYS[3], id, 1)
+redis.call('SADD', KEYS[4], ARGV[1])
+return {raw, n}
+"#,
+    )
+});
+
+/// Acknowledges a claim: removes the task from the in-flight list and
+/// forgets its delivery count.
+///
+/// KEYS: in-flight list, deliveries. ARGV: raw task, task id. Reply: how
+/// many entries were removed (0 when reclaimed meanwhile).
+pub(crate) static ACK_TASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return removed
+"#,
+    )
+});
+
+/// Stops a task: removes it from the in-flight list and keeps the report.
+///
+/// KEYS: in-flight list, deliveries, failed list. ARGV: raw task, task id,
+/// failure JSON.
+pub(crate) static FAIL_TASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return removed
+"#,
+    )
+});
+
+/// Takes every task of one worker whose heartbeat key is gone (checked
+/// here, atomically): in-flight first, then queued. A task handed out
+/// `max` times already goes to the failed list with a report, the others
+/// to the receiving worker's queue.
+///
+/// KEYS: dead worker's status key, its queue, its in-flight list, the
+/// receiver's queue, deliveries, failed list, workers with tasks.
+/// ARGV: dead worker id, max deliveries, dead worker id as JSON, report as
+/// JSON, time as JSON, receiving worker id.
+/// Reply: `{requeued ids, dead-lettered ids}` (`{}` when the worker lives).
+pub(crate) static RECLAIM_WORKER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {{}, {}} end
+local max = tonumber(ARGV[2])
+local requeued, dead = {}, {}
+local function take(list)
+  while true do
+    local raw = redis.call('LPOP', list)
+    if not raw then return end
+    local ok, task = pcall(cjson.decode, raw)
+    local id = ok and type(task) == 'table' and type(task['id']) == 'string' and task['id'] or nil
+    local n = 0
+    if id then n = tonumber(redis.call('HGET', KEYS[5], id) or '0') or 0 end
+    if id and n >= max then
+      redis.call('HDEL', KEYS[5], id)
+      redis.call('RPUSH', KEYS[6], '{"task":' .. raw .. ',"worker":' .. ARGV[3] ..
+        ',"report":' .. ARGV[4] .. ',"deliveries":' .. n ..
+        ',"dead_lettered":true,"at":' .. ARGV[5] .. '}')
+      table.insert(dead, id)
+    else
+      redis.call('RPUSH', KEYS[4], raw)
+      table.insert(requeued, id or '')
+    end
+  end
+end
+take(KEYS[3])
+take(KEYS[2])
+redis.call('SREM', KEYS[7], ARGV[1])
+if #requeued > 0 then redis.call('SADD', KEYS[7], ARGV[6]) end
+return {requeued, dead}
+"#,
+    )
+});
+
+/// The quota ledger's check-and-count (see `quota.rs` for the rules).
+///
+/// Times are compared as integer microseconds (exact in Lua's doubles) and
+/// kept as RFC 3339 text beside them, so that the deadline a caller set is
+/// the deadline it reads back, to the nanosecond.
+///
+/// KEYS: ledger (HASH), `librarian:shard<N>:status`, `librarian:shard<N>:quota`.
+/// ARGV: now µs, Pacific day, minute, next minute (text), next Pacific
+/// midnight µs, next Pacific midnight (text), per-day limit (-1: none),
+/// per-minute limit (-1: none).
+/// Reply: `{"granted", remaining (-1: unknown)}` or `{denial, detail}` with
+/// denial `disabled` (detail: reason), `exhausted` or `cooling` (detail:
+/// the time as text).
+pub(crate) static QUOTA_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', h, 'disabled', 'reason', 'exhausted_until', 'exhausted_at',
+  'cooling_until', 'cooling_at', 'day', 'used', 'minute', 'minute_used', 'tested')
+local base = 'untested'
+if f[11] == '1' then base = 'ok' end
+if f[1] == '1' then
+  redis.call('SET', KEYS[2], 'disabled')
+  return {'disabled', f[2] or ''}
+end
+local ex = tonumber(f[3] or '0') or 0
+if ex > now then
+  redis.call('SET', KEYS[2], 'exhausted')
+  redis.call('SET', KEYS[3], 0)
+  return {'exhausted', f[4] or ''}
+end
+local co = tonumber(f[5] or '0') or 0
+if co > now then
+  redis.call('SET', KEYS[2], 'cooling')
+  return {'cooling', f[6] or ''}
+end
+if ex > 0 then redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count') end
+if co > 0 then redis.call('HDEL', h, 'cooling_until', 'cooling_at') end
+local used = 0
+if f[7] == ARGV[2] then used = tonumber(f[8] or '0') or 0 end
+local mused = 0
+if f[9] == ARGV[3] then mused = tonumber(f[10] or '0') or 0 end
+local per_day = tonumber(ARGV[7])
+local per_min = tonumber(ARGV[8])
+if per_day >= 0 and used >= per_day then
+  redis.call('HSET', h, 'day', ARGV[2], 'used', used, 'exhausted_until', ARGV[5],
+    'exhausted_at', ARGV[6], 'exhausted_by_count', '1')
+  redis.call('SET', KEYS[2], 'exhausted')
+  redis.call('SET', KEYS[3], 0)
+  return {'exhausted', ARGV[6]}
+end
+if per_min >= 0 and mused >= per_min then
+  redis.call('SET', KEYS[2], base)
+  return {'cooling', ARGV[4]}
+end
+used = used + 1
+mused = mused + 1
+redis.call('HSET', h, 'day', ARGV[2], 'used', used, 'minute', ARGV[3], 'minute_used', mused)
+local remaining = -1
+if per_day >= 0 then
+  remaining = per_day - used
+  redis.call('SET', KEYS[3], remaining)
+  if remaining <= 0 then
+    redis.call('HSET', h, 'exhausted_until', ARGV[5], 'exhausted_at', ARGV[6],
+      'exhausted_by_count', '1')
+    redis.call('SET', KEYS[2], 'exhausted')
+    return {'granted', remaining}
+  end
+end
+redis.call('SET', KEYS[2], base)
+return {'granted', remaining}
+"#,
+    )
+});
+
+/// Gives back a granted request of the same Pacific day (and minute); an
+/// exhaustion that came from counting is lifted when the count drops under
+/// the limit again.
+///
+/// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: now µs, Pacific day, minute, per-day
+/// limit (-1: none). Reply: 1 given back, 0 nothing to give back.
+pub(crate) static QUOTA_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', h, 'day', 'used', 'minute', 'minute_used', 'exhausted_by_count',
+  'tested', 'disabled', 'cooling_until')
+if f[1] ~= ARGV[2] then return 0 end
+local used = tonumber(f[2] or '0') or 0
+if used <= 0 then return 0 end
+used = used - 1
+redis.call('HSET', h, 'used', used)
+if f[3] == ARGV[3] then
+  local m = tonumber(f[4] or '0') or 0
+  if m > 0 then redis.call('HSET', h, 'minute_used', m - 1) end
+end
+local per_day = tonumber(ARGV[4])
+if per_day >= 0 and f[5] == '1' and used < per_day then
+  redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count')
+  if f[7] == '1' then
+    redis.call('SET', KEYS[2], 'disabled')
+  elseif (tonumber(f[8] or '0') or 0) > now then
+    redis.call('SET', KEYS[2], 'cooling')
+  elseif f[6] == '1' then
+    redis.call('SET', KEYS[2], 'ok')
+  else
+    redis.call('SET', KEYS[2], 'untested')
+  end
+end
+if per_day >= 0 then
+  local ex = tonumber(redis.call('HGET', h, 'exhausted_until') or '0') or 0
+  if ex > now then
+    redis.call('SET', KEYS[3], 0)
+  else
+    redis.call('SET', KEYS[3], per_day - used)
+  end
+end
+return 1
+"#,
+    )
+});
+
+/// The ledger's marks: `cool`, `exhaust`, `disable`, `enable`, `ok`.
+/// Cooling and exhaustion only ever move later (the latest deadline wins).
+///
+/// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: action, now µs, then for `cool` and
+/// `exhaust` the end in µs and as text, for `disable` the reason, for `ok`
+/// the Pacific day and the per-day limit (-1: none). Reply: the status.
+pub(crate) static QUOTA_MARK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local h = KEYS[1]
+local action = ARGV[1]
+local now = tonumber(ARGV[2])
+local function later(field, at_field)
+  local cur = tonumber(redis.call('HGET', h, field) or '0') or 0
+  if tonumber(ARGV[3]) > cur then
+    redis.call('HSET', h, field, ARGV[3], at_field, ARGV[4])
+  end
+end
+if action == 'cool' then
+  later('cooling_until', 'cooling_at')
+elseif action == 'exhaust' then
+  later('exhausted_until', 'exhausted_at')
+  redis.call('HDEL', h, 'exhausted_by_count')
+elseif action == 'disable' then
+  redis.call('HSET', h, 'disabled', '1', 'reason', ARGV[3])
+elseif action == 'enable' then
+  redis.call('HDEL', h, 'disabled', 'reason', 'cooling_until', 'cooling_at', 'exhausted_until',
+    'exhausted_at', 'exhausted_by_count', 'tested')
+elseif action == 'ok' then
+  redis.call('HSET', h, 'tested', '1')
+else
+  return redis.error_reply('ERR unknown quota action')
+end
+local f = redis.call('HMGET', h, 'disabled', 'exhausted_until', 'cooling_until', 'tested',
+  'day', 'used')
+local exhausted = (tonumber(f[2] or '0') or 0) > now
+local s = 'untested'
+if f[1] == '1' then s = 'disabled'
+elseif exhausted then s = 'exhausted'
+elseif (tonumber(f[3] or '0') or 0) > now then s = 'cooling'
+elseif f[4] == '1' then s = 'ok' end
+redis.call('SET', KEYS[2], s)
+if exhausted then
+  redis.call('SET', KEYS[3], 0)
+elseif action == 'ok' and tonumber(ARGV[4]) >= 0 then
+  local used = 0
+  if f[5] == ARGV[3] then used = tonumber(f[6] or '0') or 0 end
+  redis.call('SET', KEYS[3], math.max(tonumber(ARGV[4]) - used, 0))
+end
+return s
+"#,
+    )
+});
+
+/// Adds to a counter only while it stays at or below a limit.
+///
+/// KEYS: counter. ARGV: delta, limit. Reply: `{1, new}` or `{0, current}`.
+pub(crate) static COUNTER_TRY_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local raw = redis.call('GET', KEYS[1])
+local cur = 0
+if raw then
+  cur = tonumber(raw)
+  if not cur then return redis.error_reply('ERR value is not an integer') end
+end
+local d = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+if cur < limit and cur + d <= limit then
+  return {1, redis.call('INCRBY', KEYS[1], ARGV[1])}
+end
+return {0, cur}
+"#,
+    )
+});
+
+/// Stores a question once, queues it and notifies.
+///
+/// KEYS: `query:archive:<uuid>`, pending queries (LIST). ARGV: JSON, id,
+/// queries channel. Reply: 1 new, 0 stored already.
+pub(crate) static ASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], KEYS[1])
+return 1
+"#,
+    )
+});
+
+/// Stores an answer and notifies.
+///
+/// KEYS: `response:archive:<uuid>`. ARGV: JSON, responses channel.
+pub(crate) static ANSWER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], KEYS[1])
+return 1
+"#,
+    )
+});
+
+/// Every script, to load them all at connect time.
+pub(crate) fn all() -> [&'static Script; 15] {
+    [
+        &PUT_FINDINGS,
+        &ARCHIVE_FINDINGS,
+        &HEARTBEAT,
+        &LIVE_WORKERS,
+        &PUSH_TASK,
+        &CLAIM_TASK,
+        &ACK_TASK,
+        &FAIL_TASK,
+        &RECLAIM_WORKER,
+        &QUOTA_ACQUIRE,
+        &QUOTA_RELEASE,
+        &QUOTA_MARK,
+        &COUNTER_TRY_ADD,
+        &ASK,
+        &ANSWER,
+    ]
+}
