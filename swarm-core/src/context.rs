@@ -176,8 +176,16 @@ mod tests {
             "echo"
         }
         async fn complete(&self, request: CompletionRequest) -> Result<crate::llm::Completion> {
-            let lines = request.prompt.lines().filter(|l| l.starts_with('[')).count();
-            Ok(Completion::new(format!("{lines} findings summarised"), "echo", Usage::default()))
+            let lines = request
+                .prompt
+                .lines()
+                .filter(|l| l.starts_with('['))
+                .count();
+            Ok(Completion::new(
+                format!("{lines} findings summarised"),
+                "echo",
+                Usage::default(),
+            ))
         }
     }
 
@@ -187,9 +195,18 @@ mod tests {
         assert!(!g.check(5_000).must_pause());
         assert_eq!(
             g.check(5_001),
-            ContextVerdict::PauseAndSummarise { findings: 5_001, limit: 5_000 }
+            ContextVerdict::PauseAndSummarise {
+                findings: 5_001,
+                limit: 5_000
+            }
         );
-        assert_eq!(g.check(10), ContextVerdict::Ok { findings: 10, headroom: 4_990 });
+        assert_eq!(
+            g.check(10),
+            ContextVerdict::Ok {
+                findings: 10,
+                headroom: 4_990
+            }
+        );
     }
 
     #[tokio::test]
@@ -198,7 +215,10 @@ mod tests {
         let (w, s) = (WorkerId::new("w").unwrap(), SessionId::new("s").unwrap());
         let base = chrono::Utc::now();
         let fs: Vec<Finding> = (0..12)
-            .map(|i| Finding::new(w.clone(), s.clone(), format!("t{i}"), "b").at(base + chrono::Duration::seconds(i)))
+            .map(|i| {
+                Finding::new(w.clone(), s.clone(), format!("t{i}"), "b")
+                    .at(base + chrono::Duration::seconds(i))
+            })
             .collect();
         bus.put_findings(&fs).await.unwrap();
         let guard = ContextGuard::new(10);
@@ -211,14 +231,22 @@ mod tests {
         assert_eq!(c.archived, 10);
         assert_eq!(c.summary.cites.len(), 10);
         assert_eq!(c.summary.body, "10 findings summarised");
-        assert_eq!(bus.count_findings().await.unwrap(), 3, "2 kept + the summary");
+        assert_eq!(
+            bus.count_findings().await.unwrap(),
+            3,
+            "2 kept + the summary"
+        );
         assert!(!guard.check_bus(&bus, 100).await.unwrap().must_pause());
         // Nothing lost: every original is still readable.
         for f in &fs {
             assert!(bus.get_finding(f.id).await.unwrap().is_some());
         }
         assert_eq!(
-            bus.list_findings(&FindingFilter::all().with_archived()).await.unwrap().findings.len(),
+            bus.list_findings(&FindingFilter::all().with_archived())
+                .await
+                .unwrap()
+                .findings
+                .len(),
             13
         );
     }

@@ -12,10 +12,37 @@
 //!   `ArchiveDesk`) and `Bus`, all of them.
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait, requests, completions and `Usage`.
+//! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
+//! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
+//! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
+//! - [`runtime`]: worker and coordinator runtime, and the halt protocol for multi-step jobs.
+//! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
 //! - [`error`]: the crate's one error type, which says whether to retry.
+//!
+//! # Example
+//!
+//! ```
+//! use swarmbus_core::status::{StatusConfig, SwarmStatus};
+//! use swarmbus_core::{Finding, FindingStore, MemoryBus, SessionId, WorkerId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> swarmbus_core::Result<()> {
+//! let bus = MemoryBus::new();
+//! let finding = Finding::new(WorkerId::new("haiku-1")?, SessionId::new("s1")?, "title", "body");
+//! bus.put_finding(&finding).await?;
+//! let status = SwarmStatus::snapshot(&bus, &StatusConfig::default()).await?;
+//! assert!(status.render().contains("Redis Context: 1 findings, ~100 tokens"));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod bus;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod context;
 pub mod error;
 pub mod keys;
 pub mod llm;

@@ -34,8 +34,10 @@ fn invalid_id() -> impl Strategy<Value = String> {
 fn any_key() -> impl Strategy<Value = Key> {
     let uuid = any::<u128>().prop_map(uuid::Uuid::from_u128);
     prop_oneof![
-        uuid.clone().prop_map(|u| Key::Finding(FindingId::from_uuid(u))),
-        uuid.clone().prop_map(|u| Key::QueryArchive(QueryId::from_uuid(u))),
+        uuid.clone()
+            .prop_map(|u| Key::Finding(FindingId::from_uuid(u))),
+        uuid.clone()
+            .prop_map(|u| Key::QueryArchive(QueryId::from_uuid(u))),
         uuid.prop_map(|u| Key::ResponseArchive(QueryId::from_uuid(u))),
         Just(Key::ContextActive),
         valid_id().prop_map(|s| Key::WorkerStatus(WorkerId::new(s).unwrap())),
