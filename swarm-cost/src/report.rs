@@ -345,19 +345,14 @@ impl Report {
 
     fn finish(&mut self, tiers: &Tiers) {
         let (worker, coordinator) = (&self.roles.worker, &self.roles.coordinator);
-        let spend = permille(
-            worker.usd.picos(),
-            worker.usd.picos() + coordinator.usd.picos(),
-        );
+        let spend = permille(worker.usd.picos(), (worker.usd + coordinator.usd).picos());
         let spent = !(worker.usd + coordinator.usd).is_zero();
         self.efficiency = Efficiency {
             worker: Percent::from_permille(spend),
             coordinator: Percent::from_permille(if spent { 1000 - spend } else { 1000 }),
         };
-        let calls = permille(
-            i128::from(worker.calls),
-            i128::from(worker.calls) + i128::from(coordinator.calls),
-        );
+        let both_calls = worker.calls.saturating_add(coordinator.calls);
+        let calls = permille(i128::from(worker.calls), i128::from(both_calls));
         let tokens = permille(
             i128::from(worker.usage.total_tokens()),
             i128::from(worker.usage.total_tokens()) + i128::from(coordinator.usage.total_tokens()),
