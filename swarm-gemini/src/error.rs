@@ -147,6 +147,12 @@ impl ErrorKind {
     }
 }
 
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -315,7 +321,7 @@ pub enum Error {
     /// 429 for a per-day quota (or a provider's 402 insufficient balance):
     /// unusable until `until`, the next midnight America/Los_Angeles. The
     /// 429's `RetryInfo` delay is NOT the reset and is only kept as a fact.
-    #[error("quota exhausted{}{}{}", opt_status(status), quota.as_ref().map(|q| format!(", quota {}{}", q.id, q.value.map(|v| format!(" = {v}")).unwrap_or_default())).unwrap_or_default(), until.map(|u| format!(", until {}", u.to_rfc3339())).unwrap_or_else(|| ", until topped up".into()))]
+    #[error("quota exhausted{}{}{}{}", opt_status(status), quota.as_ref().map(|q| format!(", quota {}{}", q.id, q.value.map(|v| format!(" = {v}")).unwrap_or_default())).unwrap_or_default(), until.map(|u| format!(", until {}", u.to_rfc3339())).unwrap_or_else(|| ", until topped up".into()), if message.is_empty() { String::new() } else { format!(": {message}") })]
     QuotaExhausted {
         /// HTTP status.
         status: Option<u16>,
@@ -425,6 +431,17 @@ pub enum Error {
         /// The required percentage.
         required_percent: u8,
     },
+    /// A provider outside this crate (wrapped with
+    /// [`crate::provider::ForeignModel`]) failed.
+    #[error("provider {name} failed: {message}")]
+    Provider {
+        /// The provider's name.
+        name: String,
+        /// Its error message.
+        message: String,
+        /// Whether its retry hint says a retry may help.
+        transient: bool,
+    },
     /// The quota ledger or the bus failed.
     #[error("ledger: {0}")]
     Ledger(#[source] swarmbus_core::Error),
@@ -460,6 +477,13 @@ impl Error {
             Error::Server { .. } => Action::RetryAfter(SERVER_RETRY),
             Error::Transport { .. } => Action::RetryAfter(Duration::from_millis(500)),
             Error::Timeout { .. } => Action::Rotate,
+            Error::Provider { transient, .. } => {
+                if *transient {
+                    Action::RetryAfter(SERVER_RETRY)
+                } else {
+                    Action::Fail
+                }
+            }
             Error::AllShardsExhausted { next_usable, .. } => match next_usable {
                 Some(t) => Action::ExhaustUntil(*t),
                 None => Action::Fail,
@@ -507,6 +531,13 @@ impl Error {
             Error::NoFindings { .. } => ErrorKind::NoFindings,
             Error::NotEnoughShards { .. } => ErrorKind::NotEnoughShards,
             Error::Ledger(_) => ErrorKind::Ledger,
+            Error::Provider { transient, .. } => {
+                if *transient {
+                    ErrorKind::ServerError
+                } else {
+                    ErrorKind::InvalidRequest
+                }
+            }
         }
     }
 

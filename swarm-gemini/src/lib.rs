@@ -14,11 +14,23 @@
 
 pub mod client;
 pub mod clock;
+pub mod daemon;
 pub mod decode;
 pub mod error;
+pub mod fallback;
+pub mod librarian;
+pub mod pool;
+pub mod probe;
+pub mod provider;
 pub mod wire;
 
 pub use client::{ClientConfig, GeminiClient};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use daemon::{DaemonStats, LibrarianDaemon};
 pub use decode::Generation;
 pub use error::{Action, Error, ErrorKind, Result};
+pub use fallback::{FallbackConfig, OpenAiCompatible};
+pub use librarian::{AnswerSource, Librarian, LibrarianAnswer, LibrarianConfig};
+pub use pool::{PoolAnswer, PoolConfig, ServedBy, ShardConfig, ShardPool};
+pub use probe::{ShardProbe, ShardTestReport};
+pub use provider::{ForeignModel, Provider};

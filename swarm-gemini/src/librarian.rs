@@ -1,0 +1,584 @@
+//! The librarian: answers questions from the archive of findings, with
+//! citations that are checked.
+//!
+//! [`Librarian::ask`] loads the findings a [`FindingFilter`] selects (by
+//! session, worker, tag, time), puts ALL of them in the prompt when they fit
+//! the context budget and otherwise the most relevant ones, asks the model
+//! for a JSON answer `{"answer": …, "citations": [ids]}` (JSON mode with a
+//! schema), and accepts the answer only when it parses, cites at least one
+//! finding, and every cited id is a finding that was given to it and exists
+//! in the store. Anything else is an error: never a guess.
+//!
+//! Without a model ([`AnswerSource::Extractive`]), an offline extractive
+//! provider ranks the findings by relevance and quotes the best sentences of
+//! the top ones, each with its id.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use swarmbus_core::bus::FindingStore;
+use swarmbus_core::keys::FindingId;
+use swarmbus_core::llm::{CompletionRequest, Usage};
+use swarmbus_core::model::{Finding, FindingFilter};
+
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+
+/// How the librarian fills a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LibrarianConfig {
+    /// Tokens of findings a prompt may hold (default 800,000: Gemini
+    /// Flash's 1M context with room for the question and the answer).
+    pub context_budget_tokens: u64,
+    /// Tokens counted per finding for its header (id, session, tags).
+    pub per_finding_overhead_tokens: u64,
+    /// Cap on the answer's tokens.
+    pub max_output_tokens: Option<u32>,
+    /// How many findings the extractive provider quotes.
+    pub extractive_top: usize,
+}
+
+impl Default for LibrarianConfig {
+    fn default() -> Self {
+        Self {
+            context_budget_tokens: 800_000,
+            per_finding_overhead_tokens: 40,
+            max_output_tokens: None,
+            extractive_top: 3,
+        }
+    }
+}
+
+impl LibrarianConfig {
+    /// Sets the context budget.
+    pub fn context_budget(mut self, tokens: u64) -> Self {
+        self.context_budget_tokens = tokens;
+        self
+    }
+
+    /// Sets how many findings the extractive provider quotes.
+    pub fn extractive_top(mut self, n: usize) -> Self {
+        self.extractive_top = n.max(1);
+        self
+    }
+}
+
+/// Who writes the answers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnswerSource {
+    /// A model (the shard pool, one client, the fallback, any wrapped model).
+    Model(Arc<dyn Provider>),
+    /// The offline extractive provider (no key needed).
+    Extractive,
+}
+
+impl AnswerSource {
+    /// A model source.
+    pub fn model(provider: impl Provider + 'static) -> Self {
+        AnswerSource::Model(Arc::new(provider))
+    }
+}
+
+/// An answer with its checked citations.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LibrarianAnswer {
+    /// The answer text.
+    pub answer: String,
+    /// The findings it cites, each one checked to exist; in the order cited.
+    pub citations: Vec<FindingId>,
+    /// Who answered (`shard2`, `fallback:deepseek`, `extractive`).
+    pub answered_by: String,
+    /// How many findings the filter selected.
+    pub findings_selected: usize,
+    /// How many of them were put in the prompt.
+    pub findings_in_context: usize,
+    /// Tokens used, when a model answered.
+    pub usage: Option<Usage>,
+}
+
+/// Answers questions over any [`FindingStore`].
+pub struct Librarian<S: FindingStore + ?Sized> {
+    store: Arc<S>,
+    source: AnswerSource,
+    config: LibrarianConfig,
+}
+
+impl<S: FindingStore + ?Sized> fmt::Debug for Librarian<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Librarian")
+            .field("source", &self.source)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The JSON Schema of an answer.
+pub fn answer_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string", "description": "The answer, from the findings only."},
+            "citations": {
+                "type": "array",
+                "items": {"type": "string", "description": "The id of a finding the answer uses."},
+                "description": "Ids of every finding the answer relies on."
+            }
+        },
+        "required": ["answer", "citations"]
+    })
+}
+
+const SYSTEM: &str = "You are the librarian of a swarm of agents. You answer questions using ONLY \
+the findings given to you, each introduced by its id in square brackets. Reply with one JSON \
+object: {\"answer\": string, \"citations\": [finding ids]}. Cite the id of every finding your \
+answer relies on, exactly as written, and at least one. If the findings do not answer the \
+question, say so in the answer and cite the findings you checked that come closest.";
+
+#[derive(Debug, Deserialize)]
+struct RawAnswer {
+    answer: String,
+    #[serde(default)]
+    citations: Vec<String>,
+}
+
+impl<S: FindingStore + ?Sized> Librarian<S> {
+    /// A librarian over `store`, answering with `source`.
+    pub fn new(store: Arc<S>, source: AnswerSource) -> Self {
+        Self {
+            store,
+            source,
+            config: LibrarianConfig::default(),
+        }
+    }
+
+    /// Sets the configuration.
+    pub fn with_config(mut self, config: LibrarianConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Who answers.
+    pub fn source(&self) -> &AnswerSource {
+        &self.source
+    }
+
+    /// Answers `question` from the findings `filter` selects.
+    pub async fn ask(&self, question: &str, filter: &FindingFilter) -> Result<LibrarianAnswer> {
+        if question.trim().is_empty() {
+            return Err(Error::Config {
+                reason: "the question is empty".into(),
+            });
+        }
+        let listing = self.store.list_findings(filter).await?;
+        for skipped in &listing.skipped {
+            tracing::warn!(error = %skipped, "a stored finding did not decode; left out");
+        }
+        let findings = listing.findings;
+        if findings.is_empty() {
+            return Err(Error::NoFindings {
+                reason: "no finding matches the filter".into(),
+            });
+        }
+        let selected = findings.len();
+        match &self.source {
+            AnswerSource::Extractive => {
+                let answer = extract(question, &findings, self.config.extractive_top)?;
+                self.verify_exist(&answer.citations).await?;
+                Ok(LibrarianAnswer {
+                    findings_selected: selected,
+                    ..answer
+                })
+            }
+            AnswerSource::Model(provider) => {
+                let context = self.select(question, findings);
+                let in_context = context.len();
+                let prompt = build_prompt(question, &context);
+                let mut request = CompletionRequest::new(prompt)
+                    .system(SYSTEM)
+                    .json(answer_schema());
+                if let Some(n) = self.config.max_output_tokens {
+                    request = request.max_output_tokens(n);
+                }
+                let completion = provider.complete(request).await?;
+                let given: HashSet<FindingId> = context.iter().map(|f| f.id).collect();
+                let (answer, citations) = parse_answer(&completion.text, &given)?;
+                self.verify_exist(&citations).await?;
+                Ok(LibrarianAnswer {
+                    answer,
+                    citations,
+                    answered_by: completion
+                        .served_by
+                        .clone()
+                        .unwrap_or_else(|| provider.name()),
+                    findings_selected: selected,
+                    findings_in_context: in_context,
+                    usage: Some(completion.usage),
+                })
+            }
+        }
+    }
+
+    /// All findings when they fit the budget; else the most relevant that
+    /// fit, in their original (chronological) order.
+    fn select(&self, question: &str, findings: Vec<Finding>) -> Vec<Finding> {
+        let cost = |f: &Finding| {
+            u64::from(f.tokens).saturating_add(self.config.per_finding_overhead_tokens)
+        };
+        let total: u64 = findings.iter().map(cost).sum();
+        if total <= self.config.context_budget_tokens {
+            return findings;
+        }
+        let ranked = rank(question, &findings);
+        let mut keep = vec![false; findings.len()];
+        let mut used = 0u64;
+        for (i, _) in ranked {
+            let c = cost(&findings[i]);
+            if used.saturating_add(c) <= self.config.context_budget_tokens {
+                used += c;
+                keep[i] = true;
+            }
+        }
+        findings
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(f, k)| k.then_some(f))
+            .collect()
+    }
+
+    async fn verify_exist(&self, ids: &[FindingId]) -> Result<()> {
+        let found = self.store.get_findings(ids).await?;
+        let missing: Vec<String> = ids
+            .iter()
+            .zip(found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| id.to_string())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Citation {
+                reason: format!("cited findings do not exist: {}", missing.join(", ")),
+            })
+        }
+    }
+}
+
+fn build_prompt(question: &str, findings: &[Finding]) -> String {
+    let mut p = String::with_capacity(findings.iter().map(|f| f.body.len() + 200).sum());
+    p.push_str("FINDINGS\n\n");
+    for f in findings {
+        p.push_str(&format!(
+            "[{}] session {} · worker {} · {}",
+            f.id,
+            f.session,
+            f.worker,
+            f.created_at.to_rfc3339()
+        ));
+        if !f.tags.is_empty() {
+            p.push_str(&format!(
+                " · tags {}",
+                f.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        p.push('\n');
+        p.push_str(&f.title);
+        p.push('\n');
+        p.push_str(&f.body);
+        p.push_str("\n\n");
+    }
+    p.push_str("QUESTION\n\n");
+    p.push_str(question);
+    p.push('\n');
+    p
+}
+
+/// Parses and checks a model's answer against the findings it was given.
+fn parse_answer(text: &str, given: &HashSet<FindingId>) -> Result<(String, Vec<FindingId>)> {
+    let raw: RawAnswer =
+        serde_json::from_str(strip_fence(text)).map_err(|e| Error::MalformedResponse {
+            reason: format!("the librarian's answer is not the JSON asked for ({e})"),
+        })?;
+    if raw.answer.trim().is_empty() {
+        return Err(Error::MalformedResponse {
+            reason: "the librarian's answer is empty".into(),
+        });
+    }
+    let mut citations = Vec::new();
+    let mut seen = HashSet::new();
+    let mut bad = Vec::new();
+    for c in &raw.citations {
+        let c = c.trim().trim_start_matches("finding:");
+        match FindingId::parse(c) {
+            Ok(id) if given.contains(&id) => {
+                if seen.insert(id) {
+                    citations.push(id);
+                }
+            }
+            _ => bad.push(c.chars().take(60).collect::<String>()),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(Error::Citation {
+            reason: format!(
+                "the answer cites ids that are not among the findings given: {}",
+                bad.join(", ")
+            ),
+        });
+    }
+    if citations.is_empty() {
+        return Err(Error::Citation {
+            reason: "the answer cites no finding".into(),
+        });
+    }
+    Ok((raw.answer.trim().to_owned(), citations))
+}
+
+/// Accepts a JSON answer wrapped in a Markdown code fence (some providers
+/// add one even in JSON mode).
+fn strip_fence(text: &str) -> &str {
+    let t = text.trim();
+    match t.strip_prefix("```") {
+        Some(rest) => {
+            let rest = rest.strip_prefix("json").unwrap_or(rest);
+            rest.strip_suffix("```").unwrap_or(rest).trim()
+        }
+        None => t,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Relevance and the extractive provider
+
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do", "does",
+    "for", "from", "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "our",
+    "so", "that", "the", "their", "there", "this", "to", "was", "we", "were", "what", "when",
+    "where", "which", "who", "why", "will", "with", "you",
+];
+
+/// Lower-case word terms without stopwords.
+fn terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| {
+            (w.chars().count() > 1 || w.chars().all(char::is_numeric))
+                && !STOPWORDS.contains(&w.as_str())
+        })
+        .collect()
+}
+
+fn finding_terms(f: &Finding) -> Vec<String> {
+    // The title and tags count twice: they say what the finding is about.
+    let mut t = terms(&f.title);
+    t.extend(terms(&f.title));
+    for tag in &f.tags {
+        t.extend(terms(tag));
+        t.extend(terms(tag));
+    }
+    t.extend(terms(&f.body));
+    t
+}
+
+/// BM25 scores of the findings for `question`, best first (ties: newer
+/// first); `(index, score)`.
+pub(crate) fn rank(question: &str, findings: &[Finding]) -> Vec<(usize, f64)> {
+    let query: BTreeSet<String> = terms(question).into_iter().collect();
+    let docs: Vec<Vec<String>> = findings.iter().map(finding_terms).collect();
+    let n = docs.len() as f64;
+    let avg = (docs.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1.0)).max(1.0);
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    for d in &docs {
+        let uniq: HashSet<&str> = d.iter().map(String::as_str).collect();
+        for t in uniq {
+            if query.contains(t) {
+                *df.entry(t).or_default() += 1;
+            }
+        }
+    }
+    let (k1, b) = (1.2, 0.75);
+    let mut scored: Vec<(usize, f64)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut tf: HashMap<&str, usize> = HashMap::new();
+            for t in d {
+                if query.contains(t.as_str()) {
+                    *tf.entry(t.as_str()).or_default() += 1;
+                }
+            }
+            let len = d.len() as f64;
+            let score = tf
+                .iter()
+                .map(|(t, &f)| {
+                    let dfi = df.get(t).copied().unwrap_or(0) as f64;
+                    let idf = ((n - dfi + 0.5) / (dfi + 0.5) + 1.0).ln();
+                    let f = f as f64;
+                    idf * f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * len / avg))
+                })
+                .sum();
+            (i, score)
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| findings[b.0].created_at.cmp(&findings[a.0].created_at))
+    });
+    scored
+}
+
+/// The sentence of `text` sharing the most terms with the question.
+fn best_quote(question: &BTreeSet<String>, text: &str) -> String {
+    const MAX: usize = 300;
+    let sentences = text
+        .split_inclusive(['.', '!', '?', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let best = sentences
+        .map(|s| {
+            let hits = terms(s).iter().filter(|t| question.contains(*t)).count();
+            (hits, s)
+        })
+        .fold(None::<(usize, &str)>, |acc, (h, s)| match acc {
+            Some((bh, _)) if bh >= h => acc,
+            _ => Some((h, s)),
+        })
+        .map(|(_, s)| s)
+        .unwrap_or("");
+    let mut q: String = best.chars().take(MAX).collect();
+    if best.chars().count() > MAX {
+        q.push('…');
+    }
+    q
+}
+
+/// The extractive answer: the top findings by relevance, each quoted with
+/// its id. No relevant finding → [`Error::NoFindings`].
+fn extract(question: &str, findings: &[Finding], top: usize) -> Result<LibrarianAnswer> {
+    let query: BTreeSet<String> = terms(question).into_iter().collect();
+    let ranked: Vec<(usize, f64)> = rank(question, findings)
+        .into_iter()
+        .filter(|(_, s)| *s > 0.0)
+        .take(top.max(1))
+        .collect();
+    if ranked.is_empty() {
+        return Err(Error::NoFindings {
+            reason: "no finding shares a term with the question".into(),
+        });
+    }
+    let mut answer = String::from("Extractive answer (no model): the most relevant findings.\n");
+    let mut citations = Vec::new();
+    for (n, (i, _)) in ranked.iter().enumerate() {
+        let f = &findings[*i];
+        let quote = best_quote(&query, &f.body);
+        let quote = if quote.is_empty() {
+            f.title.clone()
+        } else {
+            quote
+        };
+        answer.push_str(&format!(
+            "{}. [{}] {} (session {}): \"{}\"\n",
+            n + 1,
+            f.id,
+            f.title,
+            f.session,
+            quote
+        ));
+        citations.push(f.id);
+    }
+    Ok(LibrarianAnswer {
+        answer: answer.trim_end().to_owned(),
+        citations,
+        answered_by: "extractive".into(),
+        findings_selected: findings.len(),
+        findings_in_context: findings.len(),
+        usage: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmbus_core::keys::{SessionId, WorkerId};
+
+    fn finding(title: &str, body: &str) -> Finding {
+        Finding::new(
+            WorkerId::new("haiku-1").unwrap(),
+            SessionId::new("instance-10").unwrap(),
+            title,
+            body,
+        )
+    }
+
+    #[test]
+    fn relevance_puts_the_matching_finding_first() {
+        let fs = vec![
+            finding(
+                "Redis pub/sub",
+                "Channels lose messages when a subscriber is offline.",
+            ),
+            finding(
+                "DeepSeek pricing",
+                "DeepSeek V3 costs less per token than Haiku.",
+            ),
+            finding(
+                "Gemini quotas",
+                "Free tier: 1500 requests per day, 15 per minute.",
+            ),
+        ];
+        let r = rank("What are the Gemini free tier quotas per day?", &fs);
+        assert_eq!(r[0].0, 2);
+        assert!(r[0].1 > r[1].1);
+    }
+
+    #[test]
+    fn the_extractive_answer_quotes_and_cites() {
+        let fs = vec![
+            finding(
+                "Gemini quotas",
+                "Limits differ by model. Free tier: 1500 requests per day.",
+            ),
+            finding("Unrelated", "Nothing here."),
+        ];
+        let a = extract("How many requests per day on the free tier?", &fs, 3).unwrap();
+        assert_eq!(a.citations, vec![fs[0].id]);
+        assert!(
+            a.answer.contains("Free tier: 1500 requests per day."),
+            "{}",
+            a.answer
+        );
+        assert!(a.answer.contains(&fs[0].id.to_string()));
+    }
+
+    #[test]
+    fn answers_must_cite_given_ids() {
+        let f = finding("t", "b");
+        let given: HashSet<FindingId> = [f.id].into_iter().collect();
+        let ok = format!(r#"{{"answer":"yes","citations":["{}"]}}"#, f.id);
+        assert_eq!(parse_answer(&ok, &given).unwrap().1, vec![f.id]);
+        let fenced = format!("```json\n{ok}\n```");
+        assert!(parse_answer(&fenced, &given).is_ok());
+        let none = r#"{"answer":"yes","citations":[]}"#;
+        assert!(matches!(
+            parse_answer(none, &given),
+            Err(Error::Citation { .. })
+        ));
+        let other = format!(
+            r#"{{"answer":"yes","citations":["{}"]}}"#,
+            FindingId::random()
+        );
+        assert!(matches!(
+            parse_answer(&other, &given),
+            Err(Error::Citation { .. })
+        ));
+        assert!(matches!(
+            parse_answer("The answer is yes.", &given),
+            Err(Error::MalformedResponse { .. })
+        ));
+    }
+}

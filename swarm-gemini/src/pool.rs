@@ -1,0 +1,735 @@
+//! The shard pool (the brief's `MultiShardLibrarian`): many Gemini keys,
+//! one quota ledger, failover.
+//!
+//! A shard is a key with an optional project label and its own
+//! [`QuotaLimits`]: Google counts quota per PROJECT and MODEL, not per key,
+//! so two keys of one project share one quota (give them the same label and
+//! split the limits). Behaviour of [`ShardPool::generate`]:
+//!
+//! - Shards are tried round-robin, starting one further on each call.
+//! - Before each request the shared [`QuotaLedger`] is asked
+//!   (`try_acquire`): a disabled, exhausted or cooling shard, or one whose
+//!   day or minute count is full, is skipped without a request. The ledger
+//!   keeps `librarian:shard<N>:status` and `:quota` current for the status
+//!   line, across processes when it is Redis.
+//! - The error of a call decides ([`Error::action`]): a per-minute 429 cools
+//!   the shard for the `RetryInfo` delay and the next shard is tried; a
+//!   per-day 429 marks it exhausted until the next Pacific midnight; an
+//!   invalid or leaked key disables it; a 5xx or connection error is
+//!   retried on the same shard with jittered exponential backoff, then the
+//!   next shard is tried; a bad request, a block or a malformed answer fails
+//!   the call at once (every shard would answer the same).
+//! - When no shard can serve now but one is only cooling and usable again
+//!   before the caller's deadline, the pool waits for the earliest one.
+//! - Otherwise the fallback provider (if any) answers; else the call fails
+//!   with [`Error::AllShardsExhausted`], listing every shard's state and
+//!   when it is next usable.
+//! - A 429 that reports its `quotaValue` teaches the shard its real limit.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use swarmbus_core::bus::QuotaLedger;
+use swarmbus_core::keys::ShardId;
+use swarmbus_core::llm::{Completion, CompletionRequest};
+use swarmbus_core::model::ShardStatus;
+use swarmbus_core::quota::{Acquire, Denial, QuotaLimits};
+
+use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient};
+use crate::clock::{Clock, SystemClock};
+use crate::decode::Generation;
+use crate::error::{Action, Error, Result, ShardReport};
+use crate::fallback::OpenAiCompatible;
+use crate::provider::{Provider, language_model_via_provider};
+use crate::wire::GenerateContentRequest;
+
+/// The prefix of the shard key variables: `GEMINI_API_KEY_SHARD1`, …
+pub const SHARD_KEY_PREFIX: &str = "GEMINI_API_KEY_SHARD";
+
+/// One shard's configuration.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ShardConfig {
+    /// Its number (`librarian:shard<N>:…`).
+    pub id: ShardId,
+    /// Its key.
+    pub key: SecretString,
+    /// The Google Cloud project the key belongs to, as a label (quota is
+    /// counted per project and model).
+    pub project: Option<String>,
+    /// Its limits.
+    pub limits: QuotaLimits,
+}
+
+impl fmt::Debug for ShardConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardConfig")
+            .field("id", &self.id)
+            .field("key", &"[REDACTED]")
+            .field("project", &self.project)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl ShardConfig {
+    /// A shard with the brief's free-tier limits and no project label.
+    pub fn new(id: ShardId, key: SecretString) -> Self {
+        Self {
+            id,
+            key,
+            project: None,
+            limits: QuotaLimits::free_tier(),
+        }
+    }
+
+    /// Sets the project label.
+    pub fn with_project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Sets the limits.
+    pub fn with_limits(mut self, limits: QuotaLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// Reads shards from variables (name, value):
+///
+/// - `GEMINI_API_KEY_SHARD<N>`: the key of shard N (N from 1);
+/// - `GEMINI_SHARD<N>_PROJECT`: its project label;
+/// - `GEMINI_SHARD<N>_PER_DAY`, `GEMINI_SHARD<N>_PER_MINUTE`: its limits
+///   (a number, or `none` for no limit); otherwise `default_limits`.
+///
+/// Shards come back sorted by number; an empty key is skipped. Errors name
+/// the variable, never its value.
+pub fn shards_from_vars<I>(vars: I, default_limits: QuotaLimits) -> Result<Vec<ShardConfig>>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let vars: HashMap<String, String> = vars.into_iter().collect();
+    let mut shards = Vec::new();
+    for (name, value) in &vars {
+        let Some(n) = name.strip_prefix(SHARD_KEY_PREFIX) else {
+            continue;
+        };
+        let id = ShardId::parse(n).map_err(|_| Error::Config {
+            reason: format!("{name}: the shard number must be 1 to 9999 without leading zeros"),
+        })?;
+        if value.trim().is_empty() {
+            continue;
+        }
+        let get = |suffix: &str| vars.get(&format!("GEMINI_SHARD{id}_{suffix}"));
+        let limit = |suffix: &str, default: Option<u32>| -> Result<Option<u32>> {
+            match get(suffix).map(|v| v.trim()) {
+                None | Some("") => Ok(default),
+                Some(v) if v.eq_ignore_ascii_case("none") => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| Error::Config {
+                    reason: format!("GEMINI_SHARD{id}_{suffix} must be a number or `none`"),
+                }),
+            }
+        };
+        let limits = QuotaLimits::new(
+            limit("PER_DAY", default_limits.per_day)?,
+            limit("PER_MINUTE", default_limits.per_minute)?,
+        );
+        let mut shard =
+            ShardConfig::new(id, SecretString::from(value.trim().to_owned())).with_limits(limits);
+        if let Some(p) = get("PROJECT").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            shard = shard.with_project(p);
+        }
+        shards.push(shard);
+    }
+    shards.sort_by_key(|s| s.id);
+    Ok(shards)
+}
+
+/// [`shards_from_vars`] over the process environment (variables that are
+/// not valid Unicode are ignored).
+pub fn shards_from_env(default_limits: QuotaLimits) -> Result<Vec<ShardConfig>> {
+    shards_from_vars(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        default_limits,
+    )
+}
+
+/// How the pool behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// The model every shard calls.
+    pub model: String,
+    /// Connection settings shared by the shards' clients.
+    pub client: ClientConfig,
+    /// Retries on the same shard after a transient error (5xx, connection)
+    /// before moving on.
+    pub retries_per_shard: u32,
+    /// First backoff.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// How long a call may wait for a cooling shard (the default deadline).
+    pub max_wait: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            client: ClientConfig::default(),
+            retries_per_shard: 2,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            max_wait: Duration::from_secs(65),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Sets the model.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    /// Sets the client settings.
+    pub fn client(mut self, client: ClientConfig) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Sets the retries per shard.
+    pub fn retries_per_shard(mut self, n: u32) -> Self {
+        self.retries_per_shard = n;
+        self
+    }
+
+    /// Sets the backoff bounds.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Sets the default deadline for waiting on a cooling shard.
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+}
+
+/// Who answered a pool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServedBy {
+    /// A shard.
+    Shard(ShardId),
+    /// The fallback provider (its name).
+    Fallback(String),
+}
+
+impl fmt::Display for ServedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServedBy::Shard(id) => write!(f, "shard{id}"),
+            ServedBy::Fallback(name) => write!(f, "fallback:{name}"),
+        }
+    }
+}
+
+/// The answer of a pool call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolAnswer {
+    /// The answer, provider-neutral.
+    pub completion: Completion,
+    /// Who answered.
+    pub served_by: ServedBy,
+    /// Gemini's full answer, when a shard answered.
+    pub generation: Option<Generation>,
+}
+
+pub(crate) struct PoolShard {
+    pub(crate) id: ShardId,
+    pub(crate) project: Option<String>,
+    limits: Mutex<QuotaLimits>,
+    pub(crate) client: GeminiClient,
+}
+
+impl PoolShard {
+    pub(crate) fn limits(&self) -> QuotaLimits {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Learns the real limit from a 429 that reports its `quotaValue`.
+    fn learn(&self, error: &Error) {
+        let Some(q) = error.quota() else { return };
+        let Some(value) = q
+            .value
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0)
+        else {
+            return;
+        };
+        let mut limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        if q.is_per_day() && limits.per_day != Some(value) {
+            limits.per_day = Some(value);
+            tracing::info!(shard = %self.id, per_day = value, "learnt the daily limit from a 429");
+        } else if q.is_per_minute() && limits.per_minute != Some(value) {
+            limits.per_minute = Some(value);
+            tracing::info!(shard = %self.id, per_minute = value, "learnt the per-minute limit from a 429");
+        }
+    }
+}
+
+/// What one shard did for one call.
+enum Outcome {
+    Served(Box<PoolAnswer>),
+    Denied(Denial),
+    Failed(Error),
+}
+
+/// Many Gemini keys behind one quota ledger, with failover and an optional
+/// fallback provider. `L` is any [`QuotaLedger`]: `MemoryBus` in one
+/// process, `RedisBus` across processes, or `dyn Bus`.
+pub struct ShardPool<L: QuotaLedger + ?Sized> {
+    pub(crate) shards: Vec<PoolShard>,
+    pub(crate) ledger: Arc<L>,
+    cursor: AtomicUsize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: PoolConfig,
+    fallback: Option<OpenAiCompatible>,
+}
+
+impl<L: QuotaLedger + ?Sized> fmt::Debug for ShardPool<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardPool")
+            .field(
+                "shards",
+                &self.shards.iter().map(|s| s.id.get()).collect::<Vec<_>>(),
+            )
+            .field("model", &self.config.model)
+            .field(
+                "fallback",
+                &self.fallback.as_ref().map(|f| &f.config().name),
+            )
+            .finish()
+    }
+}
+
+impl<L: QuotaLedger + ?Sized> ShardPool<L> {
+    /// A pool over `shards` accounting through `ledger`. Fails on no shard,
+    /// a repeated shard number or an unusable key or base URL.
+    pub fn new(shards: Vec<ShardConfig>, ledger: Arc<L>, config: PoolConfig) -> Result<Self> {
+        if shards.is_empty() {
+            return Err(Error::Config {
+                reason: format!("no shard configured (set {SHARD_KEY_PREFIX}1, …)"),
+            });
+        }
+        let http = config.client.http_client()?;
+        let mut out: Vec<PoolShard> = Vec::with_capacity(shards.len());
+        for s in shards {
+            if out.iter().any(|o| o.id == s.id) {
+                return Err(Error::Config {
+                    reason: format!("shard {} is configured twice", s.id),
+                });
+            }
+            let client = GeminiClient::with_http(
+                s.key,
+                config.client.clone().model(config.model.clone()),
+                http.clone(),
+            )?
+            .with_label(format!("shard{}", s.id));
+            out.push(PoolShard {
+                id: s.id,
+                project: s.project,
+                limits: Mutex::new(s.limits),
+                client,
+            });
+        }
+        Ok(Self {
+            shards: out,
+            ledger,
+            cursor: AtomicUsize::new(0),
+            clock: Arc::new(SystemClock),
+            config,
+            fallback: None,
+        })
+    }
+
+    /// Uses `clock` for quota days, cooling, waits and backoff.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        for s in &mut self.shards {
+            s.client = s.client.clone().with_clock(clock.clone());
+        }
+        self.clock = clock;
+        self
+    }
+
+    /// Adds the fallback provider, used only when no shard can serve.
+    pub fn with_fallback(mut self, fallback: OpenAiCompatible) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The shards' numbers, in order.
+    pub fn shard_ids(&self) -> Vec<ShardId> {
+        self.shards.iter().map(|s| s.id).collect()
+    }
+
+    /// A shard's current limits (learnt ones included).
+    pub fn limits(&self, shard: ShardId) -> Option<QuotaLimits> {
+        self.shards
+            .iter()
+            .find(|s| s.id == shard)
+            .map(PoolShard::limits)
+    }
+
+    /// Answers `request`, waiting for a cooling shard up to the configured
+    /// deadline.
+    pub async fn generate(&self, request: &GenerateContentRequest) -> Result<PoolAnswer> {
+        self.generate_within(request, self.config.max_wait).await
+    }
+
+    /// Answers `request`, waiting for a cooling shard at most `max_wait`.
+    pub async fn generate_within(
+        &self,
+        request: &GenerateContentRequest,
+        max_wait: Duration,
+    ) -> Result<PoolAnswer> {
+        let deadline = add(self.clock.now(), max_wait);
+        let n = self.shards.len();
+        let mut notes: HashMap<ShardId, String> = HashMap::new();
+        loop {
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+            let mut denied: HashMap<ShardId, Denial> = HashMap::new();
+            let mut last_transient = None;
+            for k in 0..n {
+                let shard = &self.shards[(start + k) % n];
+                match self.try_shard(shard, request).await? {
+                    Outcome::Served(answer) => return Ok(*answer),
+                    Outcome::Denied(d) => {
+                        denied.insert(shard.id, d);
+                    }
+                    Outcome::Failed(e) => {
+                        notes.insert(shard.id, format!("{}: {e}", e.kind()));
+                        if matches!(e.action(), Action::RetryAfter(_) | Action::Rotate) {
+                            last_transient = Some(e);
+                        }
+                    }
+                }
+            }
+            let now = self.clock.now();
+            let reports = self.reports(&denied, &notes, now).await?;
+            let earliest_cooling = reports
+                .iter()
+                .filter(|r| r.status == ShardStatus::Cooling)
+                .filter_map(|r| r.next_usable)
+                .min();
+            if let Some(t) = earliest_cooling
+                && t <= deadline
+            {
+                let wait = (t - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(50));
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "every usable shard is cooling; waiting for the earliest"
+                );
+                self.clock.sleep(wait).await;
+                continue;
+            }
+            let mut fallback_note = None;
+            if let Some(fb) = &self.fallback {
+                tracing::info!(provider = %fb.config().name, "no shard can serve; using the fallback");
+                match fb.complete_gemini(request).await {
+                    Ok(completion) => {
+                        return Ok(PoolAnswer {
+                            completion,
+                            served_by: ServedBy::Fallback(fb.config().name.clone()),
+                            generation: None,
+                        });
+                    }
+                    Err(e) if e.action() == Action::Fail => return Err(e),
+                    Err(e) => fallback_note = Some(format!("{}: {e}", e.kind())),
+                }
+            }
+            let all_ok = reports
+                .iter()
+                .all(|r| matches!(r.status, ShardStatus::Ok | ShardStatus::Untested));
+            if let Some(e) = last_transient
+                && all_ok
+                && fallback_note.is_none()
+            {
+                return Err(e);
+            }
+            let next_usable = reports.iter().filter_map(|r| r.next_usable).min();
+            return Err(Error::AllShardsExhausted {
+                shards: reports,
+                next_usable,
+                fallback: fallback_note,
+            });
+        }
+    }
+
+    /// One shard's attempt at a call, with retries on transient errors.
+    async fn try_shard(
+        &self,
+        shard: &PoolShard,
+        request: &GenerateContentRequest,
+    ) -> Result<Outcome> {
+        let mut attempt = 0u32;
+        let mut last_error: Option<Error> = None;
+        loop {
+            let limits = shard.limits();
+            match self
+                .ledger
+                .try_acquire(shard.id, limits, self.clock.now())
+                .await?
+            {
+                Acquire::Granted { .. } => {}
+                Acquire::Denied(d) => {
+                    return Ok(match last_error {
+                        Some(e) => Outcome::Failed(e),
+                        None => Outcome::Denied(d),
+                    });
+                }
+                _ => {
+                    return Err(Error::Config {
+                        reason: "the quota ledger gave an answer this version does not know".into(),
+                    });
+                }
+            }
+            let result = shard.client.generate(&self.config.model, request).await;
+            let error = match result {
+                Ok(generation) => {
+                    self.ledger
+                        .mark_ok(shard.id, shard.limits(), self.clock.now())
+                        .await?;
+                    let completion = generation
+                        .clone()
+                        .into_completion(&self.config.model, Some(format!("shard{}", shard.id)));
+                    return Ok(Outcome::Served(Box::new(PoolAnswer {
+                        completion,
+                        served_by: ServedBy::Shard(shard.id),
+                        generation: Some(generation),
+                    })));
+                }
+                Err(e) => e,
+            };
+            if matches!(
+                error,
+                Error::Transport { connect: true, .. } | Error::Timeout { connect: true, .. }
+            ) {
+                // Never sent: give the request back to the day's count.
+                self.ledger
+                    .release(shard.id, shard.limits(), self.clock.now())
+                    .await?;
+            }
+            let action = error.action();
+            tracing::debug!(shard = %shard.id, kind = %error.kind(), ?action, attempt, "shard call failed");
+            match action {
+                Action::RetryAfter(floor) if attempt < self.config.retries_per_shard => {
+                    attempt += 1;
+                    let wait = self.backoff(attempt, floor);
+                    self.clock.sleep(wait).await;
+                    last_error = Some(error);
+                    continue;
+                }
+                Action::Fail => {
+                    // The shard answered; the request is what failed.
+                    self.ledger
+                        .mark_ok(shard.id, shard.limits(), self.clock.now())
+                        .await?;
+                    return Err(error);
+                }
+                _ => {}
+            }
+            self.apply(shard, &error, action).await?;
+            return Ok(Outcome::Failed(error));
+        }
+    }
+
+    /// Records what an error means for a shard in the ledger.
+    pub(crate) async fn apply(
+        &self,
+        shard: &PoolShard,
+        error: &Error,
+        action: Action,
+    ) -> Result<()> {
+        match action {
+            Action::Cool(d) => {
+                shard.learn(error);
+                let until = add(self.clock.now(), d);
+                tracing::info!(shard = %shard.id, until = %until.to_rfc3339(), "shard rate limited; cooling");
+                self.ledger.cool_until(shard.id, until).await?;
+            }
+            Action::ExhaustUntil(until) => {
+                shard.learn(error);
+                tracing::info!(shard = %shard.id, until = %until.to_rfc3339(), "shard's daily quota exhausted");
+                self.ledger.exhaust_until(shard.id, until).await?;
+            }
+            Action::Disable => {
+                let reason = format!("{}: {error}", error.kind());
+                tracing::warn!(shard = %shard.id, kind = %error.kind(), "shard disabled");
+                self.ledger.disable(shard.id, &reason).await?;
+            }
+            Action::RetryAfter(_) | Action::Rotate | Action::Fail => {}
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32, floor: Duration) -> Duration {
+        let exp = self
+            .config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let d = exp.max(floor).min(self.config.backoff_max.max(floor));
+        // Full jitter over the upper half: spreads retries of many callers.
+        d.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    }
+
+    /// Every shard's state now, for a report or an error.
+    pub async fn shard_reports(&self) -> Result<Vec<ShardReport>> {
+        self.reports(&HashMap::new(), &HashMap::new(), self.clock.now())
+            .await
+    }
+
+    async fn reports(
+        &self,
+        denied: &HashMap<ShardId, Denial>,
+        notes: &HashMap<ShardId, String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ShardReport>> {
+        let mut out = Vec::with_capacity(self.shards.len());
+        for s in &self.shards {
+            let report = match denied.get(&s.id) {
+                Some(d) => ShardReport {
+                    shard: s.id,
+                    project: s.project.clone(),
+                    status: d.status(),
+                    next_usable: d.until(),
+                    reason: match d {
+                        Denial::Disabled { reason } => Some(reason.clone()),
+                        _ => notes.get(&s.id).cloned(),
+                    },
+                },
+                None => {
+                    let state = self
+                        .ledger
+                        .shard_states(&[s.id], s.limits(), now)
+                        .await?
+                        .into_iter()
+                        .next();
+                    match state {
+                        Some(st) => ShardReport {
+                            shard: s.id,
+                            project: s.project.clone(),
+                            status: st.status,
+                            next_usable: st.next_usable(now),
+                            reason: notes.get(&s.id).cloned().or(st.disabled_reason.clone()),
+                        },
+                        None => ShardReport {
+                            shard: s.id,
+                            project: s.project.clone(),
+                            status: ShardStatus::Untested,
+                            next_usable: Some(now),
+                            reason: notes.get(&s.id).cloned(),
+                        },
+                    }
+                }
+            };
+            out.push(report);
+        }
+        Ok(out)
+    }
+}
+
+/// `t + d`, saturating.
+pub(crate) fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[async_trait]
+impl<L: QuotaLedger + ?Sized> Provider for ShardPool<L> {
+    fn model_id(&self) -> &str {
+        &self.config.model
+    }
+
+    fn name(&self) -> String {
+        "gemini shard pool".into()
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
+        let answer = self
+            .generate(&GenerateContentRequest::from_completion(&request))
+            .await?;
+        Ok(answer.completion)
+    }
+}
+
+language_model_via_provider!(ShardPool<L>, L: QuotaLedger + ?Sized);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shards_are_read_from_numbered_variables() {
+        let shards = shards_from_vars(
+            vars(&[
+                ("GEMINI_API_KEY_SHARD2", "k2"),
+                ("GEMINI_API_KEY_SHARD1", "k1"),
+                ("GEMINI_API_KEY_SHARD3", " "),
+                ("GEMINI_SHARD2_PROJECT", "proj-b"),
+                ("GEMINI_SHARD2_PER_DAY", "250"),
+                ("GEMINI_SHARD1_PER_MINUTE", "none"),
+                ("OTHER", "x"),
+            ]),
+            QuotaLimits::free_tier(),
+        )
+        .unwrap();
+        assert_eq!(shards.len(), 2);
+        assert_eq!(shards[0].id.get(), 1);
+        assert_eq!(shards[0].limits, QuotaLimits::new(Some(1500), None));
+        assert_eq!(shards[1].project.as_deref(), Some("proj-b"));
+        assert_eq!(shards[1].limits, QuotaLimits::new(Some(250), Some(15)));
+        assert!(!format!("{shards:?}").contains("k2"));
+    }
+
+    #[test]
+    fn a_bad_shard_variable_is_named_without_its_value() {
+        let e = shards_from_vars(
+            vars(&[("GEMINI_API_KEY_SHARD01", "secret-value")]),
+            QuotaLimits::free_tier(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("GEMINI_API_KEY_SHARD01"));
+        assert!(!e.to_string().contains("secret-value"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The librarian (archive Q&A with checked citations) and its daemon, over
+//! the in-memory bus.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{KEY, MODEL, client_for, unary_path};
+use futures::StreamExt;
+use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
+use swarmbus_core::keys::{Channel, SessionId, WorkerId};
+use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, Usage};
+use swarmbus_core::memory::MemoryBus;
+use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
+use swarmbus_gemini::librarian::answer_schema;
+use swarmbus_gemini::{
+    AnswerSource, Error, ErrorKind, ForeignModel, Librarian, LibrarianConfig, LibrarianDaemon,
+};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn finding(session: &str, title: &str, body: &str) -> Finding {
+    Finding::new(
+        WorkerId::new("haiku-1").unwrap(),
+        SessionId::new(session).unwrap(),
+        title,
+        body,
+    )
+}
+
+/// A model double that answers with a text built from the prompt it gets.
+struct Scripted {
+    answer: Box<dyn Fn(&str) -> String + Send + Sync>,
+    prompts: Mutex<Vec<CompletionRequest>>,
+}
+
+impl std::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripted")
+    }
+}
+
+#[async_trait]
+impl LanguageModel for Scripted {
+    fn model_id(&self) -> &str {
+        "scripted"
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        let text = (self.answer)(&request.prompt);
+        self.prompts.lock().unwrap().push(request);
+        Ok(Completion::new(text, "scripted", Usage::new(10, 5)))
+    }
+}
+
+fn scripted(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Arc<Scripted> {
+    Arc::new(Scripted {
+        answer: Box::new(answer),
+        prompts: Mutex::new(Vec::new()),
+    })
+}
+
+async fn archive() -> (Arc<MemoryBus>, Vec<Finding>) {
+    let bus = Arc::new(MemoryBus::new());
+    let fs = vec![
+        finding(
+            "instance-10",
+            "Gemini free tier quotas",
+            "Each Gemini Flash key gets 1,500 requests a day and 15 a minute on the free tier.",
+        ),
+        finding(
+            "instance-10",
+            "Haiku is ten times cheaper",
+            "Delegating to Haiku cut the session's cost by 90 percent compared with Sonnet.",
+        )
+        .with_tags(["cost"]),
+        finding(
+            "instance-9",
+            "Redis pub/sub loses messages",
+            "A subscriber that is offline misses every message published meanwhile.",
+        ),
+    ];
+    bus.put_findings(&fs).await.unwrap();
+    (bus, fs)
+}
+
+#[tokio::test]
+async fn a_model_answer_with_valid_citations_is_accepted_over_http() {
+    let (bus, fs) = archive().await;
+    let cited = fs[1].id;
+    let server = MockServer::start().await;
+    let answer = serde_json::json!({"answer": "Delegating to Haiku cut cost by 90 %.", "citations": [cited.to_string()]});
+    let body = serde_json::json!({
+        "candidates": [{"content": {"parts": [{"text": answer.to_string()}], "role": "model"}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 20, "totalTokenCount": 320}
+    });
+    Mock::given(method("POST"))
+        .and(path(unary_path(MODEL)))
+        .and(header("x-goog-api-key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    let librarian = Librarian::new(bus, AnswerSource::model(client_for(&server, KEY)));
+    let a = librarian
+        .ask(
+            "What did session 10 find about cost?",
+            &FindingFilter::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.citations, vec![cited]);
+    assert_eq!(a.answer, "Delegating to Haiku cut cost by 90 %.");
+    assert_eq!(a.findings_in_context, 3, "all findings fit the budget");
+    assert_eq!(a.usage.unwrap().input_tokens, 300);
+
+    let sent = &server.received_requests().await.unwrap()[0];
+    let req: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    let config = &req["generationConfig"];
+    assert_eq!(config["responseMimeType"], "application/json");
+    assert_eq!(config["responseJsonSchema"], answer_schema());
+    let prompt = req["contents"][0]["parts"][0]["text"].as_str().unwrap();
+    for f in &fs {
+        assert!(
+            prompt.contains(&f.id.to_string()),
+            "finding {} missing",
+            f.id
+        );
+    }
+    assert!(
+        req["systemInstruction"]["parts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ONLY")
+    );
+}
+
+#[tokio::test]
+async fn a_session_filter_answers_cross_session_questions_from_that_session_only() {
+    let (bus, fs) = archive().await;
+    let model = scripted(|prompt| {
+        let id = prompt
+            .split('[')
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .unwrap()
+            .to_string();
+        serde_json::json!({"answer": "ok", "citations": [id]}).to_string()
+    });
+    let librarian = Librarian::new(
+        bus,
+        AnswerSource::model(ForeignModel::new(model.clone(), "scripted")),
+    );
+    let filter = FindingFilter::all().session(SessionId::new("instance-10").unwrap());
+    let a = librarian.ask("What about cost?", &filter).await.unwrap();
+    assert_eq!(a.findings_selected, 2);
+    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    assert!(prompt.contains(&fs[0].id.to_string()));
+    assert!(prompt.contains(&fs[1].id.to_string()));
+    assert!(
+        !prompt.contains(&fs[2].id.to_string()),
+        "session 9 leaked in"
+    );
+    assert_eq!(a.answered_by, "scripted");
+}
+
+#[tokio::test]
+async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
+    let (bus, fs) = archive().await;
+    let model = scripted(|prompt| {
+        let id = prompt
+            .split('[')
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .to_string();
+        serde_json::json!({"answer": "ok", "citations": [id]}).to_string()
+    });
+    let per = u64::from(fs.iter().map(|f| f.tokens).max().unwrap()) + 40;
+    let librarian = Librarian::new(
+        bus,
+        AnswerSource::model(ForeignModel::new(model.clone(), "scripted")),
+    )
+    .with_config(LibrarianConfig::default().context_budget(per));
+    let a = librarian
+        .ask(
+            "Which subscriber misses messages on Redis pub/sub?",
+            &FindingFilter::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.findings_selected, 3);
+    assert_eq!(a.findings_in_context, 1);
+    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    assert!(
+        prompt.contains(&fs[2].id.to_string()),
+        "the Redis finding is the relevant one"
+    );
+    assert!(!prompt.contains(&fs[0].id.to_string()));
+    assert_eq!(a.citations, vec![fs[2].id]);
+}
+
+#[tokio::test]
+async fn an_uncited_answer_is_an_error() {
+    let (bus, _) = archive().await;
+    let model = scripted(|_| r#"{"answer": "Haiku is cheaper.", "citations": []}"#.into());
+    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let e = librarian
+        .ask("cost?", &FindingFilter::all())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Citation);
+}
+
+#[tokio::test]
+async fn a_citation_of_an_unknown_id_is_an_error() {
+    let (bus, _) = archive().await;
+    let model = scripted(|_| {
+        serde_json::json!({"answer": "x", "citations": [uuid::Uuid::new_v4().to_string()]})
+            .to_string()
+    });
+    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let e = librarian
+        .ask("cost?", &FindingFilter::all())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Citation { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_answer_is_an_error_not_a_guess() {
+    let (bus, _) = archive().await;
+    let model = scripted(|_| "Sure! Haiku is cheaper.".into());
+    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let e = librarian
+        .ask("cost?", &FindingFilter::all())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MalformedResponse);
+}
+
+#[tokio::test]
+async fn the_extractive_provider_quotes_the_most_relevant_findings() {
+    let (bus, fs) = archive().await;
+    let librarian = Librarian::new(bus, AnswerSource::Extractive)
+        .with_config(LibrarianConfig::default().extractive_top(1));
+    let a = librarian
+        .ask(
+            "How many requests a day does the Gemini free tier allow?",
+            &FindingFilter::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.citations, vec![fs[0].id]);
+    assert!(a.answer.contains("1,500 requests a day"), "{}", a.answer);
+    assert!(a.answer.contains(&fs[0].id.to_string()));
+    assert_eq!(a.answered_by, "extractive");
+}
+
+#[tokio::test]
+async fn no_matching_finding_is_an_error_kind_of_its_own() {
+    let (bus, _) = archive().await;
+    let librarian = Librarian::new(bus, AnswerSource::Extractive);
+    let filter = FindingFilter::all().session(SessionId::new("instance-99").unwrap());
+    let e = librarian.ask("anything?", &filter).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoFindings);
+    let e = librarian
+        .ask("zebra giraffe", &FindingFilter::all())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoFindings);
+}
+
+#[tokio::test]
+async fn the_daemon_answers_a_queued_query_and_notifies_responses() {
+    let (bus, fs) = archive().await;
+    let daemon = LibrarianDaemon::new(bus.clone(), AnswerSource::Extractive);
+    let mut responses = bus.subscribe(Channel::Responses).await.unwrap();
+    let q = ArchiveQuery::new("Gemini free tier requests per day?", FindingFilter::all());
+    bus.ask(&q).await.unwrap();
+    let r = daemon
+        .serve_one(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, ResponseStatus::Ok);
+    assert!(r.citations.contains(&fs[0].id));
+    let stored = bus.get_response(q.id).await.unwrap().unwrap();
+    assert_eq!(stored.citations, r.citations);
+    assert_eq!(stored.answered_by.as_deref(), Some("extractive"));
+    let note = responses.next().await.unwrap().unwrap();
+    assert_eq!(note, format!("response:archive:{}", q.id));
+}
+
+#[tokio::test]
+async fn a_failed_query_gets_an_error_response_never_silence() {
+    let (bus, _) = archive().await;
+    let model = scripted(|_| "not json".into());
+    let daemon = LibrarianDaemon::new(
+        bus.clone(),
+        AnswerSource::model(ForeignModel::new(model, "m")),
+    );
+    let q = ArchiveQuery::new("cost?", FindingFilter::all());
+    bus.ask(&q).await.unwrap();
+    let r = daemon
+        .serve_one(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, ResponseStatus::Error);
+    let stored = bus.get_response(q.id).await.unwrap().unwrap();
+    let err = stored.error.unwrap();
+    assert_eq!(err.kind, "malformed_response");
+    assert!(
+        err.message.contains("not the JSON asked for"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_serves_channel_notifications_once_until_shut_down() {
+    let (bus, _) = archive().await;
+    let daemon = Arc::new(
+        LibrarianDaemon::new(bus.clone(), AnswerSource::Extractive)
+            .poll_interval(Duration::from_millis(20)),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn({
+        let daemon = daemon.clone();
+        async move {
+            daemon
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let q1 = ArchiveQuery::new("Redis subscriber offline messages?", FindingFilter::all());
+    let q2 = ArchiveQuery::new("unicorns and rainbows", FindingFilter::all());
+    bus.ask(&q1).await.unwrap();
+    bus.ask(&q2).await.unwrap();
+    // Wait (bounded) until both are answered.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if bus.get_response(q1.id).await.unwrap().is_some()
+                && bus.get_response(q2.id).await.unwrap().is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the daemon answers both queries");
+    // Let the queue path see them too: they must not be answered twice.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let stats = run.await.unwrap().unwrap();
+    assert_eq!(stats.answered, 1);
+    assert_eq!(stats.failed, 1);
+    let r2 = bus.get_response(q2.id).await.unwrap().unwrap();
+    assert_eq!(r2.error.unwrap().kind, "no_findings");
+}
+
+#[tokio::test]
+async fn a_notification_for_a_namespaced_key_is_served() {
+    let (bus, _) = archive().await;
+    let daemon = LibrarianDaemon::new(bus.clone(), AnswerSource::Extractive);
+    let q = ArchiveQuery::new("Haiku cost?", FindingFilter::all());
+    bus.ask(&q).await.unwrap();
+    let r = daemon
+        .serve_notification(&format!("{{team-a}}:query:archive:{}", q.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.id, q.id);
+    // Already answered: a second notification does nothing.
+    assert!(
+        daemon
+            .serve_notification(&format!("query:archive:{}", q.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
