@@ -8,15 +8,18 @@
 //! - [`repo_root`]: where this repository is.
 //! - [`example_session`]: the brief's complete example session on any bus.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use swarmbus_core::model::estimate_tokens;
 use swarmbus_core::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
-use swarmbus_core::{Bus, Channel, SessionId, Task, WorkerId};
+use swarmbus_core::{Bus, Channel, SessionId, Task, TaskId, Tier, Usage, WorkerId};
+use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};
 
 /// Any error of an example.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -38,12 +41,33 @@ pub fn repo_root() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct LocalWork {
     root: PathBuf,
+    read: Arc<Mutex<HashMap<TaskId, usize>>>,
 }
 
 impl LocalWork {
     /// Works on the files under `root`.
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            read: Arc::default(),
+        }
+    }
+
+    /// Characters of file text each task read: what a worker model would
+    /// have had in its prompt.
+    pub fn chars_read(&self, task: TaskId) -> usize {
+        self.read
+            .lock()
+            .map(|m| m.get(&task).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn read_file(&self, task: TaskId, path: &Path) -> Result<String, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Ok(mut m) = self.read.lock() {
+            *m.entry(task).or_default() += text.len();
+        }
+        Ok(text)
     }
 
     fn files(&self, ext: &str) -> Vec<PathBuf> {
@@ -79,13 +103,13 @@ impl LocalWork {
             .unwrap_or_default()
     }
 
-    fn grep(&self, pattern: &str) -> Result<TaskOutput, String> {
+    fn grep(&self, task: TaskId, pattern: &str) -> Result<TaskOutput, String> {
         if pattern.is_empty() {
             return Err("grep needs a non-empty \"pattern\" in the payload".into());
         }
         let mut per: BTreeMap<String, usize> = BTreeMap::new();
         for f in self.files("rs") {
-            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = self.read_file(task, &f)?;
             let n = text.lines().filter(|l| l.contains(pattern)).count();
             if n > 0 {
                 *per.entry(self.top_folder(&f)).or_default() += n;
@@ -104,12 +128,11 @@ impl LocalWork {
         .with_tags(["search", "code"]))
     }
 
-    fn count(&self) -> Result<TaskOutput, String> {
+    fn count(&self, task: TaskId) -> Result<TaskOutput, String> {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for (ext, md) in [("rs", false), ("md", true)] {
             for f in self.files(ext) {
-                let text =
-                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let text = self.read_file(task, &f)?;
                 let e = per.entry(self.top_folder(&f)).or_default();
                 if md {
                     e.1 += text.lines().count();
@@ -132,7 +155,7 @@ impl LocalWork {
         .with_tags(["analysis", "code"]))
     }
 
-    fn headings(&self) -> Result<TaskOutput, String> {
+    fn headings(&self, task: TaskId) -> Result<TaskOutput, String> {
         let mut files = vec![self.root.join("README.md")];
         files.extend(
             self.files("md")
@@ -141,7 +164,7 @@ impl LocalWork {
         );
         let mut heads = Vec::new();
         for f in files.iter().filter(|f| f.exists()) {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = self.read_file(task, f)?;
             let name = f
                 .strip_prefix(&self.root)
                 .unwrap_or(f)
@@ -172,10 +195,10 @@ impl TaskHandler for LocalWork {
                     .get("pattern")
                     .and_then(|p| p.as_str())
                     .unwrap_or("");
-                self.grep(pattern)
+                self.grep(task.id, pattern)
             }
-            "count" => self.count(),
-            "headings" => self.headings(),
+            "count" => self.count(task.id),
+            "headings" => self.headings(task.id),
             other => Err(format!("no handler for task kind {other:?}")),
         }
     }
@@ -235,6 +258,12 @@ pub async fn example_session<B: Bus + Clone + 'static>(bus: B) -> Result<SwarmSt
     }
 
     let handler = LocalWork::new(repo_root());
+    let accountant = Accountant::new(
+        Arc::new(bus.clone()),
+        Arc::new(PriceTable::built_in()?),
+        Tiers::default(),
+        BudgetLimits::default(),
+    )?;
     let runs: Vec<_> = workers
         .iter()
         .map(|id| {
@@ -274,6 +303,35 @@ pub async fn example_session<B: Bus + Clone + 'static>(bus: B) -> Result<SwarmSt
     for r in runs {
         r.await??;
     }
+
+    // The accountant prices every call. The workers here did local work with
+    // no model, so each is priced as the worker model would have been: the
+    // text it read as input, its finding as output. The coordinator made one
+    // call to route the tasks and read the findings back.
+    for f in &gathered.findings {
+        let read = f.task.map_or(0, |t| handler.chars_read(t));
+        let input = u64::from(estimate_tokens(&f.body)) + (read / 4) as u64;
+        let call = accountant
+            .call(Tier::Worker)
+            .ok_or("no worker tier")?
+            .worker(f.worker.clone())
+            .session(session.clone());
+        accountant
+            .record(&call, Usage::new(input, u64::from(f.tokens)))
+            .await?;
+    }
+    let read_back: u64 = gathered.findings.iter().map(|f| u64::from(f.tokens)).sum();
+    let call = accountant
+        .call(Tier::Coordinator)
+        .ok_or("no coordinator tier")?
+        .session(session.clone());
+    accountant
+        .record(&call, Usage::new(800 + read_back, 300))
+        .await?;
+    let report = accountant
+        .report(&ReportFilter::all().session(session.clone()))
+        .await?;
+    println!("\n{}", report.render());
     println!("{}\n", coordinator.stats().summary());
     let after = SwarmStatus::snapshot(&bus, &status).await?;
     println!("{}", after.render());
