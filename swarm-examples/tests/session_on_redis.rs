@@ -41,10 +41,10 @@ impl RedisServer {
         let server = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut c) = redis::Client::open(server.url()).and_then(|c| c.get_connection()) {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return server;
-                }
+            if let Ok(mut c) = redis::Client::open(server.url()).and_then(|c| c.get_connection())
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return server;
             }
             assert!(
                 Instant::now() < deadline,
