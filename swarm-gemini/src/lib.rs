@@ -1,15 +1,62 @@
 //! # swarmbus-gemini
 //!
-//! Gemini client, multi-shard librarian pool with failover, fallback provider
-//! and the archive librarian.
+//! Gemini for agent swarms: a client that says what to do about every
+//! failure, a pool of keys (shards) with quota-aware failover through a
+//! shared ledger, an OpenAI-compatible fallback (DeepSeek), and the
+//! librarian that answers questions from the swarm's findings with checked
+//! citations, as a library call or a daemon on the bus.
 //!
 //! # Layout
 //!
 //! - [`wire`]: the API's JSON (`generateContent`, `streamGenerateContent`, `countTokens`), open enums.
-//! - [`decode`]: unary and SSE decoders, the stream accumulator, [`Generation`].
-//! - [`client`]: [`GeminiClient`], one key over reqwest.
+//! - [`decode`]: the unary and SSE decoders, the stream accumulator, [`Generation`].
+//! - [`client`]: [`GeminiClient`], one key over reqwest (header-only key, timeouts, body cap).
 //! - [`error`]: [`Error`], its [`Action`] and [`ErrorKind`]; the classification table.
+//! - [`pool`]: [`ShardPool`], shards from `GEMINI_API_KEY_SHARD<N>`, failover over a `QuotaLedger`.
+//! - [`fallback`]: [`OpenAiCompatible`], the chat-completions fallback provider.
+//! - [`provider`]: [`Provider`], and the bridge to core's `LanguageModel`.
+//! - [`probe`]: the shard test protocol, [`ShardTestReport`] (80 % rule).
+//! - [`librarian`]: [`Librarian`], archive Q&A with citations; the offline extractive provider.
+//! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
 //! - [`clock`]: injectable time ([`SystemClock`], [`ManualClock`]).
+//!
+//! # Errors say what to do
+//!
+//! ```
+//! use chrono::{DateTime, Utc};
+//! use swarmbus_gemini::{Action, Error, ErrorKind};
+//!
+//! // A per-day 429: exhausted until the next midnight in Los Angeles, not
+//! // for the 22 s its RetryInfo says.
+//! let body = br#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+//!   "details": [
+//!     {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+//!       {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quotaValue": "250"}]},
+//!     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "22s"}]}}"#;
+//! let now: DateTime<Utc> = "2026-01-15T20:00:00Z".parse().unwrap();
+//! let e = Error::from_http(429, body, now);
+//! assert_eq!(e.kind(), ErrorKind::QuotaExhausted);
+//! assert_eq!(e.quota_value(), Some(250));
+//! assert_eq!(e.action(), Action::ExhaustUntil("2026-01-16T08:00:00Z".parse().unwrap()));
+//! ```
+//!
+//! # A pool of shards
+//!
+//! ```no_run
+//! # async fn demo() -> swarmbus_gemini::Result<()> {
+//! use std::sync::Arc;
+//! use swarmbus_core::memory::MemoryBus;
+//! use swarmbus_core::quota::QuotaLimits;
+//! use swarmbus_gemini::pool::shards_from_env;
+//! use swarmbus_gemini::wire::GenerateContentRequest;
+//! use swarmbus_gemini::{PoolConfig, ShardPool};
+//!
+//! let shards = shards_from_env(QuotaLimits::free_tier())?; // GEMINI_API_KEY_SHARD1..N
+//! let pool = ShardPool::new(shards, Arc::new(MemoryBus::new()), PoolConfig::default())?;
+//! let answer = pool.generate(&GenerateContentRequest::user("Hello")).await?;
+//! println!("{} (served by {})", answer.completion.text, answer.served_by);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod client;
