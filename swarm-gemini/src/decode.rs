@@ -223,7 +223,7 @@ impl SseDecoder {
             self.dispatch(out);
             return;
         }
-        if line[0] == b':' {
+        if line.first() == Some(&b':') {
             return; // a comment
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {

@@ -14,8 +14,9 @@
 //!   line, across processes when it is Redis.
 //! - The error of a call decides ([`Error::action`]): a per-minute 429 cools
 //!   the shard for the `RetryInfo` delay and the next shard is tried; a
-//!   per-day 429 marks it exhausted until the next Pacific midnight; an
-//!   invalid or leaked key disables it; a 5xx or connection error is
+//!   per-day 429 marks it exhausted until the next Pacific midnight (both
+//!   apply to every shard with the same project label: the quota is the
+//!   project's); an invalid or leaked key disables it; a 5xx or connection error is
 //!   retried on the same shard with jittered exponential backoff, then the
 //!   next shard is tried; a bad request, a block or a malformed answer fails
 //!   the call at once (every shard would answer the same).
@@ -576,15 +577,21 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             Action::Cool(d) => {
                 shard.learn(error);
                 let until = add(self.clock.now(), d);
-                tracing::info!(shard = %shard.id, until = %until.to_rfc3339(), "shard rate limited; cooling");
-                self.ledger.cool_until(shard.id, until).await?;
+                for s in self.same_project(shard) {
+                    tracing::info!(shard = %s.id, until = %until.to_rfc3339(), "shard rate limited; cooling");
+                    self.ledger.cool_until(s.id, until).await?;
+                }
             }
             Action::ExhaustUntil(until) => {
                 shard.learn(error);
-                tracing::info!(shard = %shard.id, until = %until.to_rfc3339(), "shard's daily quota exhausted");
-                self.ledger.exhaust_until(shard.id, until).await?;
+                for s in self.same_project(shard) {
+                    tracing::info!(shard = %s.id, until = %until.to_rfc3339(), "shard's daily quota exhausted");
+                    self.ledger.exhaust_until(s.id, until).await?;
+                }
             }
             Action::Disable => {
+                // Per key: an invalid or leaked key says nothing about the
+                // project's other keys.
                 let reason = format!("{}: {error}", error.kind());
                 tracing::warn!(shard = %shard.id, kind = %error.kind(), "shard disabled");
                 self.ledger.disable(shard.id, &reason).await?;
@@ -592,6 +599,15 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             Action::RetryAfter(_) | Action::Rotate | Action::Fail => {}
         }
         Ok(())
+    }
+
+    /// The shard and every other shard with the same project label: Google
+    /// counts quota per project and model, so a quota one key hit is hit
+    /// for all keys of its project.
+    fn same_project<'a>(&'a self, shard: &'a PoolShard) -> impl Iterator<Item = &'a PoolShard> {
+        self.shards.iter().filter(move |s| {
+            s.id == shard.id || (shard.project.is_some() && s.project == shard.project)
+        })
     }
 
     fn backoff(&self, attempt: u32, floor: Duration) -> Duration {

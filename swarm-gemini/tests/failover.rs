@@ -64,6 +64,25 @@ impl Rig {
             .with_clock(self.clock.clone())
     }
 
+    fn pool_with_projects(&self, projects: &[&str]) -> ShardPool<MemoryBus> {
+        let configs = projects
+            .iter()
+            .zip(1..)
+            .map(|(p, n)| {
+                ShardConfig::new(sid(n), SecretString::from(key(n)))
+                    .with_project(*p)
+                    .with_limits(QuotaLimits::free_tier())
+            })
+            .collect();
+        let config = PoolConfig::default()
+            .model(MODEL)
+            .client(ClientConfig::default().base_url(self.server.uri()))
+            .max_wait(Duration::from_secs(0));
+        ShardPool::new(configs, self.bus.clone(), config)
+            .unwrap()
+            .with_clock(self.clock.clone())
+    }
+
     fn fallback(&self) -> OpenAiCompatible {
         OpenAiCompatible::new(
             SecretString::from("test-fallback-key-DO-NOT-LEAK".to_owned()),
@@ -223,6 +242,34 @@ async fn a_per_day_429_the_evening_before_spring_forward_resets_at_pst_midnight(
 async fn a_per_day_429_on_the_day_clocks_fall_back_resets_at_pst_midnight() {
     // 2026-11-01 05:00 PST (after the change): the next midnight is 08:00 UTC.
     per_day_exhaustion_at("2026-11-01T13:00:00Z", "2026-11-02T08:00:00Z").await;
+}
+
+#[tokio::test]
+async fn a_quota_hit_on_one_key_exhausts_every_key_of_its_project() {
+    let rig = Rig::new("2026-01-15T20:00:00Z").await;
+    rig.shard_answers(
+        1,
+        429,
+        fixture("transcribed/error-429-per-day-free-tier.json"),
+        None,
+    )
+    .await;
+    rig.shard_answers(2, 200, success_body("same project"), None)
+        .await;
+    rig.shard_answers(3, 200, success_body("other project"), None)
+        .await;
+    let pool = rig.pool_with_projects(&["project-a", "project-a", "project-b"]);
+    let a = pool.generate(&ask()).await.unwrap();
+    assert_eq!(a.completion.text, "other project");
+    assert_eq!(rig.state(2).await.status, ShardStatus::Exhausted);
+    assert_eq!(rig.state(3).await.status, ShardStatus::Ok);
+    for _ in 0..3 {
+        assert_eq!(
+            pool.generate(&ask()).await.unwrap().served_by,
+            ServedBy::Shard(sid(3))
+        );
+    }
+    assert_eq!(rig.requests_to(2).await, 0);
 }
 
 #[tokio::test]
