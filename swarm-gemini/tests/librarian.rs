@@ -387,3 +387,53 @@ async fn a_notification_for_a_namespaced_key_is_served() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_daemon_answers_through_a_shard_pool_on_a_dyn_bus() {
+    use swarmbus_core::bus::Bus;
+    use swarmbus_gemini::{ClientConfig, PoolConfig, ShardConfig, ShardPool};
+
+    let (memory, fs) = archive().await;
+    let bus: Arc<dyn Bus> = memory;
+    let server = MockServer::start().await;
+    let answer = serde_json::json!({"answer": "Redis channels drop messages for offline subscribers.",
+                                    "citations": [fs[2].id.to_string()]});
+    Mock::given(method("POST"))
+        .and(path(unary_path(MODEL)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "candidates": [{"content": {"parts": [{"text": answer.to_string()}]}, "finishReason": "STOP"}]
+        })))
+        .mount(&server)
+        .await;
+    let pool: ShardPool<dyn Bus> = ShardPool::new(
+        vec![ShardConfig::new(
+            swarmbus_core::keys::ShardId::new(1).unwrap(),
+            KEY.to_owned().into(),
+        )],
+        bus.clone(),
+        PoolConfig::default()
+            .model(MODEL)
+            .client(ClientConfig::default().base_url(server.uri())),
+    )
+    .unwrap();
+    let daemon = LibrarianDaemon::new(bus.clone(), AnswerSource::model(pool));
+    let q = ArchiveQuery::new(
+        "What happens to offline Redis subscribers?",
+        FindingFilter::all(),
+    );
+    bus.ask(&q).await.unwrap();
+    let r = daemon
+        .serve_one(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, ResponseStatus::Ok);
+    assert_eq!(r.citations, vec![fs[2].id]);
+    assert_eq!(r.answered_by.as_deref(), Some("shard1"));
+    // The pool kept the brief's shard keys current on the same bus.
+    let quotas = bus
+        .shard_quotas(&[swarmbus_core::keys::ShardId::new(1).unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(quotas, vec![Some(1499)]);
+}
