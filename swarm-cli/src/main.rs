@@ -11,6 +11,7 @@
 //! - `gemini_cmd.rs`: `swarm gemini generate`.
 //! - `shards_cmd.rs`: `swarm shards test`.
 //! - `cost_cmd.rs`: `swarm cost quote` and `swarm cost report`.
+//! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 mod cost_cmd;
 mod ctx;
 mod gemini_cmd;
+mod librarian_cmd;
 mod shards_cmd;
 mod status_cmd;
 
@@ -47,11 +49,23 @@ enum Command {
     /// Price calls and report spend.
     #[command(subcommand)]
     Cost(cost_cmd::CostCmd),
+    /// Answer questions over the swarm's findings.
+    #[command(subcommand)]
+    Librarian(librarian_cmd::LibrarianCmd),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr, filtered by RUST_LOG (default: warnings). Keys never
+    // reach them: every crate holds them as secrets.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let ctx = ctx::Ctx::new(cli.ctx);
     match cli.command {
         Command::Status(args) => status_cmd::run(args, &ctx).await,
@@ -59,5 +73,6 @@ async fn main() -> ExitCode {
         Command::Gemini(cmd) => gemini_cmd::run(cmd, &ctx).await,
         Command::Shards(cmd) => shards_cmd::run(cmd, &ctx).await,
         Command::Cost(cmd) => cost_cmd::run(cmd, &ctx).await,
+        Command::Librarian(cmd) => librarian_cmd::run(cmd, &ctx).await,
     }
 }
