@@ -175,6 +175,29 @@ pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>
     );
     assert_eq!(bus.count_findings().await.unwrap(), before + 50);
     assert_eq!(bus.put_findings(&[]).await.unwrap(), 0);
+
+    // A batch that conflicts with a stored finding, or within itself, writes
+    // nothing either.
+    let s3 = session();
+    let fresh = finding(&w, &s3, "fresh");
+    let mut clash = batch[0].clone();
+    clash.body = "rewritten".into();
+    let err = bus.put_findings(&[fresh.clone(), clash]).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let mut twin = fresh.clone();
+    twin.body = "a different body under the same id".into();
+    let err = bus.put_findings(&[fresh.clone(), twin]).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(
+        bus.get_finding(fresh.id).await.unwrap().is_none(),
+        "nothing of a failed batch is stored"
+    );
+    assert_eq!(
+        bus.get_finding(batch[0].id).await.unwrap().unwrap(),
+        batch[0],
+        "the stored one is kept"
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before + 50);
 }
 
 pub async fn get_findings_keeps_order_and_reports_missing<B: Bus>(bus: &B) {

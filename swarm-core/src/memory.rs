@@ -301,6 +301,20 @@ impl MemoryBus {
         Ok(Stored::New)
     }
 
+    /// Removes findings this call just inserted (they are the newest entries
+    /// of the feed, in order).
+    fn undo_inserts(state: &mut State, ids: &[FindingId]) {
+        for id in ids.iter().rev() {
+            if let Some(s) = state.findings.remove(id) {
+                state.order.remove(&(s.finding.created_at, *id));
+                state.active -= 1;
+            }
+            if state.feed.last() == Some(id) {
+                state.feed.pop();
+            }
+        }
+    }
+
     fn encode_finding(&self, finding: &Finding) -> Result<String> {
         finding.validate()?;
         let key = || self.key(Key::Finding(finding.id));
@@ -334,28 +348,20 @@ impl FindingStore for MemoryBus {
             .iter()
             .map(|f| self.encode_finding(f))
             .collect::<Result<Vec<_>>>()?;
-        let mut new_ids = Vec::new();
+        let mut new_ids = Vec::with_capacity(findings.len());
         {
             let mut state = self.state();
-            // Conflicts are checked before anything is written, so a failed
-            // batch writes nothing.
-            let mut seen: HashMap<FindingId, &str> = HashMap::new();
-            for (f, e) in findings.iter().zip(&encoded) {
-                let clash = match (state.findings.get(&f.id), seen.get(&f.id)) {
-                    (Some(existing), _) => existing.encoded != *e,
-                    (None, Some(earlier)) => earlier != e,
-                    (None, None) => false,
-                };
-                if clash {
-                    return Err(Error::Conflict {
-                        key: self.key(Key::Finding(f.id)),
-                    });
-                }
-                seen.insert(f.id, e);
-            }
             for (f, e) in findings.iter().zip(encoded) {
-                if self.insert_finding(&mut state, f, e)? == Stored::New {
-                    new_ids.push(f.id);
+                match self.insert_finding(&mut state, f, e) {
+                    Ok(Stored::New) => new_ids.push(f.id),
+                    Ok(Stored::AlreadyPresent) => {}
+                    Err(conflict) => {
+                        // A failed batch writes nothing: undo this batch's
+                        // inserts (conflicts are rare, so checking first would
+                        // cost every batch a second pass).
+                        Self::undo_inserts(&mut state, &new_ids);
+                        return Err(conflict);
+                    }
                 }
             }
         }
