@@ -186,9 +186,14 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port and dir.
+    /// Shuts the server down and starts it again on the same port and dir.
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Starts a stopped server again on the same port and dir.
+    pub fn start_again(&mut self) {
         for _ in 0..50 {
             if self.spawn() {
                 return;
