@@ -70,6 +70,20 @@ fn put(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("put_findings 10k in batches of 1", |b| {
+        b.iter_batched(
+            || (MemoryBus::new(), findings(N)),
+            |(bus, fs)| {
+                rt.block_on(async {
+                    for chunk in fs.chunks(1) {
+                        bus.put_findings(chunk).await.unwrap_or_else(|e| panic!("{e}"));
+                    }
+                });
+                (bus, fs)
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 

@@ -32,7 +32,6 @@ use crate::keys::{
 use crate::model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
     Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure,
-    encode,
 };
 use crate::quota::{
     Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
@@ -69,7 +68,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    findings: HashMap<FindingId, StoredFinding>,
+    /// Boxed: growing the map then moves pointers, not whole findings.
+    findings: HashMap<FindingId, Box<StoredFinding>>,
     /// Every finding by (created_at, id): the listing order.
     order: BTreeSet<(DateTime<Utc>, FindingId)>,
     active: u64,
@@ -93,7 +93,6 @@ struct State {
 
 struct StoredFinding {
     finding: Finding,
-    encoded: String,
     archived: bool,
 }
 
@@ -272,14 +271,9 @@ impl MemoryBus {
         }
     }
 
-    fn insert_finding(
-        &self,
-        state: &mut State,
-        finding: &Finding,
-        encoded: String,
-    ) -> Result<Stored> {
+    fn insert_finding(&self, state: &mut State, finding: &Finding) -> Result<Stored> {
         if let Some(existing) = state.findings.get(&finding.id) {
-            return if existing.encoded == encoded {
+            return if existing.finding == *finding {
                 Ok(Stored::AlreadyPresent)
             } else {
                 Err(Error::Conflict {
@@ -292,11 +286,10 @@ impl MemoryBus {
         state.active += 1;
         state.findings.insert(
             finding.id,
-            StoredFinding {
+            Box::new(StoredFinding {
                 finding: finding.clone(),
-                encoded,
                 archived: false,
-            },
+            }),
         );
         Ok(Stored::New)
     }
@@ -315,12 +308,11 @@ impl MemoryBus {
         }
     }
 
-    fn encode_finding(&self, finding: &Finding) -> Result<String> {
+    fn check_finding(&self, finding: &Finding) -> Result<()> {
         finding.validate()?;
-        let key = || self.key(Key::Finding(finding.id));
-        let encoded = encode(&key(), finding)?;
-        self.inner.limits.check(key, &encoded)?;
-        Ok(encoded)
+        self.inner
+            .limits
+            .check_value(|| self.key(Key::Finding(finding.id)), finding)
     }
 
     fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
@@ -331,10 +323,10 @@ impl MemoryBus {
 #[async_trait]
 impl FindingStore for MemoryBus {
     async fn put_finding(&self, finding: &Finding) -> Result<Stored> {
-        let encoded = self.encode_finding(finding)?;
+        self.check_finding(finding)?;
         let stored = {
             let mut state = self.state();
-            self.insert_finding(&mut state, finding, encoded)?
+            self.insert_finding(&mut state, finding)?
         };
         if stored == Stored::New {
             self.inner.feed_changed.notify_waiters();
@@ -344,23 +336,24 @@ impl FindingStore for MemoryBus {
     }
 
     async fn put_findings(&self, findings: &[Finding]) -> Result<usize> {
-        let encoded = findings
-            .iter()
-            .map(|f| self.encode_finding(f))
-            .collect::<Result<Vec<_>>>()?;
         let mut new_ids = Vec::with_capacity(findings.len());
         {
             let mut state = self.state();
-            for (f, e) in findings.iter().zip(encoded) {
-                match self.insert_finding(&mut state, f, e) {
+            for f in findings {
+                // Checked inside the loop while each finding is hot in cache; a
+                // batch is applied as one step, as Redis applies a script.
+                let stored = self
+                    .check_finding(f)
+                    .and_then(|()| self.insert_finding(&mut state, f));
+                match stored {
                     Ok(Stored::New) => new_ids.push(f.id),
                     Ok(Stored::AlreadyPresent) => {}
-                    Err(conflict) => {
+                    Err(e) => {
                         // A failed batch writes nothing: undo this batch's
-                        // inserts (conflicts are rare, so checking first would
-                        // cost every batch a second pass).
+                        // inserts (failures are rare, so checking the whole
+                        // batch first would cost every batch a second pass).
                         Self::undo_inserts(&mut state, &new_ids);
-                        return Err(conflict);
+                        return Err(e);
                     }
                 }
             }
@@ -527,8 +520,7 @@ impl WorkerRegistry for MemoryBus {
 
     async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()> {
         let key = || format!("{}:progress", self.key(Key::WorkerStatus(worker.clone())));
-        let encoded = encode(&key(), progress)?;
-        self.inner.limits.check(key, &encoded)?;
+        self.inner.limits.check_value(key, progress)?;
         let ttl = self.inner.limits.heartbeat_ttl;
         self.heartbeat(worker, ttl).await?;
         if let Some(l) = self.state().workers.get_mut(worker) {
@@ -574,8 +566,7 @@ impl WorkerRegistry for MemoryBus {
 impl TaskQueue for MemoryBus {
     async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()> {
         let key = || self.key(Key::WorkerTasks(worker.clone()));
-        let encoded = encode(&key(), task)?;
-        self.inner.limits.check(key, &encoded)?;
+        self.inner.limits.check_value(key, task)?;
         self.state()
             .queues
             .entry(worker.clone())
@@ -882,8 +873,7 @@ impl QuotaLedger for MemoryBus {
 impl HaltSwitch for MemoryBus {
     async fn halt(&self, report: &HaltReport) -> Result<bool> {
         let key = || self.key(Key::HaltReason);
-        let encoded = encode(&key(), report)?;
-        self.inner.limits.check(key, &encoded)?;
+        self.inner.limits.check_value(key, report)?;
         let mut state = self.state();
         if state.halt.is_some() {
             return Ok(false);
@@ -1031,8 +1021,7 @@ impl Journal for MemoryBus {
 impl ArchiveDesk for MemoryBus {
     async fn ask(&self, query: &ArchiveQuery) -> Result<()> {
         let key = self.key(Key::QueryArchive(query.id));
-        let encoded = encode(&key, query)?;
-        self.inner.limits.check(|| key.clone(), &encoded)?;
+        self.inner.limits.check_value(|| key.clone(), query)?;
         {
             let mut state = self.state();
             if state.queries.insert(query.id, query.clone()).is_none() {
@@ -1070,8 +1059,7 @@ impl ArchiveDesk for MemoryBus {
 
     async fn answer(&self, response: &ArchiveResponse) -> Result<()> {
         let key = self.key(Key::ResponseArchive(response.id));
-        let encoded = encode(&key, response)?;
-        self.inner.limits.check(|| key.clone(), &encoded)?;
+        self.inner.limits.check_value(|| key.clone(), response)?;
         self.state().responses.insert(response.id, response.clone());
         self.notify(Channel::Responses, || key);
         Ok(())

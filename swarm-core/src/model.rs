@@ -772,6 +772,23 @@ impl BusLimits {
         self
     }
 
+    /// Fails with [`Error::ValueTooLarge`] when `value`'s JSON is over the
+    /// limit. Measures without building the JSON text.
+    pub fn check_value<T: Serialize>(&self, key: impl FnOnce() -> String, value: &T) -> Result<()> {
+        let size = match encoded_len(value) {
+            Ok(n) => n,
+            Err(e) => return Err(Error::decode(key(), e)),
+        };
+        if size > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size,
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Fails with [`Error::ValueTooLarge`] when `encoded` is over the limit.
     pub fn check(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
         if encoded.len() > self.max_value_bytes {
@@ -783,6 +800,23 @@ impl BusLimits {
         }
         Ok(())
     }
+}
+
+/// The length of `value`'s JSON, computed without allocating it.
+pub fn encoded_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    serde_json::to_writer(&mut c, value)?;
+    Ok(c.0)
 }
 
 /// The one JSON codec: encodes a value for `key`.
