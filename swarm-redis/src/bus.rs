@@ -519,8 +519,8 @@ impl RedisBus {
         operation: &'static str,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>> {
-        const PER_MGET: usize = 500;
-        const MGETS_PER_TRIP: usize = 20;
+        const PER_MGET: usize = 2048;
+        const MGETS_PER_TRIP: usize = 8;
         let mut out = Vec::with_capacity(keys.len());
         for group in keys.chunks(PER_MGET * MGETS_PER_TRIP) {
             let mut pipe = redis::pipe();

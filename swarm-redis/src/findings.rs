@@ -19,9 +19,10 @@ use crate::bus::{RedisBus, Replay, int, items, text};
 use crate::errors::{is_no_group, unexpected_reply};
 use crate::scripts;
 
-/// Findings per script call: big enough to amortise a round trip, small
-/// enough that one script never holds Redis for long (about a millisecond).
-const FINDINGS_PER_SCRIPT: usize = 500;
+/// Findings per script call: big enough to amortise a round trip and the
+/// script's own costs, small enough that one call holds Redis for a few
+/// milliseconds at most (Lua's `unpack` also caps the arguments).
+const FINDINGS_PER_SCRIPT: usize = 1000;
 
 /// Script calls per round trip of a batch put.
 const SCRIPTS_PER_TRIP: usize = 8;
@@ -50,14 +51,18 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
         .and_then(text)
         .ok_or_else(|| bad("no tag"))?;
     match tag.as_str() {
-        "ok" => it
-            .map(|v| match int(&v) {
-                Some(1) => Ok(Stored::New),
-                Some(0) => Ok(Stored::AlreadyPresent),
-                _ => Err(bad("bad status")),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(PutReply::Stored),
+        "ok" => {
+            let flags = it.next().as_ref().and_then(text).unwrap_or_default();
+            flags
+                .chars()
+                .map(|c| match c {
+                    '1' => Ok(Stored::New),
+                    '0' => Ok(Stored::AlreadyPresent),
+                    _ => Err(bad("bad status")),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(PutReply::Stored)
+        }
         "differs" | "wrongtype" => {
             let index = it
                 .next()

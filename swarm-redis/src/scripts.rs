@@ -18,41 +18,60 @@ use redis::Script;
 /// finding. ARGV: the findings channel, then per finding: JSON, id, score
 /// (creation time in ms).
 ///
-/// Reply: `{"ok", s1, s2, …}` (1 new, 0 already stored with the same
-/// bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
+/// Reply: `{"ok", "1101…"}` (one character per finding: 1 new, 0 already
+/// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
 /// which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local n = #KEYS - 2
-local fresh = {}
-for i = 1, n do
-  local key = KEYS[i + 2]
-  local ok, cur = pcall(redis.call, 'GET', key)
-  if not ok then
-    return {'wrongtype', i, redis.call('TYPE', key)['ok']}
+local status, mset, zadd = {}, {}, {}
+local m = 0
+-- Pass 1, nothing written yet. The usual case, none of the keys exists,
+-- costs one EXISTS; otherwise each stored value is compared and each
+-- missing one checked for another type.
+if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
+  for i = 1, n do
+    local base = (i - 1) * 3 + 2
+    status[i] = '1'
+    mset[m + 1] = KEYS[i + 2]
+    mset[m + 2] = ARGV[base]
+    zadd[m + 1] = ARGV[base + 2]
+    zadd[m + 2] = ARGV[base + 1]
+    m = m + 2
   end
-  local json = ARGV[2 + (i - 1) * 3]
-  if cur then
-    if cur ~= json then return {'differs', i, cur} end
-    fresh[i] = 0
-  else
-    fresh[i] = 1
+else
+  local cur = redis.call('MGET', unpack(KEYS, 3))
+  for i = 1, n do
+    local base = (i - 1) * 3 + 2
+    if cur[i] then
+      if cur[i] ~= ARGV[base] then return {'differs', i, cur[i]} end
+      status[i] = '0'
+    else
+      local t = redis.call('TYPE', KEYS[i + 2])['ok']
+      if t ~= 'none' then return {'wrongtype', i, t} end
+      status[i] = '1'
+      mset[m + 1] = KEYS[i + 2]
+      mset[m + 2] = ARGV[base]
+      zadd[m + 1] = ARGV[base + 2]
+      zadd[m + 2] = ARGV[base + 1]
+      m = m + 2
+    end
   end
 end
-local out = {'ok'}
-for i = 1, n do
-  if fresh[i] == 1 then
-    local key = KEYS[i + 2]
-    local base = 2 + (i - 1) * 3
-    redis.call('SET', key, ARGV[base])
-    redis.call('ZADD', KEYS[1], ARGV[base + 2], ARGV[base + 1])
-    redis.call('XADD', KEYS[2], '*', 'finding', ARGV[base + 1])
-    redis.call('PUBLISH', ARGV[1], key)
+-- Pass 2: write the new ones.
+if m > 0 then
+  redis.call('MSET', unpack(mset))
+  redis.call('ZADD', KEYS[1], unpack(zadd))
+  local feed, channel = KEYS[2], ARGV[1]
+  for i = 1, n do
+    if status[i] == '1' then
+      redis.call('XADD', feed, '*', 'finding', ARGV[(i - 1) * 3 + 3])
+      redis.call('PUBLISH', channel, KEYS[i + 2])
+    end
   end
-  out[i + 1] = fresh[i]
 end
-return out
+return {'ok', table.concat(status)}
 "#,
     )
 });
