@@ -322,3 +322,45 @@ async fn a_stopped_server_gives_a_transient_error_not_a_hang() {
     let err = RedisBus::connect(config).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+/// With a namespace an ACL user can be confined to one swarm's keys and
+/// channels (docs/operations.md): the whole suite runs under such a user,
+/// so the bus touches nothing outside its namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_confined_to_its_namespace_passes_the_suite() {
+    let server = RedisServer::start();
+    let ns = common::random_namespace();
+    let password = "confined-pw-5d1e";
+    let out = server.cli(&[
+        "ACL",
+        "SETUSER",
+        "team",
+        "on",
+        &format!(">{password}"),
+        &format!("~{{{}}}:*", ns.as_str()),
+        &format!("&{{{}}}:channel:*", ns.as_str()),
+        "+@all",
+        "-@dangerous",
+    ]);
+    assert!(out.contains("OK"), "{out}");
+    let config = RedisConfig::from_url(&format!(
+        "redis://team:{password}@127.0.0.1:{}",
+        server.port
+    ))
+    .unwrap()
+    .namespace(ns.clone());
+    let bus = RedisBus::connect(config).await.unwrap();
+    swarmbus_core::conformance::run_all(&bus).await;
+    // And outside the namespace it may do nothing.
+    let plain = RedisBus::connect(
+        RedisConfig::from_url(&format!(
+            "redis://team:{password}@127.0.0.1:{}",
+            server.port
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let err = plain.count_findings().await.unwrap_err();
+    assert!(err.to_string().contains("no permissions"), "{err}");
+}
