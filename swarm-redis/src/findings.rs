@@ -582,6 +582,64 @@ impl RedisBus {
     }
 }
 
+impl RedisBus {
+    /// Takes over feed entries that other consumers of `group` received but
+    /// have not acknowledged for at least `min_idle` (a consumer that
+    /// crashed and will not come back under its name): they become
+    /// `consumer`'s pending entries and are returned, up to `max`, like
+    /// [`FindingFeed::read_feed`]'s. Acknowledge them with
+    /// [`FindingFeed::ack_feed`]. (XAUTOCLAIM.)
+    pub async fn claim_stale_feed(
+        &self,
+        group: &GroupName,
+        consumer: &WorkerId,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<FeedEntry>> {
+        self.ensure_group(group, false).await?;
+        let mut out = Vec::new();
+        let mut cursor = "0-0".to_owned();
+        while out.len() < max {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&self.names().feed)
+                .arg(group.as_str())
+                .arg(consumer.as_str())
+                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(max - out.len());
+            // Claiming again after a lost reply only re-claims the same
+            // entries for the same consumer.
+            let reply: Value = match self.query_raw("claim_stale_feed", Replay::Safe, &cmd).await {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(self
+                        .fail_on_key(&e, "claim_stale_feed", &self.names().feed, "stream")
+                        .await);
+                }
+            };
+            let mut parts = items(reply).unwrap_or_default().into_iter();
+            let next = parts
+                .next()
+                .as_ref()
+                .and_then(text)
+                .unwrap_or_else(|| "0-0".into());
+            let claimed = parts.next().unwrap_or(Value::Nil);
+            // Same shape as one stream of an XREAD reply.
+            let raw = parse_stream(Value::Array(vec![Value::Array(vec![
+                Value::BulkString(Vec::new()),
+                claimed,
+            ])]));
+            out.extend(self.feed_entries(group, raw).await?);
+            if next == "0-0" {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl FindingFeed for RedisBus {
     async fn read_feed(

@@ -364,3 +364,55 @@ async fn a_user_confined_to_its_namespace_passes_the_suite() {
     let err = plain.count_findings().await.unwrap_err();
     assert!(err.to_string().contains("no permissions"), "{err}");
 }
+
+/// A consumer that crashed and never comes back under its name: another
+/// consumer of the group takes over its unacknowledged entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_feed_entries_of_a_vanished_consumer_are_claimed_by_another() {
+    use swarmbus_core::bus::FindingFeed;
+    use swarmbus_core::keys::GroupName;
+    let (url, _server) = single_node();
+    let bus = namespaced_bus(&url).await;
+    let group = GroupName::new("librarians").unwrap();
+    let (gone, heir) = (
+        WorkerId::new("gone").unwrap(),
+        WorkerId::new("heir").unwrap(),
+    );
+    let fs: Vec<Finding> = (0..5).map(finding).collect();
+    bus.put_findings(&fs).await.unwrap();
+    let taken = bus
+        .read_feed(&group, &gone, 10, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 5);
+    // Not idle long enough yet: nothing to claim.
+    let early = bus
+        .claim_stale_feed(&group, &heir, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert!(early.is_empty());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let claimed = bus
+        .claim_stale_feed(&group, &heir, Duration::from_millis(20), 10)
+        .await
+        .unwrap();
+    let mut got: Vec<_> = claimed.iter().map(|e| e.finding).collect();
+    let mut want: Vec<_> = fs.iter().map(|f| f.id).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // They are the heir's now: its own pending entries come first.
+    let again = bus
+        .read_feed(&group, &heir, 10, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 5);
+    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    bus.ack_feed(&group, &ids).await.unwrap();
+    assert!(
+        bus.claim_stale_feed(&group, &heir, Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
