@@ -23,7 +23,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time during which a transient failure (connection lost, Redis
 /// restarting, cluster failover) is retried before the error is returned.
-pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// Where the servers are: one node or the seed nodes of a cluster.
 #[derive(Clone)]
