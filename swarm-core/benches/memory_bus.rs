@@ -76,7 +76,9 @@ fn put(c: &mut Criterion) {
             |(bus, fs)| {
                 rt.block_on(async {
                     for chunk in fs.chunks(1) {
-                        bus.put_findings(chunk).await.unwrap_or_else(|e| panic!("{e}"));
+                        bus.put_findings(chunk)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
                     }
                 });
                 (bus, fs)

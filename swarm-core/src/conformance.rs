@@ -785,6 +785,10 @@ pub async fn quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midn
         );
     }
     assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(0)]);
+    // The grant that reaches the limit marks the shard exhausted at once.
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Exhausted);
+    assert_eq!(st.exhausted_until, Some(next_pacific_midnight(now)));
     let denied = bus.try_acquire(sh, limits, now).await.unwrap();
     let midnight = next_pacific_midnight(now);
     assert_eq!(midnight, at("2026-03-08T08:00:00Z"));
@@ -851,6 +855,12 @@ pub async fn quota_per_minute_window_cools_the_shard_until_the_next_minute<B: Bu
     );
     let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
     assert_eq!(st.used_today, 2, "a denial is not counted");
+    assert_eq!(
+        st.status,
+        ShardStatus::Cooling,
+        "a full minute shows as cooling"
+    );
+    assert_eq!(st.cooling_until, Some(at("2026-05-01T12:01:00Z")));
     assert!(
         bus.try_acquire(sh, limits, at("2026-05-01T12:01:00Z"))
             .await
@@ -947,7 +957,29 @@ pub async fn release_gives_a_request_back<B: Bus>(bus: &B) {
     assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
     bus.release(sh, limits, now).await.unwrap();
     assert_eq!(bus.shard_quotas(&[sh]).await.unwrap(), vec![Some(1)]);
+    let st = &bus.shard_states(&[sh], limits, now).await.unwrap()[0];
+    assert_ne!(
+        st.status,
+        ShardStatus::Exhausted,
+        "a release lifts an exhaustion we counted"
+    );
     assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
+
+    // An exhaustion the API reported is not lifted by a release.
+    let sh2 = shard();
+    let limits = QuotaLimits::new(Some(10), None);
+    assert!(
+        bus.try_acquire(sh2, limits, now)
+            .await
+            .unwrap()
+            .is_granted()
+    );
+    bus.exhaust_until(sh2, next_pacific_midnight(now))
+        .await
+        .unwrap();
+    bus.release(sh2, limits, now).await.unwrap();
+    let st = &bus.shard_states(&[sh2], limits, now).await.unwrap()[0];
+    assert_eq!(st.status, ShardStatus::Exhausted);
 }
 
 // -------------------------------------------------------------------- halt

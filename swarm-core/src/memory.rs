@@ -130,6 +130,9 @@ struct ShardBook {
     cooling_until: Option<DateTime<Utc>>,
     exhausted_until: Option<DateTime<Utc>>,
     disabled: Option<String>,
+    /// The exhaustion came from our own count reaching the daily limit (so a
+    /// release may lift it), not from the API.
+    exhausted_by_count: bool,
     tested: bool,
     /// The raw `librarian:shard<N>:quota` value.
     quota_value: Option<i64>,
@@ -147,6 +150,7 @@ impl ShardBook {
             cooling_until: None,
             exhausted_until: None,
             disabled: None,
+            exhausted_by_count: false,
             tested: false,
             quota_value: None,
             status_value: ShardStatus::Untested,
@@ -167,6 +171,7 @@ impl ShardBook {
         }
         if self.exhausted_until.is_some_and(|u| u <= now) {
             self.exhausted_until = None;
+            self.exhausted_by_count = false;
         }
         if self.cooling_until.is_some_and(|u| u <= now) {
             self.cooling_until = None;
@@ -202,12 +207,24 @@ impl ShardBook {
         s.status = self.status(now);
         s.used_today = self.used;
         s.remaining_today = limits.per_day.map(|d| d.saturating_sub(self.used));
-        if s.status == ShardStatus::Exhausted {
-            s.remaining_today = Some(0);
-        }
         s.cooling_until = self.cooling_until.filter(|u| *u > now);
         s.exhausted_until = self.exhausted_until.filter(|u| *u > now);
         s.disabled_reason = self.disabled.clone();
+        match s.status {
+            ShardStatus::Exhausted => s.remaining_today = limits.per_day.map(|_| 0),
+            ShardStatus::Disabled | ShardStatus::Cooling => {}
+            // The counts themselves deny the next request: say so.
+            _ if limits.per_day.is_some_and(|d| self.used >= d) => {
+                s.status = ShardStatus::Exhausted;
+                s.exhausted_until = Some(next_pacific_midnight(now));
+                s.remaining_today = Some(0);
+            }
+            _ if limits.per_minute.is_some_and(|m| self.minute_used >= m) => {
+                s.status = ShardStatus::Cooling;
+                s.cooling_until = Some(minute_window(now).1);
+            }
+            _ => {}
+        }
         s
     }
 }
@@ -751,6 +768,7 @@ impl QuotaLedger for MemoryBus {
         } else if limits.per_day.is_some_and(|d| book.used >= d) {
             let until = next_pacific_midnight(now);
             book.exhausted_until = Some(until);
+            book.exhausted_by_count = true;
             Acquire::Denied(Denial::Exhausted { until })
         } else if limits.per_minute.is_some_and(|m| book.minute_used >= m) {
             Acquire::Denied(Denial::Cooling {
@@ -759,6 +777,12 @@ impl QuotaLedger for MemoryBus {
         } else {
             book.used += 1;
             book.minute_used += 1;
+            if limits.per_day.is_some_and(|d| book.used >= d) {
+                // The grant that reaches the limit marks the shard exhausted
+                // at once, so other processes see it without trying.
+                book.exhausted_until = Some(next_pacific_midnight(now));
+                book.exhausted_by_count = true;
+            }
             Acquire::Granted {
                 remaining_today: limits.per_day.map(|d| d.saturating_sub(book.used)),
             }
@@ -773,6 +797,10 @@ impl QuotaLedger for MemoryBus {
             book.roll(now);
             book.used = book.used.saturating_sub(1);
             book.minute_used = book.minute_used.saturating_sub(1);
+            if book.exhausted_by_count && limits.per_day.is_some_and(|d| book.used < d) {
+                book.exhausted_until = None;
+                book.exhausted_by_count = false;
+            }
             book.publish(limits, now);
         }
         Ok(())
@@ -798,6 +826,7 @@ impl QuotaLedger for MemoryBus {
             .entry(shard)
             .or_insert_with(|| ShardBook::new(Utc::now()));
         book.exhausted_until = Some(book.exhausted_until.map_or(until, |c| c.max(until)));
+        book.exhausted_by_count = false;
         book.quota_value = Some(0);
         if book.disabled.is_none() {
             book.status_value = ShardStatus::Exhausted;
@@ -822,6 +851,7 @@ impl QuotaLedger for MemoryBus {
             book.disabled = None;
             book.cooling_until = None;
             book.exhausted_until = None;
+            book.exhausted_by_count = false;
             book.tested = false;
             book.status_value = ShardStatus::Untested;
         }
