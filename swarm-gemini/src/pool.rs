@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -264,9 +264,22 @@ pub(crate) struct PoolShard {
     pub(crate) project: Option<String>,
     limits: Mutex<QuotaLimits>,
     pub(crate) client: GeminiClient,
+    /// This process has recorded the shard as tested. From then on every
+    /// grant of the ledger keeps its status `ok`, so later successes need no
+    /// second round trip.
+    marked_ok: AtomicBool,
 }
 
 impl PoolShard {
+    /// Records the shard as working, once per process.
+    async fn mark_ok<L: QuotaLedger + ?Sized>(&self, ledger: &L, now: DateTime<Utc>) -> Result<()> {
+        if !self.marked_ok.load(Ordering::Relaxed) {
+            ledger.mark_ok(self.id, self.limits(), now).await?;
+            self.marked_ok.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     pub(crate) fn limits(&self) -> QuotaLimits {
         *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -355,6 +368,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 project: s.project,
                 limits: Mutex::new(s.limits),
                 client,
+                marked_ok: AtomicBool::new(false),
             });
         }
         Ok(Self {
@@ -519,9 +533,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             let result = shard.client.generate(&self.config.model, request).await;
             let error = match result {
                 Ok(generation) => {
-                    self.ledger
-                        .mark_ok(shard.id, shard.limits(), self.clock.now())
-                        .await?;
+                    shard.mark_ok(&*self.ledger, self.clock.now()).await?;
                     let completion = generation
                         .clone()
                         .into_completion(&self.config.model, Some(format!("shard{}", shard.id)));
@@ -554,9 +566,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 }
                 Action::Fail => {
                     // The shard answered; the request is what failed.
-                    self.ledger
-                        .mark_ok(shard.id, shard.limits(), self.clock.now())
-                        .await?;
+                    shard.mark_ok(&*self.ledger, self.clock.now()).await?;
                     return Err(error);
                 }
                 _ => {}
