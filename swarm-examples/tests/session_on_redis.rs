@@ -2,69 +2,9 @@
 //! brief's Python tools read (`KEYS finding:*`, `GET finding:<uuid>`,
 //! `GET worker:status:<id>`, `GET cost:<tier>`).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-
-use std::time::{Duration, Instant};
-
 use swarm_examples::example_session;
+use swarmbus_redis::testing::RedisServer;
 use swarmbus_redis::{RedisBus, RedisConfig};
-
-/// A redis-server on a free loopback port, stopped on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}); install it: apt-get install redis-server")
-            });
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = redis::Client::open(server.url()).and_then(|c| c.get_connection())
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_leaves_keys_the_briefs_tools_can_read() {

@@ -29,6 +29,8 @@
 //!   `Journal`.
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
 //! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
+//! - `testing` (feature `testing`): real `redis-server` processes and a local
+//!   3-master Cluster for tests.
 //!
 //! # Example
 //!
@@ -60,6 +62,8 @@ mod halt;
 mod quota;
 mod scripts;
 mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod workers;
 
 pub use bus::RedisBus;
