@@ -13,7 +13,6 @@
 //!   saved) and returns the report; drafts are saved to the bus before files
 //!   are written.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -23,8 +22,8 @@ use futures::StreamExt;
 
 use crate::bus::{Bus, HaltSwitch};
 use crate::error::{Error, Result};
-use crate::keys::{Channel, SessionId, TaskId, WorkerId};
-use crate::model::{Finding, FindingFilter, HaltReport, Progress, Task, TaskFailure, Tier};
+use crate::keys::{Channel, FindingId, SessionId, TaskId, WorkerId};
+use crate::model::{Finding, HaltReport, Progress, Task, TaskFailure, Tier};
 use crate::policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Routing};
 
 /// What a handler produced for a task: becomes a finding.
@@ -215,14 +214,23 @@ where
                 .await?;
             match self.handler.handle(task).await {
                 Ok(out) => {
+                    // A task's finding has the task's id: the coordinator
+                    // reads it with one lookup, and a task redone after a
+                    // reclaim cannot leave two findings.
                     let finding =
                         Finding::new(id.clone(), task.session.clone(), out.title, out.body)
+                            .with_id(task_finding_id(task.id))
                             .with_task(task.id)
                             .with_tags(out.tags)
                             .citing(task.continues);
-                    self.bus.put_finding(&finding).await?;
+                    match self.bus.put_finding(&finding).await {
+                        Ok(_) => report.findings.push(finding),
+                        Err(Error::Conflict { key }) => {
+                            tracing::info!(worker = %id, task = %task.id, %key, "an earlier delivery of this task already wrote its finding");
+                        }
+                        Err(e) => return Err(e),
+                    }
                     self.bus.ack_task(&claim).await?;
-                    report.findings.push(finding);
                 }
                 Err(why) => {
                     tracing::warn!(worker = %id, task = %task.id, report = %why, "task failed; stopped and reported");
@@ -345,20 +353,18 @@ impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
     }
 
     async fn collect(&self, tasks: &[TaskId]) -> Result<Gathered> {
-        let listing = self
-            .bus
-            .list_findings(&FindingFilter::all().session(self.session.clone()))
-            .await?;
-        let mut by_task: HashMap<TaskId, Finding> = HashMap::new();
-        for f in listing.findings {
-            if let Some(t) = f.task {
-                by_task.entry(t).or_insert(f);
-            }
-        }
-        let failed_all = self.bus.failed_tasks().await?;
+        // One lookup for all findings (they carry their task's id); the
+        // failed list only when some task has none yet.
+        let ids: Vec<FindingId> = tasks.iter().map(|t| task_finding_id(*t)).collect();
+        let found = self.bus.get_findings(&ids).await?;
+        let failed_all = if found.iter().any(Option::is_none) {
+            self.bus.failed_tasks().await?
+        } else {
+            Vec::new()
+        };
         let mut out = Gathered::default();
-        for t in tasks {
-            if let Some(f) = by_task.remove(t) {
+        for (t, f) in tasks.iter().zip(found) {
+            if let Some(f) = f {
                 out.findings.push(f);
             } else if let Some(f) = failed_all.iter().find(|f| f.task.id == *t) {
                 out.failed.push(f.clone());
@@ -368,6 +374,13 @@ impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
         }
         Ok(out)
     }
+}
+
+/// The id of the finding a [`Worker`] writes for a task: the task's own
+/// uuid, so that one task has at most one finding and it can be looked up
+/// directly.
+pub fn task_finding_id(task: TaskId) -> FindingId {
+    FindingId::from_uuid(task.uuid())
 }
 
 /// What [`Coordinator::gather`] found.
@@ -452,7 +465,7 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{TaskQueue, WorkerRegistry};
+    use crate::bus::{FindingStore, TaskQueue, WorkerRegistry};
     use crate::memory::MemoryBus;
 
     struct Upper;
@@ -519,6 +532,59 @@ mod tests {
             0,
             "workers deregister"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_redone_after_a_reclaim_keeps_one_finding() {
+        let bus = MemoryBus::new();
+        let session = SessionId::new("s").unwrap();
+        let coord = Coordinator::new(bus.clone(), session.clone());
+        let (dead, alive) = (w("dead"), w("alive"));
+        let routed = coord
+            .dispatch(
+                vec![Task::new(session.clone(), "count", "count the files")],
+                std::slice::from_ref(&dead),
+            )
+            .await
+            .unwrap();
+        let task = routed[0].task.clone();
+        // The first holder writes the finding and dies before acknowledging.
+        bus.heartbeat(&dead, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let claim = bus
+            .claim_task(&dead, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .unwrap();
+        let first = Finding::new(dead.clone(), session.clone(), "count", "COUNT THE FILES")
+            .with_id(task_finding_id(task.id))
+            .with_task(task.id);
+        bus.put_finding(&first).await.unwrap();
+        assert_eq!(claim.deliveries, 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = bus.reclaim_abandoned(&alive, 5).await.unwrap();
+        assert_eq!(r.requeued, vec![task.id]);
+
+        let cfg = WorkerConfig::new(alive.clone())
+            .claim_wait(Duration::from_millis(50))
+            .idle_exit(Duration::from_millis(200));
+        let report = Worker::new(bus.clone(), Upper, cfg)
+            .run(futures::future::pending())
+            .await
+            .unwrap();
+        assert!(
+            report.findings.is_empty(),
+            "the redone task wrote no second finding"
+        );
+        assert!(report.failed.is_empty());
+        assert_eq!(bus.count_findings().await.unwrap(), 1);
+        assert_eq!(bus.queued_tasks(&alive).await.unwrap(), 0, "acknowledged");
+        let got = coord
+            .gather(&[task.id], Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(got.findings, vec![first]);
     }
 
     #[tokio::test]
