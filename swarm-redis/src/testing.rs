@@ -61,7 +61,8 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port found");
 }
 
-/// Sends one inline command over a raw socket and returns the first line.
+/// Sends one inline command over a raw socket and returns the reply (its
+/// first 2 KiB), trimmed.
 fn raw_command(port: u16, command: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().unwrap(),
@@ -70,7 +71,7 @@ fn raw_command(port: u16, command: &str) -> Option<String> {
     .ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(format!("{command}\r\n").as_bytes()).ok()?;
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).trim().to_owned())
 }
@@ -153,7 +154,16 @@ impl RedisServer {
                 return false;
             }
             if raw_command(self.port, "PING").as_deref() == Some("+PONG") {
-                return true;
+                // Another test process may have started a server on the same
+                // port a moment earlier (ours then exits): only the server
+                // running in our own directory counts.
+                let ours = raw_command(self.port, "CONFIG GET dir")
+                    .is_some_and(|reply| reply.contains(&self.dir.path().display().to_string()));
+                if !ours && let Some(mut child) = self.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                return ours;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
