@@ -271,15 +271,18 @@ impl RedisBus {
         Ok(finding)
     }
 
-    /// For values MGET returned as nil: missing (`None`) or of another type
-    /// (an error naming the key).
+    /// For values MGET returned as nil: missing (`None`, also when a writer
+    /// stored it right after the MGET) or of another type (an error naming
+    /// the key).
     async fn explain_missing(&self, keys: Vec<String>) -> Result<Vec<Option<Error>>> {
         let types = self.key_types(&keys).await?;
         Ok(keys
             .into_iter()
             .zip(types)
             .map(|(key, found)| {
-                if found == "none" {
+                // "string": written between the MGET and the TYPE by another
+                // client; it was missing when read, which is the answer.
+                if found == "none" || found == "string" {
                     None
                 } else {
                     Some(Error::WrongType {

@@ -416,3 +416,30 @@ async fn stale_feed_entries_of_a_vanished_consumer_are_claimed_by_another() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_read_while_they_are_written_are_missing_or_present_never_an_error() {
+    let (url, _server) = single_node();
+    let bus = namespaced_bus(&url).await;
+    let batch: Vec<Finding> = (0..300).map(finding).collect();
+    let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
+    let writer = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            for f in &batch {
+                bus.put_finding(f).await.unwrap();
+            }
+        })
+    };
+    // Readers poll the ids as a coordinator waiting for results does; a key
+    // written between the read and its explanation must not be an error.
+    let mut seen = 0;
+    while seen < ids.len() {
+        let got = bus
+            .get_findings(&ids)
+            .await
+            .expect("never an error while writing");
+        seen = got.iter().flatten().count();
+    }
+    writer.await.unwrap();
+}
