@@ -62,48 +62,79 @@ fn at(s: &str) -> DateTime<Utc> {
 
 /// Runs every check, one after another, printing each name.
 pub async fn run_all<B: Bus + Clone + 'static>(bus: &B) {
-    macro_rules! checks {
-        ($($f:ident),* $(,)?) => {$(
-            eprintln!("conformance: {}", stringify!($f));
-            $f(bus).await;
-        )*};
-    }
-    checks!(
-        put_then_get_round_trips,
-        put_is_idempotent_and_a_conflict_keeps_the_original,
-        put_findings_counts_new_ones_and_a_bad_batch_writes_nothing,
-        get_findings_keeps_order_and_reports_missing,
-        list_filters_by_session_worker_tag_task_time_and_limit,
-        count_is_exact_under_concurrent_puts,
-        archive_hides_findings_from_count_and_listing_but_keeps_them,
-        oversized_and_invalid_findings_are_rejected,
-        feed_delivers_every_finding_to_each_group,
-        feed_redelivers_unacknowledged_entries_to_their_consumer,
-        feed_read_wakes_on_a_new_finding,
-        publish_fans_out_and_put_finding_notifies_its_key,
-        heartbeat_expires_after_its_ttl,
-        progress_counts_as_a_heartbeat_and_is_reported,
-        deregister_removes_a_worker,
-        tasks_are_claimed_in_order_and_ack_forgets_them,
-        claim_waits_for_a_task_then_times_out,
-        a_failed_task_is_stopped_and_reported_not_requeued,
-        tasks_of_a_dead_worker_are_reclaimed,
-        reclaim_dead_letters_a_task_over_its_delivery_limit,
-        concurrent_claims_deliver_each_task_once,
-        quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
-        quota_resets_on_a_new_pacific_day,
-        quota_per_minute_window_cools_the_shard_until_the_next_minute,
-        quota_is_exact_under_concurrent_acquires,
-        cooling_and_exhaustion_deny_until_their_time,
-        disable_is_permanent_until_enable,
-        release_gives_a_request_back,
-        halt_first_reason_wins_and_clear_resumes,
-        drafts_are_saved_and_loaded,
-        cost_context_and_counters_add_up,
-        counter_try_add_never_overshoots_under_concurrency,
-        journal_appends_and_reads_in_order,
-        archive_questions_are_queued_answered_and_notified,
-    );
+    crate::__conformance_checks!(@list @run (bus));
+}
+
+/// One `#[tokio::test]` per conformance check, each on a bus of its own.
+///
+/// `$make` is an expression whose value is a future of the bus (an `async`
+/// block); the crate using it needs `tokio` (with `macros` and
+/// `rt-multi-thread`) among its dev-dependencies.
+///
+/// ```text
+/// swarmbus_core::conformance_tests!(async { MemoryBus::new() });
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::__conformance_checks!(@list @tests ($make));
+    };
+}
+
+/// The one list of checks, and what `run_all` and `conformance_tests!` make
+/// of it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_checks {
+    (@list @$mode:ident ($arg:expr)) => {
+        $crate::__conformance_checks!(@$mode ($arg);
+            put_then_get_round_trips,
+            put_is_idempotent_and_a_conflict_keeps_the_original,
+            put_findings_counts_new_ones_and_a_bad_batch_writes_nothing,
+            get_findings_keeps_order_and_reports_missing,
+            list_filters_by_session_worker_tag_task_time_and_limit,
+            count_is_exact_under_concurrent_puts,
+            archive_hides_findings_from_count_and_listing_but_keeps_them,
+            oversized_and_invalid_findings_are_rejected,
+            feed_delivers_every_finding_to_each_group,
+            feed_redelivers_unacknowledged_entries_to_their_consumer,
+            feed_read_wakes_on_a_new_finding,
+            publish_fans_out_and_put_finding_notifies_its_key,
+            heartbeat_expires_after_its_ttl,
+            progress_counts_as_a_heartbeat_and_is_reported,
+            deregister_removes_a_worker,
+            tasks_are_claimed_in_order_and_ack_forgets_them,
+            claim_waits_for_a_task_then_times_out,
+            a_failed_task_is_stopped_and_reported_not_requeued,
+            tasks_of_a_dead_worker_are_reclaimed,
+            reclaim_dead_letters_a_task_over_its_delivery_limit,
+            concurrent_claims_deliver_each_task_once,
+            quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
+            quota_resets_on_a_new_pacific_day,
+            quota_per_minute_window_cools_the_shard_until_the_next_minute,
+            quota_is_exact_under_concurrent_acquires,
+            cooling_and_exhaustion_deny_until_their_time,
+            disable_is_permanent_until_enable,
+            release_gives_a_request_back,
+            halt_first_reason_wins_and_clear_resumes,
+            drafts_are_saved_and_loaded,
+            cost_context_and_counters_add_up,
+            counter_try_add_never_overshoots_under_concurrency,
+            journal_appends_and_reads_in_order,
+            archive_questions_are_queued_answered_and_notified,
+        );
+    };
+    (@run ($bus:expr); $($name:ident,)*) => {$(
+        eprintln!("conformance: {}", stringify!($name));
+        $crate::conformance::$name($bus).await;
+    )*};
+    (@tests ($make:expr); $($name:ident,)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let bus = $make.await;
+            $crate::conformance::$name(&bus).await;
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------- findings

@@ -4,7 +4,7 @@
 //! - [`Worker`]: heartbeats with a TTL in the background, claims tasks from
 //!   its queue, runs a [`TaskHandler`], writes the finding (which notifies
 //!   `channel:findings`), and acknowledges. A failed job is stopped and
-//!   reported with [`TaskQueue::fail_task`], never retried silently. A halted
+//!   reported with [`crate::bus::TaskQueue::fail_task`], never retried silently. A halted
 //!   swarm stops every worker before its next task.
 //! - [`Coordinator`]: routes work through a [`DelegationPolicy`], spreads the
 //!   worker tier's tasks over workers, waits for their findings.
