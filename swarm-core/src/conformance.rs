@@ -121,6 +121,7 @@ macro_rules! __conformance_checks {
             cost_context_and_counters_add_up,
             counter_try_add_never_overshoots_under_concurrency,
             journal_appends_and_reads_in_order,
+            append_with_cost_writes_the_record_and_the_cost_together,
             archive_questions_are_queued_answered_and_notified,
         );
     };
@@ -1111,6 +1112,34 @@ pub async fn journal_appends_and_reads_in_order<B: Bus>(bus: &B) {
     assert_eq!(bus.read(&j, 8, 100).await.unwrap(), recs[8..].to_vec());
     assert_eq!(bus.read(&j, 2, 3).await.unwrap(), recs[2..5].to_vec());
     assert!(bus.read(&j, 50, 10).await.unwrap().is_empty());
+}
+
+pub async fn append_with_cost_writes_the_record_and_the_cost_together<B: Bus>(bus: &B) {
+    let j = JournalName::new(uniq("costed")).unwrap();
+    let tier = TierName::new(uniq("tier")).unwrap();
+    let recs = vec!["{\"call\":1}".to_owned(), "{\"call\":2}".to_owned()];
+    let total = bus.append_with_cost(&j, &recs, &tier, 0.5).await.unwrap();
+    assert!((total - 0.5).abs() < 1e-9, "{total}");
+    let total = bus
+        .append_with_cost(&j, &["{\"call\":3}".to_owned()], &tier, 0.25)
+        .await
+        .unwrap();
+    assert!((total - 0.75).abs() < 1e-9, "{total}");
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
+    // A cost that is not a finite number writes neither.
+    let err = bus
+        .append_with_cost(&j, &["{\"call\":4}".to_owned()], &tier, f64::NAN)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    // A record over the size limit writes neither.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    assert!(bus.append_with_cost(&j, &[huge], &tier, 1.0).await.is_err());
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
 }
 
 // ----------------------------------------------------------------- archive

@@ -1029,6 +1029,36 @@ impl Journal for MemoryBus {
         Ok(())
     }
 
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64> {
+        if !usd.is_finite() {
+            return Err(Error::InvalidInput {
+                field: "usd",
+                reason: format!("{usd} is not a finite amount"),
+            });
+        }
+        for r in records {
+            self.inner
+                .limits
+                .check(|| format!("journal {journal}"), r)?;
+        }
+        // One lock: both change or neither does.
+        let mut state = self.state();
+        state
+            .journals
+            .entry(journal.clone())
+            .or_default()
+            .extend(records.iter().cloned());
+        let total = state.costs.entry(tier.clone()).or_insert(0.0);
+        *total += usd;
+        Ok(*total)
+    }
+
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>> {
         let state = self.state();
         let Some(records) = state.journals.get(journal) else {

@@ -31,7 +31,7 @@ use swarmbus_core::quota::{
     Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
 };
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;
 use crate::scripts;
 
@@ -88,7 +88,7 @@ impl RedisBus {
         let keys = self.shard_keys(shard);
         let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
         let _: String = self
-            .eval(operation, Replay::Safe, &scripts::QUOTA_MARK, &keys, args)
+            .eval(operation, &scripts::QUOTA_MARK, &keys, args)
             .await?;
         Ok(())
     }
@@ -168,13 +168,11 @@ impl QuotaLedger for RedisBus {
         let (minute, next_minute) = minute_window(now);
         let next_midnight = next_pacific_midnight(now);
         let day = pacific_day(now).to_string();
-        // Not replayed after it may have run: a lost reply would count a
-        // request twice. Within the retry budget, a refused connection is
-        // still retried.
+        // With an operation id: a request sent again after a lost reply
+        // is counted once and answered as the first time.
         let reply: Value = self
-            .eval(
+            .eval_once(
                 "try_acquire",
-                Replay::Unsafe,
                 &scripts::QUOTA_ACQUIRE,
                 &keys,
                 &[
@@ -187,6 +185,7 @@ impl QuotaLedger for RedisBus {
                     &limit_arg(limits.per_day),
                     &limit_arg(limits.per_minute),
                 ],
+                None,
             )
             .await?;
         let parts = items(reply).ok_or_else(|| unexpected_reply("try_acquire", "not an array"))?;
@@ -223,12 +222,12 @@ impl QuotaLedger for RedisBus {
         let (minute, _) = minute_window(now);
         let day = pacific_day(now).to_string();
         let _: i64 = self
-            .eval(
+            .eval_once(
                 "release",
-                Replay::Unsafe,
                 &scripts::QUOTA_RELEASE,
                 &keys,
                 &[&micros(now), &day, &minute, &limit_arg(limits.per_day)],
+                None,
             )
             .await?;
         Ok(())
@@ -290,8 +289,7 @@ impl QuotaLedger for RedisBus {
                 .arg(self.ledger_key(*shard))
                 .arg(&FIELDS[..]);
         }
-        let rows: Vec<Vec<Option<String>>> =
-            self.pipeline("shard_states", Replay::Safe, &pipe).await?;
+        let rows: Vec<Vec<Option<String>>> = self.pipeline("shard_states", &pipe).await?;
         Ok(shards
             .iter()
             .zip(rows)

@@ -2,6 +2,10 @@
 //! it is atomic on a single node and on a Cluster (all keys of one swarm
 //! share the namespace's hash slot, and every key is passed in KEYS).
 //!
+//! Every script that changes state in a way a repeat would change again
+//! (counting, queueing, moving) is wrapped by [`once`]: it runs once per
+//! operation id, so the bus may send it again after a lost reply.
+//!
 //! `redis::Script` computes each script's SHA1 once; calls go by EVALSHA and
 //! fall back to loading the script when Redis answers NOSCRIPT (after a
 //! restart or a failover).
@@ -9,6 +13,32 @@
 use std::sync::LazyLock;
 
 use redis::Script;
+
+/// Wraps a script body so that it runs once per operation id.
+///
+/// The caller appends one key, the operation's marker (`swarm:op:<uuid>`,
+/// in the namespace's hash slot), to KEYS and the marker's lifetime in ms to
+/// ARGV; the body sees KEYS and ARGV without them. The first call runs the
+/// body and stores its reply (MessagePack) under the marker with that TTL
+/// (`SET NX`-like: only when absent); a call that finds the marker returns
+/// the stored reply without running the body again. So a request sent
+/// again after a lost reply applies once and answers as the first did.
+fn once(body: &str) -> Script {
+    Script::new(&format!(
+        r#"
+local op_key = table.remove(KEYS)
+local op_ttl = table.remove(ARGV)
+local seen = redis.call('GET', op_key)
+if seen then return cmsgpack.unpack(seen)[1] end
+local function run()
+{body}
+end
+local reply = run()
+redis.call('SET', op_key, cmsgpack.pack({{reply}}), 'PX', op_ttl)
+return reply
+"#
+    ))
+}
 
 /// Stores findings that are new, atomically with their index entry, their
 /// feed entry and their notification; a batch writes nothing when one of
@@ -22,7 +52,7 @@ use redis::Script;
 /// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
 /// which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local n = #KEYS - 2
 local status, mset, zadd = {}, {}, {}
@@ -80,7 +110,7 @@ return {'ok', table.concat(status)}
 ///
 /// KEYS: active index, archived index. ARGV: ids. Reply: how many moved.
 pub(crate) static ARCHIVE_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local moved = 0
 for i = 1, #ARGV do
@@ -144,7 +174,7 @@ return redis.call('ZCARD', KEYS[1])
 /// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET).
 /// ARGV: task JSON, task id, worker id. Reply: 1 queued, 0 known already.
 pub(crate) static PUSH_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if redis.call('HSETNX', KEYS[2], ARGV[2], 0) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -161,7 +191,7 @@ return 1
 /// KEYS: queue, in-flight list, deliveries, workers with tasks, rejected.
 /// ARGV: worker id. Reply: nil, or `{raw, deliveries}`.
 pub(crate) static CLAIM_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
 if not raw then return false end
@@ -199,7 +229,7 @@ return removed
 /// KEYS: in-flight list, deliveries, failed list. ARGV: raw task, task id,
 /// failure JSON.
 pub(crate) static FAIL_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
 if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
@@ -220,7 +250,7 @@ return removed
 /// JSON, time as JSON, receiving worker id.
 /// Reply: `{requeued ids, dead-lettered ids}` (`{}` when the worker lives).
 pub(crate) static RECLAIM_WORKER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {{}, {}} end
 local max = tonumber(ARGV[2])
@@ -268,7 +298,7 @@ return {requeued, dead}
 /// denial `disabled` (detail: reason), `exhausted` or `cooling` (detail:
 /// the time as text).
 pub(crate) static QUOTA_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -337,7 +367,7 @@ return {'granted', remaining}
 /// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: now µs, Pacific day, minute, per-day
 /// limit (-1: none). Reply: 1 given back, 0 nothing to give back.
 pub(crate) static QUOTA_RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -436,7 +466,7 @@ return s
 ///
 /// KEYS: counter. ARGV: delta, limit. Reply: `{1, new}` or `{0, current}`.
 pub(crate) static COUNTER_TRY_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local raw = redis.call('GET', KEYS[1])
 local cur = 0
@@ -459,7 +489,7 @@ return {0, cur}
 /// KEYS: `query:archive:<uuid>`, pending queries (LIST). ARGV: JSON, id,
 /// queries channel. Reply: 1 new, 0 stored already.
 pub(crate) static ASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -473,7 +503,7 @@ return 1
 ///
 /// KEYS: `response:archive:<uuid>`. ARGV: JSON, responses channel.
 pub(crate) static ANSWER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], KEYS[1])
@@ -482,8 +512,93 @@ return 1
     )
 });
 
+/// Adds to `cost:<tier>` (INCRBYFLOAT). KEYS: cost key. ARGV: dollars.
+/// Reply: the new total (text).
+pub(crate) static ADD_COST: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+"#,
+    )
+});
+
+/// Adds to a named counter (INCRBY). KEYS: counter. ARGV: delta. Reply:
+/// the new value.
+pub(crate) static COUNTER_ADD: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"#,
+    )
+});
+
+/// Appends records to a journal and, when ARGV[1] is not `0`, adds ARGV[1]
+/// dollars to a cost key, both or neither: the types and the stored total
+/// are checked before anything is written.
+///
+/// KEYS: journal (LIST), cost key (STRING). ARGV: dollars, records….
+/// Reply: the cost key's total (text; `0` when absent).
+pub(crate) static APPEND_WITH_COST: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+local jt = redis.call('TYPE', KEYS[1])['ok']
+if jt ~= 'none' and jt ~= 'list' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. jt)
+end
+local ct = redis.call('TYPE', KEYS[2])['ok']
+if ct ~= 'none' and ct ~= 'string' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. ct)
+end
+local cur = redis.call('GET', KEYS[2])
+if cur and not tonumber(cur) then
+  return redis.error_reply('ERR ' .. KEYS[2] .. ' is not a number')
+end
+for i = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+if tonumber(ARGV[1]) ~= 0 then
+  return redis.call('INCRBYFLOAT', KEYS[2], ARGV[1])
+end
+return cur or '0'
+"#,
+    )
+});
+
+/// Appends records to a journal. KEYS: journal (LIST). ARGV: records.
+/// Reply: the new length.
+pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+local n = 0
+for i = 1, #ARGV do
+  n = redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+return n
+"#,
+    )
+});
+
+/// Takes the oldest pending question id. KEYS: pending queries (LIST).
+/// Reply: the id, or nil.
+pub(crate) static POP_QUERY: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('LPOP', KEYS[1])
+"#,
+    )
+});
+
+/// Publishes a message. ARGV: channel, message. Reply: receivers.
+pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+"#,
+    )
+});
+
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 15] {
+pub(crate) fn all() -> [&'static Script; 21] {
     [
         &PUT_FINDINGS,
         &ARCHIVE_FINDINGS,
@@ -500,5 +615,11 @@ pub(crate) fn all() -> [&'static Script; 15] {
         &COUNTER_TRY_ADD,
         &ASK,
         &ANSWER,
+        &ADD_COST,
+        &COUNTER_ADD,
+        &APPEND,
+        &APPEND_WITH_COST,
+        &POP_QUERY,
+        &PUBLISH,
     ]
 }

@@ -14,7 +14,7 @@ use swarmbus_core::model::{
     Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
 };
 
-use crate::bus::{RedisBus, Replay};
+use crate::bus::RedisBus;
 use crate::scripts;
 
 impl RedisBus {
@@ -51,7 +51,6 @@ impl RedisBus {
         let _: i64 = self
             .eval(
                 "heartbeat",
-                Replay::Safe,
                 &scripts::HEARTBEAT,
                 &keys,
                 &[&value, &ttl_ms, &worker.as_str(), &progress_json],
@@ -64,14 +63,8 @@ impl RedisBus {
     /// others): one round trip.
     async fn live_ids(&self) -> Result<Vec<String>> {
         let keys = [self.names().workers.as_str()];
-        self.eval(
-            "alive_workers",
-            Replay::Safe,
-            &scripts::LIVE_WORKERS,
-            &keys,
-            &[&"ids"],
-        )
-        .await
+        self.eval("alive_workers", &scripts::LIVE_WORKERS, &keys, &[&"ids"])
+            .await
     }
 }
 
@@ -89,7 +82,7 @@ impl WorkerRegistry for RedisBus {
     async fn is_alive(&self, worker: &WorkerId) -> Result<bool> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.key(&Key::WorkerStatus(worker.clone())));
-        let n: i64 = self.query("is_alive", Replay::Safe, &cmd).await?;
+        let n: i64 = self.query("is_alive", &cmd).await?;
         Ok(n > 0)
     }
 
@@ -142,7 +135,6 @@ impl WorkerRegistry for RedisBus {
         let keys = [self.names().workers.as_str()];
         self.eval(
             "count_alive_workers",
-            Replay::Safe,
             &scripts::LIVE_WORKERS,
             &keys,
             &[&"count"],
@@ -160,7 +152,7 @@ impl WorkerRegistry for RedisBus {
             .arg(&self.names().workers)
             .arg(worker.as_str())
             .ignore();
-        let _: () = self.pipeline("deregister", Replay::Safe, &pipe).await?;
+        let _: () = self.pipeline("deregister", &pipe).await?;
         Ok(())
     }
 }
