@@ -107,6 +107,10 @@ macro_rules! __conformance_checks {
             claim_waits_for_a_task_then_times_out,
             a_failed_task_is_stopped_and_reported_not_requeued,
             tasks_of_a_dead_worker_are_reclaimed,
+            a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period,
+            heartbeat_ttl_zero_is_refused_and_max_is_forever,
+            a_task_pushed_twice_is_queued_once,
+            a_cost_that_is_not_finite_is_refused,
             reclaim_dead_letters_a_task_over_its_delivery_limit,
             concurrent_claims_deliver_each_task_once,
             quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
@@ -735,6 +739,104 @@ pub async fn tasks_of_a_dead_worker_are_reclaimed<B: Bus>(bus: &B) {
     bus.ack_task(&first).await.unwrap();
     bus.ack_task(&second).await.unwrap();
     bus.deregister(&alive).await.unwrap();
+}
+
+/// A worker that was sent tasks before its first heartbeat is not dead: it
+/// keeps its queued and claimed tasks until the grace period (default: one
+/// heartbeat TTL) has passed. Once it has beaten and its heartbeat expired,
+/// it is dead at once.
+pub async fn a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period<B: Bus>(bus: &B) {
+    let (new, heir) = (worker("new"), worker("heir"));
+    let s = session();
+    let (t1, t2) = (
+        Task::new(s.clone(), "k", "claimed before the first beat"),
+        Task::new(s, "k", "queued before the first beat"),
+    );
+    bus.push_task(&new, &t1).await.unwrap();
+    bus.push_task(&new, &t2).await.unwrap();
+    let c = bus
+        .claim_task(&new, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.task, t1);
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        !r.from_workers.contains(&new) && r.requeued.is_empty(),
+        "a worker that never beat is not dead during its grace period: {r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&new).await.unwrap(), 1);
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 0);
+    // It beats once and stops: now it is dead.
+    bus.heartbeat(&new, Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        r.requeued.contains(&t1.id) && r.requeued.contains(&t2.id),
+        "{r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 2);
+}
+
+/// For a bus made with `BusLimits::worker_grace(grace)` (short, not in
+/// [`run_all`]): once the grace period has passed, a worker that never beat
+/// is dead and its tasks are reclaimed.
+pub async fn a_worker_that_never_beat_is_dead_after_its_grace_period<B: Bus>(
+    bus: &B,
+    grace: Duration,
+) {
+    let (new, heir) = (worker("late"), worker("heir"));
+    let t = Task::new(session(), "k", "never picked up");
+    bus.push_task(&new, &t).await.unwrap();
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(r.requeued.is_empty(), "still in its grace period: {r:?}");
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert_eq!(r.requeued, vec![t.id], "{r:?}");
+    assert_eq!(r.from_workers, vec![new]);
+}
+
+/// Pushing a task whose id is queued or in flight already stores it once
+/// (a repeated push is a no-op on every bus).
+pub async fn a_task_pushed_twice_is_queued_once<B: Bus>(bus: &B) {
+    let w = worker("twice");
+    let t = Task::new(session(), "k", "pushed twice");
+    bus.push_task(&w, &t).await.unwrap();
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 1);
+    let c = bus
+        .claim_task(&w, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    // In flight: pushing it again still adds nothing.
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 0);
+    bus.ack_task(&c).await.unwrap();
+}
+
+/// A cost that is not a finite number of dollars is refused, on every bus.
+pub async fn a_cost_that_is_not_finite_is_refused<B: Bus>(bus: &B) {
+    let tier = TierName::new(uniq("nan")).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = bus.add_cost(&tier, bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err:?}");
+    }
+    assert_eq!(bus.costs(&[tier]).await.unwrap(), vec![0.0]);
+}
+
+/// A heartbeat TTL of zero is refused with a typed error (it would expire
+/// before it is written); a TTL of `Duration::MAX` ("forever") is accepted.
+pub async fn heartbeat_ttl_zero_is_refused_and_max_is_forever<B: Bus>(bus: &B) {
+    let w = worker("ttl");
+    let err = bus.heartbeat(&w, Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(!bus.is_alive(&w).await.unwrap());
+    bus.heartbeat(&w, Duration::MAX).await.unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    bus.deregister(&w).await.unwrap();
 }
 
 pub async fn reclaim_dead_letters_a_task_over_its_delivery_limit<B: Bus>(bus: &B) {

@@ -72,7 +72,7 @@ impl ArchiveDesk for RedisBus {
     }
 
     async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::bus::deadline_after(wait);
         let pending = self.names().pending_queries.clone();
         loop {
             while let Some(id) = self.pop_query().await? {
@@ -95,7 +95,9 @@ impl ArchiveDesk for RedisBus {
                     None => continue,
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(crate::bus::MAX_BLOCK);
             if left.is_zero() {
                 return Ok(None);
             }
@@ -110,7 +112,8 @@ impl ArchiveDesk for RedisBus {
                 .blocking::<Option<Vec<u8>>>("next_query", &cmd, left)
                 .await
             {
-                Ok(None) => return Ok(None),
+                // Nothing within this read: the loop checks the deadline.
+                Ok(None) => continue,
                 Ok(Some(_)) => continue,
                 Err(e) if e.is_timeout() => return Ok(None),
                 Err(e) => return Err(self.fail_on_key(&e, "next_query", &pending, "list").await),

@@ -116,6 +116,9 @@ pub(crate) struct Names {
     pub(crate) feed: String,
     /// ZSET of worker ids, scored by heartbeat expiry (server ms).
     pub(crate) workers: String,
+    /// HASH worker id → `b` once it has beaten, else the server time (ms)
+    /// of its first task: the worker-grace rule of reclaim.
+    pub(crate) seen: String,
     /// HASH task id → deliveries so far (also: which tasks are known).
     pub(crate) deliveries: String,
     /// SET of workers that have queued or in-flight tasks.
@@ -137,6 +140,7 @@ impl Names {
             findings_archived: keys.internal("findings:archived"),
             feed: keys.internal("feed"),
             workers: keys.internal("workers"),
+            seen: keys.internal("workers:seen"),
             deliveries: keys.internal("tasks:deliveries"),
             task_workers: keys.internal("tasks:workers"),
             failed_tasks: keys.internal("tasks:failed"),
@@ -668,6 +672,18 @@ impl Backoff {
         self.delay = (self.delay * 2).min(Duration::from_millis(500));
         true
     }
+}
+
+/// The longest one blocking read waits on the server (a week): longer
+/// waits, `Duration::MAX` ("wait forever") included, are cut into reads of
+/// at most this long, or end after it (`read_feed`).
+pub(crate) const MAX_BLOCK: Duration = Duration::from_secs(7 * 86_400);
+
+/// When a wait of `wait` from now ends; `Duration::MAX` saturates instead
+/// of overflowing `Instant`.
+pub(crate) fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).unwrap_or_else(far_future)
 }
 
 /// An instant far enough ahead to stand for "no deadline" (about 30 years).

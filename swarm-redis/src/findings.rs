@@ -659,7 +659,7 @@ impl FindingFeed for RedisBus {
                 if !pending.is_empty() {
                     return Ok(pending);
                 }
-                let block = (!wait.is_zero()).then_some(wait);
+                let block = (!wait.is_zero()).then_some(wait.min(crate::bus::MAX_BLOCK));
                 let fresh = self.xreadgroup(group, consumer, max, ">", block).await?;
                 Ok(parse_stream(fresh))
             };
@@ -675,7 +675,7 @@ impl FindingFeed for RedisBus {
                     if e.is_timeout() {
                         return Err(Error::Timeout {
                             operation: "read_feed",
-                            after: wait + self.response_timeout(),
+                            after: wait.saturating_add(self.response_timeout()),
                         });
                     }
                     return Err(self

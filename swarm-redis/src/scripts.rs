@@ -129,9 +129,9 @@ return moved
 /// A heartbeat: the brief's status key with its TTL, the registry entry
 /// (score: expiry in server milliseconds) and, optionally, the progress.
 ///
-/// KEYS: `worker:status:<id>`, registry (ZSET), progress key. ARGV: value,
-/// TTL in ms, worker id, progress JSON (empty: keep the current one, with
-/// its TTL renewed).
+/// KEYS: `worker:status:<id>`, registry (ZSET), progress key, seen (HASH).
+/// ARGV: value, TTL in ms, worker id, progress JSON (empty: keep the
+/// current one, with its TTL renewed).
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -140,6 +140,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[3], 'b')
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4], 'PX', ttl)
 else
@@ -171,14 +172,18 @@ return redis.call('ZCARD', KEYS[1])
 /// Queues a task unless a task with its id is queued or in flight already
 /// (so a retried push is stored once).
 ///
-/// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET).
-/// ARGV: task JSON, task id, worker id. Reply: 1 queued, 0 known already.
+/// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET),
+/// seen (HASH: a worker that never beat is marked with the time of its
+/// first task). ARGV: task JSON, task id, worker id. Reply: 1 queued, 0
+/// known already.
 pub(crate) static PUSH_TASK: LazyLock<Script> = LazyLock::new(|| {
     once(
         r#"
 if redis.call('HSETNX', KEYS[2], ARGV[2], 0) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[3])
+local t = redis.call('TIME')
+redis.call('HSETNX', KEYS[4], ARGV[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 return 1
 "#,
     )
@@ -239,20 +244,28 @@ return removed
     )
 });
 
-/// Takes every task of one worker whose heartbeat key is gone (checked
-/// here, atomically): in-flight first, then queued. A task handed out
+/// Takes every task of one worker that is dead (checked here, atomically):
+/// its heartbeat key is gone and it has beaten before, or it never beat and
+/// its grace period since its first task has passed. In-flight first, then
+/// queued. A task handed out
 /// `max` times already goes to the failed list with a report, the others
 /// to the receiving worker's queue.
 ///
 /// KEYS: dead worker's status key, its queue, its in-flight list, the
-/// receiver's queue, deliveries, failed list, workers with tasks.
+/// receiver's queue, deliveries, failed list, workers with tasks, seen.
 /// ARGV: dead worker id, max deliveries, dead worker id as JSON, report as
-/// JSON, time as JSON, receiving worker id.
+/// JSON, time as JSON, receiving worker id, grace in ms.
 /// Reply: `{requeued ids, dead-lettered ids}` (`{}` when the worker lives).
 pub(crate) static RECLAIM_WORKER: LazyLock<Script> = LazyLock::new(|| {
     once(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {{}, {}} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seen = redis.call('HGET', KEYS[8], ARGV[1])
+if seen and seen ~= 'b' and now - (tonumber(seen) or 0) < tonumber(ARGV[7]) then
+  return {{}, {}}
+end
 local max = tonumber(ARGV[2])
 local requeued, dead = {}, {}
 local function take(list)
@@ -278,7 +291,10 @@ end
 take(KEYS[3])
 take(KEYS[2])
 redis.call('SREM', KEYS[7], ARGV[1])
-if #requeued > 0 then redis.call('SADD', KEYS[7], ARGV[6]) end
+if #requeued > 0 then
+  redis.call('SADD', KEYS[7], ARGV[6])
+  redis.call('HSETNX', KEYS[8], ARGV[6], now)
+end
 return {requeued, dead}
 "#,
     )

@@ -91,6 +91,7 @@ impl TaskQueue for RedisBus {
             queue.as_str(),
             names.deliveries.as_str(),
             names.task_workers.as_str(),
+            names.seen.as_str(),
         ];
         let id = task.id.to_string();
         let _: i64 = self
@@ -106,13 +107,15 @@ impl TaskQueue for RedisBus {
     }
 
     async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::bus::deadline_after(wait);
         let queue = self.queue_key(worker);
         loop {
             if let Some(claim) = self.try_claim(worker).await? {
                 return Ok(Some(claim));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(crate::bus::MAX_BLOCK);
             if left.is_zero() {
                 return Ok(None);
             }
@@ -127,7 +130,8 @@ impl TaskQueue for RedisBus {
                 .blocking::<Option<Vec<u8>>>("claim_task", &cmd, left)
                 .await
             {
-                Ok(None) => return Ok(None),
+                // Nothing within this read: the loop checks the deadline.
+                Ok(None) => continue,
                 Ok(Some(_)) => continue,
                 Err(e) if e.is_timeout() => return Ok(None),
                 Err(e) => return Err(self.fail_on_key(&e, "claim_task", &queue, "list").await),
@@ -203,6 +207,7 @@ impl TaskQueue for RedisBus {
         }
         let alive: Vec<i64> = self.pipeline("reclaim_abandoned", &pipe).await?;
         let to_queue = self.queue_key(to);
+        let grace_ms = u64::try_from(self.limits().worker_grace.as_millis()).unwrap_or(u64::MAX);
         let now = encode("time", &Utc::now())?;
         for (worker, alive) in holders.into_iter().zip(alive) {
             if alive > 0 {
@@ -219,6 +224,7 @@ impl TaskQueue for RedisBus {
                 names.deliveries.as_str(),
                 names.failed_tasks.as_str(),
                 names.task_workers.as_str(),
+                names.seen.as_str(),
             ];
             let worker_json = encode("worker", &worker)?;
             let report_json = encode(
@@ -240,6 +246,7 @@ impl TaskQueue for RedisBus {
                         &report_json,
                         &now,
                         &to.as_str(),
+                        &grace_ms,
                     ],
                     None,
                 )

@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use swarmbus_core::bus::WorkerRegistry;
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::Result;
 use swarmbus_core::keys::{Key, WorkerId};
 use swarmbus_core::model::{
-    Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
+    BusLimits, Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
 };
 
 use crate::bus::RedisBus;
@@ -24,13 +24,10 @@ impl RedisBus {
         ttl: Duration,
         progress: Option<&Progress>,
     ) -> Result<()> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            return Err(Error::InvalidInput {
-                field: "heartbeat ttl",
-                reason: "must be at least one millisecond".into(),
-            });
-        }
+        // Zero is refused; `Duration::MAX` ("forever") is cut to the
+        // longest TTL stored, a sub-millisecond one rounded up to 1 ms.
+        let ttl = BusLimits::heartbeat_ttl_checked(ttl)?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let status = self.key(&Key::WorkerStatus(worker.clone()));
         let progress_key = self.progress_key(worker);
         let progress_json = match progress {
@@ -47,6 +44,7 @@ impl RedisBus {
             status.as_str(),
             names.workers.as_str(),
             progress_key.as_str(),
+            names.seen.as_str(),
         ];
         let _: i64 = self
             .eval(

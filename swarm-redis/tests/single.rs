@@ -443,3 +443,21 @@ async fn findings_read_while_they_are_written_are_missing_or_present_never_an_er
     }
     writer.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
+    let (url, _server) = single_node();
+    let grace = Duration::from_millis(200);
+    let bus = RedisBus::connect(
+        RedisConfig::from_url(&url)
+            .unwrap()
+            .namespace(common::random_namespace())
+            .limits(swarmbus_core::model::BusLimits::default().worker_grace(grace)),
+    )
+    .await
+    .unwrap();
+    swarmbus_core::conformance::a_worker_that_never_beat_is_dead_after_its_grace_period(
+        &bus, grace,
+    )
+    .await;
+}
