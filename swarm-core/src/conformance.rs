@@ -119,6 +119,7 @@ macro_rules! __conformance_checks {
             quota_is_exact_under_concurrent_acquires,
             cooling_and_exhaustion_deny_until_their_time,
             disable_is_permanent_until_enable,
+            shard_state_priority_is_disabled_exhausted_cooling_ok,
             release_gives_a_request_back,
             halt_first_reason_wins_and_clear_resumes,
             drafts_are_saved_and_loaded,
@@ -1062,6 +1063,60 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
     bus.mark_ok(sh2, limits, midnight).await.unwrap();
     let st = &bus.shard_states(&[sh2], limits, midnight).await.unwrap()[0];
     assert_eq!(st.status, ShardStatus::Ok);
+}
+
+/// The one priority rule (`quota::shard_status`): disabled, then exhausted,
+/// then cooling, then ok or untested; the state read back, the denial of a
+/// request and the rule itself agree at every step, and an unknown shard
+/// reads as untested with its whole day left.
+pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: &B) {
+    use crate::quota::shard_status;
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(100), None);
+    let now = Utc::now();
+    let until = now + ChronoDuration::seconds(3600);
+    let state = |v: Vec<crate::model::ShardState>| v.into_iter().next().unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested);
+    assert_eq!(st.remaining_today, Some(100), "{st:?}");
+    assert_eq!(
+        shard_status(false, false, false, false),
+        ShardStatus::Untested
+    );
+    bus.mark_ok(sh, limits, now).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, false, true));
+    assert_eq!(st.status, ShardStatus::Ok);
+    bus.cool_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, true, true));
+    assert_eq!(st.status, ShardStatus::Cooling);
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Cooling { until }));
+    bus.exhaust_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, true, true, true));
+    assert_eq!(st.status, ShardStatus::Exhausted, "exhausted beats cooling");
+    assert_eq!(st.remaining_today, Some(0));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Exhausted { until }));
+    bus.disable(sh, "leaked key").await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(true, true, true, true));
+    assert_eq!(
+        st.status,
+        ShardStatus::Disabled,
+        "disabled beats everything"
+    );
+    assert_eq!(st.disabled_reason.as_deref(), Some("leaked key"));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert!(
+        matches!(denied, Acquire::Denied(Denial::Disabled { .. })),
+        "{denied:?}"
+    );
+    bus.enable(sh).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested, "enable clears every mark");
 }
 
 pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {

@@ -188,18 +188,15 @@ impl ShardBook {
         }
     }
 
+    /// The status the brief's key shows: the marks in force, by the one
+    /// priority rule.
     fn status(&self, now: DateTime<Utc>) -> ShardStatus {
-        if self.disabled.is_some() {
-            ShardStatus::Disabled
-        } else if self.exhausted_until.is_some_and(|u| u > now) {
-            ShardStatus::Exhausted
-        } else if self.cooling_until.is_some_and(|u| u > now) {
-            ShardStatus::Cooling
-        } else if self.tested {
-            ShardStatus::Ok
-        } else {
-            ShardStatus::Untested
-        }
+        crate::quota::shard_status(
+            self.disabled.is_some(),
+            self.exhausted_until.is_some_and(|u| u > now),
+            self.cooling_until.is_some_and(|u| u > now),
+            self.tested,
+        )
     }
 
     /// Rewrites the brief's status and quota values.
@@ -213,29 +210,15 @@ impl ShardBook {
     }
 
     fn state(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> ShardState {
-        let mut s = ShardState::untested(shard);
-        s.status = self.status(now);
-        s.used_today = self.used;
-        s.remaining_today = limits.per_day.map(|d| d.saturating_sub(self.used));
-        s.cooling_until = self.cooling_until.filter(|u| *u > now);
-        s.exhausted_until = self.exhausted_until.filter(|u| *u > now);
-        s.disabled_reason = self.disabled.clone();
-        match s.status {
-            ShardStatus::Exhausted => s.remaining_today = limits.per_day.map(|_| 0),
-            ShardStatus::Disabled | ShardStatus::Cooling => {}
-            // The counts themselves deny the next request: say so.
-            _ if limits.per_day.is_some_and(|d| self.used >= d) => {
-                s.status = ShardStatus::Exhausted;
-                s.exhausted_until = Some(next_pacific_midnight(now));
-                s.remaining_today = Some(0);
-            }
-            _ if limits.per_minute.is_some_and(|m| self.minute_used >= m) => {
-                s.status = ShardStatus::Cooling;
-                s.cooling_until = Some(minute_window(now).1);
-            }
-            _ => {}
-        }
-        s
+        let book = crate::quota::ShardBook {
+            used_today: self.used,
+            minute_used: self.minute_used,
+            cooling_until: self.cooling_until,
+            exhausted_until: self.exhausted_until,
+            disabled: self.disabled.clone(),
+            tested: self.tested,
+        };
+        crate::quota::shard_state(shard, &book, limits, now)
     }
 }
 
@@ -934,7 +917,7 @@ impl QuotaLedger for MemoryBus {
                     view.roll(now);
                     view.state(*s, limits, now)
                 }
-                None => ShardState::untested(*s),
+                None => crate::quota::shard_state(*s, &crate::quota::ShardBook::new(), limits, now),
             })
             .collect())
     }

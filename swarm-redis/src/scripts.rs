@@ -300,6 +300,43 @@ return {requeued, dead}
     )
 });
 
+/// Lua shared by the quota scripts: named access to a shard's ledger
+/// fields and the one priority rule of shard states (the same rule as
+/// `swarmbus_core::quota::shard_status`; the conformance suite pins both).
+const QUOTA_LUA: &str = r#"
+local function ledger(h, ...)
+  local names = {...}
+  local values = redis.call('HMGET', h, unpack(names))
+  local out = {}
+  for i, name in ipairs(names) do out[name] = values[i] end
+  return out
+end
+local function num(v)
+  return tonumber(v or '0') or 0
+end
+-- disabled > exhausted > cooling > ok (tested) > untested, by the marks in
+-- force at `now` (µs).
+local function shard_status(h, now)
+  local m = ledger(h, 'disabled', 'exhausted_until', 'cooling_until', 'tested')
+  if m.disabled == '1' then return 'disabled' end
+  if num(m.exhausted_until) > now then return 'exhausted' end
+  if num(m.cooling_until) > now then return 'cooling' end
+  if m.tested == '1' then return 'ok' end
+  return 'untested'
+end
+"#;
+
+/// A quota script: [`QUOTA_LUA`], then `body`, run once per operation id
+/// when `once_per_op`.
+fn quota_script(body: &str, once_per_op: bool) -> Script {
+    let code = format!("{QUOTA_LUA}\n{body}");
+    if once_per_op {
+        once(&code)
+    } else {
+        Script::new(&code)
+    }
+}
+
 /// The quota ledger's check-and-count (see `quota.rs` for the rules).
 ///
 /// Times are compared as integer microseconds (exact in Lua's doubles) and
@@ -314,46 +351,43 @@ return {requeued, dead}
 /// denial `disabled` (detail: reason), `exhausted` or `cooling` (detail:
 /// the time as text).
 pub(crate) static QUOTA_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    once(
+    quota_script(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', h, 'disabled', 'reason', 'exhausted_until', 'exhausted_at',
-  'cooling_until', 'cooling_at', 'day', 'used', 'minute', 'minute_used', 'tested')
-local base = 'untested'
-if f[11] == '1' then base = 'ok' end
-if f[1] == '1' then
-  redis.call('SET', KEYS[2], 'disabled')
-  return {'disabled', f[2] or ''}
+local f = ledger(h, 'reason', 'exhausted_until', 'exhausted_at', 'cooling_until', 'cooling_at',
+  'day', 'used', 'minute', 'minute_used')
+local status = shard_status(h, now)
+redis.call('SET', KEYS[2], status)
+if status == 'disabled' then
+  return {'disabled', f.reason or ''}
 end
-local ex = tonumber(f[3] or '0') or 0
-if ex > now then
-  redis.call('SET', KEYS[2], 'exhausted')
+if status == 'exhausted' then
   redis.call('SET', KEYS[3], 0)
-  return {'exhausted', f[4] or ''}
+  return {'exhausted', f.exhausted_at or ''}
 end
-local co = tonumber(f[5] or '0') or 0
-if co > now then
-  redis.call('SET', KEYS[2], 'cooling')
-  return {'cooling', f[6] or ''}
+if status == 'cooling' then
+  return {'cooling', f.cooling_at or ''}
 end
-if ex > 0 then redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count') end
-if co > 0 then redis.call('HDEL', h, 'cooling_until', 'cooling_at') end
+-- Marks that ran out are forgotten.
+if num(f.exhausted_until) > 0 then
+  redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count')
+end
+if num(f.cooling_until) > 0 then redis.call('HDEL', h, 'cooling_until', 'cooling_at') end
 local used = 0
-if f[7] == ARGV[2] then used = tonumber(f[8] or '0') or 0 end
+if f.day == ARGV[2] then used = num(f.used) end
 local mused = 0
-if f[9] == ARGV[3] then mused = tonumber(f[10] or '0') or 0 end
+if f.minute == ARGV[3] then mused = num(f.minute_used) end
 local per_day = tonumber(ARGV[7])
 local per_min = tonumber(ARGV[8])
 if per_day >= 0 and used >= per_day then
   redis.call('HSET', h, 'day', ARGV[2], 'used', used, 'exhausted_until', ARGV[5],
     'exhausted_at', ARGV[6], 'exhausted_by_count', '1')
-  redis.call('SET', KEYS[2], 'exhausted')
+  redis.call('SET', KEYS[2], shard_status(h, now))
   redis.call('SET', KEYS[3], 0)
   return {'exhausted', ARGV[6]}
 end
 if per_min >= 0 and mused >= per_min then
-  redis.call('SET', KEYS[2], base)
   return {'cooling', ARGV[4]}
 end
 used = used + 1
@@ -366,13 +400,12 @@ if per_day >= 0 then
   if remaining <= 0 then
     redis.call('HSET', h, 'exhausted_until', ARGV[5], 'exhausted_at', ARGV[6],
       'exhausted_by_count', '1')
-    redis.call('SET', KEYS[2], 'exhausted')
-    return {'granted', remaining}
   end
 end
-redis.call('SET', KEYS[2], base)
+redis.call('SET', KEYS[2], shard_status(h, now))
 return {'granted', remaining}
 "#,
+        true,
     )
 });
 
@@ -383,37 +416,27 @@ return {'granted', remaining}
 /// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: now µs, Pacific day, minute, per-day
 /// limit (-1: none). Reply: 1 given back, 0 nothing to give back.
 pub(crate) static QUOTA_RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    once(
+    quota_script(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', h, 'day', 'used', 'minute', 'minute_used', 'exhausted_by_count',
-  'tested', 'disabled', 'cooling_until')
-if f[1] ~= ARGV[2] then return 0 end
-local used = tonumber(f[2] or '0') or 0
+local f = ledger(h, 'day', 'used', 'minute', 'minute_used', 'exhausted_by_count')
+if f.day ~= ARGV[2] then return 0 end
+local used = num(f.used)
 if used <= 0 then return 0 end
 used = used - 1
 redis.call('HSET', h, 'used', used)
-if f[3] == ARGV[3] then
-  local m = tonumber(f[4] or '0') or 0
+if f.minute == ARGV[3] then
+  local m = num(f.minute_used)
   if m > 0 then redis.call('HSET', h, 'minute_used', m - 1) end
 end
 local per_day = tonumber(ARGV[4])
-if per_day >= 0 and f[5] == '1' and used < per_day then
+if per_day >= 0 and f.exhausted_by_count == '1' and used < per_day then
   redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count')
-  if f[7] == '1' then
-    redis.call('SET', KEYS[2], 'disabled')
-  elseif (tonumber(f[8] or '0') or 0) > now then
-    redis.call('SET', KEYS[2], 'cooling')
-  elseif f[6] == '1' then
-    redis.call('SET', KEYS[2], 'ok')
-  else
-    redis.call('SET', KEYS[2], 'untested')
-  end
+  redis.call('SET', KEYS[2], shard_status(h, now))
 end
 if per_day >= 0 then
-  local ex = tonumber(redis.call('HGET', h, 'exhausted_until') or '0') or 0
-  if ex > now then
+  if num(redis.call('HGET', h, 'exhausted_until')) > now then
     redis.call('SET', KEYS[3], 0)
   else
     redis.call('SET', KEYS[3], per_day - used)
@@ -421,24 +444,25 @@ if per_day >= 0 then
 end
 return 1
 "#,
+        true,
     )
 });
 
 /// The ledger's marks: `cool`, `exhaust`, `disable`, `enable`, `ok`.
-/// Cooling and exhaustion only ever move later (the latest deadline wins).
+/// Cooling and exhaustion only ever move later (the latest deadline wins),
+/// so every mark is idempotent.
 ///
 /// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: action, now µs, then for `cool` and
 /// `exhaust` the end in µs and as text, for `disable` the reason, for `ok`
 /// the Pacific day and the per-day limit (-1: none). Reply: the status.
 pub(crate) static QUOTA_MARK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    quota_script(
         r#"
 local h = KEYS[1]
 local action = ARGV[1]
 local now = tonumber(ARGV[2])
 local function later(field, at_field)
-  local cur = tonumber(redis.call('HGET', h, field) or '0') or 0
-  if tonumber(ARGV[3]) > cur then
+  if tonumber(ARGV[3]) > num(redis.call('HGET', h, field)) then
     redis.call('HSET', h, field, ARGV[3], at_field, ARGV[4])
   end
 end
@@ -457,24 +481,19 @@ elseif action == 'ok' then
 else
   return redis.error_reply('ERR unknown quota action')
 end
-local f = redis.call('HMGET', h, 'disabled', 'exhausted_until', 'cooling_until', 'tested',
-  'day', 'used')
-local exhausted = (tonumber(f[2] or '0') or 0) > now
-local s = 'untested'
-if f[1] == '1' then s = 'disabled'
-elseif exhausted then s = 'exhausted'
-elseif (tonumber(f[3] or '0') or 0) > now then s = 'cooling'
-elseif f[4] == '1' then s = 'ok' end
+local s = shard_status(h, now)
 redis.call('SET', KEYS[2], s)
-if exhausted then
+if num(redis.call('HGET', h, 'exhausted_until')) > now then
   redis.call('SET', KEYS[3], 0)
 elseif action == 'ok' and tonumber(ARGV[4]) >= 0 then
+  local f = ledger(h, 'day', 'used')
   local used = 0
-  if f[5] == ARGV[3] then used = tonumber(f[6] or '0') or 0 end
+  if f.day == ARGV[3] then used = num(f.used) end
   redis.call('SET', KEYS[3], math.max(tonumber(ARGV[4]) - used, 0))
 end
 return s
 "#,
+        false,
     )
 });
 
