@@ -17,7 +17,7 @@
 //! Failures panic with the check's name and what differed: this is test
 //! support code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Budgets: reservations race on the bus's atomic counters and never
 //! overshoot; a reached budget refuses (`>=`); commits settle the actual cost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,6 +4,7 @@
 //! half), the bus retries it, and every write of every kind is applied
 //! exactly once and answers as the first attempt would have. On a single
 //! node and on a 3-master Cluster whose nodes announce the proxies' ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! RedisBus on one real redis-server: the core conformance suite, the
 //! brief's key contract, O(1) status reads, connections and credentials.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
