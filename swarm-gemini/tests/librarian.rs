@@ -1,5 +1,6 @@
 //! The librarian (archive Q&A with checked citations) and its daemon, over
 //! the in-memory bus.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
