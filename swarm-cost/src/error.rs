@@ -75,6 +75,18 @@ pub enum CostError {
         /// Why.
         reason: String,
     },
+    /// The model is retired: refused before the call is sent. Switch to the
+    /// replacement it names; never retried.
+    #[error(transparent)]
+    Retired(#[from] crate::lifecycle::ModelRetired),
+    /// A LiteLLM price map could not be read (not JSON, not an object).
+    #[error("LiteLLM price map {origin}: {reason}")]
+    Import {
+        /// The file.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The bus failed (it says whether a retry helps).
     #[error(transparent)]
     Bus(#[from] swarmbus_core::error::Error),
