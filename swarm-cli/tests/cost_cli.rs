@@ -340,10 +340,13 @@ fn calls_recorded_by_one_process_are_reported_by_another() {
     // 3 worker calls of 4 worker + coordinator calls.
     assert_eq!(report["worker_share"]["calls"], "75.0");
     assert_eq!(report["worker_share"]["on_target"], false);
-    // On Sonnet each Haiku call costs 3,000 + 2,400 + 3,750 + 7,500 = $0.01665 and the
-    // Gemini call 1,000 × 3 = $0.003: 2 × 0.01665 + 0.003 + 0.0045 = $0.0408 instead of $0.0156.
-    assert_eq!(report["savings"]["on_coordinator_usd"], "0.0408");
-    assert_eq!(report["savings"]["saved_usd"], "0.0252");
+    // Savings are priced on the default coordinator model, now Claude Sonnet 5.5 (cache reads
+    // $0.10 since 2026-10-07; updated from the old default, Sonnet 4.5): each Haiku call costs
+    // 1,000 × 2 + 8,000 × 0.10 + 1,000 × 2.50 + 500 × 10 = 2,000 + 800 + 2,500 + 5,000 = $0.0103
+    // on it and the Gemini call 1,000 × 2 = $0.002; with the Sonnet 4.5 call itself ($0.0045):
+    // 2 × 0.0103 + 0.002 + 0.0045 = $0.0271 instead of $0.0156.
+    assert_eq!(report["savings"]["on_coordinator_usd"], "0.0271");
+    assert_eq!(report["savings"]["saved_usd"], "0.0115");
 
     // Another session has nothing.
     let out = swarm(&[

@@ -77,6 +77,42 @@ impl LifecycleStatus {
 }
 
 impl Lifecycle {
+    /// Lays `newer` over this entry: each date and the replacement it sets
+    /// replace this entry's, those it leaves out are kept; its source and
+    /// note are added to the note, so each fact keeps its page.
+    pub fn merge(&mut self, newer: Lifecycle) {
+        let before = (
+            self.deprecated_on,
+            self.retires_on,
+            self.replacement.clone(),
+        );
+        self.released_on = newer.released_on.or(self.released_on);
+        self.deprecated_on = newer.deprecated_on.or(self.deprecated_on);
+        self.retires_on = newer.retires_on.or(self.retires_on);
+        self.replacement = newer.replacement.or(self.replacement.take());
+        if before
+            == (
+                self.deprecated_on,
+                self.retires_on,
+                self.replacement.clone(),
+            )
+            && newer.source == self.source
+        {
+            return;
+        }
+        let added = match newer.note {
+            Some(note) => format!("{} ({note})", newer.source),
+            None => newer.source,
+        };
+        self.note = Some(match self.note.take() {
+            Some(note) => format!("{note} Also from {added}."),
+            None => format!("Also from {added}."),
+        });
+        self.aliases.extend(newer.aliases);
+        self.aliases.sort();
+        self.aliases.dedup();
+    }
+
     /// The model's status on `today`: retired from its retirement date on;
     /// deprecated once a retirement is announced or the deprecation date
     /// has passed; legacy when only a successor is named.

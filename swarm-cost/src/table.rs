@@ -164,8 +164,9 @@ impl PriceTable {
     /// effective date replaces this table's, any other row is added; a row
     /// whose id is an alias here counts as a row of the model it names (so
     /// `claude-haiku-4-5-20251001` from an imported file prices
-    /// `claude-haiku-4-5`). A lifecycle entry replaces this table's entry
-    /// for the same model.
+    /// `claude-haiku-4-5`). A lifecycle entry for a model this table has
+    /// one for updates the dates and replacement it sets and keeps the
+    /// others ([`Lifecycle::merge`]).
     pub fn with_overrides(self, overrides: PriceTable) -> Result<Self> {
         let mut rows = self.rows;
         for mut row in overrides.rows {
@@ -183,9 +184,14 @@ impl PriceTable {
             }
         }
         let mut lifecycles = self.lifecycles;
-        for entry in overrides.lifecycles {
+        for mut entry in overrides.lifecycles {
+            if let Some(canonical) = self.names.get(&entry.model)
+                && *canonical != entry.model
+            {
+                entry.model = canonical.clone();
+            }
             match lifecycles.iter_mut().find(|l| l.model == entry.model) {
-                Some(existing) => *existing = entry,
+                Some(existing) => existing.merge(entry),
                 None => lifecycles.push(entry),
             }
         }
