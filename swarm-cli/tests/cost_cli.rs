@@ -475,6 +475,9 @@ const ALL_BUCKETS: &[(&str, u64)] = &[
     ("output-tokens", 3_000),
 ];
 
+/// Token counts by flag name (`input-tokens`).
+type Tokens = &'static [(&'static str, u64)];
+
 /// No cache writes (Gemini and DeepSeek bill none per request).
 const NO_WRITES: &[(&str, u64)] = &[
     ("input-tokens", 1_000),
@@ -487,7 +490,7 @@ fn quote_prices_every_current_model_exactly() {
     // (model, date, tokens, expected $): tokens × $/Mtok per bucket, summed by hand from
     // the rates in swarm-cost/data/prices.toml (the pages cited there). Written as
     // input + cache_read + cache_write_5m + cache_write_1h + output, in micro-dollars.
-    let cases: &[(&str, &str, &[(&str, u64)], &str)] = &[
+    let cases: &[(&str, &str, Tokens, &str)] = &[
         // 1,000 × 10 + 10,000 × 0.25 + 2,000 × 12.50 + 1,000 × 20 + 3,000 × 50
         // = 10,000 + 2,500 + 25,000 + 20,000 + 150,000 = 207,500
         ("claude-fable-5-1", "2026-11-29", ALL_BUCKETS, "0.2075"),
