@@ -560,22 +560,25 @@ fn usage_from_file(path: &PathBuf, provider: Provider) -> Result<Usage, ExitCode
 }
 
 fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
+    use std::fmt::Write as _;
     let table = args.prices.table()?;
     if args.json {
         let text =
             serde_json::to_string_pretty(table.rows()).map_err(|e| fail("price table", e))?;
-        println!("{text}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(print_all(&format!("{text}\n")));
     }
+    let today = Utc::now().date_naive();
+    let mut out = String::new();
+    let rates = |r: &swarmbus_cost::Rates| {
+        Bucket::ALL
+            .into_iter()
+            .filter_map(|b| r.get(b).map(|rate| format!("{} {rate}", b.name())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for row in table.rows() {
-        let rates = |r: &swarmbus_cost::Rates| {
-            Bucket::ALL
-                .into_iter()
-                .filter_map(|b| r.get(b).map(|rate| format!("{} {rate}", b.name())))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
+        let _ = writeln!(
+            out,
             "{} from {} ({}{}): {}",
             row.model,
             row.effective.format("%Y-%m-%d %H:%M UTC"),
@@ -584,28 +587,71 @@ fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
             rates(&row.standard)
         );
         if !row.aliases.is_empty() {
-            println!("  aliases: {}", row.aliases.join(", "));
+            let _ = writeln!(out, "  aliases: {}", row.aliases.join(", "));
         }
         if let Some(batch) = &row.batch {
-            println!("  batch: {}", rates(batch));
+            let _ = writeln!(out, "  batch: {}", rates(batch));
         }
         if let Some(lc) = &row.long_context {
-            println!(
+            let _ = writeln!(
+                out,
                 "  prompts above {} tokens: {}",
                 lc.above_prompt_tokens,
                 rates(&lc.standard)
             );
             if let Some(batch) = &lc.batch {
-                println!(
+                let _ = writeln!(
+                    out,
                     "  batch above {} tokens: {}",
                     lc.above_prompt_tokens,
                     rates(batch)
                 );
             }
         }
-        println!("  source: {}", row.source);
+        let _ = writeln!(out, "  source: {}", row.source);
     }
-    Ok(ExitCode::SUCCESS)
+    if !table.lifecycles().is_empty() {
+        out.push_str("\nlifecycle (status today):\n");
+    }
+    for lifecycle in table.lifecycles() {
+        let dates = [
+            lifecycle.deprecated_on.map(|d| format!("deprecated {d}")),
+            lifecycle.retires_on.map(|d| format!("retires {d}")),
+            lifecycle
+                .replacement
+                .as_ref()
+                .map(|r| format!("replacement {r}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        let _ = writeln!(
+            out,
+            "{}: {}{}{}",
+            lifecycle.model,
+            lifecycle.status(today).name(),
+            if dates.is_empty() { "" } else { "; " },
+            dates
+        );
+        let _ = writeln!(out, "  source: {}", lifecycle.source);
+    }
+    Ok(print_all(&out))
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends quietly instead of
+/// panicking as `println!` would.
+fn print_all(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail("stdout", e),
+    }
 }
 
 /// `swarm cost prices import --litellm FILE [--out FILE]`.
