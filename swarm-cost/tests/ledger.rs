@@ -341,3 +341,52 @@ async fn the_accountant_records_and_budgets_in_one_cycle() {
     let report = accountant.report(&ReportFilter::all()).await.unwrap();
     assert_eq!(report.total.usd.to_string(), "0.0015");
 }
+
+#[tokio::test]
+async fn the_accountant_records_core_usage_records() {
+    use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+    let bus = Arc::new(MemoryBus::new());
+    let accountant = swarmbus_cost::Accountant::new(
+        Arc::clone(&bus),
+        table(),
+        Tiers::default(),
+        BudgetLimits::unlimited(),
+    )
+    .unwrap();
+    let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let recorder: &dyn UsageRecorder = &accountant;
+    // A worker call on Haiku 5.5: $0.000555 (see the report test).
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(tier("haiku"), "claude-haiku-5-5", haiku_usage())
+                .worker(worker("haiku-1"))
+                .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.000555));
+    // A librarian call is billed on its tier's free tier: $0.
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(
+                tier("gemini"),
+                "gemini-3.5-flash-lite",
+                Usage::new(1_000, 100),
+            )
+            .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.0));
+    // An unknown model is recorded and reported unpriced, not $0.
+    let cost = recorder
+        .record_usage(&UsageRecord::new(tier("haiku"), "mystery", Usage::new(5, 5)).at(today))
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, None);
+    let report = accountant.report(&ReportFilter::all()).await.unwrap();
+    assert_eq!(report.total.calls, 3);
+    assert_eq!(report.total.unpriced_calls, 1);
+    assert_eq!(report.by_worker["haiku-1"].usd.to_string(), "0.000555");
+    assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
+}

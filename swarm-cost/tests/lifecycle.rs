@@ -235,3 +235,46 @@ fn a_price_file_can_add_a_retirement_without_losing_the_built_in_facts() {
         .unwrap();
     assert_eq!(warning.replacement.as_deref(), Some("claude-haiku-5-5"));
 }
+
+#[test]
+fn the_price_table_is_cores_model_catalog() {
+    use swarmbus_core::llm::{ModelCatalog, ModelErrorKind, check_lifecycle};
+    let table = table();
+    let life = ModelCatalog::lifecycle(&table, "claude-sonnet-4-5-20250929").unwrap();
+    assert_eq!(life.model, "claude-sonnet-4-5");
+    assert_eq!(life.retires_on, Some(day(2026, 11, 30)));
+    assert_eq!(life.replacement.as_deref(), Some("claude-sonnet-5-5"));
+    assert!(ModelCatalog::lifecycle(&table, "gpt-nonexistent").is_none());
+
+    let at = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let catalog: &dyn ModelCatalog = &table;
+    assert!(
+        check_lifecycle(
+            Some(catalog),
+            "anthropic",
+            "claude-sonnet-4-5",
+            at(day(2026, 11, 29))
+        )
+        .is_ok()
+    );
+    let err = check_lifecycle(
+        Some(catalog),
+        "anthropic",
+        "claude-sonnet-4-5",
+        at(day(2026, 11, 30)),
+    )
+    .unwrap_err();
+    let swarmbus_core::error::Error::Model(err) = err else {
+        panic!("expected a model error, got {err:?}");
+    };
+    assert_eq!(err.kind, ModelErrorKind::Retired);
+    assert!(
+        err.message.contains("use claude-sonnet-5-5"),
+        "{}",
+        err.message
+    );
+    // Today's defaults pass.
+    for model in [defaults::COORDINATOR_MODEL, defaults::WORKER_MODEL] {
+        assert!(check_lifecycle(Some(catalog), "anthropic", model, at(day(2026, 11, 30))).is_ok());
+    }
+}
