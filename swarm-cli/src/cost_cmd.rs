@@ -669,7 +669,12 @@ fn import_litellm(args: ImportArgs) -> Result<ExitCode, ExitCode> {
     let toml = import.to_toml();
     match &args.out {
         Some(path) => write_whole(path, &toml)?,
-        None => print!("{toml}"),
+        None => {
+            let code = print_all(&toml);
+            if code != ExitCode::SUCCESS {
+                return Err(code);
+            }
+        }
     }
     for unmapped in &import.unmapped {
         eprintln!("swarm: not mapped: {}: {}", unmapped.key, unmapped.reason);

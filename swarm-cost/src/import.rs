@@ -147,7 +147,7 @@ impl LitellmImport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# Imported from LiteLLM's price map {} by `swarm cost prices import`.",
+            "# Imported from LiteLLM's price map {:?} by `swarm cost prices import`.",
             self.origin
         );
         let _ = writeln!(
@@ -509,6 +509,20 @@ mod tests {
         assert!(per_million(&fields, "y").is_err());
         fields.insert("z".into(), serde_json::json!("3e-6"));
         assert!(per_million(&fields, "z").is_err());
+    }
+
+    #[test]
+    fn the_file_parses_whatever_the_input_file_is_called() {
+        let json = r#"{"m": {"litellm_provider": "openai", "mode": "chat",
+            "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}"#;
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let import =
+            LitellmImport::from_json(json, "evil\nname\"[[model]].json", at, LITELLM_SOURCE);
+        let toml = import.map(|i| i.to_toml()).unwrap_or_default();
+        let table = PriceTable::from_toml(&toml, "t").map(|t| t.rows().len());
+        assert_eq!(table.ok(), Some(1), "{toml}");
     }
 
     #[test]
