@@ -22,7 +22,9 @@
 //! Only chat and completion models of the providers whose own API we price
 //! (`anthropic`, `gemini`, `deepseek`, `openai`) are mapped, under the id
 //! their API takes (`gemini/gemini-3.5-flash-lite` → `gemini-3.5-flash-lite`).
-//! Everything else is listed as [`Unmapped`] with the reason, never guessed.
+//! Everything else (other modes, resellers and clouds, `tiered_pricing`
+//! lists, prices finer than a pico-dollar) is listed as [`Unmapped`] with
+//! the reason, never guessed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -269,6 +271,11 @@ fn map_entry(
             ));
         }
         Some(_) => return Err("mode is not a string".into()),
+    }
+    if fields.contains_key("tiered_pricing") {
+        return Err("tiered_pricing (price bands as a list) is not mapped: \
+             its bands are not the table's one long-context threshold"
+            .into());
     }
     let bare = key.strip_prefix(prefix).unwrap_or(key);
     let model = normalize_model(bare);
@@ -523,6 +530,24 @@ mod tests {
         let toml = import.map(|i| i.to_toml()).unwrap_or_default();
         let table = PriceTable::from_toml(&toml, "t").map(|t| t.rows().len());
         assert_eq!(table.ok(), Some(1), "{toml}");
+    }
+
+    #[test]
+    fn a_list_of_price_bands_is_not_guessed_at() {
+        let json = r#"{"m": {"litellm_provider": "openai", "mode": "chat",
+            "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "tiered_pricing": [{"range": [0, 128000], "input_cost_per_token": 1e-06}]}}"#;
+        let import = LitellmImport::from_json(json, "t.json", Utc::now(), LITELLM_SOURCE);
+        let unmapped = import
+            .map(|i| (i.rows.len(), i.unmapped))
+            .unwrap_or_default();
+        assert_eq!(unmapped.0, 0);
+        assert!(
+            unmapped
+                .1
+                .iter()
+                .any(|u| u.reason.contains("tiered_pricing"))
+        );
     }
 
     #[test]
