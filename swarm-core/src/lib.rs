@@ -54,8 +54,8 @@ pub mod runtime;
 pub mod status;
 
 pub use bus::{
-    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch,
-    Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
+    HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
 pub use error::{Error, Result, Retry};
 pub use keys::{
@@ -66,6 +66,7 @@ pub use llm::{Completion, CompletionRequest, LanguageModel, Usage};
 pub use memory::MemoryBus;
 pub use model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
-    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure, Tier,
+    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure,
+    TaskReceipt, Tier,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};

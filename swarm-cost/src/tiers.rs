@@ -60,7 +60,7 @@ impl Default for Tiers {
             worker: TierModel::new(Tier::Worker.default_name(), "claude-haiku-4-5"),
             librarian: TierModel::new(Tier::Librarian.default_name(), "gemini-2.5-flash")
                 .billing(Billing::FreeTier),
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 }
@@ -72,7 +72,7 @@ impl Tiers {
             coordinator,
             worker,
             librarian,
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 
