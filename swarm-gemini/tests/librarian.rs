@@ -50,7 +50,7 @@ impl LanguageModel for Scripted {
     }
 
     async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
-        let text = (self.answer)(&request.prompt);
+        let text = (self.answer)(&request.prompt_text());
         self.prompts.lock().unwrap().push(request);
         Ok(Completion::new(text, "scripted", Usage::new(10, 5)))
     }
@@ -90,7 +90,7 @@ async fn archive() -> (Arc<MemoryBus>, Vec<Finding>) {
 #[tokio::test]
 async fn a_model_answer_with_valid_citations_is_accepted_over_http() {
     let (bus, fs) = archive().await;
-    let cited = fs[1].id;
+    let cited = fs[1].id.clone();
     let server = MockServer::start().await;
     let answer = serde_json::json!({"answer": "Delegating to Haiku cut cost by 90 %.", "citations": [cited.to_string()]});
     let body = serde_json::json!({
@@ -156,7 +156,7 @@ async fn a_session_filter_answers_cross_session_questions_from_that_session_only
     let filter = FindingFilter::all().session(SessionId::new("instance-10").unwrap());
     let a = librarian.ask("What about cost?", &filter).await.unwrap();
     assert_eq!(a.findings_selected, 2);
-    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
     assert!(prompt.contains(&fs[0].id.to_string()));
     assert!(prompt.contains(&fs[1].id.to_string()));
     assert!(
@@ -195,13 +195,13 @@ async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
         .unwrap();
     assert_eq!(a.findings_selected, 3);
     assert_eq!(a.findings_in_context, 1);
-    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
     assert!(
         prompt.contains(&fs[2].id.to_string()),
         "the Redis finding is the relevant one"
     );
     assert!(!prompt.contains(&fs[0].id.to_string()));
-    assert_eq!(a.citations, vec![fs[2].id]);
+    assert_eq!(a.citations, vec![fs[2].id.clone()]);
 }
 
 #[tokio::test]
@@ -255,7 +255,7 @@ async fn the_extractive_provider_quotes_the_most_relevant_findings() {
         )
         .await
         .unwrap();
-    assert_eq!(a.citations, vec![fs[0].id]);
+    assert_eq!(a.citations, vec![fs[0].id.clone()]);
     assert!(a.answer.contains("1,500 requests a day"), "{}", a.answer);
     assert!(a.answer.contains(&fs[0].id.to_string()));
     assert_eq!(a.answered_by, "extractive");
@@ -429,7 +429,7 @@ async fn the_daemon_answers_through_a_shard_pool_on_a_dyn_bus() {
         .unwrap()
         .unwrap();
     assert_eq!(r.status, ResponseStatus::Ok);
-    assert_eq!(r.citations, vec![fs[2].id]);
+    assert_eq!(r.citations, vec![fs[2].id.clone()]);
     assert_eq!(r.answered_by.as_deref(), Some("shard1"));
     // The pool kept the brief's shard keys current on the same bus.
     let quotas = bus
