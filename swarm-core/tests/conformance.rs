@@ -9,3 +9,8 @@ swarmbus_core::conformance_tests!(async { MemoryBus::new() });
 async fn the_whole_suite_runs_on_one_shared_bus() {
     swarmbus_core::conformance::run_all(&MemoryBus::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_reads_findings_written_around_the_library() {
+    swarmbus_core::conformance::run_raw_findings(&MemoryBus::new()).await;
+}

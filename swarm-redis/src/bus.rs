@@ -470,6 +470,29 @@ impl RedisBus {
         }
     }
 
+    /// Sends a command to the master of the namespace's slot on a Cluster
+    /// (where every key of the swarm lives: SCAN, CONFIG), as usual on one
+    /// node; retried within the budget as `replay` allows.
+    pub(crate) async fn query_on_swarm_node<T: FromRedisValue>(
+        &self,
+        replay: Replay,
+        cmd: &Cmd,
+    ) -> std::result::Result<T, RedisError> {
+        let slot = self.inner.connector.slot();
+        let mut backoff = self.backoff();
+        loop {
+            let mut link = self.inner.link.clone();
+            match link.query_on_slot(cmd, slot).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if !backoff.wait(&e, replay).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
     /// Turns a WRONGTYPE reply about `key` into [`Error::WrongType`] (asking
     /// Redis for the type found), anything else into the usual mapping.
     pub(crate) async fn fail_on_key(
