@@ -1246,3 +1246,108 @@ pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<String> {
 pub fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| Error::decode(key, e))
 }
+
+#[cfg(test)]
+mod raw_finding_tests {
+    use super::*;
+
+    fn read(id: &str, value: RawValue) -> std::result::Result<Finding, Unreadable> {
+        let id = FindingId::new(id).unwrap();
+        Finding::from_stored(
+            &format!("finding:{id}"),
+            &id,
+            value,
+            None,
+            &BusLimits::default(),
+        )
+    }
+
+    #[test]
+    fn the_librarys_json_reads_as_written() {
+        let f = Finding::new(
+            WorkerId::new("w").unwrap(),
+            SessionId::new("s").unwrap(),
+            "t",
+            "b",
+        );
+        let json = serde_json::to_string(&f).unwrap();
+        let got = read(f.id.as_str(), RawValue::text(json.clone())).unwrap();
+        assert_eq!(got, f);
+        assert_eq!(got.origin(), FindingOrigin::Library);
+        // Our shape under another id: the key wins, read as other JSON.
+        let other = read("elsewhere", RawValue::text(json)).unwrap();
+        assert_eq!(other.origin(), FindingOrigin::RawJson);
+        assert_eq!(other.id.as_str(), "elsewhere");
+        assert_eq!(other.title, "t");
+    }
+
+    #[test]
+    fn json_scalars_and_blank_text_read_as_text_titled_by_the_id() {
+        let n = read("n", RawValue::text("42")).unwrap();
+        assert_eq!(
+            (n.origin(), n.title.as_str()),
+            (FindingOrigin::RawText, "42")
+        );
+        let blank = read("blank", RawValue::text("  \n ")).unwrap();
+        assert_eq!(blank.title, "blank");
+        assert_eq!(
+            blank.created_at,
+            DateTime::<Utc>::UNIX_EPOCH,
+            "unknown time"
+        );
+    }
+
+    #[test]
+    fn a_long_first_line_is_cut_on_a_character_boundary() {
+        let f = read("long", RawValue::text("é".repeat(500))).unwrap();
+        assert_eq!(f.title.chars().count(), RAW_TITLE_CHARS + 1);
+        assert!(f.title.ends_with('…'));
+        assert_eq!(f.body.chars().count(), 500);
+    }
+
+    #[test]
+    fn invalid_worker_or_session_fields_fall_back_to_unknown() {
+        let f = read(
+            "j",
+            RawValue::text(r#"{"name": "n", "worker": "a b", "session": "x:y", "tags": "a, b"}"#),
+        )
+        .unwrap();
+        assert_eq!(f.worker.as_str(), UNKNOWN);
+        assert_eq!(f.session.as_str(), UNKNOWN);
+        assert_eq!(f.title, "n");
+        assert_eq!(f.tags.len(), 2);
+    }
+
+    #[test]
+    fn binary_other_types_and_oversized_values_are_unreadable() {
+        let bin = read("b", RawValue::String(vec![0xc3, 0x28])).unwrap_err();
+        assert_eq!(bin.reason, UnreadableReason::NotText);
+        assert_eq!(bin.key, "finding:b");
+        let hash = read("h", RawValue::Hash(vec![(b"t".to_vec(), vec![0xff])])).unwrap_err();
+        assert_eq!(hash.reason, UnreadableReason::NotText);
+        let list = read(
+            "l",
+            RawValue::Other {
+                found: "list".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(Error::from(list), Error::WrongType { .. }));
+        let id = FindingId::new("big").unwrap();
+        let big = Finding::from_stored(
+            "finding:big",
+            &id,
+            RawValue::text("x".repeat(11)),
+            None,
+            &BusLimits::default().max_value_bytes(10),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            big.reason,
+            UnreadableReason::TooLarge {
+                size: 11,
+                limit: 10
+            }
+        ));
+    }
+}

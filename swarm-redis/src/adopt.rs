@@ -364,13 +364,15 @@ impl RedisBus {
     /// around the library within seconds (see the [module docs](self)):
     /// keyspace notifications where the server allows `CONFIG SET`, else a
     /// full incremental reindex every `interval` (a few seconds is a good
-    /// value; at least 10 ms). Either way it first runs one full pass, for
+    /// value; clamped to 10 ms .. 1 day). Either way it first runs one full pass, for
     /// the keys written before it started. Errors are logged and retried;
     /// the task runs until the handle is stopped or dropped.
     ///
     /// Must be called within a Tokio runtime.
     pub fn spawn_finding_adopter(&self, interval: Duration) -> FindingAdopter {
-        let interval = interval.max(Duration::from_millis(10));
+        // Bounded both ways: no busy loop, and no deadline arithmetic that
+        // could overflow.
+        let interval = interval.clamp(Duration::from_millis(10), Duration::from_secs(86_400));
         let shared = Arc::new(AdopterState::default());
         let bus = self.clone();
         let state = shared.clone();
