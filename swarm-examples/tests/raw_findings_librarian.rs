@@ -3,6 +3,8 @@
 //! cites them, on one node and on a Cluster. Lives here because only the
 //! examples compose the Redis bus and the librarian.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::sync::Arc;
 
 use swarmbus_core::bus::FindingStore;

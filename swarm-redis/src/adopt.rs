@@ -35,7 +35,7 @@ use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId};
 use swarmbus_core::model::{Unreadable, UnreadableReason};
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;
 
 /// Keys per adoption script call: short enough that one call holds Redis
@@ -52,7 +52,7 @@ pub const MAX_REINDEX_BATCH: usize = 2000;
 /// Returns `{adopted, removed, {key, type, …}}`: how many joined the active
 /// index, how many left the indices (missing keys), and the keys of another
 /// type with their type.
-static SYNC_KEYS: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static SYNC_KEYS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local t = redis.call('TIME')
@@ -228,15 +228,10 @@ impl RedisBus {
             ];
             keys.extend(finding_keys.iter().map(String::as_str));
             let ids: Vec<&str> = chunk.iter().map(FindingId::as_str).collect();
-            // Idempotent: a replay adopts nothing twice.
+            // Idempotent: a replay adopts nothing twice (its counts may then
+            // be lower than what the first, lost, reply said).
             let reply: Value = self
-                .eval(
-                    "adopt_findings",
-                    Replay::Safe,
-                    &SYNC_KEYS,
-                    &keys,
-                    &[&channel, &ids],
-                )
+                .eval("adopt_findings", &SYNC_KEYS, &keys, &[&channel, &ids])
                 .await?;
             let mut parts = items(reply)
                 .ok_or_else(|| unexpected_reply("adopt_findings", "not an array"))?
@@ -296,8 +291,7 @@ impl RedisBus {
             None => {
                 let mut get = redis::cmd("GET");
                 get.arg(&cursor_key);
-                let stored: Option<String> =
-                    self.query("reindex_findings", Replay::Safe, &get).await?;
+                let stored: Option<String> = self.query("reindex_findings", &get).await?;
                 stored.and_then(|s| s.parse().ok()).unwrap_or(0)
             }
         };
@@ -308,7 +302,7 @@ impl RedisBus {
             .arg("COUNT")
             .arg(batch);
         let (next, keys): (u64, Vec<String>) = self
-            .query_on_swarm_node(Replay::Safe, &scan)
+            .query_on_swarm_node("reindex_findings", &scan)
             .await
             .map_err(|e| self.fail(&e, "reindex_findings"))?;
         let (adopted, unreadable) = self.sync_keys(&keys).await?;
@@ -317,7 +311,7 @@ impl RedisBus {
         if next != 0 {
             save.arg(next);
         }
-        let _: Value = self.query("reindex_findings", Replay::Safe, &save).await?;
+        let _: Value = self.query("reindex_findings", &save).await?;
         Ok(ReindexStep {
             adopted,
             scanned: keys.len() as u64,
@@ -346,7 +340,7 @@ impl RedisBus {
     async fn enable_keyspace_events(&self) -> std::result::Result<(), redis::RedisError> {
         let mut get = redis::cmd("CONFIG");
         get.arg("GET").arg("notify-keyspace-events");
-        let reply: Value = self.query_on_swarm_node(Replay::Safe, &get).await?;
+        let reply: Value = self.query_on_swarm_node("adopt_findings", &get).await?;
         let current = match reply {
             Value::Map(m) => m.into_iter().nth(0).and_then(|(_, v)| text(&v)),
             other => items(other).and_then(|v| v.get(1).and_then(text)),
@@ -355,7 +349,7 @@ impl RedisBus {
         if let Some(flags) = events_to_set(&current) {
             let mut set = redis::cmd("CONFIG");
             set.arg("SET").arg("notify-keyspace-events").arg(&flags);
-            let _: Value = self.query_on_swarm_node(Replay::Safe, &set).await?;
+            let _: Value = self.query_on_swarm_node("adopt_findings", &set).await?;
         }
         Ok(())
     }
@@ -517,7 +511,7 @@ impl swarmbus_core::conformance::RawFindingWriter for RedisBus {
             _ => unreachable!("a raw value this test writer does not know"),
         }
         let _: () = self
-            .pipeline("write_raw_finding", Replay::Safe, &pipe)
+            .pipeline("write_raw_finding", &pipe)
             .await
             .unwrap_or_else(|e| panic!("writing {key}: {e}"));
         self.sync_finding_keys(std::slice::from_ref(id))

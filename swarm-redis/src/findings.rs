@@ -17,7 +17,7 @@ use swarmbus_core::model::{
     Finding, FindingFilter, Listing, RawValue, Unreadable, UnreadableReason, decode, encode,
 };
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::{is_no_group, unexpected_reply};
 use crate::scripts;
 
@@ -156,6 +156,9 @@ impl RedisBus {
         keys.push(&names.findings_active);
         keys.push(&names.feed);
         keys.extend(chunk.iter().map(|p| p.key.as_str()));
+        // The operation id (see `scripts::once`): last key, last argument.
+        let (op_key, op_ttl) = self.op_args();
+        keys.push(&op_key);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::PUT_FINDINGS.get_hash())
             .arg(keys.len())
@@ -164,6 +167,7 @@ impl RedisBus {
         for p in chunk {
             cmd.arg(&p.json).arg(&p.id).arg(p.score);
         }
+        cmd.arg(op_ttl);
         cmd
     }
 
@@ -204,11 +208,7 @@ impl RedisBus {
             for chunk in &group {
                 pipe.add_command(self.put_script_call(chunk));
             }
-            let replies: Vec<Value> =
-                match self.pipeline_raw("put_findings", Replay::Safe, &pipe).await {
-                    Ok(r) => r,
-                    Err(e) => return Err(self.fail(&e, "put_findings")),
-                };
+            let replies: Vec<Value> = self.pipeline_once("put_findings", &pipe).await?;
             if replies.len() != group.len() {
                 return Err(unexpected_reply("put_findings", "reply count"));
             }
@@ -267,7 +267,7 @@ impl RedisBus {
                         return Ok(known.into_iter().map(|(_, s)| s).collect());
                     }
                     let cmd = self.put_script_call(&chunk);
-                    let v: Value = self.query("put_findings", Replay::Safe, &cmd).await?;
+                    let v: Value = self.query_once("put_findings", &cmd).await?;
                     reply = parse_put_reply(v)?;
                 }
             }
@@ -316,7 +316,7 @@ impl RedisBus {
                     pipe.cmd("HGETALL").arg(keys.get(*i));
                 }
                 let fields: Vec<Vec<(Vec<u8>, Vec<u8>)>> = match self
-                    .pipeline_raw("get_findings", Replay::Safe, &pipe)
+                    .pipeline_raw("get_findings", &pipe)
                     .await
                 {
                     Ok(f) => f,
@@ -400,7 +400,7 @@ impl RedisBus {
                 .arg(&names.findings_archived)
                 .arg(id.as_str());
         }
-        let scores: Vec<Option<f64>> = self.pipeline("get_findings", Replay::Safe, &pipe).await?;
+        let scores: Vec<Option<f64>> = self.pipeline("get_findings", &pipe).await?;
         Ok(scores
             .chunks(2)
             .map(|pair| pair.iter().flatten().next().map(|ms| *ms as i64))
@@ -418,7 +418,7 @@ impl RedisBus {
             .map_or_else(|| "+inf".to_owned(), |t| t.timestamp_millis().to_string());
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
         cmd.arg(index).arg(min).arg(max).arg("WITHSCORES");
-        self.query("list_findings", Replay::Safe, &cmd).await
+        self.query("list_findings", &cmd).await
     }
 }
 
@@ -521,7 +521,7 @@ impl FindingStore for RedisBus {
     async fn count_findings(&self) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
-        self.query("count_findings", Replay::Safe, &cmd).await
+        self.query("count_findings", &cmd).await
     }
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
@@ -534,12 +534,12 @@ impl FindingStore for RedisBus {
             ];
             let args: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let n: u64 = self
-                .eval(
+                .eval_once(
                     "archive_findings",
-                    Replay::Safe,
                     &scripts::ARCHIVE_FINDINGS,
                     &keys,
                     &[&args],
+                    None,
                 )
                 .await?;
             moved += n;
@@ -612,10 +612,7 @@ impl RedisBus {
             .arg(group.as_str())
             .arg("0")
             .arg("MKSTREAM");
-        match self
-            .query_raw::<Value>("read_feed", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Value>("read_feed", &cmd).await {
             Ok(_) => {}
             Err(e) if e.code() == Some("BUSYGROUP") || e.to_string().contains("BUSYGROUP") => {}
             Err(e) => {
@@ -676,8 +673,8 @@ impl RedisBus {
             // Reading with ">" hands entries out; if the reply is lost they
             // stay pending for this consumer and the next call returns them
             // first, so a retry loses nothing.
-            Some(wait) => self.blocking("read_feed", Replay::Safe, &cmd, wait).await,
-            None => self.query_raw("read_feed", Replay::Safe, &cmd).await,
+            Some(wait) => self.blocking("read_feed", &cmd, wait).await,
+            None => self.query_raw("read_feed", &cmd).await,
         }
     }
 }
@@ -710,7 +707,7 @@ impl RedisBus {
                 .arg(max - out.len());
             // Claiming again after a lost reply only re-claims the same
             // entries for the same consumer.
-            let reply: Value = match self.query_raw("claim_stale_feed", Replay::Safe, &cmd).await {
+            let reply: Value = match self.query_raw("claim_stale_feed", &cmd).await {
                 Ok(v) => v,
                 Err(e) => {
                     return Err(self
@@ -762,7 +759,7 @@ impl FindingFeed for RedisBus {
                 if !pending.is_empty() {
                     return Ok(pending);
                 }
-                let block = (!wait.is_zero()).then_some(wait);
+                let block = (!wait.is_zero()).then_some(wait.min(crate::bus::MAX_BLOCK));
                 let fresh = self.xreadgroup(group, consumer, max, ">", block).await?;
                 Ok(parse_stream(fresh))
             };
@@ -778,7 +775,7 @@ impl FindingFeed for RedisBus {
                     if e.is_timeout() {
                         return Err(Error::Timeout {
                             operation: "read_feed",
-                            after: wait + self.response_timeout(),
+                            after: wait.saturating_add(self.response_timeout()),
                         });
                     }
                     return Err(self
@@ -795,7 +792,7 @@ impl FindingFeed for RedisBus {
         }
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&self.names().feed).arg(group.as_str()).arg(entries);
-        let _: i64 = self.query("ack_feed", Replay::Safe, &cmd).await?;
+        let _: i64 = self.query("ack_feed", &cmd).await?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! The child processes are this test executable run again with an
 //! environment variable that selects what the child does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! other JSON, a HASH — are read, counted, listed and adopted into the index,
 //! on one node and on a Cluster, by a reindex or by a running adopter.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::time::{Duration, Instant};
 
 use swarmbus_core::bus::FindingStore;
