@@ -474,6 +474,24 @@ pub struct OutputConfig {
     pub extra: Map<String, Value>,
 }
 
+impl OutputConfig {
+    /// Only an effort level.
+    pub fn with_effort(effort: Effort) -> Self {
+        Self {
+            effort: Some(effort),
+            ..Self::default()
+        }
+    }
+
+    /// Only a JSON-schema output format.
+    pub fn with_json_schema(schema: Value) -> Self {
+        Self {
+            format: Some(serde_json::json!({"type": "json_schema", "schema": schema})),
+            ..Self::default()
+        }
+    }
+}
+
 /// A `POST /v1/messages` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -876,6 +894,21 @@ impl MessagesResponse {
     /// Usage in billing buckets.
     pub fn usage(&self) -> Usage {
         self.usage.buckets()
+    }
+
+    /// The answer, or [`crate::Error::Refused`] (with the refusal's category
+    /// and explanation) when the model declined: for callers that treat a
+    /// refusal as a failure (the CLI does). The refusal is never retried.
+    pub fn into_checked(self) -> crate::Result<Self> {
+        if self.stop_reason != Some(StopReason::Refusal) {
+            return Ok(self);
+        }
+        let details = self.stop_details.unwrap_or_default();
+        Err(crate::Error::Refused {
+            model: self.model,
+            category: details.category,
+            explanation: details.explanation,
+        })
     }
 }
 
