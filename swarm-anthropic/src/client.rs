@@ -35,9 +35,11 @@ use futures::stream::{BoxStream, StreamExt};
 use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use swarmbus_core::llm::ModelCatalog;
+use tracing::Instrument;
 
 use crate::error::{Error, RateLimitHeaders, Redactor, Result};
-use crate::lifecycle::{LifecycleCheck, LifecycleSource};
+use crate::lifecycle::LifecycleCheck;
 use crate::span::CallSpan;
 use crate::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser, StreamAccumulator, StreamUpdate};
 use crate::wire::{MessagesRequest, MessagesResponse, Role};
@@ -70,6 +72,9 @@ pub struct ClientConfig {
     pub fallback_models: Vec<String>,
     /// Output tokens asked for when a provider-neutral request names none.
     pub default_max_tokens: u32,
+    /// Provider-neutral requests asking for more output tokens than this
+    /// stream (default 16,384): long generations are refused without it.
+    pub stream_above_max_tokens: u32,
     /// Connect timeout (default 10 s).
     pub connect_timeout: Duration,
     /// Longest silence while reading a response or a stream (default 120 s).
@@ -96,6 +101,7 @@ impl Default for ClientConfig {
             model: DEFAULT_MODEL.to_owned(),
             fallback_models: Vec::new(),
             default_max_tokens: 4096,
+            stream_above_max_tokens: 16_384,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(600),
@@ -302,7 +308,7 @@ impl AnthropicClient {
     /// Checks every model against `catalog` before sending: a retired
     /// model is refused with its replacement named, a deprecated one warned
     /// about, and a 404 names the replacement.
-    pub fn with_lifecycle(mut self, catalog: Arc<dyn LifecycleSource>) -> Self {
+    pub fn with_catalog(mut self, catalog: Arc<dyn ModelCatalog>) -> Self {
         self.lifecycle.set(catalog);
         self
     }
@@ -514,8 +520,11 @@ impl AnthropicClient {
     /// with exponential backoff and full jitter, then the fallback models
     /// are tried in order. The answer's `model` says who served it.
     pub async fn send(&self, request: &MessagesRequest, stream: bool) -> Result<MessagesResponse> {
-        let span = CallSpan::start(request, stream);
-        let result = self.send_inner(request, stream).await;
+        let span = CallSpan::start(request);
+        let result = self
+            .send_inner(request, stream)
+            .instrument(span.span().clone())
+            .await;
         span.finish(&result);
         result
     }

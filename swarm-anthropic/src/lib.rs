@@ -14,8 +14,10 @@
 //!   [`API_VERSION`], timeouts, body cap, rate-limit waits, retries with
 //!   jitter, failover.
 //! - [`error`]: [`Error`], its [`ErrorKind`] and [`Action`]; the table.
-//! - [`lifecycle`]: retired models refused before sending, deprecated ones
-//!   warned about.
+//! - `lifecycle`: retired models refused before sending (core's
+//!   `ModelCatalog`), deprecated ones warned about.
+//! - [`model`]: core's `LanguageModel` for the client; request, answer and
+//!   error mapping.
 //! - [`span`]: the OpenTelemetry GenAI span of every call.
 //!
 //! # Errors say what to do
@@ -53,14 +55,14 @@
 
 pub mod client;
 pub mod error;
-pub mod lifecycle;
+mod lifecycle;
+pub mod model;
 pub mod span;
 pub mod sse;
 pub mod wire;
 
 pub use client::{API_VERSION, AnthropicClient, ClientConfig, MessageStream};
 pub use error::{Action, Error, ErrorKind, RateLimitHeaders, Result};
-pub use lifecycle::{Lifecycle, LifecycleSource};
 pub use sse::{SseEvent, SseParser, StreamAccumulator, StreamUpdate};
 pub use wire::{
     CacheControl, CacheTtl, ContentBlock, Effort, MessageParam, MessagesRequest, MessagesResponse,

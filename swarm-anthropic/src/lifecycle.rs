@@ -1,77 +1,54 @@
-//! Model lifecycle: a retired model is refused before a request is sent
-//! (the error names its replacement), a deprecated one is warned about, and
-//! a 404 names the replacement when the catalog knows it.
-//!
-//! The dates and replacements come from a model catalog (swarm-cost's price
-//! table implements core's catalog trait); without one, nothing is checked
-//! and the API's own 404 says what happened.
+//! Model lifecycle, from core's [`ModelCatalog`] (swarm-cost's price table
+//! implements it): a retired model is refused before a request is sent (the
+//! error names its replacement), a deprecated one is warned about, and a
+//! 404 names the replacement when the catalog knows it. Without a catalog
+//! nothing is checked and the API's own 404 says what happened.
 
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
+use swarmbus_core::llm::ModelCatalog;
 
 use crate::error::{Error, Result};
-
-/// A model's published lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Lifecycle {
-    /// When the model was deprecated (calls still work; warn).
-    pub deprecated_on: Option<NaiveDate>,
-    /// When it stops serving (calls are refused from this day).
-    pub retires_on: Option<NaiveDate>,
-    /// The model to use instead.
-    pub replacement: Option<String>,
-}
-
-/// Where lifecycles come from.
-pub trait LifecycleSource: Send + Sync {
-    /// The lifecycle of `model`, when known.
-    fn lifecycle(&self, model: &str) -> Option<Lifecycle>;
-}
 
 /// The client's lifecycle check (no catalog: no check).
 #[derive(Clone, Default)]
 pub(crate) struct LifecycleCheck {
-    source: Option<Arc<dyn LifecycleSource>>,
+    catalog: Option<Arc<dyn ModelCatalog>>,
 }
 
 impl fmt::Debug for LifecycleCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LifecycleCheck")
-            .field("catalog", &self.source.is_some())
+            .field("catalog", &self.catalog.is_some())
             .finish()
     }
 }
 
 impl LifecycleCheck {
-    pub(crate) fn set(&mut self, source: Arc<dyn LifecycleSource>) {
-        self.source = Some(source);
-    }
-
-    fn lookup(&self, model: &str) -> Option<Lifecycle> {
-        self.source.as_ref()?.lifecycle(model)
+    pub(crate) fn set(&mut self, catalog: Arc<dyn ModelCatalog>) {
+        self.catalog = Some(catalog);
     }
 
     /// Refuses a retired model; warns about a deprecated one.
     pub(crate) fn check(&self, model: &str) -> Result<()> {
-        let Some(l) = self.lookup(model) else {
+        let Some(life) = self.catalog.as_ref().and_then(|c| c.lifecycle(model)) else {
             return Ok(());
         };
         let today = Utc::now().date_naive();
-        if l.retires_on.is_some_and(|d| d <= today) {
+        if life.is_retired(today) {
             return Err(Error::ModelRetired {
                 model: model.to_owned(),
-                retired_on: l.retires_on,
-                replacement: l.replacement,
+                retired_on: life.retires_on,
+                replacement: life.replacement,
             });
         }
-        if l.deprecated_on.is_some_and(|d| d <= today) || l.retires_on.is_some() {
+        if life.is_deprecated(today) {
             tracing::warn!(
                 model,
-                retires_on = ?l.retires_on,
-                replacement = ?l.replacement,
+                retires_on = life.retires_on.map(|d| d.to_string()),
+                replacement = life.replacement.as_deref(),
                 "model is deprecated"
             );
         }
@@ -87,7 +64,11 @@ impl LifecycleCheck {
                 message,
                 request_id,
             } => {
-                let replacement = self.lookup(&model).and_then(|l| l.replacement);
+                let replacement = self
+                    .catalog
+                    .as_ref()
+                    .and_then(|c| c.lifecycle(&model))
+                    .and_then(|l| l.replacement);
                 Error::NotFound {
                     model,
                     replacement,

@@ -1,27 +1,27 @@
-//! One `tracing` span per model call, named and attributed after the
-//! OpenTelemetry GenAI semantic conventions, so `tracing-opentelemetry`
-//! exports it as a GenAI client span (see `docs/anthropic.md`).
+//! One `tracing` span per model call, opened with core's
+//! [`swarmbus_core::llm::gen_ai_span`] and so named and attributed after the
+//! OpenTelemetry GenAI semantic conventions; `tracing-opentelemetry` exports
+//! it as a GenAI client span (see `docs/anthropic.md`).
 //!
 //! | attribute | value |
 //! |---|---|
-//! | `otel.name` | `chat {model}` (the span name the conventions ask for) |
-//! | `otel.kind` | `client` |
+//! | `otel.name` | `chat {model}` |
 //! | `gen_ai.operation.name` | `chat` |
 //! | `gen_ai.provider.name` | `anthropic` |
 //! | `gen_ai.request.model`, `gen_ai.request.max_tokens` | from the request |
 //! | `gen_ai.response.model`, `gen_ai.response.id` | from the answer |
-//! | `gen_ai.response.finish_reasons` | `["end_turn"]` (a JSON array as text) |
+//! | `gen_ai.response.finish_reasons` | the stop reason (`end_turn`) |
 //! | `gen_ai.usage.input_tokens` | every input token: fresh, cache reads and writes (the conventions include cache tokens here) |
 //! | `gen_ai.usage.output_tokens` | output, thinking included |
 //! | `gen_ai.usage.cache_read.input_tokens` | cache reads |
 //! | `gen_ai.usage.cache_creation.input_tokens` | cache writes (both lifetimes) |
-//! | `swarm.usage.cache_write_5m_tokens`, `swarm.usage.cache_write_1h_tokens` | the split the price table needs |
+//! | `swarm.served_by` | the model that served (a fallback when it differs) |
 //! | `error.type` | the error kind (`overloaded`) |
-//! | `otel.status_code` | `ERROR` on failure |
 //!
-//! No prompt or answer text is recorded (it may be private).
+//! `swarm.cost.usd` is left to whoever prices the call. No prompt or answer
+//! text is recorded (it may be private).
 
-use tracing::field::Empty;
+use swarmbus_core::llm::gen_ai_span;
 
 use crate::error::Result;
 use crate::wire::{MessagesRequest, MessagesResponse};
@@ -36,29 +36,14 @@ pub(crate) struct CallSpan {
 }
 
 impl CallSpan {
-    pub(crate) fn start(request: &MessagesRequest, stream: bool) -> Self {
-        let span = tracing::info_span!(
-            "chat",
-            "otel.name" = %format!("chat {}", request.model),
-            "otel.kind" = "client",
-            "otel.status_code" = Empty,
-            "gen_ai.operation.name" = "chat",
-            "gen_ai.provider.name" = PROVIDER_NAME,
-            "gen_ai.request.model" = %request.model,
-            "gen_ai.request.max_tokens" = request.max_tokens,
-            "gen_ai.request.stream" = stream,
-            "gen_ai.response.model" = Empty,
-            "gen_ai.response.id" = Empty,
-            "gen_ai.response.finish_reasons" = Empty,
-            "gen_ai.usage.input_tokens" = Empty,
-            "gen_ai.usage.output_tokens" = Empty,
-            "gen_ai.usage.cache_read.input_tokens" = Empty,
-            "gen_ai.usage.cache_creation.input_tokens" = Empty,
-            "swarm.usage.cache_write_5m_tokens" = Empty,
-            "swarm.usage.cache_write_1h_tokens" = Empty,
-            "error.type" = Empty,
-        );
+    pub(crate) fn start(request: &MessagesRequest) -> Self {
+        let span = gen_ai_span(PROVIDER_NAME, "chat", &request.model);
+        span.record("gen_ai.request.max_tokens", request.max_tokens);
         Self { span }
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     pub(crate) fn finish(self, result: &Result<MessagesResponse>) {
@@ -68,10 +53,7 @@ impl CallSpan {
                 let u = r.usage();
                 s.record("gen_ai.response.model", r.model.as_str());
                 s.record("gen_ai.response.id", r.id.as_str());
-                s.record(
-                    "gen_ai.response.finish_reasons",
-                    format!("[\"{}\"]", r.stop().as_str()).as_str(),
-                );
+                s.record("gen_ai.response.finish_reasons", r.stop().as_str());
                 s.record("gen_ai.usage.input_tokens", u.prompt_tokens());
                 s.record("gen_ai.usage.output_tokens", u.output_tokens);
                 s.record("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens);
@@ -80,14 +62,12 @@ impl CallSpan {
                     u.cache_write_5m_tokens
                         .saturating_add(u.cache_write_1h_tokens),
                 );
-                s.record("swarm.usage.cache_write_5m_tokens", u.cache_write_5m_tokens);
-                s.record("swarm.usage.cache_write_1h_tokens", u.cache_write_1h_tokens);
+                s.record("swarm.served_by", r.model.as_str());
                 let _g = s.enter();
                 tracing::debug!("model call done");
             }
             Err(e) => {
                 s.record("error.type", e.kind().as_str());
-                s.record("otel.status_code", "ERROR");
                 let _g = s.enter();
                 tracing::debug!(error = %e, "model call failed");
             }

@@ -441,7 +441,7 @@ pub enum Thinking {
 }
 
 /// How hard the model works (`output_config.effort`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Effort {
@@ -456,6 +456,9 @@ pub enum Effort {
     XHigh,
     /// `max`.
     Max,
+    /// A level this crate does not know, sent as written.
+    #[serde(untagged)]
+    Other(String),
 }
 
 /// `output_config`: effort and a JSON-schema output format.

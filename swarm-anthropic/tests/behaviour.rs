@@ -11,9 +11,10 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use swarmbus_anthropic::wire::{CacheControl, CacheTtl};
 use swarmbus_anthropic::{
-    Action, AnthropicClient, ContentBlock, Error, ErrorKind, Lifecycle, LifecycleSource,
-    MessageParam, MessagesRequest, Role, StopReason, StreamUpdate, Tool, ToolChoice,
+    Action, AnthropicClient, ContentBlock, Error, ErrorKind, MessageParam, MessagesRequest, Role,
+    StopReason, StreamUpdate, Tool, ToolChoice,
 };
+use swarmbus_core::llm::{ModelCatalog, ModelLifecycle};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -521,25 +522,24 @@ async fn not_found_names_the_model() {
 }
 
 struct Catalog;
-impl LifecycleSource for Catalog {
-    fn lifecycle(&self, model: &str) -> Option<Lifecycle> {
-        let mut l = Lifecycle::default();
+impl ModelCatalog for Catalog {
+    fn lifecycle(&self, model: &str) -> Option<ModelLifecycle> {
+        let l = ModelLifecycle::new(model);
         match model {
-            "claude-sonnet-4-5" => {
-                l.retires_on = NaiveDate::from_ymd_opt(2026, 11, 1);
-                l.replacement = Some("claude-sonnet-5-5".into());
-            }
-            "claude-haiku-4-5" => l.replacement = Some("claude-haiku-5-5".into()),
-            _ => return None,
+            "claude-sonnet-4-5" => Some(
+                l.retires_on(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+                    .replacement("claude-sonnet-5-5"),
+            ),
+            "claude-haiku-4-5" => Some(l.replacement("claude-haiku-5-5")),
+            _ => None,
         }
-        Some(l)
     }
 }
 
 #[tokio::test]
 async fn a_retired_model_is_refused_before_sending_and_names_its_replacement() {
     let server = server_with(ResponseTemplate::new(200)).await;
-    let c = client(&server.uri()).with_lifecycle(Arc::new(Catalog));
+    let c = client(&server.uri()).with_catalog(Arc::new(Catalog));
     let e = c
         .create_message(&MessagesRequest::new("claude-sonnet-4-5", 10, "hi"))
         .await
@@ -555,7 +555,7 @@ async fn a_retired_model_is_refused_before_sending_and_names_its_replacement() {
 #[tokio::test]
 async fn a_404_names_the_replacement_the_catalog_knows() {
     let server = server_with(response_of(&fixture("errors/not_found_404.json"))).await;
-    let c = client(&server.uri()).with_lifecycle(Arc::new(Catalog));
+    let c = client(&server.uri()).with_catalog(Arc::new(Catalog));
     let e = c.create_message(&request()).await.unwrap_err();
     assert!(
         matches!(&e, Error::NotFound { replacement: Some(r), .. } if r == "claude-haiku-5-5"),

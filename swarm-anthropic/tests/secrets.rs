@@ -96,13 +96,14 @@ async fn logs_never_show_the_key_and_each_call_is_a_gen_ai_span() {
     for field in [
         "gen_ai.operation.name=\"chat\"",
         "gen_ai.provider.name=\"anthropic\"",
-        "gen_ai.request.model=claude-sonnet-4-5",
+        "gen_ai.request.model=\"claude-sonnet-4-5\"",
         "gen_ai.response.model=\"claude-sonnet-4-5-20250929\"",
         "gen_ai.usage.input_tokens=1532",
         "gen_ai.usage.output_tokens=33",
         "gen_ai.usage.cache_read.input_tokens=1111",
         "gen_ai.usage.cache_creation.input_tokens=418",
-        "gen_ai.response.finish_reasons=\"[\\\"end_turn\\\"]\"",
+        "gen_ai.response.finish_reasons=\"end_turn\"",
+        "otel.name=chat claude-sonnet-4-5",
         "error.type=\"overloaded\"",
     ] {
         assert!(logs.contains(field), "no {field} in:\n{logs}");
