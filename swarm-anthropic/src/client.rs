@@ -460,9 +460,19 @@ impl AnthropicClient {
         }
     }
 
-    /// One non-streaming call, no retries: the answer, or the error that
-    /// says why not.
+    /// One non-streaming call, no retries, in its GenAI span: the answer,
+    /// or the error that says why not.
     pub async fn create_message(&self, request: &MessagesRequest) -> Result<MessagesResponse> {
+        let span = CallSpan::start(request);
+        let result = self
+            .create_once(request)
+            .instrument(span.span().clone())
+            .await;
+        span.finish(&result);
+        result
+    }
+
+    async fn create_once(&self, request: &MessagesRequest) -> Result<MessagesResponse> {
         let body = self.prepare(request, false)?;
         let response = self.post(body, false).await?;
         let status = response.status().as_u16();
@@ -475,8 +485,27 @@ impl AnthropicClient {
 
     /// One streaming call, no retries: the stream of updates. An HTTP error
     /// fails here; an error in the middle of the stream comes from
-    /// [`MessageStream::next_update`].
+    /// [`MessageStream::next_update`]. The call's GenAI span closes when the
+    /// stream fails or [`MessageStream::finish`] is called.
     pub async fn stream_message(&self, request: &MessagesRequest) -> Result<MessageStream> {
+        let span = CallSpan::start(request);
+        match self
+            .stream_once(request)
+            .instrument(span.span().clone())
+            .await
+        {
+            Ok(mut stream) => {
+                stream.span = Some(span);
+                Ok(stream)
+            }
+            Err(e) => {
+                span.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream_once(&self, request: &MessagesRequest) -> Result<MessageStream> {
         let body = self.prepare(request, true)?;
         let response = self.post(body, true).await?;
         let status = response.status().as_u16();
@@ -503,12 +532,24 @@ impl AnthropicClient {
             config: self.config.clone(),
             redact: self.redact.clone(),
             done: None,
+            span: None,
         })
     }
 
-    /// Streams one call and collects the answer.
+    /// Streams one call (no retries) and collects the answer, in its GenAI
+    /// span.
     pub async fn stream_collect(&self, request: &MessagesRequest) -> Result<MessagesResponse> {
-        let mut stream = self.stream_message(request).await?;
+        let span = CallSpan::start(request);
+        let result = self
+            .collect_once(request)
+            .instrument(span.span().clone())
+            .await;
+        span.finish(&result);
+        result
+    }
+
+    async fn collect_once(&self, request: &MessagesRequest) -> Result<MessagesResponse> {
+        let mut stream = self.stream_once(request).await?;
         while let Some(update) = stream.next_update().await {
             update?;
         }
@@ -573,9 +614,9 @@ impl AnthropicClient {
         let mut attempt: u32 = 0;
         loop {
             let result = if stream {
-                self.stream_collect(request).await
+                self.collect_once(request).await
             } else {
-                self.create_message(request).await
+                self.create_once(request).await
             };
             match result {
                 Err(e) if e.is_retryable() && attempt < self.config.max_retries => {
@@ -647,6 +688,9 @@ pub struct MessageStream {
     redact: Redactor,
     /// An answer that came whole (a JSON body).
     done: Option<MessagesResponse>,
+    /// The call's span, when the stream was opened on its own (not inside
+    /// [`AnthropicClient::send`]).
+    span: Option<CallSpan>,
 }
 
 impl fmt::Debug for MessageStream {
@@ -667,12 +711,23 @@ impl MessageStream {
             config: ClientConfig::default(),
             redact: Redactor::none(),
             done: Some(msg),
+            span: None,
         }
     }
 
     /// The next update; `None` when the stream is over (then call
     /// [`MessageStream::finish`]).
     pub async fn next_update(&mut self) -> Option<Result<StreamUpdate>> {
+        let update = self.next_inner().await;
+        if let Some(Err(e)) = &update
+            && let Some(span) = self.span.take()
+        {
+            span.fail(e);
+        }
+        update
+    }
+
+    async fn next_inner(&mut self) -> Option<Result<StreamUpdate>> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
                 match self.acc.apply(&ev) {
@@ -709,11 +764,16 @@ impl MessageStream {
 
     /// The whole answer: an error when the stream ended before
     /// `message_stop`.
-    pub fn finish(self) -> Result<MessagesResponse> {
-        match self.done {
+    pub fn finish(mut self) -> Result<MessagesResponse> {
+        let span = self.span.take();
+        let result = match self.done {
             Some(msg) => Ok(msg),
             None => self.acc.finish(),
+        };
+        if let Some(span) = span {
+            span.finish(&result);
         }
+        result
     }
 }
 

@@ -23,7 +23,7 @@
 
 use swarmbus_core::llm::gen_ai_span;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::wire::{MessagesRequest, MessagesResponse};
 
 /// The `gen_ai.provider.name` of this client.
@@ -47,30 +47,35 @@ impl CallSpan {
     }
 
     pub(crate) fn finish(self, result: &Result<MessagesResponse>) {
-        let s = &self.span;
         match result {
-            Ok(r) => {
-                let u = r.usage();
-                s.record("gen_ai.response.model", r.model.as_str());
-                s.record("gen_ai.response.id", r.id.as_str());
-                s.record("gen_ai.response.finish_reasons", r.stop().as_str());
-                s.record("gen_ai.usage.input_tokens", u.prompt_tokens());
-                s.record("gen_ai.usage.output_tokens", u.output_tokens);
-                s.record("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens);
-                s.record(
-                    "gen_ai.usage.cache_creation.input_tokens",
-                    u.cache_write_5m_tokens
-                        .saturating_add(u.cache_write_1h_tokens),
-                );
-                s.record("swarm.served_by", r.model.as_str());
-                let _g = s.enter();
-                tracing::debug!("model call done");
-            }
-            Err(e) => {
-                s.record("error.type", e.kind().as_str());
-                let _g = s.enter();
-                tracing::debug!(error = %e, "model call failed");
-            }
+            Ok(r) => self.done(r),
+            Err(e) => self.fail(e),
         }
+    }
+
+    pub(crate) fn fail(self, e: &Error) {
+        let s = &self.span;
+        s.record("error.type", e.kind().as_str());
+        let _g = s.enter();
+        tracing::debug!(error = %e, "model call failed");
+    }
+
+    fn done(self, r: &MessagesResponse) {
+        let s = &self.span;
+        let u = r.usage();
+        s.record("gen_ai.response.model", r.model.as_str());
+        s.record("gen_ai.response.id", r.id.as_str());
+        s.record("gen_ai.response.finish_reasons", r.stop().as_str());
+        s.record("gen_ai.usage.input_tokens", u.prompt_tokens());
+        s.record("gen_ai.usage.output_tokens", u.output_tokens);
+        s.record("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens);
+        s.record(
+            "gen_ai.usage.cache_creation.input_tokens",
+            u.cache_write_5m_tokens
+                .saturating_add(u.cache_write_1h_tokens),
+        );
+        s.record("swarm.served_by", r.model.as_str());
+        let _g = s.enter();
+        tracing::debug!("model call done");
     }
 }
