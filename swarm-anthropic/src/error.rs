@@ -234,7 +234,12 @@ impl RateLimitHeaders {
                 .get(&format!("{limit}-reset"))
                 .and_then(|r| DateTime::parse_from_rfc3339(r.trim()).ok())
                 .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(|| now + DEFAULT_RATE_LIMIT_DELAY);
+                .unwrap_or_else(|| {
+                    chrono::Duration::from_std(DEFAULT_RATE_LIMIT_DELAY)
+                        .ok()
+                        .and_then(|d| now.checked_add_signed(d))
+                        .unwrap_or(now)
+                });
             until = Some(until.map_or(reset, |u| u.max(reset)));
         }
         until

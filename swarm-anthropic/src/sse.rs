@@ -47,6 +47,9 @@ pub struct SseParser {
     max_event_bytes: usize,
     /// A `\r` ended the last line: a `\n` right after it is part of it.
     after_cr: bool,
+    /// Bytes of `buf` already scanned for a line end (a long line arriving
+    /// in many reads is scanned once, not once per read).
+    scanned: usize,
 }
 
 impl SseParser {
@@ -61,6 +64,7 @@ impl SseParser {
             has_data: false,
             max_event_bytes,
             after_cr: false,
+            scanned: 0,
         }
     }
 
@@ -68,7 +72,7 @@ impl SseParser {
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<()> {
         self.buf.extend_from_slice(bytes);
         let mut start = 0;
-        let mut i = 0;
+        let mut i = self.scanned.min(self.buf.len());
         while i < self.buf.len() {
             let b = self.buf.get(i).copied().unwrap_or(b'\n');
             if self.after_cr && i == start && b == b'\n' {
@@ -96,6 +100,7 @@ impl SseParser {
         }
         self.buf.drain(..start.min(self.buf.len()));
         self.offset += start;
+        self.scanned = self.buf.len();
         if self.buf.len() + self.data.len() > self.max_event_bytes {
             return Err(Error::BodyTooLarge {
                 limit: self.max_event_bytes,
@@ -107,6 +112,7 @@ impl SseParser {
     /// Ends the stream: a last event without its blank line still counts.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<()> {
         if !self.buf.is_empty() {
+            self.scanned = 0;
             let line = std::mem::take(&mut self.buf);
             self.line(&line, self.offset, out)?;
         }
