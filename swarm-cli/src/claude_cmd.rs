@@ -48,9 +48,11 @@ pub(crate) struct GenerateArgs {
     /// Print the answer as it arrives (server-sent events).
     #[arg(long)]
     stream: bool,
-    /// The most output tokens (thinking included).
-    #[arg(long, default_value_t = 4096)]
-    max_tokens: u32,
+    /// The most output tokens (thinking included), at least 1. Parsed by the
+    /// command, not by clap, so a bad value is an `invalid_input` error
+    /// (exit 1, JSON with --json) like every other bad input.
+    #[arg(long, default_value = "4096", allow_hyphen_values = true)]
+    max_tokens: String,
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
@@ -122,12 +124,20 @@ fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Er
             reason: "the prompt is empty".into(),
         });
     }
-    if args.max_tokens == 0 {
-        return Err(Error::InvalidInput {
+    let max_tokens = args
+        .max_tokens
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::InvalidInput {
             field: "--max-tokens",
-            reason: "must be at least 1".into(),
-        });
-    }
+            reason: format!(
+                "must be a whole number from 1 to {}, not {:?}",
+                u32::MAX,
+                args.max_tokens.chars().take(32).collect::<String>()
+            ),
+        })?;
     check_model_id(&args.model)?;
     if !args.model.starts_with("claude-") {
         return Err(Error::InvalidInput {
@@ -162,7 +172,7 @@ fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Er
             Duration::from_secs(8),
         );
     let client = AnthropicClient::new(secrecy::SecretString::from(key), config)?;
-    let mut request = MessagesRequest::new(args.model.clone(), args.max_tokens, prompt);
+    let mut request = MessagesRequest::new(args.model.clone(), max_tokens, prompt);
     if let Some(s) = &args.system {
         request = request.system(s.clone());
     }
