@@ -7,6 +7,7 @@
 //! `cargo bench -p swarmbus-anthropic --bench client_overhead`
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
@@ -48,6 +49,15 @@ fn bench(c: &mut Criterion) {
     )
     .expect("client");
     let bare = reqwest::Client::new();
+    // The same transport settings as the client's (connect and read
+    // timeouts, a whole-request timeout): what is left is the client's own
+    // work.
+    let config = ClientConfig::default();
+    let bare_timeouts = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .build()
+        .expect("client");
     let url = format!("{base}/v1/messages");
     let wire = serde_json::to_vec(&request).expect("serialise");
 
@@ -66,6 +76,21 @@ fn bench(c: &mut Criterion) {
             black_box(r.bytes().await.expect("bytes").len())
         })
     });
+    g.bench_function("bare_reqwest_post_same_timeouts", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = bare_timeouts
+                .post(&url)
+                .header("x-api-key", KEY)
+                .header("anthropic-version", "2026-10-21")
+                .header("content-type", "application/json")
+                .timeout(config.request_timeout)
+                .body(wire.clone())
+                .send()
+                .await
+                .expect("send");
+            black_box(r.bytes().await.expect("bytes").len())
+        })
+    });
     g.bench_function("anthropic_client_create_message", |b| {
         b.to_async(&rt).iter(|| async {
             let r = client.create_message(&request).await.expect("answer");
@@ -73,6 +98,54 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The summary: requests interleaved one by one (bare, client, client,
+    // bare, …) so the load of a shared machine hits both alike; the median
+    // latency of each, and their ratio.
+    let (mut bare_ns, mut client_ns) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for i in 0..PAIRS {
+            for first in [i % 2 == 0, i % 2 != 0] {
+                let t = Instant::now();
+                if first {
+                    let r = bare_timeouts
+                        .post(&url)
+                        .header("x-api-key", KEY)
+                        .header("anthropic-version", "2026-10-21")
+                        .header("content-type", "application/json")
+                        .timeout(config.request_timeout)
+                        .body(wire.clone())
+                        .send()
+                        .await
+                        .expect("send");
+                    black_box(r.bytes().await.expect("bytes").len());
+                    bare_ns.push(t.elapsed().as_nanos());
+                } else {
+                    let r = client.create_message(&request).await.expect("answer");
+                    black_box(r.usage().output_tokens);
+                    client_ns.push(t.elapsed().as_nanos());
+                }
+            }
+        }
+    });
+    let (b, c) = (median(bare_ns), median(client_ns));
+    println!(
+        "\n== client overhead, {PAIRS} interleaved request pairs to a local mock (medians) =="
+    );
+    println!("bare reqwest POST (same timeouts): {:8.1} µs", b / 1e3);
+    println!(
+        "AnthropicClient::create_message:   {:8.1} µs  ratio {:.3} ({:+.1} µs/request)",
+        c / 1e3,
+        c / b,
+        (c - b) / 1e3
+    );
+}
+
+const PAIRS: usize = 3000;
+
+fn median(mut v: Vec<u128>) -> f64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0) as f64
 }
 
 criterion_group!(benches, bench);

@@ -53,6 +53,33 @@ fn bench(c: &mut Criterion) {
         b.iter(|| chunked(black_box(&body), 1024))
     });
     g.finish();
+
+    // The non-streaming path's own work, for the client-overhead figure:
+    // encoding the recorded request and decoding the recorded answer.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/test_anthropic_cache_real_api.1.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let request: swarmbus_anthropic::MessagesRequest =
+        serde_json::from_value(v["request"].clone()).expect("request");
+    let answer = serde_json::to_vec(&v["body"]).expect("body");
+    let mut g = c.benchmark_group("json_codec");
+    g.bench_function("encode_request", |b| {
+        b.iter(|| {
+            serde_json::to_vec(black_box(&request))
+                .expect("encode")
+                .len()
+        })
+    });
+    g.bench_function("decode_answer", |b| {
+        b.iter(|| {
+            swarmbus_anthropic::client::decode_response(black_box(&answer), 200)
+                .expect("decode")
+                .content
+                .len()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -653,27 +653,24 @@ impl AnthropicClient {
 
 /// Decodes a non-streaming body.
 pub fn decode_response(body: &[u8], status: u16) -> Result<MessagesResponse> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Error::MalformedResponse {
-            status: Some(status),
-            reason: format!("body is not JSON ({e})"),
-        })?;
-    if value.get("type").and_then(|t| t.as_str()) != Some("message") {
-        return Err(Error::MalformedResponse {
-            status: Some(status),
-            reason: "body is not a message".into(),
-        });
+    let malformed = |reason: String| Error::MalformedResponse {
+        status: Some(status),
+        reason,
+    };
+    // Straight into the typed answer (no intermediate JSON tree); `type`
+    // lands in the answer's `extra` fields and must say `message`.
+    let msg: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            malformed(format!("body is not JSON ({e})"))
+        } else {
+            malformed(format!("not a Messages answer ({e})"))
+        }
+    })?;
+    if msg.extra.get("type").and_then(|t| t.as_str()) != Some("message") {
+        return Err(malformed("body is not a message".into()));
     }
-    let msg: MessagesResponse =
-        serde_json::from_value(value).map_err(|e| Error::MalformedResponse {
-            status: Some(status),
-            reason: format!("not a Messages answer ({e})"),
-        })?;
     if msg.stop_reason.is_none() {
-        return Err(Error::MalformedResponse {
-            status: Some(status),
-            reason: "the answer has no stop_reason".into(),
-        });
+        return Err(malformed("the answer has no stop_reason".into()));
     }
     Ok(msg)
 }

@@ -235,27 +235,46 @@ impl ContentBlock {
     }
 }
 
-fn with_type<T: Serialize>(kind: &str, block: &T) -> Result<Value, serde_json::Error> {
-    let mut value = serde_json::to_value(block)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("type".into(), Value::String(kind.to_owned()));
-    }
-    Ok(value)
+/// A known block with its `type` tag, serialised without an intermediate
+/// JSON tree.
+#[derive(Serialize)]
+struct Tagged<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    block: &'a T,
 }
 
 impl Serialize for ContentBlock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error as _;
-        let value = match self {
-            ContentBlock::Text(b) => with_type("text", b),
-            ContentBlock::Thinking(b) => with_type("thinking", b),
-            ContentBlock::RedactedThinking(b) => with_type("redacted_thinking", b),
-            ContentBlock::ToolUse(b) => with_type("tool_use", b),
-            ContentBlock::ToolResult(b) => with_type("tool_result", b),
-            ContentBlock::Other { raw, .. } => return raw.serialize(s),
+        match self {
+            ContentBlock::Text(block) => Tagged {
+                kind: "text",
+                block,
+            }
+            .serialize(s),
+            ContentBlock::Thinking(block) => Tagged {
+                kind: "thinking",
+                block,
+            }
+            .serialize(s),
+            ContentBlock::RedactedThinking(block) => Tagged {
+                kind: "redacted_thinking",
+                block,
+            }
+            .serialize(s),
+            ContentBlock::ToolUse(block) => Tagged {
+                kind: "tool_use",
+                block,
+            }
+            .serialize(s),
+            ContentBlock::ToolResult(block) => Tagged {
+                kind: "tool_result",
+                block,
+            }
+            .serialize(s),
+            ContentBlock::Other { raw, .. } => raw.serialize(s),
         }
-        .map_err(S::Error::custom)?;
-        value.serialize(s)
     }
 }
 
