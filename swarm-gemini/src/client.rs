@@ -30,8 +30,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use swarmbus_core::llm::{
-    Completion, CompletionRequest, LanguageModel, gen_ai_span, record_completion,
-    record_model_error,
+    Completion, CompletionRequest, LanguageModel, ModelCatalog, check_lifecycle, gen_ai_span,
+    record_completion, record_model_error,
 };
 use tracing::Instrument;
 
@@ -208,6 +208,7 @@ pub struct GeminiClient {
     clock: Arc<dyn Clock>,
     redact: Redactor,
     label: Option<String>,
+    catalog: Option<Arc<dyn ModelCatalog>>,
 }
 
 impl fmt::Debug for GeminiClient {
@@ -256,6 +257,7 @@ impl GeminiClient {
             clock: Arc::new(SystemClock),
             redact: Redactor::for_key(&key),
             label: None,
+            catalog: None,
         })
     }
 
@@ -274,6 +276,25 @@ impl GeminiClient {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Checks every model against `catalog` before a call: a retired model
+    /// is refused before anything is sent, with an error (kind `retired`)
+    /// naming its replacement; a deprecated one is logged as a warning.
+    pub fn with_catalog(mut self, catalog: Arc<dyn ModelCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Refuses a retired model (see [`GeminiClient::with_catalog`]).
+    pub(crate) fn check_model(&self, model: &str) -> Result<()> {
+        check_lifecycle(
+            self.catalog.as_deref(),
+            PROVIDER_NAME,
+            model,
+            self.clock.now(),
+        )
+        .map_err(Error::from)
     }
 
     /// Names the client in logs (`shard2`).
@@ -337,6 +358,7 @@ impl GeminiClient {
         let span = self.span(model, request);
         let started = Instant::now();
         let result = async {
+            self.check_model(model)?;
             let url = self.url(model, "generateContent")?;
             let response = self.post(&url, request).await?;
             let status = response.status().as_u16();
@@ -406,6 +428,7 @@ impl GeminiClient {
         let span = self.span(model, request);
         let started = Instant::now();
         let opened = async {
+            self.check_model(model)?;
             let url = format!("{}?alt=sse", self.url(model, "streamGenerateContent")?);
             let response = self.post(&url, request).await?;
             let status = response.status().as_u16();

@@ -427,6 +427,16 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         self
     }
 
+    /// Checks the pool's model against `catalog` before every call: a
+    /// retired model is refused before any quota is counted or request
+    /// sent (kind `retired`, naming the replacement).
+    pub fn with_catalog(mut self, catalog: Arc<dyn swarmbus_core::llm::ModelCatalog>) -> Self {
+        for s in &mut self.shards {
+            s.client = s.client.clone().with_catalog(catalog.clone());
+        }
+        self
+    }
+
     /// Adds the fallback model, used only when no shard can serve: any core
     /// `LanguageModel` ([`crate::OpenAiCompatible`] for DeepSeek, a Claude
     /// client, an `Arc<dyn LanguageModel>`). Its answers are served as
@@ -483,6 +493,9 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         neutral: Option<&CompletionRequest>,
         max_wait: Duration,
     ) -> Result<PoolAnswer> {
+        if let Some(first) = self.shards.first() {
+            first.client.check_model(&self.config.model)?;
+        }
         let deadline = add(self.clock.now(), max_wait);
         let n = self.shards.len();
         let mut notes: HashMap<ShardId, String> = HashMap::new();

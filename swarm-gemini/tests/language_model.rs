@@ -583,3 +583,48 @@ async fn the_client_pool_and_fallback_name_their_providers() {
         "the replacement Google names for gemini-2.5-flash"
     );
 }
+
+/// A catalog in which the test model was retired on 2026-11-01.
+struct Retiring;
+
+impl swarmbus_core::llm::ModelCatalog for Retiring {
+    fn lifecycle(&self, model: &str) -> Option<swarmbus_core::llm::ModelLifecycle> {
+        (model == MODEL).then(|| {
+            swarmbus_core::llm::ModelLifecycle::new(MODEL)
+                .retires_on(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+                .replacement("gemini-3.5-flash-lite")
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_retired_model_is_refused_before_anything_is_sent() {
+    let server = MockServer::start().await;
+    serve_unary(&server, KEY, 200, success_body("never")).await;
+    let clock = Arc::new(swarmbus_gemini::ManualClock::new(
+        "2026-11-29T12:00:00Z".parse().unwrap(),
+    ));
+    let client = client_for(&server, KEY)
+        .with_clock(clock.clone())
+        .with_catalog(Arc::new(Retiring));
+    let e = client
+        .complete(CompletionRequest::new("hi"))
+        .await
+        .unwrap_err();
+    let swarmbus_core::Error::Model(m) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(m.kind, ModelErrorKind::Retired);
+    assert!(m.message.contains("use gemini-3.5-flash-lite"), "{m}");
+
+    let pool = exhausted_pool(&server)
+        .with_clock(clock)
+        .with_catalog(Arc::new(Retiring));
+    let e = pool
+        .complete_request(&CompletionRequest::new("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("gemini-3.5-flash-lite"), "{e}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
