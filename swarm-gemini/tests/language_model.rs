@@ -2,6 +2,7 @@
 //! `LanguageModel`s: the whole v2 request on the wire, tool calls and
 //! thinking both ways, truncation (issue 11 item 8) and errors that keep
 //! their action.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! `tracing-subscriber` layer that keeps every span's fields (at creation
 //! and as recorded later) and every event, then checked for the attributes
 //! and for the absence of any key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
