@@ -2,6 +2,7 @@
 //! API mock (wiremock, `ANTHROPIC_BASE_URL`) replaying recorded answers.
 //! Every failure exits 1 with the promised JSON, and no output ever shows
 //! the key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
