@@ -66,7 +66,7 @@ impl<B: ?Sized> Clone for Accountant<B> {
     }
 }
 
-impl<B: Counters + Journal + ?Sized> Accountant<B> {
+impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
     /// An accountant on `bus` with a price table, the roles and budget limits.
     pub fn new(
         bus: Arc<B>,
@@ -160,5 +160,35 @@ impl<B: Counters + Journal + ?Sized> Accountant<B> {
     /// The report of the ledger's calls that pass `filter`.
     pub async fn report(&self, filter: &ReportFilter) -> Result<Report> {
         self.ledger.report(&self.tiers, filter).await
+    }
+}
+
+/// The runtime reports every model call through core's `UsageRecorder`: the
+/// accountant prices it with the tier's role and billing, appends it to the
+/// ledger and keeps `cost:<tier>` current. An unpriced call is recorded and
+/// reported as `usd: None`, never as $0.
+#[async_trait::async_trait]
+impl<B> swarmbus_core::accounting::UsageRecorder for Accountant<B>
+where
+    B: Counters + Journal + Send + Sync + ?Sized + 'static,
+{
+    async fn record_usage(
+        &self,
+        record: &swarmbus_core::accounting::UsageRecord,
+    ) -> swarmbus_core::error::Result<swarmbus_core::accounting::RecordedCost> {
+        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
+        if let Some(role) = self.tiers.role_of(&record.tier) {
+            call = call.role(role);
+            if let Some(tier) = self.tiers.get(role) {
+                call = call.billing(tier.billing);
+            }
+        }
+        if let Some(worker) = &record.worker {
+            call = call.worker(worker.clone());
+        }
+        let entry = self.record(&call, record.usage).await?;
+        Ok(swarmbus_core::accounting::RecordedCost::new(
+            entry.cost.usd().map(Money::to_f64_lossy),
+        ))
     }
 }
