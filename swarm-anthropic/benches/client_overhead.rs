@@ -5,6 +5,7 @@
 //! answer is the recorded `test_anthropic_cache_real_api.1.json` body.
 //!
 //! `cargo bench -p swarmbus-anthropic --bench client_overhead`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::hint::black_box;
 use std::time::Instant;
