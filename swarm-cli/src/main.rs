@@ -149,6 +149,63 @@ mod tests {
         assert!(Cli::try_parse_from(["swarm", "monitor", "--seconds", "31536000"]).is_ok());
     }
 
+    /// Every `swarm …` command line of the Claude Code guide and the README
+    /// parses as written.
+    #[test]
+    fn the_commands_of_the_guide_and_the_readme_parse() {
+        let mut seen = 0;
+        for doc in [
+            include_str!("../../docs/claude-code.md"),
+            include_str!("../../README.md"),
+        ] {
+            for block in doc.split("```sh\n").skip(1) {
+                let block = block.split("```").next().unwrap_or_default();
+                for line in block.lines() {
+                    let Some(cmd) = line.trim().strip_prefix("swarm ") else {
+                        continue;
+                    };
+                    let cmd = cmd.split("  #").next().unwrap_or_default();
+                    let argv = shell_words(cmd);
+                    let parsed = Cli::try_parse_from(
+                        std::iter::once("swarm".to_owned()).chain(argv.iter().cloned()),
+                    );
+                    assert!(parsed.is_ok(), "{line}: {:?}", parsed.err());
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 15, "only {seen} commands found");
+    }
+
+    /// Splits a command line on spaces outside quotes (enough for the docs).
+    fn shell_words(s: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quote: Option<char> = None;
+        let mut any = false;
+        for c in s.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, ' ') => {
+                    if any || !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                (None, c) => cur.push(c),
+            }
+        }
+        if any || !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
     fn word() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("status".to_owned()),

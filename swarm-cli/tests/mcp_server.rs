@@ -528,3 +528,35 @@ async fn without_redis_the_server_exits_with_one_line() {
     assert!(err.contains("redis://swarm:***@127.0.0.1:1"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// docs/claude-code.md's `.mcp.json`, run as Claude Code would run it (the
+/// `swarm` command being this build, its REDIS_URL the test server's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_json_of_the_guide_starts_a_working_server() {
+    let guide = include_str!("../../docs/claude-code.md");
+    let block = guide
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a json block in docs/claude-code.md");
+    let config: Value = serde_json::from_str(block).expect("the .mcp.json parses");
+    let entry = &config["mcpServers"]["swarm"];
+    assert_eq!(entry["type"], "stdio");
+    assert_eq!(entry["command"], "swarm");
+    let args: Vec<String> = serde_json::from_value(entry["args"].clone()).unwrap();
+    assert_eq!(entry["env"]["REDIS_URL"], "redis://127.0.0.1:6379");
+
+    let server = RedisServer::start();
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_swarm")).configure(|c| {
+        c.args(&args)
+            .env("REDIS_URL", server.url())
+            .env_remove("GEMINI_API_KEY_SHARD1")
+            .stderr(std::process::Stdio::null());
+    });
+    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), TOOLS.len());
+    let put = ok(&client, "put_finding", json!({ "title": "from the guide" })).await;
+    let got = ok(&client, "get_finding", json!({ "id": put["id"] })).await;
+    assert_eq!(got["title"], "from the guide");
+    client.cancel().await.unwrap();
+}
