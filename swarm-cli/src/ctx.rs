@@ -70,9 +70,18 @@ impl Ctx {
         self.args.memory
     }
 
+    /// The Redis URL; an empty one (`REDIS_URL=` in a `.env`) means the
+    /// default.
+    fn url(&self) -> &str {
+        match self.args.redis_url.trim() {
+            "" => DEFAULT_REDIS_URL,
+            url => url,
+        }
+    }
+
     /// The Redis URL with its password replaced by `***`.
     pub(crate) fn shown_url(&self) -> String {
-        redact_url(&self.args.redis_url)
+        redact_url(self.url())
     }
 
     fn key_space(&self) -> Result<KeySpace> {
@@ -103,7 +112,7 @@ impl Ctx {
     pub(crate) async fn redis(&self) -> std::result::Result<RedisBus, String> {
         let shown = self.shown_url();
         let config = (|| -> Result<RedisConfig> {
-            let url = self.args.redis_url.as_str();
+            let url = self.url();
             let mut config = if self.args.cluster {
                 RedisConfig::cluster([url])?
             } else {

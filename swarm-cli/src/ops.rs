@@ -77,7 +77,8 @@ fn worker_id(s: Option<&str>, default: &str) -> OpResult<WorkerId> {
 
 /// Parses a finding id, with a message that says what one looks like.
 pub(crate) fn finding_id(id: &str) -> OpResult<FindingId> {
-    FindingId::parse(id.trim().trim_start_matches("finding:")).map_err(|e| {
+    let id = id.trim();
+    FindingId::parse(id.strip_prefix("finding:").unwrap_or(id)).map_err(|e| {
         format!(
             "{e}; give the id put_finding or search_findings returned (`finding:<id>` or `<id>`)"
         )
