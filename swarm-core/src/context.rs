@@ -7,9 +7,9 @@
 use serde::Serialize;
 
 use crate::bus::{Counters, FindingStore};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys::{SessionId, WorkerId};
-use crate::llm::{CompletionRequest, LanguageModel};
+use crate::llm::{CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind};
 use crate::model::{Finding, FindingFilter};
 
 /// The brief's threshold.
@@ -137,12 +137,21 @@ where
         prompt.push_str(&format!("[{}] {}: {}\n", f.id, f.title, f.body));
     }
     let answer = model.complete(CompletionRequest::new(prompt)).await?;
-    if answer.text.trim().is_empty() {
-        return Err(Error::Model {
-            model: model.model_id().to_owned(),
-            message: "empty summary; nothing archived".into(),
-            retry: crate::error::Retry::Never,
-        });
+    let summary = answer.text();
+    if summary.trim().is_empty() {
+        let kind = if answer.stop_reason == crate::llm::StopReason::MaxTokens {
+            ModelErrorKind::Truncated
+        } else {
+            ModelErrorKind::MalformedResponse
+        };
+        return Err(ModelError::new(
+            model.provider_name(),
+            model.model_id(),
+            kind,
+            ModelAction::Fail,
+            "empty summary; nothing archived",
+        )
+        .into());
     }
     let first = old.first().map(|f| f.created_at);
     let last = old.last().map(|f| f.created_at);
@@ -150,7 +159,7 @@ where
         (Some(a), Some(b)) => format!("Summary of {} findings from {a} to {b}", old.len()),
         _ => format!("Summary of {} findings", old.len()),
     };
-    let summary = Finding::new(worker, session, title, answer.text)
+    let summary = Finding::new(worker, session, title, summary)
         .with_tags(["summary"])
         .citing(old.iter().map(|f| f.id));
     // The summary is stored before anything is archived: a crash in between
@@ -177,7 +186,7 @@ mod tests {
         }
         async fn complete(&self, request: CompletionRequest) -> Result<crate::llm::Completion> {
             let lines = request
-                .prompt
+                .prompt_text()
                 .lines()
                 .filter(|l| l.starts_with('['))
                 .count();

@@ -11,7 +11,9 @@
 //!   `WorkerRegistry`, `TaskQueue`, `QuotaLedger`, `HaltSwitch`, `Counters`, `Journal`,
 //!   `ArchiveDesk`) and `Bus`, all of them.
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
-//! - [`llm`]: the `LanguageModel` trait, requests, completions and `Usage`.
+//! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
+//!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
+//! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accounting;
 pub mod bus;
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -53,6 +56,7 @@ pub mod quota;
 pub mod runtime;
 pub mod status;
 
+pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};
 pub use bus::{
     ArchiveDesk, Bus, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch,
     Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
@@ -62,7 +66,11 @@ pub use keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, Namespace, QueryId,
     SessionId, ShardId, TaskId, TierName, WorkerId,
 };
-pub use llm::{Completion, CompletionRequest, LanguageModel, Usage};
+pub use llm::{
+    CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, ModelAction,
+    ModelCatalog, ModelError, ModelErrorKind, ModelLifecycle, Role, StopReason, ToolChoice,
+    ToolSpec, Usage,
+};
 pub use memory::MemoryBus;
 pub use model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,

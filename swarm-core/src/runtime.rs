@@ -627,11 +627,13 @@ mod tests {
         );
         let err = job
             .step("section 2 of 3", async {
-                Err::<(), _>(Error::Model {
-                    model: "gemini".into(),
-                    message: "all shards exhausted".into(),
-                    retry: crate::error::Retry::Never,
-                })
+                Err::<(), _>(Error::from(crate::llm::ModelError::new(
+                    "gemini",
+                    "gemini-flash",
+                    crate::llm::ModelErrorKind::Exhausted,
+                    crate::llm::ModelAction::Fail,
+                    "all shards exhausted",
+                )))
             })
             .await
             .unwrap_err();
