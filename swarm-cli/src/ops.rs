@@ -170,8 +170,13 @@ pub(crate) fn listed_json(f: &Finding, key: &str) -> Value {
     let mut v = finding_json(f, key);
     if f.body.chars().nth(LISTING_BODY_CHARS).is_some() {
         let cut: String = f.body.chars().take(LISTING_BODY_CHARS).collect();
-        v["body"] = Value::String(format!("{cut}{TRUNCATED_MARKER}"));
-        v["truncated"] = Value::Bool(true);
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "body".into(),
+                Value::String(format!("{cut}{TRUNCATED_MARKER}")),
+            );
+            o.insert("truncated".into(), Value::Bool(true));
+        }
     }
     v
 }
