@@ -40,8 +40,14 @@ pub(crate) struct CtxArgs {
     #[arg(long, env = "SWARM_NAMESPACE", global = true)]
     pub(crate) namespace: Option<String>,
     /// Use an empty in-process bus instead of Redis (nothing is shared with
-    /// other processes; meant for `swarm demo` and trials).
-    #[arg(long, global = true)]
+    /// other processes; meant for `swarm demo`, trials and tests).
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_MEMORY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub(crate) memory: bool,
 }
 
