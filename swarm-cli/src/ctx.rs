@@ -109,8 +109,8 @@ impl Ctx {
     /// The full key of a finding, namespace included.
     pub(crate) fn finding_key(&self, id: &FindingId) -> String {
         match self.key_space() {
-            Ok(keys) => keys.format(&Key::Finding(*id)),
-            Err(_) => Key::Finding(*id).to_string(),
+            Ok(keys) => keys.format(&Key::Finding(id.clone())),
+            Err(_) => Key::Finding(id.clone()).to_string(),
         }
     }
 
@@ -185,6 +185,16 @@ pub(crate) fn one_line(s: &str) -> String {
 pub(crate) fn fail(what: &str, err: impl std::fmt::Display) -> ExitCode {
     eprintln!("swarm: {what}: {}", one_line(&err.to_string()));
     ExitCode::FAILURE
+}
+
+/// When a wait of `wait` (given by the user) from now ends; a wait too long
+/// for the clock (`--seconds 18446744073709551615`) saturates to about 30
+/// years instead of overflowing.
+pub(crate) fn deadline_after(wait: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

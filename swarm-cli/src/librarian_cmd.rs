@@ -149,7 +149,7 @@ impl FindingStore for TagsAnyOf {
         self.bus.put_findings(findings).await
     }
 
-    async fn get_finding(&self, id: FindingId) -> swarmbus_core::Result<Option<Finding>> {
+    async fn get_finding(&self, id: &FindingId) -> swarmbus_core::Result<Option<Finding>> {
         self.bus.get_finding(id).await
     }
 
@@ -262,7 +262,7 @@ async fn ask_via_bus(
     if let Err(e) = bus.ask(&query).await {
         return fail("librarian ask", e);
     }
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = crate::ctx::deadline_after(wait);
     loop {
         match bus.get_response(query.id).await {
             Ok(Some(r)) => {

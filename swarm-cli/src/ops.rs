@@ -193,7 +193,7 @@ pub(crate) async fn put_finding(bus: &Arc<dyn Bus>, new: &NewFinding) -> OpResul
 /// Reads a finding; an unknown id is an error.
 pub(crate) async fn get_finding(bus: &Arc<dyn Bus>, id: &str) -> OpResult<Finding> {
     let id = finding_id(id)?;
-    match bus.get_finding(id).await {
+    match bus.get_finding(&id).await {
         Ok(Some(f)) => Ok(f),
         Ok(None) => Err(format!(
             "no finding with id {id}; search_findings lists the ones that exist"
@@ -364,7 +364,7 @@ pub(crate) fn task_json(t: &Task) -> Value {
         "kind": t.kind,
         "title": t.instructions,
         "payload": t.payload,
-        "continues": t.continues.map(|f| f.to_string()),
+        "continues": t.continues.as_ref().map(ToString::to_string),
         "created_at": t.created_at.to_rfc3339(),
     })
 }

@@ -131,8 +131,7 @@ pub(crate) async fn monitor(args: MonitorArgs, ctx: &Ctx) -> ExitCode {
     }
     let mut all = futures::stream::select_all(streams);
     let until = args.seconds.map(Duration::from_secs);
-    let now = tokio::time::Instant::now();
-    let deadline = until.and_then(|d| now.checked_add(d));
+    let deadline = until.map(crate::ctx::deadline_after);
     loop {
         let next = async {
             match deadline {

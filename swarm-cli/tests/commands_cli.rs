@@ -2,6 +2,8 @@
 //! and resume, status --watch, prompt, demo; `.env` honoured; one line when
 //! nothing answers; out-of-range arguments refused without a panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -106,7 +108,7 @@ async fn findings_put_from_an_argument_and_stdin_then_list_and_show() {
     let key = success(&out).trim().to_owned();
     assert!(key.starts_with("finding:"), "{key}");
     let piped = redis
-        .get_finding(key.trim_start_matches("finding:").parse().unwrap())
+        .get_finding(&key.trim_start_matches("finding:").parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -281,12 +283,7 @@ async fn redis_url_in_dot_env_is_honoured() {
     .unwrap();
     let out = swarm_in(dir.path(), None, &["status", "--json"], None);
     assert_eq!(json(&out)["findings"], 1);
-    let out = swarm_in(
-        dir.path(),
-        None,
-        &["findings", "show", &f.id.to_string()],
-        None,
-    );
+    let out = swarm_in(dir.path(), None, &["findings", "show", f.id.as_ref()], None);
     assert!(success(&out).contains("from the test"));
     // An argument wins over .env.
     let out = swarm_in(

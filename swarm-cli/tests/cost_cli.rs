@@ -1,6 +1,7 @@
 //! `swarm cost …` run as the built binary: quotes with the exact JSON
 //! and exit status 3 for unpriced models; records written by one process and
 //! reported by another through a real `redis-server` started here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::process::{Child, Command, Output, Stdio};
 

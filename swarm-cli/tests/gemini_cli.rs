@@ -2,6 +2,7 @@
 //! against a local Gemini mock (wiremock) replaying recorded responses.
 //! Every failure exits 1 with the promised JSON, and no output ever shows
 //! the key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

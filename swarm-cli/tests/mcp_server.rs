@@ -4,6 +4,8 @@
 //! tool is listed and used, bad input is refused with `isError` and nothing
 //! stored, and the session keeps serving afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::collections::{BTreeSet, HashSet};
 
 use rmcp::ServiceExt;
@@ -175,7 +177,7 @@ async fn findings_round_trip_search_pages_and_the_librarian_cites_them() {
     assert_eq!(put["key"], format!("finding:{id}"));
     // Stored on the real Redis, for everyone else on the bus.
     let stored = redis
-        .get_finding(FindingId::parse(&id).unwrap())
+        .get_finding(&FindingId::parse(&id).unwrap())
         .await
         .unwrap()
         .expect("the finding is in Redis");
@@ -320,7 +322,7 @@ async fn a_subagent_works_a_queue_and_the_swarm_halts_and_resumes() {
     )
     .await;
     let finding = redis
-        .get_finding(FindingId::parse(done["finding_id"].as_str().unwrap()).unwrap())
+        .get_finding(&FindingId::parse(done["finding_id"].as_str().unwrap()).unwrap())
         .await
         .unwrap()
         .expect("the result is a finding");

@@ -3,8 +3,15 @@
 //! A bus implementation ([`crate::MemoryBus`], `swarmbus_redis::RedisBus`)
 //! implements all of them; code that needs only one capability asks for only
 //! that trait (the shard pool takes any [`QuotaLedger`]). [`Bus`] names the
-//! whole set. Every write is idempotent where the protocol allows it, so a
-//! caller may retry a write that failed with a transient error.
+//! whole set.
+//!
+//! Retries: a bus retries its own requests within its retry budget, and a
+//! write it repeats applies once however often it arrives (the Redis bus
+//! sends each write with an operation id that its script records). A write
+//! that failed with [`crate::Retry::Retry`] did not apply or is idempotent,
+//! so calling again is safe; one that failed with [`crate::Retry::Unknown`]
+//! ([`crate::Error::Unconfirmed`]) may have applied: read the state before
+//! calling again.
 //!
 //! The conformance suite (feature `testing`, [`crate::conformance`]) states
 //! the behaviour of every method; each implementation runs it.
@@ -51,7 +58,7 @@ pub trait FindingStore: Send + Sync {
     async fn put_findings(&self, findings: &[Finding]) -> Result<usize>;
 
     /// Loads one finding.
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>>;
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>>;
 
     /// Loads many, in the order asked; `None` where one does not exist.
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>>;
@@ -286,6 +293,18 @@ pub trait Counters: Send + Sync {
 pub trait Journal: Send + Sync {
     /// Appends records (one batch, one round trip).
     async fn append(&self, journal: &JournalName, records: &[String]) -> Result<()>;
+
+    /// Appends records and adds `usd` to `cost:<tier>` (as
+    /// [`Counters::add_cost`]) in one atomic step: both happen or neither
+    /// does, so the journal and the tier's total cannot disagree. `usd` must
+    /// be finite; 0 adds nothing. Returns the tier's new total.
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64>;
 
     /// Reads up to `max` records starting at position `from` (0-based).
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>>;

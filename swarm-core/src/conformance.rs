@@ -17,7 +17,7 @@
 //! Failures panic with the check's name and what differed: this is test
 //! support code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -107,6 +107,10 @@ macro_rules! __conformance_checks {
             claim_waits_for_a_task_then_times_out,
             a_failed_task_is_stopped_and_reported_not_requeued,
             tasks_of_a_dead_worker_are_reclaimed,
+            a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period,
+            heartbeat_ttl_zero_is_refused_and_max_is_forever,
+            a_task_pushed_twice_is_queued_once,
+            a_cost_that_is_not_finite_is_refused,
             reclaim_dead_letters_a_task_over_its_delivery_limit,
             concurrent_claims_deliver_each_task_once,
             quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
@@ -115,12 +119,14 @@ macro_rules! __conformance_checks {
             quota_is_exact_under_concurrent_acquires,
             cooling_and_exhaustion_deny_until_their_time,
             disable_is_permanent_until_enable,
+            shard_state_priority_is_disabled_exhausted_cooling_ok,
             release_gives_a_request_back,
             halt_first_reason_wins_and_clear_resumes,
             drafts_are_saved_and_loaded,
             cost_context_and_counters_add_up,
             counter_try_add_never_overshoots_under_concurrency,
             journal_appends_and_reads_in_order,
+            append_with_cost_writes_the_record_and_the_cost_together,
             archive_questions_are_queued_answered_and_notified,
         );
     };
@@ -144,13 +150,13 @@ pub async fn put_then_get_round_trips<B: Bus>(bus: &B) {
     let f = finding(&w, &s, "round trip").with_tags(["a", "b"]);
     assert_eq!(bus.put_finding(&f).await.unwrap(), Stored::New);
     let got = bus
-        .get_finding(f.id)
+        .get_finding(&f.id)
         .await
         .unwrap()
         .expect("stored finding");
     assert_eq!(got, f);
     assert!(
-        bus.get_finding(FindingId::random())
+        bus.get_finding(&FindingId::random())
             .await
             .unwrap()
             .is_none()
@@ -176,7 +182,7 @@ pub async fn put_is_idempotent_and_a_conflict_keeps_the_original<B: Bus>(bus: &B
         err.to_string().contains(&f.id.to_string()),
         "the error names the key: {err}"
     );
-    assert_eq!(bus.get_finding(f.id).await.unwrap().unwrap(), f);
+    assert_eq!(bus.get_finding(&f.id).await.unwrap().unwrap(), f);
 }
 
 pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>(bus: &B) {
@@ -220,11 +226,11 @@ pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>
     let err = bus.put_findings(&[fresh.clone(), twin]).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     assert!(
-        bus.get_finding(fresh.id).await.unwrap().is_none(),
+        bus.get_finding(&fresh.id).await.unwrap().is_none(),
         "nothing of a failed batch is stored"
     );
     assert_eq!(
-        bus.get_finding(batch[0].id).await.unwrap().unwrap(),
+        bus.get_finding(&batch[0].id).await.unwrap().unwrap(),
         batch[0],
         "the stored one is kept"
     );
@@ -237,7 +243,10 @@ pub async fn get_findings_keeps_order_and_reports_missing<B: Bus>(bus: &B) {
     let b = finding(&w, &s, "b");
     bus.put_findings(&[a.clone(), b.clone()]).await.unwrap();
     let missing = FindingId::random();
-    let got = bus.get_findings(&[b.id, missing, a.id]).await.unwrap();
+    let got = bus
+        .get_findings(&[b.id.clone(), missing, a.id.clone()])
+        .await
+        .unwrap();
     assert_eq!(got, vec![Some(b), None, Some(a)]);
     assert!(bus.get_findings(&[]).await.unwrap().is_empty());
 }
@@ -344,7 +353,7 @@ pub async fn archive_hides_findings_from_count_and_listing_but_keeps_them<B: Bus
         .collect();
     bus.put_findings(&fs).await.unwrap();
     let before = bus.count_findings().await.unwrap();
-    let ids = [fs[0].id, fs[1].id, FindingId::random()];
+    let ids = [fs[0].id.clone(), fs[1].id.clone(), FindingId::random()];
     assert_eq!(bus.archive_findings(&ids).await.unwrap(), 2);
     assert_eq!(
         bus.archive_findings(&ids).await.unwrap(),
@@ -363,7 +372,7 @@ pub async fn archive_hides_findings_from_count_and_listing_but_keeps_them<B: Bus
         .unwrap();
     assert_eq!(everything.findings.len(), 4);
     assert_eq!(
-        bus.get_finding(fs[0].id).await.unwrap().unwrap(),
+        bus.get_finding(&fs[0].id).await.unwrap().unwrap(),
         fs[0],
         "archived, not deleted"
     );
@@ -381,7 +390,7 @@ pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
         other => panic!("expected ValueTooLarge, got {other:?}"),
     }
     assert!(
-        bus.get_finding(huge.id).await.unwrap().is_none(),
+        bus.get_finding(&huge.id).await.unwrap().is_none(),
         "nothing stored"
     );
     let untitled = Finding::new(w, s, "", "body");
@@ -413,7 +422,7 @@ async fn drain_feed_until<B: Bus>(
             break;
         }
         let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
-        seen.extend(entries.iter().map(|e| e.finding));
+        seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(group, &ids).await.unwrap();
     }
     seen
@@ -425,7 +434,7 @@ pub async fn feed_delivers_every_finding_to_each_group<B: Bus>(bus: &B) {
         .map(|i| finding(&w, &s, &format!("feed{i}")))
         .collect();
     bus.put_findings(&fs).await.unwrap();
-    let want: HashSet<FindingId> = fs.iter().map(|f| f.id).collect();
+    let want: HashSet<FindingId> = fs.iter().map(|f| f.id.clone()).collect();
     for g in [uniq("group-a"), uniq("group-b")] {
         let group = GroupName::new(g).unwrap();
         let seen = drain_feed_until(bus, &group, &worker("reader"), &want).await;
@@ -736,6 +745,104 @@ pub async fn tasks_of_a_dead_worker_are_reclaimed<B: Bus>(bus: &B) {
     bus.deregister(&alive).await.unwrap();
 }
 
+/// A worker that was sent tasks before its first heartbeat is not dead: it
+/// keeps its queued and claimed tasks until the grace period (default: one
+/// heartbeat TTL) has passed. Once it has beaten and its heartbeat expired,
+/// it is dead at once.
+pub async fn a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period<B: Bus>(bus: &B) {
+    let (new, heir) = (worker("new"), worker("heir"));
+    let s = session();
+    let (t1, t2) = (
+        Task::new(s.clone(), "k", "claimed before the first beat"),
+        Task::new(s, "k", "queued before the first beat"),
+    );
+    bus.push_task(&new, &t1).await.unwrap();
+    bus.push_task(&new, &t2).await.unwrap();
+    let c = bus
+        .claim_task(&new, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.task, t1);
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        !r.from_workers.contains(&new) && r.requeued.is_empty(),
+        "a worker that never beat is not dead during its grace period: {r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&new).await.unwrap(), 1);
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 0);
+    // It beats once and stops: now it is dead.
+    bus.heartbeat(&new, Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        r.requeued.contains(&t1.id) && r.requeued.contains(&t2.id),
+        "{r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 2);
+}
+
+/// For a bus made with `BusLimits::worker_grace(grace)` (short, not in
+/// [`run_all`]): once the grace period has passed, a worker that never beat
+/// is dead and its tasks are reclaimed.
+pub async fn a_worker_that_never_beat_is_dead_after_its_grace_period<B: Bus>(
+    bus: &B,
+    grace: Duration,
+) {
+    let (new, heir) = (worker("late"), worker("heir"));
+    let t = Task::new(session(), "k", "never picked up");
+    bus.push_task(&new, &t).await.unwrap();
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(r.requeued.is_empty(), "still in its grace period: {r:?}");
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert_eq!(r.requeued, vec![t.id], "{r:?}");
+    assert_eq!(r.from_workers, vec![new]);
+}
+
+/// Pushing a task whose id is queued or in flight already stores it once
+/// (a repeated push is a no-op on every bus).
+pub async fn a_task_pushed_twice_is_queued_once<B: Bus>(bus: &B) {
+    let w = worker("twice");
+    let t = Task::new(session(), "k", "pushed twice");
+    bus.push_task(&w, &t).await.unwrap();
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 1);
+    let c = bus
+        .claim_task(&w, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    // In flight: pushing it again still adds nothing.
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 0);
+    bus.ack_task(&c).await.unwrap();
+}
+
+/// A cost that is not a finite number of dollars is refused, on every bus.
+pub async fn a_cost_that_is_not_finite_is_refused<B: Bus>(bus: &B) {
+    let tier = TierName::new(uniq("nan")).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = bus.add_cost(&tier, bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err:?}");
+    }
+    assert_eq!(bus.costs(&[tier]).await.unwrap(), vec![0.0]);
+}
+
+/// A heartbeat TTL of zero is refused with a typed error (it would expire
+/// before it is written); a TTL of `Duration::MAX` ("forever") is accepted.
+pub async fn heartbeat_ttl_zero_is_refused_and_max_is_forever<B: Bus>(bus: &B) {
+    let w = worker("ttl");
+    let err = bus.heartbeat(&w, Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(!bus.is_alive(&w).await.unwrap());
+    bus.heartbeat(&w, Duration::MAX).await.unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    bus.deregister(&w).await.unwrap();
+}
+
 pub async fn reclaim_dead_letters_a_task_over_its_delivery_limit<B: Bus>(bus: &B) {
     let (dead, to) = (worker("dead"), worker("to"));
     let t = Task::new(session(), "k", "poison");
@@ -961,6 +1068,60 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
     assert_eq!(st.status, ShardStatus::Ok);
 }
 
+/// The one priority rule (`quota::shard_status`): disabled, then exhausted,
+/// then cooling, then ok or untested; the state read back, the denial of a
+/// request and the rule itself agree at every step, and an unknown shard
+/// reads as untested with its whole day left.
+pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: &B) {
+    use crate::quota::shard_status;
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(100), None);
+    let now = Utc::now();
+    let until = now + ChronoDuration::seconds(3600);
+    let state = |v: Vec<crate::model::ShardState>| v.into_iter().next().unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested);
+    assert_eq!(st.remaining_today, Some(100), "{st:?}");
+    assert_eq!(
+        shard_status(false, false, false, false),
+        ShardStatus::Untested
+    );
+    bus.mark_ok(sh, limits, now).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, false, true));
+    assert_eq!(st.status, ShardStatus::Ok);
+    bus.cool_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, true, true));
+    assert_eq!(st.status, ShardStatus::Cooling);
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Cooling { until }));
+    bus.exhaust_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, true, true, true));
+    assert_eq!(st.status, ShardStatus::Exhausted, "exhausted beats cooling");
+    assert_eq!(st.remaining_today, Some(0));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Exhausted { until }));
+    bus.disable(sh, "leaked key").await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(true, true, true, true));
+    assert_eq!(
+        st.status,
+        ShardStatus::Disabled,
+        "disabled beats everything"
+    );
+    assert_eq!(st.disabled_reason.as_deref(), Some("leaked key"));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert!(
+        matches!(denied, Acquire::Denied(Denial::Disabled { .. })),
+        "{denied:?}"
+    );
+    bus.enable(sh).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested, "enable clears every mark");
+}
+
 pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {
     let sh = shard();
     let limits = QuotaLimits::free_tier();
@@ -1111,6 +1272,34 @@ pub async fn journal_appends_and_reads_in_order<B: Bus>(bus: &B) {
     assert_eq!(bus.read(&j, 8, 100).await.unwrap(), recs[8..].to_vec());
     assert_eq!(bus.read(&j, 2, 3).await.unwrap(), recs[2..5].to_vec());
     assert!(bus.read(&j, 50, 10).await.unwrap().is_empty());
+}
+
+pub async fn append_with_cost_writes_the_record_and_the_cost_together<B: Bus>(bus: &B) {
+    let j = JournalName::new(uniq("costed")).unwrap();
+    let tier = TierName::new(uniq("tier")).unwrap();
+    let recs = vec!["{\"call\":1}".to_owned(), "{\"call\":2}".to_owned()];
+    let total = bus.append_with_cost(&j, &recs, &tier, 0.5).await.unwrap();
+    assert!((total - 0.5).abs() < 1e-9, "{total}");
+    let total = bus
+        .append_with_cost(&j, &["{\"call\":3}".to_owned()], &tier, 0.25)
+        .await
+        .unwrap();
+    assert!((total - 0.75).abs() < 1e-9, "{total}");
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
+    // A cost that is not a finite number writes neither.
+    let err = bus
+        .append_with_cost(&j, &["{\"call\":4}".to_owned()], &tier, f64::NAN)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    // A record over the size limit writes neither.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    assert!(bus.append_with_cost(&j, &[huge], &tier, 1.0).await.is_err());
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
 }
 
 // ----------------------------------------------------------------- archive

@@ -76,6 +76,9 @@ struct State {
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
     workers: HashMap<WorkerId, Liveness>,
+    /// What is known of each worker that was sent tasks or beat: the
+    /// worker-grace rule.
+    seen: HashMap<WorkerId, Seen>,
     queues: HashMap<WorkerId, VecDeque<Queued>>,
     in_flight: HashMap<TaskId, InFlight>,
     failed: Vec<TaskFailure>,
@@ -107,6 +110,13 @@ struct Liveness {
     expires: Instant,
     beat_at: DateTime<Utc>,
     progress: Option<Progress>,
+}
+
+/// Whether a worker has ever beaten, and if not, since when it has tasks.
+#[derive(Clone, Copy)]
+enum Seen {
+    Beaten,
+    FirstTask(Instant),
 }
 
 struct Queued {
@@ -178,18 +188,15 @@ impl ShardBook {
         }
     }
 
+    /// The status the brief's key shows: the marks in force, by the one
+    /// priority rule.
     fn status(&self, now: DateTime<Utc>) -> ShardStatus {
-        if self.disabled.is_some() {
-            ShardStatus::Disabled
-        } else if self.exhausted_until.is_some_and(|u| u > now) {
-            ShardStatus::Exhausted
-        } else if self.cooling_until.is_some_and(|u| u > now) {
-            ShardStatus::Cooling
-        } else if self.tested {
-            ShardStatus::Ok
-        } else {
-            ShardStatus::Untested
-        }
+        crate::quota::shard_status(
+            self.disabled.is_some(),
+            self.exhausted_until.is_some_and(|u| u > now),
+            self.cooling_until.is_some_and(|u| u > now),
+            self.tested,
+        )
     }
 
     /// Rewrites the brief's status and quota values.
@@ -203,29 +210,15 @@ impl ShardBook {
     }
 
     fn state(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> ShardState {
-        let mut s = ShardState::untested(shard);
-        s.status = self.status(now);
-        s.used_today = self.used;
-        s.remaining_today = limits.per_day.map(|d| d.saturating_sub(self.used));
-        s.cooling_until = self.cooling_until.filter(|u| *u > now);
-        s.exhausted_until = self.exhausted_until.filter(|u| *u > now);
-        s.disabled_reason = self.disabled.clone();
-        match s.status {
-            ShardStatus::Exhausted => s.remaining_today = limits.per_day.map(|_| 0),
-            ShardStatus::Disabled | ShardStatus::Cooling => {}
-            // The counts themselves deny the next request: say so.
-            _ if limits.per_day.is_some_and(|d| self.used >= d) => {
-                s.status = ShardStatus::Exhausted;
-                s.exhausted_until = Some(next_pacific_midnight(now));
-                s.remaining_today = Some(0);
-            }
-            _ if limits.per_minute.is_some_and(|m| self.minute_used >= m) => {
-                s.status = ShardStatus::Cooling;
-                s.cooling_until = Some(minute_window(now).1);
-            }
-            _ => {}
-        }
-        s
+        let book = crate::quota::ShardBook {
+            used_today: self.used,
+            minute_used: self.minute_used,
+            cooling_until: self.cooling_until,
+            exhausted_until: self.exhausted_until,
+            disabled: self.disabled.clone(),
+            tested: self.tested,
+        };
+        crate::quota::shard_state(shard, &book, limits, now)
     }
 }
 
@@ -294,15 +287,15 @@ impl MemoryBus {
                 Ok(Stored::AlreadyPresent)
             } else {
                 Err(Error::Conflict {
-                    key: self.key(Key::Finding(finding.id)),
+                    key: self.key(Key::Finding(finding.id.clone())),
                 })
             };
         }
-        state.order.insert((finding.created_at, finding.id));
-        state.feed.push(finding.id);
+        state.order.insert((finding.created_at, finding.id.clone()));
+        state.feed.push(finding.id.clone());
         state.active += 1;
         state.findings.insert(
-            finding.id,
+            finding.id.clone(),
             Box::new(StoredFinding {
                 finding: finding.clone(),
                 archived: false,
@@ -316,7 +309,7 @@ impl MemoryBus {
     fn undo_inserts(state: &mut State, ids: &[FindingId]) {
         for id in ids.iter().rev() {
             if let Some(s) = state.findings.remove(id) {
-                state.order.remove(&(s.finding.created_at, *id));
+                state.order.remove(&(s.finding.created_at, id.clone()));
                 state.active -= 1;
             }
             if state.feed.last() == Some(id) {
@@ -329,11 +322,25 @@ impl MemoryBus {
         finding.validate()?;
         self.inner
             .limits
-            .check_value(|| self.key(Key::Finding(finding.id)), finding)
+            .check_value(|| self.key(Key::Finding(finding.id.clone())), finding)
     }
 
     fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
         state.workers.get(worker).is_some_and(|l| l.expires > now)
+    }
+
+    /// Dead: no live heartbeat, and either it has beaten before or its
+    /// grace period (from its first task) has passed.
+    fn is_dead_locked(&self, state: &State, worker: &WorkerId, now: Instant) -> bool {
+        if Self::is_alive_locked(state, worker, now) {
+            return false;
+        }
+        match state.seen.get(worker) {
+            Some(Seen::FirstTask(since)) => {
+                now.saturating_duration_since(*since) >= self.inner.limits.worker_grace
+            }
+            Some(Seen::Beaten) | None => true,
+        }
     }
 }
 
@@ -347,7 +354,9 @@ impl FindingStore for MemoryBus {
         };
         if stored == Stored::New {
             self.inner.feed_changed.notify_waiters();
-            self.notify(Channel::Findings, || self.key(Key::Finding(finding.id)));
+            self.notify(Channel::Findings, || {
+                self.key(Key::Finding(finding.id.clone()))
+            });
         }
         Ok(stored)
     }
@@ -363,7 +372,7 @@ impl FindingStore for MemoryBus {
                     .check_finding(f)
                     .and_then(|()| self.insert_finding(&mut state, f));
                 match stored {
-                    Ok(Stored::New) => new_ids.push(f.id),
+                    Ok(Stored::New) => new_ids.push(f.id.clone()),
                     Ok(Stored::AlreadyPresent) => {}
                     Err(e) => {
                         // A failed batch writes nothing: undo this batch's
@@ -379,13 +388,13 @@ impl FindingStore for MemoryBus {
             self.inner.feed_changed.notify_waiters();
         }
         for id in &new_ids {
-            self.notify(Channel::Findings, || self.key(Key::Finding(*id)));
+            self.notify(Channel::Findings, || self.key(Key::Finding(id.clone())));
         }
         Ok(new_ids.len())
     }
 
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>> {
-        Ok(self.state().findings.get(&id).map(|s| s.finding.clone()))
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
+        Ok(self.state().findings.get(id).map(|s| s.finding.clone()))
     }
 
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
@@ -442,7 +451,7 @@ impl FindingFeed for MemoryBus {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<FeedEntry>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.feed_changed.notified();
             tokio::pin!(notified);
@@ -458,7 +467,7 @@ impl FindingFeed for MemoryBus {
                     .take(max)
                     .filter_map(|(pos, _)| {
                         feed.get(*pos)
-                            .map(|id| FeedEntry::new(pos.to_string(), *id))
+                            .map(|id| FeedEntry::new(pos.to_string(), id.clone()))
                     })
                     .collect();
                 if !own.is_empty() {
@@ -469,7 +478,9 @@ impl FindingFeed for MemoryBus {
                     let pos = g.next;
                     g.next += 1;
                     g.pending.insert(pos, consumer.clone());
-                    out.push(FeedEntry::new(pos.to_string(), feed[pos]));
+                    if let Some(id) = feed.get(pos) {
+                        out.push(FeedEntry::new(pos.to_string(), id.clone()));
+                    }
                 }
                 if !out.is_empty() || max == 0 {
                     return Ok(out);
@@ -517,8 +528,11 @@ impl Channels for MemoryBus {
 #[async_trait]
 impl WorkerRegistry for MemoryBus {
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()> {
+        let ttl = BusLimits::heartbeat_ttl_checked(ttl)?;
         let mut state = self.state();
-        let expires = Instant::now() + ttl;
+        let now = Instant::now();
+        let expires = now.checked_add(ttl).unwrap_or_else(|| far_future(now));
+        state.seen.insert(worker.clone(), Seen::Beaten);
         let beat_at = Utc::now();
         state
             .workers
@@ -584,7 +598,22 @@ impl TaskQueue for MemoryBus {
     async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()> {
         let key = || self.key(Key::WorkerTasks(worker.clone()));
         self.inner.limits.check_value(key, task)?;
-        self.state()
+        let mut state = self.state();
+        // A task queued or in flight already is stored once (a repeated
+        // push is a no-op), as on Redis.
+        let known = state.in_flight.contains_key(&task.id)
+            || state
+                .queues
+                .values()
+                .any(|q| q.iter().any(|queued| queued.task.id == task.id));
+        if known {
+            return Ok(());
+        }
+        state
+            .seen
+            .entry(worker.clone())
+            .or_insert_with(|| Seen::FirstTask(Instant::now()));
+        state
             .queues
             .entry(worker.clone())
             .or_default()
@@ -592,12 +621,13 @@ impl TaskQueue for MemoryBus {
                 task: task.clone(),
                 deliveries: 0,
             });
+        drop(state);
         self.inner.tasks_changed.notify_waiters();
         Ok(())
     }
 
     async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.tasks_changed.notified();
             tokio::pin!(notified);
@@ -659,20 +689,22 @@ impl TaskQueue for MemoryBus {
         let mut report = ReclaimReport::default();
         {
             let mut state = self.state();
-            // Dead: a worker that beat once and whose heartbeat expired, or one
-            // holding a task with no live heartbeat.
-            let mut dead: HashSet<WorkerId> = state
-                .workers
-                .iter()
-                .filter(|(w, l)| l.expires <= now && *w != to)
-                .map(|(w, _)| w.clone())
+            // Holders of queued or in-flight tasks that are dead (see
+            // `is_dead_locked`: a worker that never beat has a grace period).
+            let mut holders: HashSet<&WorkerId> =
+                state.in_flight.values().map(|f| &f.worker).collect();
+            holders.extend(
+                state
+                    .queues
+                    .iter()
+                    .filter(|(_, q)| !q.is_empty())
+                    .map(|(w, _)| w),
+            );
+            let mut dead: Vec<WorkerId> = holders
+                .into_iter()
+                .filter(|w| *w != to && self.is_dead_locked(&state, w, now))
+                .cloned()
                 .collect();
-            for f in state.in_flight.values() {
-                if &f.worker != to && !Self::is_alive_locked(&state, &f.worker, now) {
-                    dead.insert(f.worker.clone());
-                }
-            }
-            let mut dead: Vec<WorkerId> = dead.into_iter().collect();
             dead.sort();
             for w in &dead {
                 let mut taken: Vec<TaskId> = state
@@ -725,6 +757,10 @@ impl TaskQueue for MemoryBus {
             }
         }
         if !report.requeued.is_empty() {
+            self.state()
+                .seen
+                .entry(to.clone())
+                .or_insert(Seen::FirstTask(now));
             self.inner.tasks_changed.notify_waiters();
         }
         Ok(report)
@@ -885,7 +921,7 @@ impl QuotaLedger for MemoryBus {
                     view.roll(now);
                     view.state(*s, limits, now)
                 }
-                None => ShardState::untested(*s),
+                None => crate::quota::shard_state(*s, &crate::quota::ShardBook::new(), limits, now),
             })
             .collect())
     }
@@ -1029,6 +1065,36 @@ impl Journal for MemoryBus {
         Ok(())
     }
 
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64> {
+        if !usd.is_finite() {
+            return Err(Error::InvalidInput {
+                field: "usd",
+                reason: format!("{usd} is not a finite amount"),
+            });
+        }
+        for r in records {
+            self.inner
+                .limits
+                .check(|| format!("journal {journal}"), r)?;
+        }
+        // One lock: both change or neither does.
+        let mut state = self.state();
+        state
+            .journals
+            .entry(journal.clone())
+            .or_default()
+            .extend(records.iter().cloned());
+        let total = state.costs.entry(tier.clone()).or_insert(0.0);
+        *total += usd;
+        Ok(*total)
+    }
+
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>> {
         let state = self.state();
         let Some(records) = state.journals.get(journal) else {
@@ -1064,7 +1130,7 @@ impl ArchiveDesk for MemoryBus {
     }
 
     async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.queries_changed.notified();
             tokio::pin!(notified);
@@ -1098,4 +1164,36 @@ impl ArchiveDesk for MemoryBus {
     async fn get_response(&self, id: QueryId) -> Result<Option<ArchiveResponse>> {
         Ok(self.state().responses.get(&id).cloned())
     }
+}
+
+/// An instant far enough ahead to stand for "never" (about 30 years).
+fn far_future<I: Copy + std::ops::Add<Duration, Output = I> + CheckedAdd>(now: I) -> I {
+    [30 * 365, 365, 1]
+        .into_iter()
+        .find_map(|days| now.checked_add_duration(Duration::from_secs(days * 86_400)))
+        .unwrap_or(now)
+}
+
+/// `checked_add` of the two `Instant` types.
+trait CheckedAdd: Sized {
+    fn checked_add_duration(self, d: Duration) -> Option<Self>;
+}
+
+impl CheckedAdd for Instant {
+    fn checked_add_duration(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+impl CheckedAdd for tokio::time::Instant {
+    fn checked_add_duration(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+/// When a wait of `wait` from now ends; `Duration::MAX` ("wait forever")
+/// saturates instead of overflowing.
+fn deadline_after(wait: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait).unwrap_or_else(|| far_future(now))
 }

@@ -754,6 +754,11 @@ pub struct BusLimits {
     pub max_value_bytes: usize,
     /// Heartbeat TTL when a worker does not say (default 60 s).
     pub heartbeat_ttl: Duration,
+    /// How long a worker that was sent tasks but has never sent a heartbeat
+    /// counts as starting, not dead: reclaim leaves its tasks alone until
+    /// this much time has passed since its first task (default 60 s, one
+    /// heartbeat TTL).
+    pub worker_grace: Duration,
 }
 
 impl Default for BusLimits {
@@ -761,11 +766,35 @@ impl Default for BusLimits {
         Self {
             max_value_bytes: 1024 * 1024,
             heartbeat_ttl: Duration::from_secs(60),
+            worker_grace: Duration::from_secs(60),
         }
     }
 }
 
 impl BusLimits {
+    /// Sets the grace period of a worker that has never beaten.
+    pub fn worker_grace(mut self, grace: Duration) -> Self {
+        self.worker_grace = grace;
+        self
+    }
+
+    /// The longest heartbeat TTL a bus stores (about 100 years): longer ones,
+    /// `Duration::MAX` ("forever") included, are cut to it.
+    pub const MAX_HEARTBEAT_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    /// Checks a heartbeat TTL: zero is refused (the heartbeat would expire
+    /// before it is written), anything over [`BusLimits::MAX_HEARTBEAT_TTL`]
+    /// is cut to it.
+    pub fn heartbeat_ttl_checked(ttl: Duration) -> Result<Duration> {
+        if ttl.is_zero() {
+            return Err(Error::InvalidInput {
+                field: "heartbeat ttl",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        Ok(ttl.min(Self::MAX_HEARTBEAT_TTL))
+    }
+
     /// Sets the largest value accepted.
     pub fn max_value_bytes(mut self, n: usize) -> Self {
         self.max_value_bytes = n;

@@ -66,7 +66,7 @@ impl<B: ?Sized> Clone for Accountant<B> {
     }
 }
 
-impl<B: Counters + Journal + ?Sized> Accountant<B> {
+impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
     /// An accountant on `bus` with a price table, the roles and budget limits.
     pub fn new(
         bus: Arc<B>,

@@ -1,6 +1,7 @@
 //! The ledger on a bus: entries recorded by one handle are read by another,
 //! the brief's `cost:<tier>` keys follow, reports total per tier, model,
 //! worker and session, and unpriced calls stay unpriced all the way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 
@@ -328,4 +329,89 @@ async fn the_accountant_records_and_budgets_in_one_cycle() {
     assert_eq!(spent.to_string(), "0.0015");
     let report = accountant.report(&ReportFilter::all()).await.unwrap();
     assert_eq!(report.total.usd.to_string(), "0.0015");
+}
+
+/// A bus whose separate `add_cost` fails (the process died between the two
+/// writes); everything else is a MemoryBus.
+struct DiesBeforeAddCost(MemoryBus);
+
+#[async_trait::async_trait]
+impl Counters for DiesBeforeAddCost {
+    async fn add_cost(&self, _: &TierName, _: f64) -> swarmbus_core::Result<f64> {
+        Err(swarmbus_core::Error::Closed("crashed before add_cost"))
+    }
+    async fn costs(&self, tiers: &[TierName]) -> swarmbus_core::Result<Vec<f64>> {
+        self.0.costs(tiers).await
+    }
+    async fn set_context_tokens(&self, tokens: u64) -> swarmbus_core::Result<()> {
+        self.0.set_context_tokens(tokens).await
+    }
+    async fn context_tokens(&self) -> swarmbus_core::Result<Option<u64>> {
+        self.0.context_tokens().await
+    }
+    async fn counter_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+    ) -> swarmbus_core::Result<i64> {
+        self.0.counter_add(name, delta).await
+    }
+    async fn counters(
+        &self,
+        names: &[swarmbus_core::keys::CounterName],
+    ) -> swarmbus_core::Result<Vec<i64>> {
+        self.0.counters(names).await
+    }
+    async fn counter_try_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+        limit: i64,
+    ) -> swarmbus_core::Result<Option<i64>> {
+        self.0.counter_try_add(name, delta, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for DiesBeforeAddCost {
+    async fn append(&self, journal: &JournalName, records: &[String]) -> swarmbus_core::Result<()> {
+        self.0.append(journal, records).await
+    }
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> swarmbus_core::Result<f64> {
+        self.0.append_with_cost(journal, records, tier, usd).await
+    }
+    async fn read(
+        &self,
+        journal: &JournalName,
+        from: u64,
+        max: usize,
+    ) -> swarmbus_core::Result<Vec<String>> {
+        self.0.read(journal, from, max).await
+    }
+    async fn journal_len(&self, journal: &JournalName) -> swarmbus_core::Result<u64> {
+        self.0.journal_len(journal).await
+    }
+}
+
+#[tokio::test]
+async fn the_journal_entry_and_the_tier_cost_are_written_together() {
+    let bus = Arc::new(DiesBeforeAddCost(MemoryBus::new()));
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let recorded = ledger.record(&haiku_call("w1", "s1"), haiku_usage()).await;
+    let entries = ledger.entries().await.unwrap().entries;
+    let cost = bus.costs(&[tier("haiku")]).await.unwrap()[0];
+    // Either both or neither: never an entry without its cost.
+    assert_eq!(
+        entries.len() == 1,
+        cost > 0.0,
+        "journal has {} entries, cost:haiku is {cost} ({recorded:?})",
+        entries.len()
+    );
+    assert!(recorded.is_ok(), "{recorded:?}");
 }

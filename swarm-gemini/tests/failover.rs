@@ -1,5 +1,6 @@
 //! The shard pool's failover, against a real local HTTP server and the
 //! in-memory quota ledger, with a manual clock (no test waits for real).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

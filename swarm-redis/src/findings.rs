@@ -15,7 +15,7 @@ use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId, GroupName, Key, WorkerId};
 use swarmbus_core::model::{Finding, FindingFilter, Listing, decode, encode};
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::{is_no_group, unexpected_reply};
 use crate::scripts;
 
@@ -89,8 +89,8 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
 }
 
 impl RedisBus {
-    fn finding_key(&self, id: FindingId) -> String {
-        self.key(&Key::Finding(id))
+    fn finding_key(&self, id: &FindingId) -> String {
+        self.key(&Key::Finding(id.clone()))
     }
 
     /// Validates, encodes and size-checks every finding before anything is
@@ -102,7 +102,7 @@ impl RedisBus {
         let mut seen: HashMap<FindingId, usize> = HashMap::new();
         for finding in findings {
             finding.validate()?;
-            let key = self.finding_key(finding.id);
+            let key = self.finding_key(&finding.id);
             let json = encode(&key, finding)?;
             self.check_size(&key, &json)?;
             if let Some(&at) = seen.get(&finding.id) {
@@ -112,7 +112,7 @@ impl RedisBus {
                 slot_of.push(at);
                 continue;
             }
-            seen.insert(finding.id, prepared.len());
+            seen.insert(finding.id.clone(), prepared.len());
             slot_of.push(prepared.len());
             prepared.push(Prepared {
                 key,
@@ -131,6 +131,9 @@ impl RedisBus {
         keys.push(&names.findings_active);
         keys.push(&names.feed);
         keys.extend(chunk.iter().map(|p| p.key.as_str()));
+        // The operation id (see `scripts::once`): last key, last argument.
+        let (op_key, op_ttl) = self.op_args();
+        keys.push(&op_key);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::PUT_FINDINGS.get_hash())
             .arg(keys.len())
@@ -139,6 +142,7 @@ impl RedisBus {
         for p in chunk {
             cmd.arg(&p.json).arg(&p.id).arg(p.score);
         }
+        cmd.arg(op_ttl);
         cmd
     }
 
@@ -183,11 +187,7 @@ impl RedisBus {
             for chunk in &group {
                 pipe.add_command(self.put_script_call(chunk));
             }
-            let replies: Vec<Value> =
-                match self.pipeline_raw("put_findings", Replay::Safe, &pipe).await {
-                    Ok(r) => r,
-                    Err(e) => return Err(self.fail(&e, "put_findings")),
-                };
+            let replies: Vec<Value> = self.pipeline_once("put_findings", &pipe).await?;
             if replies.len() != group.len() {
                 return Err(unexpected_reply("put_findings", "reply count"));
             }
@@ -250,7 +250,7 @@ impl RedisBus {
                         return Ok(known.into_iter().map(|(_, s)| s).collect());
                     }
                     let cmd = self.put_script_call(&chunk);
-                    let v: Value = self.query("put_findings", Replay::Safe, &cmd).await?;
+                    let v: Value = self.query_once("put_findings", &cmd).await?;
                     reply = parse_put_reply(v)?;
                 }
             }
@@ -258,11 +258,11 @@ impl RedisBus {
     }
 
     /// Decodes one stored finding, checking it is the one its key names.
-    fn decode_finding(key: &str, id: FindingId, raw: Vec<u8>) -> Result<Finding> {
+    fn decode_finding(key: &str, id: &FindingId, raw: Vec<u8>) -> Result<Finding> {
         let raw =
             String::from_utf8(raw).map_err(|e| Error::decode(key, format!("not UTF-8: {e}")))?;
         let finding: Finding = decode(key, &raw)?;
-        if finding.id != id {
+        if finding.id != *id {
             return Err(Error::decode(
                 key,
                 format!("holds finding {} instead", finding.id),
@@ -306,7 +306,7 @@ impl RedisBus {
             .map_or_else(|| "+inf".to_owned(), |t| t.timestamp_millis().to_string());
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
         cmd.arg(index).arg(min).arg(max);
-        self.query("list_findings", Replay::Safe, &cmd).await
+        self.query("list_findings", &cmd).await
     }
 }
 
@@ -330,14 +330,11 @@ impl FindingStore for RedisBus {
         Ok(outcome.iter().filter(|s| **s == Stored::New).count())
     }
 
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>> {
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
         let key = self.finding_key(id);
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
-        match self
-            .query_raw::<Option<Vec<u8>>>("get_finding", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Option<Vec<u8>>>("get_finding", &cmd).await {
             Ok(None) => Ok(None),
             Ok(Some(raw)) => Self::decode_finding(&key, id, raw).map(Some),
             Err(e) => Err(self.fail_on_key(&e, "get_finding", &key, "string").await),
@@ -348,13 +345,13 @@ impl FindingStore for RedisBus {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(*id)).collect();
+        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(id)).collect();
         let values = self.mget("get_findings", &keys).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for ((id, key), value) in ids.iter().zip(&keys).zip(values) {
             match value {
-                Some(raw) => out.push(Some(Self::decode_finding(key, *id, raw)?)),
+                Some(raw) => out.push(Some(Self::decode_finding(key, id, raw)?)),
                 None => {
                     missing.push(key.clone());
                     out.push(None);
@@ -394,13 +391,13 @@ impl FindingStore for RedisBus {
                 )),
             }
         }
-        let keys: Vec<String> = parsed.iter().map(|id| self.finding_key(*id)).collect();
+        let keys: Vec<String> = parsed.iter().map(|id| self.finding_key(id)).collect();
         let values = self.mget("list_findings", &keys).await?;
         let mut findings = Vec::new();
         let mut missing = Vec::new();
         for ((id, key), value) in parsed.into_iter().zip(keys).zip(values) {
             match value {
-                Some(raw) => match Self::decode_finding(&key, id, raw) {
+                Some(raw) => match Self::decode_finding(&key, &id, raw) {
                     Ok(f) => {
                         if filter.matches(&f) {
                             findings.push(f);
@@ -413,7 +410,7 @@ impl FindingStore for RedisBus {
         }
         skipped.extend(self.explain_missing(missing).await?.into_iter().flatten());
         findings.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        findings.dedup_by_key(|f| f.id);
+        findings.dedup_by(|a, b| a.id == b.id);
         if let Some(limit) = filter.limit {
             let cut = findings.len().saturating_sub(limit);
             findings.drain(..cut);
@@ -424,7 +421,7 @@ impl FindingStore for RedisBus {
     async fn count_findings(&self) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
-        self.query("count_findings", Replay::Safe, &cmd).await
+        self.query("count_findings", &cmd).await
     }
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
@@ -437,12 +434,12 @@ impl FindingStore for RedisBus {
             ];
             let args: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let n: u64 = self
-                .eval(
+                .eval_once(
                     "archive_findings",
-                    Replay::Safe,
                     &scripts::ARCHIVE_FINDINGS,
                     &keys,
                     &[&args],
+                    None,
                 )
                 .await?;
             moved += n;
@@ -515,10 +512,7 @@ impl RedisBus {
             .arg(group.as_str())
             .arg("0")
             .arg("MKSTREAM");
-        match self
-            .query_raw::<Value>("read_feed", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Value>("read_feed", &cmd).await {
             Ok(_) => {}
             Err(e) if e.code() == Some("BUSYGROUP") || e.to_string().contains("BUSYGROUP") => {}
             Err(e) => {
@@ -579,8 +573,8 @@ impl RedisBus {
             // Reading with ">" hands entries out; if the reply is lost they
             // stay pending for this consumer and the next call returns them
             // first, so a retry loses nothing.
-            Some(wait) => self.blocking("read_feed", Replay::Safe, &cmd, wait).await,
-            None => self.query_raw("read_feed", Replay::Safe, &cmd).await,
+            Some(wait) => self.blocking("read_feed", &cmd, wait).await,
+            None => self.query_raw("read_feed", &cmd).await,
         }
     }
 }
@@ -613,7 +607,7 @@ impl RedisBus {
                 .arg(max - out.len());
             // Claiming again after a lost reply only re-claims the same
             // entries for the same consumer.
-            let reply: Value = match self.query_raw("claim_stale_feed", Replay::Safe, &cmd).await {
+            let reply: Value = match self.query_raw("claim_stale_feed", &cmd).await {
                 Ok(v) => v,
                 Err(e) => {
                     return Err(self
@@ -665,7 +659,7 @@ impl FindingFeed for RedisBus {
                 if !pending.is_empty() {
                     return Ok(pending);
                 }
-                let block = (!wait.is_zero()).then_some(wait);
+                let block = (!wait.is_zero()).then_some(wait.min(crate::bus::MAX_BLOCK));
                 let fresh = self.xreadgroup(group, consumer, max, ">", block).await?;
                 Ok(parse_stream(fresh))
             };
@@ -681,7 +675,7 @@ impl FindingFeed for RedisBus {
                     if e.is_timeout() {
                         return Err(Error::Timeout {
                             operation: "read_feed",
-                            after: wait + self.response_timeout(),
+                            after: wait.saturating_add(self.response_timeout()),
                         });
                     }
                     return Err(self
@@ -698,7 +692,7 @@ impl FindingFeed for RedisBus {
         }
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&self.names().feed).arg(group.as_str()).arg(entries);
-        let _: i64 = self.query("ack_feed", Replay::Safe, &cmd).await?;
+        let _: i64 = self.query("ack_feed", &cmd).await?;
         Ok(())
     }
 }

@@ -29,8 +29,9 @@
 //!   `Journal`.
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
 //! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
-//! - `testing` (feature `testing`): real `redis-server` processes and a local
-//!   3-master Cluster for tests.
+//! - `testing` (feature `testing`): real `redis-server` processes, a local
+//!   3-master Cluster and a TCP fault proxy (drops a reply, cuts a request)
+//!   for tests.
 //!
 //! # Example
 //!
@@ -57,6 +58,8 @@ pub mod config;
 mod connection;
 mod counters;
 mod errors;
+#[cfg(feature = "testing")]
+mod fault_proxy;
 mod findings;
 mod halt;
 mod quota;
