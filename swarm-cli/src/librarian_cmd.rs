@@ -45,8 +45,9 @@ pub(crate) struct SourceArgs {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Stop after this many seconds (1 to 31536000; default: until interrupted).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::status_cmd::MAX_SECONDS))]
+    /// Stop after this many seconds (default: until interrupted; a wait too
+    /// long for the clock means until interrupted).
+    #[arg(long)]
     seconds: Option<u64>,
 }
 
@@ -186,7 +187,7 @@ async fn serve(args: ServeArgs, bus: Arc<dyn Bus>) -> ExitCode {
         match args.seconds {
             Some(s) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+                    _ = tokio::time::sleep_until(crate::ctx::deadline_after(Duration::from_secs(s))) => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }

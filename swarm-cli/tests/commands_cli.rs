@@ -346,7 +346,7 @@ fn without_a_url_the_cli_uses_the_briefs_localhost_6379() {
 fn out_of_range_arguments_are_refused_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        &["monitor", "--seconds", "18446744073709551615"][..],
+        &["monitor", "--seconds", "18446744073709551616"][..],
         &["status", "--watch", "--interval", "0"],
         &["status", "--shards", "100000"],
         &["findings", "list", "--limit", "0"],
