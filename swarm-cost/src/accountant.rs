@@ -162,3 +162,33 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
         self.ledger.report(&self.tiers, filter).await
     }
 }
+
+/// The runtime reports every model call through core's `UsageRecorder`: the
+/// accountant prices it with the tier's role and billing, appends it to the
+/// ledger and keeps `cost:<tier>` current. An unpriced call is recorded and
+/// reported as `usd: None`, never as $0.
+#[async_trait::async_trait]
+impl<B> swarmbus_core::accounting::UsageRecorder for Accountant<B>
+where
+    B: Counters + Journal + Send + Sync + ?Sized + 'static,
+{
+    async fn record_usage(
+        &self,
+        record: &swarmbus_core::accounting::UsageRecord,
+    ) -> swarmbus_core::error::Result<swarmbus_core::accounting::RecordedCost> {
+        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
+        if let Some(role) = self.tiers.role_of(&record.tier) {
+            call = call.role(role);
+            if let Some(tier) = self.tiers.get(role) {
+                call = call.billing(tier.billing);
+            }
+        }
+        if let Some(worker) = &record.worker {
+            call = call.worker(worker.clone());
+        }
+        let entry = self.record(&call, record.usage).await?;
+        Ok(swarmbus_core::accounting::RecordedCost::new(
+            entry.cost.usd().map(Money::to_f64_lossy),
+        ))
+    }
+}

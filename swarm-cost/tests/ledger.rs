@@ -152,31 +152,42 @@ async fn an_unknown_model_is_unpriced_in_the_ledger_keys_and_report() {
     assert_eq!(json["total"]["unpriced_calls"], 1);
 }
 
+/// Updated for today's default models (this test's assertions were about
+/// the defaults): Sonnet 5.5 coordinates, Haiku 5.5 works, Gemini 3.5
+/// Flash-Lite on its free tier is the librarian, all priced on 2026-11-15.
 #[tokio::test]
 async fn the_report_has_the_brief_lines_shares_and_savings() {
     let bus = Arc::new(MemoryBus::new());
     let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
-    // 9 Haiku calls at $0.00555 = $0.04995
+    let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let defaults = Tiers::default();
+    // 9 Haiku 5.5 calls (prompt 10,000 tokens: the low band): 1,000 × 0.10 + 8,000 × 0.01
+    // + 1,000 × 0.125 + 500 × 0.50 = 100 + 80 + 125 + 250 = 555 → $0.000555 each, $0.004995.
     for i in 0..9 {
-        ledger
-            .record(
-                &haiku_call(&format!("haiku-{}", i % 3), "instance-11"),
-                haiku_usage(),
-            )
-            .await
-            .unwrap();
+        let call = defaults
+            .call(Tier::Worker)
+            .unwrap()
+            .worker(worker(&format!("haiku-{}", i % 3)))
+            .session(session("instance-11"))
+            .at(today);
+        ledger.record(&call, haiku_usage()).await.unwrap();
     }
-    // 1 Sonnet call: 1,000 × 3 + 100 × 15 → $0.0045
+    // 1 Sonnet 5.5 call: 1,000 × 2 + 100 × 10 → $0.003
+    let coordinator = defaults
+        .call(Tier::Coordinator)
+        .unwrap()
+        .session(session("instance-11"))
+        .at(today);
     ledger
-        .record(&sonnet_call("instance-11"), Usage::new(1_000, 100))
+        .record(&coordinator, Usage::new(1_000, 100))
         .await
         .unwrap();
-    // 1 free-tier Gemini call: $0, shadow 1,000 × 0.30 + 100 × 2.50 → $0.00055
-    let librarian = Tiers::default()
+    // 1 free-tier Gemini 3.5 Flash-Lite call: $0, shadow 1,000 × 0.30 + 100 × 2.50 → $0.00055
+    let librarian = defaults
         .call(Tier::Librarian)
         .unwrap()
         .session(session("instance-11"))
-        .at(at());
+        .at(today);
     assert_eq!(librarian.billing, Billing::FreeTier);
     ledger
         .record(&librarian, Usage::new(1_000, 100))
@@ -189,32 +200,33 @@ async fn the_report_has_the_brief_lines_shares_and_savings() {
         .unwrap();
     assert_eq!(
         report.cost_line(),
-        "Cost This Session: Sonnet $0.0045 | Haiku $0.0500 | Gemini $0"
+        "Cost This Session: Sonnet $0.0030 | Haiku $0.0050 | Gemini $0"
     );
-    // Spend share: 0.04995 / (0.04995 + 0.0045) = 91.7 %.
+    // Spend share: 0.004995 / (0.004995 + 0.003) = 62.5 %.
     assert_eq!(
         report.efficiency_line(),
-        "Token Efficiency: Haiku 91.7% / Sonnet 8.3%"
+        "Token Efficiency: Haiku 62.5% / Sonnet 37.5%"
     );
-    assert_eq!(report.total.usd.to_string(), "0.05445");
+    assert_eq!(report.total.usd.to_string(), "0.007995");
     assert_eq!(report.total.shadow_usd.to_string(), "0.00055");
     assert_eq!(report.roles.librarian.usd, Money::ZERO);
     assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
     // 9 of 10 worker + coordinator calls: exactly the 90 % target.
     assert_eq!(report.worker_share.calls.to_string(), "90.0");
     assert!(report.worker_share.on_target);
-    assert_eq!(report.worker_share.spend.to_string(), "91.7");
+    assert_eq!(report.worker_share.spend.to_string(), "62.5");
     assert_eq!(report.by_worker["haiku-0"].calls, 3);
     assert_eq!(report.by_worker["-"].calls, 2);
     assert_eq!(report.by_session["instance-11"].calls, 11);
-    assert_eq!(report.by_tier["haiku"].usd.to_string(), "0.04995");
-    assert_eq!(report.by_model["claude-haiku-4-5-20251001"].calls, 9);
-    // Savings: each Haiku call on Sonnet: 1,000 × 3 + 8,000 × 0.30 + 1,000 × 3.75 + 500 × 15
-    // = 3,000 + 2,400 + 3,750 + 7,500 = 16,650 → $0.01665, × 9 = $0.14985;
-    // the Gemini call on Sonnet: 1,000 × 3 + 100 × 15 = $0.0045; the Sonnet call itself $0.0045.
-    assert_eq!(report.savings.on_coordinator_usd.to_string(), "0.15885");
-    assert_eq!(report.savings.actual_usd.to_string(), "0.05445");
-    assert_eq!(report.savings.saved_usd.to_string(), "0.1044");
+    assert_eq!(report.by_tier["haiku"].usd.to_string(), "0.004995");
+    assert_eq!(report.by_model["claude-haiku-5-5"].calls, 9);
+    // Savings: each Haiku call on Sonnet 5.5 (cache reads $0.10 since 2026-10-07):
+    // 1,000 × 2 + 8,000 × 0.10 + 1,000 × 2.50 + 500 × 10 = 2,000 + 800 + 2,500 + 5,000
+    // = 10,300 → $0.0103, × 9 = $0.0927; the Gemini call on Sonnet: 1,000 × 2 + 100 × 10
+    // = $0.003; the Sonnet call itself $0.003.
+    assert_eq!(report.savings.on_coordinator_usd.to_string(), "0.0987");
+    assert_eq!(report.savings.actual_usd.to_string(), "0.007995");
+    assert_eq!(report.savings.saved_usd.to_string(), "0.090705");
     assert_eq!(report.savings.compared_calls, 11);
 }
 
@@ -414,4 +426,53 @@ async fn the_journal_entry_and_the_tier_cost_are_written_together() {
         entries.len()
     );
     assert!(recorded.is_ok(), "{recorded:?}");
+}
+
+#[tokio::test]
+async fn the_accountant_records_core_usage_records() {
+    use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+    let bus = Arc::new(MemoryBus::new());
+    let accountant = swarmbus_cost::Accountant::new(
+        Arc::clone(&bus),
+        table(),
+        Tiers::default(),
+        BudgetLimits::unlimited(),
+    )
+    .unwrap();
+    let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let recorder: &dyn UsageRecorder = &accountant;
+    // A worker call on Haiku 5.5: $0.000555 (see the report test).
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(tier("haiku"), "claude-haiku-5-5", haiku_usage())
+                .worker(worker("haiku-1"))
+                .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.000555));
+    // A librarian call is billed on its tier's free tier: $0.
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(
+                tier("gemini"),
+                "gemini-3.5-flash-lite",
+                Usage::new(1_000, 100),
+            )
+            .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.0));
+    // An unknown model is recorded and reported unpriced, not $0.
+    let cost = recorder
+        .record_usage(&UsageRecord::new(tier("haiku"), "mystery", Usage::new(5, 5)).at(today))
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, None);
+    let report = accountant.report(&ReportFilter::all()).await.unwrap();
+    assert_eq!(report.total.calls, 3);
+    assert_eq!(report.total.unpriced_calls, 1);
+    assert_eq!(report.by_worker["haiku-1"].usd.to_string(), "0.000555");
+    assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
 }
