@@ -9,11 +9,7 @@ use swarmbus_core::status::{StatusConfig, SwarmStatus};
 
 use crate::ctx::Ctx;
 
-/// The coordinator tier's model by default (the cost engineer's tier table
-/// may name another; `--coordinator-model` overrides it).
-pub(crate) const COORDINATOR_MODEL: &str = "claude-sonnet-5-5";
-/// The worker tier's model by default (`--worker-model` overrides it).
-pub(crate) const WORKER_MODEL: &str = "claude-haiku-5-5";
+use swarmbus_cost::defaults::{COORDINATOR_MODEL, WORKER_MODEL};
 
 /// Which prompt.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
