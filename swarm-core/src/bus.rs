@@ -42,11 +42,16 @@ pub enum Stored {
     AlreadyPresent,
 }
 
-/// The shared memory of findings (`finding:<uuid>`).
+/// The shared memory of findings (`finding:<id>`).
 ///
 /// Findings are immutable: writing an id again with the same content is a
 /// no-op ([`Stored::AlreadyPresent`]), with different content an
 /// [`crate::Error::Conflict`] that keeps the stored one.
+///
+/// Values written around the library (plain text, other JSON, a HASH under
+/// `finding:<name>`) are findings too: read, listed and counted once in the
+/// index, with [`crate::Finding::origin`] saying what was stored (see
+/// [`crate::model::FindingOrigin`]); never overwritten by a put.
 #[async_trait]
 pub trait FindingStore: Send + Sync {
     /// Stores one finding and appends it to the durable feed; notifies
@@ -57,14 +62,15 @@ pub trait FindingStore: Send + Sync {
     /// happens before anything is written: one bad finding writes none.
     async fn put_findings(&self, findings: &[Finding]) -> Result<usize>;
 
-    /// Loads one finding.
+    /// Loads one finding, whatever its stored shape. A value that cannot be
+    /// read (binary, a LIST, oversized) is an error naming its key.
     async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>>;
 
     /// Loads many, in the order asked; `None` where one does not exist.
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>>;
 
     /// Lists findings matching `filter`, oldest first. A stored value that
-    /// does not decode is reported in [`Listing::skipped`], not fatal.
+    /// cannot be read is reported in [`Listing::unreadable`], not fatal.
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing>;
 
     /// How many active (not archived) findings there are, in O(1).

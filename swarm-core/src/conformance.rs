@@ -33,6 +33,7 @@ use crate::keys::{
 use crate::model::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
 };
+use crate::model::{FindingOrigin, RawValue, UNKNOWN, UnreadableReason};
 use crate::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
 
 fn uniq(prefix: &str) -> String {
@@ -279,7 +280,7 @@ pub async fn list_filters_by_session_worker_tag_task_time_and_limit<B: Bus>(bus:
         .list_findings(&FindingFilter::all().session(s.clone()))
         .await
         .unwrap();
-    assert!(all.skipped.is_empty());
+    assert!(all.unreadable.is_empty());
     assert_eq!(titles(all.findings), ["n0", "n1", "n2", "n3", "n4", "n5"]);
     let by_worker = bus
         .list_findings(&FindingFilter::all().session(s.clone()).worker(w2.clone()))
@@ -1355,4 +1356,257 @@ pub async fn archive_questions_are_queued_answered_and_notified<B: Bus>(bus: &B)
         "{note}"
     );
     assert_eq!(bus.get_response(q.id).await.unwrap(), Some(r));
+}
+
+// ------------------------------------------------------------ raw findings
+
+/// Writes under `finding:<id>` as an agent outside the library would
+/// (`redis-cli SET`/`HSET`/`RPUSH`, replacing what was there), then brings
+/// the key into the bus's finding index the way its adopter does.
+#[async_trait::async_trait]
+pub trait RawFindingWriter: Send + Sync {
+    /// Stores `value` under `finding:<id>` and adopts it.
+    async fn write_raw_finding(&self, id: &FindingId, value: RawValue);
+}
+
+#[async_trait::async_trait]
+impl RawFindingWriter for crate::memory::MemoryBus {
+    async fn write_raw_finding(&self, id: &FindingId, value: RawValue) {
+        self.put_raw_finding(id.clone(), value).unwrap();
+    }
+}
+
+/// Runs every raw-finding check, one after another, printing each name.
+pub async fn run_raw_findings<B: Bus + RawFindingWriter>(bus: &B) {
+    eprintln!("conformance: raw_findings_of_each_shape_are_read_counted_listed_and_filtered");
+    raw_findings_of_each_shape_are_read_counted_listed_and_filtered(bus).await;
+    eprintln!("conformance: unreadable_raw_values_are_reported_with_their_key_never_fatal");
+    unreadable_raw_values_are_reported_with_their_key_never_fatal(bus).await;
+    eprintln!("conformance: raw_findings_are_adopted_once_archived_and_never_overwritten");
+    raw_findings_are_adopted_once_archived_and_never_overwritten(bus).await;
+}
+
+fn raw_id() -> FindingId {
+    FindingId::new(uniq("raw_finding")).unwrap()
+}
+
+pub async fn raw_findings_of_each_shape_are_read_counted_listed_and_filtered<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let s = session();
+    let before = bus.count_findings().await.unwrap();
+    let (text, json, array, hash) = (raw_id(), raw_id(), raw_id(), raw_id());
+    bus.write_raw_finding(
+        &text,
+        RawValue::text("DeepSeek pricing: $0.28 per million input tokens\nsecond line"),
+    )
+    .await;
+    bus.write_raw_finding(
+        &json,
+        RawValue::text(
+            serde_json::json!({
+                "title": "Redis SCAN is incremental",
+                "detail": {"count": 1000},
+                "session": s.as_str(),
+                "worker": "claude-sub-1",
+                "tags": ["redis", "scan"],
+            })
+            .to_string(),
+        ),
+    )
+    .await;
+    bus.write_raw_finding(&array, RawValue::text(r#"["one", "two"]"#))
+        .await;
+    bus.write_raw_finding(
+        &hash,
+        RawValue::hash([
+            ("summary", "Gemini quota is per project"),
+            ("body", "Pooling keys of one project buys nothing."),
+            ("session_id", s.as_str()),
+            ("tags", "quota,gemini"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before + 4,
+        "each raw shape is counted"
+    );
+
+    let t = bus.get_finding(&text).await.unwrap().expect("plain text");
+    assert_eq!(t.origin(), FindingOrigin::RawText);
+    assert_eq!(t.title, "DeepSeek pricing: $0.28 per million input tokens");
+    assert!(t.body.ends_with("second line"), "{:?}", t.body);
+    assert_eq!(t.worker.as_str(), UNKNOWN);
+    assert_eq!(t.session.as_str(), UNKNOWN);
+    assert!(t.tokens > 0);
+
+    let j = bus.get_finding(&json).await.unwrap().expect("other json");
+    assert_eq!(j.origin(), FindingOrigin::RawJson);
+    assert_eq!(j.title, "Redis SCAN is incremental");
+    assert_eq!(j.session, s);
+    assert_eq!(j.worker.as_str(), "claude-sub-1");
+    assert!(j.tags.contains("redis") && j.tags.contains("scan"));
+    let pretty: serde_json::Value = serde_json::from_str(&j.body).unwrap();
+    assert_eq!(
+        pretty["detail"]["count"], 1000,
+        "the body is the whole JSON"
+    );
+
+    let a = bus.get_finding(&array).await.unwrap().expect("json array");
+    assert_eq!(a.origin(), FindingOrigin::RawJson);
+    assert_eq!(a.title, array.as_str(), "no title field: the id");
+
+    let h = bus.get_finding(&hash).await.unwrap().expect("hash");
+    assert_eq!(h.origin(), FindingOrigin::RawHash);
+    assert_eq!(h.title, "Gemini quota is per project");
+    assert!(
+        h.body
+            .contains("body: Pooling keys of one project buys nothing.")
+    );
+    assert_eq!(h.session, s);
+    assert!(h.tags.contains("quota") && h.tags.contains("gemini"));
+
+    let many = bus
+        .get_findings(&[hash.clone(), raw_id(), text.clone()])
+        .await
+        .unwrap();
+    assert_eq!(many, vec![Some(h.clone()), None, Some(t.clone())]);
+
+    let by_session = bus
+        .list_findings(&FindingFilter::all().session(s.clone()))
+        .await
+        .unwrap();
+    let ids: HashSet<FindingId> = by_session.findings.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(ids, [json.clone(), hash.clone()].into_iter().collect());
+    assert!(by_session.unreadable.is_empty());
+    let tagged = bus
+        .list_findings(&FindingFilter::all().session(s).tag("scan"))
+        .await
+        .unwrap();
+    assert_eq!(tagged.findings, vec![j]);
+    let all = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    for id in [&text, &json, &array, &hash] {
+        assert!(
+            all.findings.iter().any(|f| &f.id == id),
+            "{id} is listed with every finding"
+        );
+    }
+}
+
+pub async fn unreadable_raw_values_are_reported_with_their_key_never_fatal<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let s = session();
+    let good = finding(&worker("w"), &s, "a library finding beside foreign values");
+    bus.put_finding(&good).await.unwrap();
+    let (binary, listy, big) = (raw_id(), raw_id(), raw_id());
+    bus.write_raw_finding(&binary, RawValue::String(vec![0xff, 0xfe, 0x00, 0x80]))
+        .await;
+    // A key the index knows, replaced by a LIST (a key of another type is
+    // never adopted by itself).
+    bus.write_raw_finding(&listy, RawValue::text("soon a list"))
+        .await;
+    bus.write_raw_finding(
+        &listy,
+        RawValue::Other {
+            found: "list".into(),
+        },
+    )
+    .await;
+    bus.write_raw_finding(&big, RawValue::text("x".repeat(1024 * 1024 + 1)))
+        .await;
+
+    let listing = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    assert!(
+        listing.findings.iter().any(|f| f.id == good.id),
+        "readable findings are listed"
+    );
+    let key_of = |id: &FindingId| format!("finding:{id}");
+    for (id, what) in [(&binary, "binary"), (&listy, "list"), (&big, "oversized")] {
+        let report = listing
+            .unreadable
+            .iter()
+            .find(|u| u.key.ends_with(&key_of(id)))
+            .unwrap_or_else(|| panic!("the {what} value is reported: {:?}", listing.unreadable));
+        match (&report.reason, what) {
+            (UnreadableReason::NotText, "binary")
+            | (UnreadableReason::TooLarge { .. }, "oversized") => {}
+            (UnreadableReason::WrongType { found }, "list") => assert_eq!(found, "list"),
+            (other, _) => panic!("{what}: unexpected reason {other:?}"),
+        }
+        assert!(!listing.findings.iter().any(|f| &f.id == id));
+    }
+    match bus.get_finding(&binary).await.unwrap_err() {
+        Error::Decode { key, .. } => assert!(key.ends_with(&key_of(&binary))),
+        other => panic!("binary: expected Decode, got {other:?}"),
+    }
+    match bus.get_finding(&listy).await.unwrap_err() {
+        Error::WrongType { key, found, .. } => {
+            assert!(key.ends_with(&key_of(&listy)));
+            assert_eq!(found, "list");
+        }
+        other => panic!("list: expected WrongType, got {other:?}"),
+    }
+    match bus.get_finding(&big).await.unwrap_err() {
+        Error::ValueTooLarge { key, .. } => assert!(key.ends_with(&key_of(&big))),
+        other => panic!("oversized: expected ValueTooLarge, got {other:?}"),
+    }
+    // Leave nothing unreadable in the index for the checks that follow.
+    bus.archive_findings(&[binary, listy, big]).await.unwrap();
+}
+
+pub async fn raw_findings_are_adopted_once_archived_and_never_overwritten<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let id = raw_id();
+    let before = bus.count_findings().await.unwrap();
+    bus.write_raw_finding(&id, RawValue::text("written twice"))
+        .await;
+    bus.write_raw_finding(&id, RawValue::text("written twice, changed"))
+        .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before + 1,
+        "adopting a key again counts it once"
+    );
+    let read = bus.get_finding(&id).await.unwrap().unwrap();
+    assert_eq!(
+        read.title, "written twice, changed",
+        "the latest value is read"
+    );
+
+    // The library never writes over a value it did not write.
+    let ours = finding(&worker("w"), &session(), "same id").with_id(id.clone());
+    let err = bus.put_finding(&ours).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert_eq!(bus.get_finding(&id).await.unwrap().unwrap(), read);
+
+    assert_eq!(
+        bus.archive_findings(std::slice::from_ref(&id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before);
+    let active = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    assert!(!active.findings.iter().any(|f| f.id == id));
+    let with_archived = bus
+        .list_findings(&FindingFilter::all().with_archived())
+        .await
+        .unwrap();
+    assert!(with_archived.findings.iter().any(|f| f.id == id));
+    bus.write_raw_finding(&id, RawValue::text("rewritten after archiving"))
+        .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before,
+        "an archived key stays archived when rewritten"
+    );
 }

@@ -73,7 +73,8 @@ pub use llm::{
 };
 pub use memory::MemoryBus;
 pub use model::{
-    ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
-    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure, Tier,
+    ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, FindingOrigin,
+    HaltReport, Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus,
+    Task, TaskFailure, Tier, Unreadable, UnreadableReason,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};

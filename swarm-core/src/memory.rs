@@ -31,7 +31,8 @@ use crate::keys::{
 };
 use crate::model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
-    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure,
+    Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus, Task,
+    TaskFailure,
 };
 use crate::quota::{
     Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
@@ -73,6 +74,10 @@ struct State {
     /// Every finding by (created_at, id): the listing order.
     order: BTreeSet<(DateTime<Utc>, FindingId)>,
     active: u64,
+    /// Values written around the library ([`MemoryBus::put_raw_finding`]).
+    raw: HashMap<FindingId, RawEntry>,
+    /// Raw values in the index and not archived.
+    raw_active: u64,
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
     workers: HashMap<WorkerId, Liveness>,
@@ -96,6 +101,15 @@ struct State {
 
 struct StoredFinding {
     finding: Finding,
+    archived: bool,
+}
+
+/// A value under `finding:<id>` that the library did not write.
+struct RawEntry {
+    value: RawValue,
+    /// When the index took it in (`None`: not in the index, like a key of
+    /// another type that Redis adoption leaves out).
+    indexed_at: Option<DateTime<Utc>>,
     archived: bool,
 }
 
@@ -282,6 +296,19 @@ impl MemoryBus {
     }
 
     fn insert_finding(&self, state: &mut State, finding: &Finding) -> Result<Stored> {
+        if let Some(raw) = state.raw.get(&finding.id) {
+            // A value written around the library holds the key: never
+            // overwritten, as on Redis.
+            let key = self.key(Key::Finding(finding.id.clone()));
+            return Err(match &raw.value {
+                RawValue::Other { found } => Error::WrongType {
+                    key,
+                    expected: "string",
+                    found: found.clone(),
+                },
+                _ => Error::Conflict { key },
+            });
+        }
         if let Some(existing) = state.findings.get(&finding.id) {
             return if existing.finding == *finding {
                 Ok(Stored::AlreadyPresent)
@@ -323,6 +350,102 @@ impl MemoryBus {
         self.inner
             .limits
             .check_value(|| self.key(Key::Finding(finding.id.clone())), finding)
+    }
+
+    /// Stores `value` under `finding:<id>` as an agent outside the library
+    /// would (`redis-cli SET`/`HSET`), replacing what was there, and adopts
+    /// it into the index at once (what a Redis adopter does within seconds):
+    /// a STRING or HASH new to the index is counted, listed and announced on
+    /// the feed and `channel:findings`; a value of another type is stored
+    /// but not adopted. A key already in the index keeps its place (time,
+    /// archived or not), as an overwritten Redis key does.
+    pub fn put_raw_finding(&self, id: FindingId, value: RawValue) -> Result<()> {
+        let adoptable = !matches!(value, RawValue::Other { .. });
+        let adopted = {
+            let mut state = self.state();
+            let state = &mut *state;
+            let mut place = None;
+            if let Some(old) = state.raw.remove(&id) {
+                if old.indexed_at.is_some() && !old.archived {
+                    state.raw_active -= 1;
+                }
+                place = Some((old.indexed_at, old.archived));
+            }
+            if let Some(old) = state.findings.remove(&id) {
+                state.order.remove(&(old.finding.created_at, id.clone()));
+                if !old.archived {
+                    state.active -= 1;
+                }
+                place = Some((Some(old.finding.created_at), old.archived));
+            }
+            let (indexed_at, archived, adopted) = match place {
+                Some((Some(at), archived)) => (Some(at), archived, false),
+                _ if adoptable => (Some(Utc::now()), false, true),
+                _ => (None, false, false),
+            };
+            if indexed_at.is_some() && !archived {
+                state.raw_active += 1;
+            }
+            if adopted {
+                state.feed.push(id.clone());
+            }
+            state.raw.insert(
+                id.clone(),
+                RawEntry {
+                    value,
+                    indexed_at,
+                    archived,
+                },
+            );
+            adopted
+        };
+        if adopted {
+            self.inner.feed_changed.notify_waiters();
+            self.notify(Channel::Findings, || self.key(Key::Finding(id)));
+        }
+        Ok(())
+    }
+
+    /// Deletes `finding:<id>` whatever holds it (`redis-cli DEL`): it leaves
+    /// the index and the counts at once (on Redis, when the adopter or a
+    /// listing finds it missing). Returns whether something was there.
+    pub fn delete_raw_finding(&self, id: &FindingId) -> bool {
+        let mut state = self.state();
+        let state = &mut *state;
+        if let Some(e) = state.raw.remove(id) {
+            if e.indexed_at.is_some() && !e.archived {
+                state.raw_active -= 1;
+            }
+            return true;
+        }
+        if let Some(old) = state.findings.remove(id) {
+            state.order.remove(&(old.finding.created_at, id.clone()));
+            if !old.archived {
+                state.active -= 1;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Reads the finding under `id`, library-written or raw.
+    fn read_finding(&self, state: &State, id: &FindingId) -> Result<Option<Finding>> {
+        if let Some(s) = state.findings.get(id) {
+            return Ok(Some(s.finding.clone()));
+        }
+        let Some(raw) = state.raw.get(id) else {
+            return Ok(None);
+        };
+        let key = self.key(Key::Finding(id.clone()));
+        Finding::from_stored(
+            &key,
+            id,
+            raw.value.clone(),
+            raw.indexed_at,
+            &self.inner.limits,
+        )
+        .map(Some)
+        .map_err(Error::from)
     }
 
     fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
@@ -394,15 +517,12 @@ impl FindingStore for MemoryBus {
     }
 
     async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
-        Ok(self.state().findings.get(id).map(|s| s.finding.clone()))
+        self.read_finding(&self.state(), id)
     }
 
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
         let state = self.state();
-        Ok(ids
-            .iter()
-            .map(|id| state.findings.get(id).map(|s| s.finding.clone()))
-            .collect())
+        ids.iter().map(|id| self.read_finding(&state, id)).collect()
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
@@ -415,15 +535,39 @@ impl FindingStore for MemoryBus {
             .filter(|s| filter.matches(&s.finding))
             .map(|s| s.finding.clone())
             .collect();
+        let mut unreadable = Vec::new();
+        if !state.raw.is_empty() {
+            for (id, raw) in &state.raw {
+                let Some(at) = raw.indexed_at else { continue };
+                if raw.archived && !filter.include_archived {
+                    continue;
+                }
+                let key = self.key(Key::Finding(id.clone()));
+                match Finding::from_stored(
+                    &key,
+                    id,
+                    raw.value.clone(),
+                    Some(at),
+                    &self.inner.limits,
+                ) {
+                    Ok(f) if filter.matches(&f) => out.push(f),
+                    Ok(_) => {}
+                    Err(u) => unreadable.push(u),
+                }
+            }
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            unreadable.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         if let Some(limit) = filter.limit {
             let cut = out.len().saturating_sub(limit);
             out.drain(..cut);
         }
-        Ok(Listing::new(out, Vec::new()))
+        Ok(Listing::new(out, unreadable))
     }
 
     async fn count_findings(&self) -> Result<u64> {
-        Ok(self.state().active)
+        let state = self.state();
+        Ok(state.active + state.raw_active)
     }
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
@@ -438,7 +582,18 @@ impl FindingStore for MemoryBus {
             }
         }
         state.active -= changed;
-        Ok(changed)
+        let mut raw_changed = 0;
+        for id in ids {
+            if let Some(e) = state.raw.get_mut(id)
+                && e.indexed_at.is_some()
+                && !e.archived
+            {
+                e.archived = true;
+                raw_changed += 1;
+            }
+        }
+        state.raw_active -= raw_changed;
+        Ok(changed + raw_changed)
     }
 }
 

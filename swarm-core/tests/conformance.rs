@@ -25,3 +25,8 @@ async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_reads_findings_written_around_the_library() {
+    swarmbus_core::conformance::run_raw_findings(&MemoryBus::new()).await;
+}

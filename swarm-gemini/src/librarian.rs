@@ -175,8 +175,8 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
             });
         }
         let listing = self.store.list_findings(filter).await?;
-        for skipped in &listing.skipped {
-            tracing::warn!(error = %skipped, "a stored finding did not decode; left out");
+        for unreadable in &listing.unreadable {
+            tracing::warn!(key = %unreadable.key, reason = %unreadable.reason, "a stored finding cannot be read; left out");
         }
         let findings = listing.findings;
         if findings.is_empty() {

@@ -542,6 +542,38 @@ impl RedisBus {
         .map_err(|f| f.error)
     }
 
+    /// Sends an idempotent command to the master of the namespace's slot on
+    /// a Cluster (where every key of the swarm lives: SCAN, CONFIG), as usual
+    /// on one node; retried like [`RedisBus::query`], redis-rs's error kept.
+    pub(crate) async fn query_on_swarm_node<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        cmd: &Cmd,
+    ) -> std::result::Result<T, RedisError> {
+        let slot = self.inner.connector.slot();
+        self.send(operation, Replay::Safe, self.backoff(), || {
+            let mut link = self.inner.link.clone();
+            async move { link.query_on_slot(cmd, slot).await }
+        })
+        .await
+        .map_err(|f| f.error)
+    }
+
+    /// Like [`RedisBus::pipeline`], returning redis-rs's error for callers
+    /// that look at it (WRONGTYPE).
+    pub(crate) async fn pipeline_raw<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        pipe: &Pipeline,
+    ) -> std::result::Result<T, RedisError> {
+        self.send(operation, Replay::Safe, self.backoff(), || {
+            let mut link = self.inner.link.clone();
+            async move { pipe.query_async(&mut link).await }
+        })
+        .await
+        .map_err(|f| f.error)
+    }
+
     /// Turns a WRONGTYPE reply about `key` into [`Error::WrongType`] (asking
     /// Redis for the type found), anything else into the usual mapping.
     pub(crate) async fn fail_on_key(

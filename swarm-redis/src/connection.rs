@@ -415,3 +415,36 @@ pub(crate) enum ConnectFailure {
     Redis(redis::RedisError),
     Timeout(Duration),
 }
+
+impl Connector {
+    /// On a Cluster, the namespace's slot (where every key of the swarm
+    /// lives, and so where SCAN and CONFIG for it are sent).
+    pub(crate) fn slot(&self) -> Option<u16> {
+        match &self.kind {
+            ConnectorKind::Single { .. } => None,
+            ConnectorKind::Cluster { slot, .. } => Some(*slot),
+        }
+    }
+}
+
+impl Link {
+    /// Sends a command to the master of `slot` (a Cluster), or as usual.
+    pub(crate) async fn query_on_slot<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        slot: Option<u16>,
+    ) -> RedisResult<T> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        match (&mut self.conn, slot) {
+            (Conn::Cluster(c), Some(slot)) => {
+                self.trips.fetch_add(1, Ordering::Relaxed);
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                let value = c.route_command(cmd.clone(), route).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            _ => cmd.query_async(self).await,
+        }
+    }
+}

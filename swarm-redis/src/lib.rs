@@ -19,6 +19,10 @@
 //! - `scripts`: the Lua scripts, one per atomic multi-key change.
 //! - `findings`: `FindingStore` and `FindingFeed` (index ZSET, Stream with
 //!   consumer groups).
+//! - `adopt`: findings written around the library (`redis-cli SET
+//!   finding:<name>`) join the index: [`RedisBus::reindex_findings`]
+//!   (incremental SCAN, resumable) and [`RedisBus::spawn_finding_adopter`]
+//!   (keyspace notifications, or a periodic reindex where CONFIG is refused).
 //! - `channels`: `Channels` (pub/sub notifications).
 //! - `workers`: `WorkerRegistry` (TTL heartbeats, registry ZSET + MGET).
 //! - `tasks`: `TaskQueue` (LMOVE reliable queue, delivery counts, reclaim,
@@ -51,6 +55,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod adopt;
 mod archive;
 mod bus;
 mod channels;
@@ -69,5 +74,6 @@ mod tasks;
 pub mod testing;
 mod workers;
 
+pub use adopt::{AdoptionMode, FindingAdopter, MAX_REINDEX_BATCH, ReindexCursor, ReindexStep};
 pub use bus::RedisBus;
 pub use config::RedisConfig;

@@ -633,9 +633,10 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 });
 
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 21] {
+pub(crate) fn all() -> [&'static Script; 22] {
     [
         &PUT_FINDINGS,
+        &crate::adopt::SYNC_KEYS,
         &ARCHIVE_FINDINGS,
         &HEARTBEAT,
         &LIVE_WORKERS,
