@@ -17,6 +17,10 @@ use swarmbus_core::model::BusLimits;
 use swarmbus_core::{FindingId, Result};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
+/// How often long-running commands reindex raw finding keys where keyspace
+/// notifications are refused.
+pub(crate) const ADOPT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The brief's Redis: "Redis running on: localhost:6379".
 pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 

@@ -20,6 +20,25 @@ pub(crate) enum FindingsCmd {
     /// Store a finding; prints its id and key. The body comes from `--body`,
     /// else from stdin (`-` or piped).
     Put(PutArgs),
+    /// Adopt `finding:<id>` keys written around the library (redis-cli,
+    /// Python) into the index, by incremental SCAN: resumable, a few
+    /// milliseconds of Redis per step; a progress line on a terminal.
+    Reindex(ReindexArgs),
+}
+
+/// `swarm findings reindex`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReindexArgs {
+    /// Keys asked of SCAN per step (1 to 2000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    batch: u64,
+    /// Start a new pass from the beginning instead of resuming where the last
+    /// (interrupted) one stopped.
+    #[arg(long)]
+    restart: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `swarm findings list`.
@@ -84,6 +103,9 @@ pub(crate) struct PutArgs {
 
 /// Runs a finding command.
 pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
+    if let FindingsCmd::Reindex(a) = cmd {
+        return reindex(a, ctx).await;
+    }
     let bus = match ctx.open().await {
         Ok(b) => b,
         Err(code) => return code,
@@ -170,6 +192,7 @@ pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
             Err(e) => fail("findings show", e),
         },
         FindingsCmd::Put(a) => put(a, &bus, ctx).await,
+        FindingsCmd::Reindex(a) => reindex(a, ctx).await,
     }
 }
 
@@ -226,4 +249,70 @@ async fn put(a: PutArgs, bus: &Arc<dyn swarmbus_core::Bus>, ctx: &Ctx) -> ExitCo
         }
         Err(e) => fail("findings put", e),
     }
+}
+
+async fn reindex(a: ReindexArgs, ctx: &Ctx) -> ExitCode {
+    use std::io::IsTerminal;
+    if ctx.is_memory() {
+        return fail(
+            "findings reindex",
+            "the in-process bus has no keys written around the library: reindex a Redis",
+        );
+    }
+    let redis = match ctx.redis().await {
+        Ok(r) => r,
+        Err(e) => return fail("cannot open the bus", e),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let batch = usize::try_from(a.batch).unwrap_or(swarmbus_redis::MAX_REINDEX_BATCH);
+    let mut cursor = a.restart.then(swarmbus_redis::ReindexCursor::start);
+    let (mut adopted, mut scanned, mut steps) = (0u64, 0u64, 0u64);
+    let mut unreadable = Vec::new();
+    loop {
+        let step = match redis.reindex_findings(cursor, batch).await {
+            Ok(s) => s,
+            Err(e) => {
+                bar.abandon();
+                return fail(
+                    "findings reindex",
+                    format!("{e} (run it again to resume where it stopped)"),
+                );
+            }
+        };
+        steps = steps.saturating_add(1);
+        adopted = adopted.saturating_add(step.adopted);
+        scanned = scanned.saturating_add(step.scanned);
+        unreadable.extend(step.unreadable.iter().map(ToString::to_string));
+        bar.set_message(format!(
+            "{scanned} finding keys scanned, {adopted} adopted, {} unreadable",
+            unreadable.len()
+        ));
+        bar.tick();
+        match step.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    bar.finish_and_clear();
+    if a.json {
+        println!(
+            "{}",
+            json!({"scanned": scanned, "adopted": adopted, "steps": steps, "unreadable": unreadable})
+        );
+    } else {
+        println!("{scanned} finding keys scanned, {adopted} adopted into the index");
+        for u in &unreadable {
+            println!("  unreadable: {u}");
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -83,7 +83,7 @@ pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
         Err(code) => return code,
     };
     match cmd {
-        LibrarianCmd::Serve(args) => serve(args, bus).await,
+        LibrarianCmd::Serve(args) => serve(args, bus, ctx).await,
         LibrarianCmd::Ask(args) => ask(args, bus).await,
     }
 }
@@ -177,7 +177,17 @@ impl FindingStore for TagsAnyOf {
     }
 }
 
-async fn serve(args: ServeArgs, bus: Arc<dyn Bus>) -> ExitCode {
+async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
+    // On Redis, keys written around the library join the index within
+    // seconds while the daemon runs.
+    let _adopter = if ctx.is_memory() {
+        None
+    } else {
+        match ctx.redis().await {
+            Ok(r) => Some(r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL)),
+            Err(e) => return fail("cannot open the bus", e),
+        }
+    };
     let source = match source(&args.source, &bus) {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),

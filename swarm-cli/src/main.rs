@@ -11,7 +11,7 @@
 //! - `ops.rs`: the operations behind the MCP tools and their CLI twins.
 //! - `mcp.rs`: `swarm mcp`, the MCP server over stdio.
 //! - `status_cmd.rs`: `swarm status [--watch]` (the brief's status block) and `swarm monitor`.
-//! - `findings_cmd.rs`: `swarm findings list|show|put`.
+//! - `findings_cmd.rs`: `swarm findings list|show|put|reindex`.
 //! - `task_cmd.rs`: `swarm task push|list`, `swarm halt`, `swarm resume`.
 //! - `demo_cmd.rs`: `swarm demo`.
 //! - `prompt_cmd.rs`: `swarm prompt coordinator|worker`.

@@ -500,9 +500,21 @@ impl ServerHandler for SwarmMcp {
 
 /// Runs the server on stdin/stdout until the client closes it.
 pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
-        Ok(b) => b,
-        Err(code) => return code,
+    // On Redis, keys written around the library (`redis-cli SET
+    // finding:<name> …`) join the index within seconds while it serves.
+    let (bus, _adopter): (Arc<dyn Bus>, _) = if ctx.is_memory() {
+        match ctx.open().await {
+            Ok(b) => (b, None),
+            Err(code) => return code,
+        }
+    } else {
+        match ctx.redis().await {
+            Ok(r) => {
+                let adopter = r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL);
+                (Arc::new(r), Some(adopter))
+            }
+            Err(e) => return fail("cannot open the bus", e),
+        }
     };
     let server = SwarmMcp::new(bus, Arc::new(ctx), args.offline, args.model);
     tracing::info!("swarm mcp: serving on stdio");

@@ -161,6 +161,7 @@ pub(crate) fn finding_json(f: &Finding, key: &str) -> Value {
         "cites": f.cites.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "created_at": f.created_at.to_rfc3339(),
         "tokens": f.tokens,
+        "origin": f.origin().as_str(),
     })
 }
 
@@ -305,7 +306,7 @@ pub(crate) async fn search_findings(
         findings,
         total,
         next_cursor: (next < total).then(|| next.to_string()),
-        unreadable: listing.skipped.iter().map(ToString::to_string).collect(),
+        unreadable: listing.unreadable.iter().map(ToString::to_string).collect(),
     })
 }
 

@@ -470,3 +470,62 @@ async fn the_demo_runs_on_redis_when_asked() {
     success(&out);
     assert_eq!(bus(&server).await.count_findings().await.unwrap(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_reindex_adopts_keys_written_with_redis_cli() {
+    let server = RedisServer::start();
+    let url = server.url();
+    server.cli(&[
+        "SET",
+        "finding:deepseek_pricing",
+        "DeepSeek V3 costs 0.27 dollars per million input tokens",
+    ]);
+    server.cli(&[
+        "SET",
+        "finding:notes",
+        r#"{"note":"JSON of another shape"}"#,
+    ]);
+    server.cli(&[
+        "HSET",
+        "finding:gemini_quota",
+        "title",
+        "Gemini quota",
+        "body",
+        "1500 a day",
+    ]);
+    server.cli(&["LPUSH", "finding:a_list", "not a finding"]);
+    let out = json(&swarm(
+        &url,
+        &["findings", "reindex", "--json", "--batch", "1"],
+    ));
+    assert_eq!(out["adopted"], 3, "{out}");
+    assert_eq!(out["scanned"], 4, "{out}");
+    assert!(
+        out["unreadable"][0]
+            .as_str()
+            .unwrap()
+            .contains("finding:a_list"),
+        "{out}"
+    );
+    assert_eq!(json(&swarm(&url, &["status", "--json"]))["findings"], 3);
+    let shown = json(&swarm(
+        &url,
+        &["findings", "show", "deepseek_pricing", "--json"],
+    ));
+    assert_eq!(shown["origin"], "raw_text");
+    assert!(shown.to_string().contains("0.27 dollars"), "{shown}");
+    let hash = json(&swarm(
+        &url,
+        &["findings", "show", "finding:gemini_quota", "--json"],
+    ));
+    assert_eq!(hash["origin"], "raw_hash");
+    let page = json(&swarm(
+        &url,
+        &["findings", "list", "--query", "gemini", "--json"],
+    ));
+    assert_eq!(page["total"], 1, "{page}");
+    // Again: nothing new; piped, so no progress line on stderr.
+    let again = swarm(&url, &["findings", "reindex"]);
+    assert!(success(&again).contains("0 adopted"), "{}", stdout(&again));
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+}

@@ -562,3 +562,32 @@ async fn the_mcp_json_of_the_guide_starts_a_working_server() {
     assert_eq!(got["title"], "from the guide");
     client.cancel().await.unwrap();
 }
+
+/// A raw key written with a plain Redis client while `swarm mcp` runs is
+/// counted and readable within seconds (the server runs the adopter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_key_written_while_the_server_runs_is_adopted_within_seconds() {
+    let server = RedisServer::start();
+    let client = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    server.cli(&[
+        "SET",
+        "finding:late_note",
+        "written with redis-cli while the server ran",
+    ]);
+    let mut counted = false;
+    for _ in 0..100 {
+        let r = call(&client, "swarm_status", json!({})).await;
+        if r.structured_content.unwrap()["status"]["findings"] == 1 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(counted, "not counted within 10 s");
+    let got = ok(&client, "get_finding", json!({ "id": "late_note" })).await;
+    assert_eq!(got["origin"], "raw_text");
+    assert!(got.to_string().contains("written with redis-cli"), "{got}");
+    let page = ok(&client, "search_findings", json!({ "query": "redis-cli" })).await;
+    assert_eq!(page["findings"][0]["id"], "late_note", "{page}");
+    client.cancel().await.unwrap();
+}
