@@ -82,19 +82,54 @@ pub trait FindingStore: Send + Sync {
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64>;
 }
 
+/// The position of an entry in the durable finding feed: opaque (a Redis
+/// stream id, a MemoryBus index), only given back to acknowledge it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FeedEntryId(String);
+
+impl FeedEntryId {
+    /// Wraps a bus's own entry id (for bus implementations).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as the bus wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FeedEntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for FeedEntryId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for FeedEntryId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
 /// One entry of the durable finding feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FeedEntry {
     /// The entry's position in the feed (opaque, used to acknowledge).
-    pub entry: String,
+    pub entry: FeedEntryId,
     /// The finding it announces.
     pub finding: FindingId,
 }
 
 impl FeedEntry {
     /// Builds an entry (for bus implementations).
-    pub fn new(entry: impl Into<String>, finding: FindingId) -> Self {
+    pub fn new(entry: impl Into<FeedEntryId>, finding: FindingId) -> Self {
         Self {
             entry: entry.into(),
             finding,
@@ -122,7 +157,7 @@ pub trait FindingFeed: Send + Sync {
     ) -> Result<Vec<FeedEntry>>;
 
     /// Acknowledges entries: they will not be delivered to the group again.
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()>;
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()>;
 }
 
 /// A stream of pub/sub messages.

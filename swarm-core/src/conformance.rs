@@ -422,7 +422,7 @@ async fn drain_feed_until<B: Bus>(
         if entries.is_empty() {
             break;
         }
-        let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
+        let ids: Vec<crate::bus::FeedEntryId> = entries.iter().map(|e| e.entry.clone()).collect();
         seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(group, &ids).await.unwrap();
     }
@@ -468,7 +468,7 @@ pub async fn feed_redelivers_unacknowledged_entries_to_their_consumer<B: Bus>(bu
         again.iter().any(|e| e.finding == f.id),
         "unacked entries come back"
     );
-    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    let ids: Vec<crate::bus::FeedEntryId> = again.iter().map(|e| e.entry.clone()).collect();
     bus.ack_feed(&group, &ids).await.unwrap();
     let after = bus
         .read_feed(&group, &reader, 10, Duration::from_millis(100))

@@ -58,8 +58,8 @@ pub mod status;
 
 pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};
 pub use bus::{
-    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch,
-    Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
+    HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
 pub use error::{Error, Result, Retry};
 pub use keys::{
@@ -75,6 +75,6 @@ pub use memory::MemoryBus;
 pub use model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, FindingOrigin,
     HaltReport, Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus,
-    Task, TaskFailure, Tier, Unreadable, UnreadableReason,
+    Task, TaskFailure, TaskReceipt, Tier, Unreadable, UnreadableReason,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};

@@ -21,8 +21,8 @@ use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::bus::{
-    ArchiveDesk, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch, Journal,
-    QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+    ArchiveDesk, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore, HaltSwitch,
+    Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
 use crate::error::{Error, Result};
 use crate::keys::{
@@ -647,11 +647,11 @@ impl FindingFeed for MemoryBus {
         }
     }
 
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()> {
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()> {
         let mut state = self.state();
         if let Some(g) = state.groups.get_mut(group) {
             for e in entries {
-                if let Ok(pos) = e.parse::<usize>() {
+                if let Ok(pos) = e.as_str().parse::<usize>() {
                     g.pending.remove(&pos);
                 }
             }

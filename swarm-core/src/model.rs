@@ -753,12 +753,46 @@ pub struct ClaimedTask {
     /// How many times it has been handed out, this time included.
     pub deliveries: u32,
     /// An opaque receipt the bus uses to find the claim again.
-    pub receipt: String,
+    pub receipt: TaskReceipt,
+}
+
+/// The receipt of a claimed task: opaque (on Redis, the task's bytes as
+/// queued), only given back to acknowledge or fail the claim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskReceipt(String);
+
+impl TaskReceipt {
+    /// Wraps a bus's own receipt (for bus implementations).
+    pub fn new(receipt: impl Into<String>) -> Self {
+        Self(receipt.into())
+    }
+
+    /// The receipt as the bus made it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for TaskReceipt {
+    fn from(receipt: String) -> Self {
+        Self(receipt)
+    }
+}
+
+impl From<&str> for TaskReceipt {
+    fn from(receipt: &str) -> Self {
+        Self(receipt.to_owned())
+    }
 }
 
 impl ClaimedTask {
     /// Builds a claim (for bus implementations).
-    pub fn new(task: Task, worker: WorkerId, deliveries: u32, receipt: impl Into<String>) -> Self {
+    pub fn new(
+        task: Task,
+        worker: WorkerId,
+        deliveries: u32,
+        receipt: impl Into<TaskReceipt>,
+    ) -> Self {
         Self {
             task,
             worker,

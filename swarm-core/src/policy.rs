@@ -213,8 +213,13 @@ pub struct DelegationStats {
     coordinator: AtomicU64,
 }
 
-/// The brief's target share of work on the worker tier.
-pub const WORKER_TARGET: f64 = 0.9;
+/// The brief's target share of work on the worker tier, in tenths of a
+/// percent (90 %): the one constant behind [`WORKER_TARGET`] and the cost
+/// report's default target.
+pub const WORKER_TARGET_PERMILLE: u32 = 900;
+
+/// The brief's target share of work on the worker tier (0.9).
+pub const WORKER_TARGET: f64 = WORKER_TARGET_PERMILLE as f64 / 1000.0;
 
 impl DelegationStats {
     /// Records one routed piece of work.

@@ -69,8 +69,10 @@ pub use money::{Money, ParseMoneyError, Rate};
 pub use pricing::{
     Billing, Breakdown, Bucket, BucketCost, ContextTier, Cost, PricedCall, Unpriced,
 };
-pub use report::{Efficiency, Percent, Report, ReportFilter, Savings, Totals, WorkerShare};
+pub use report::{Report, ReportFilter, Savings, Totals, WorkerShare};
 pub use swarmbus_core::llm::Usage;
+/// The spend split and shares are core's, shared with `swarm status`.
+pub use swarmbus_core::status::{Efficiency, Percent};
 pub use table::{BUILT_IN_PRICES, LongContext, PriceRow, PriceTable, Rates};
 pub use tiers::{TierModel, Tiers};
 pub use usage::Provider;

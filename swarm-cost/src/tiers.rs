@@ -62,7 +62,7 @@ impl Default for Tiers {
             worker: TierModel::new(Tier::Worker.default_name(), WORKER_MODEL),
             librarian: TierModel::new(Tier::Librarian.default_name(), LIBRARIAN_MODEL)
                 .billing(Billing::FreeTier),
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 }
@@ -74,7 +74,7 @@ impl Tiers {
             coordinator,
             worker,
             librarian,
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
-use swarmbus_core::bus::{FeedEntry, FindingFeed, FindingStore, Stored};
+use swarmbus_core::bus::{FeedEntry, FeedEntryId, FindingFeed, FindingStore, Stored};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId, GroupName, Key, WorkerId};
 use swarmbus_core::model::{
@@ -641,7 +641,7 @@ impl RedisBus {
                 Some(Ok(id)) => out.push(FeedEntry::new(entry, id)),
                 _ => {
                     tracing::warn!(entry = %entry, "feed entry without a finding id; acknowledged and skipped");
-                    dead.push(entry);
+                    dead.push(FeedEntryId::new(entry));
                 }
             }
         }
@@ -786,12 +786,15 @@ impl FindingFeed for RedisBus {
         }
     }
 
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()> {
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut cmd = redis::cmd("XACK");
-        cmd.arg(&self.names().feed).arg(group.as_str()).arg(entries);
+        cmd.arg(&self.names().feed).arg(group.as_str());
+        for entry in entries {
+            cmd.arg(entry.as_str());
+        }
         let _: i64 = self.query("ack_feed", &cmd).await?;
         Ok(())
     }

@@ -149,7 +149,7 @@ impl TaskQueue for RedisBus {
                 "ack_task",
                 &scripts::ACK_TASK,
                 &keys,
-                &[&claim.receipt, &id],
+                &[&claim.receipt.as_str(), &id],
             )
             .await?;
         if removed == 0 {
@@ -177,7 +177,7 @@ impl TaskQueue for RedisBus {
                 "fail_task",
                 &scripts::FAIL_TASK,
                 &keys,
-                &[&claim.receipt, &id, &json],
+                &[&claim.receipt.as_str(), &id, &json],
                 None,
             )
             .await?;

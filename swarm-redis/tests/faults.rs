@@ -169,7 +169,8 @@ async fn a_consumer_offline_while_1000_findings_are_published_gets_them_all() {
         if entries.is_empty() {
             break;
         }
-        let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
+        let ids: Vec<swarmbus_core::bus::FeedEntryId> =
+            entries.iter().map(|e| e.entry.clone()).collect();
         seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(&group, &ids).await.unwrap();
     }

@@ -405,7 +405,7 @@ async fn stale_feed_entries_of_a_vanished_consumer_are_claimed_by_another() {
         .await
         .unwrap();
     assert_eq!(again.len(), 5);
-    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    let ids: Vec<swarmbus_core::bus::FeedEntryId> = again.iter().map(|e| e.entry.clone()).collect();
     bus.ack_feed(&group, &ids).await.unwrap();
     assert!(
         bus.claim_stale_feed(&group, &heir, Duration::ZERO, 10)
