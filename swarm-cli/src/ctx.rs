@@ -1,27 +1,58 @@
 //! What every command shares: the bus and the environment.
+//!
+//! The bus is Redis: `--redis-url`, else `REDIS_URL` (also from `.env`, which
+//! `main` reads before the arguments are parsed), else the brief's
+//! `redis://127.0.0.1:6379`. `--memory` selects an empty in-process bus
+//! instead, for commands where that makes sense (`swarm demo`). When nothing
+//! answers at the URL the command fails with one line naming it (password
+//! redacted).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use swarmbus_core::bus::Bus;
-use swarmbus_core::error::Result;
-use swarmbus_core::keys::{KeySpace, Namespace};
+use swarmbus_core::keys::{Key, KeySpace, Namespace};
 use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::BusLimits;
+use swarmbus_core::{FindingId, Result};
 use swarmbus_redis::{RedisBus, RedisConfig};
+
+/// How often long-running commands reindex raw finding keys where keyspace
+/// notifications are refused.
+pub(crate) const ADOPT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The brief's Redis: "Redis running on: localhost:6379".
+pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Options shared by every command.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CtxArgs {
     /// Redis URL of the swarm's bus (`redis://`, `rediss://`, with ACL user and
-    /// password); without it commands use an empty in-memory bus.
-    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
-    pub(crate) redis_url: Option<String>,
+    /// password).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        hide_env_values = true,
+        default_value = DEFAULT_REDIS_URL
+    )]
+    pub(crate) redis_url: String,
     /// The URL names a Redis Cluster seed node.
     #[arg(long, env = "REDIS_CLUSTER", global = true)]
     pub(crate) cluster: bool,
     /// Key namespace of the swarm (`{ns}:` prefix); required on a Cluster.
     #[arg(long, env = "SWARM_NAMESPACE", global = true)]
     pub(crate) namespace: Option<String>,
+    /// Use an empty in-process bus instead of Redis (nothing is shared with
+    /// other processes; meant for `swarm demo`, trials and tests).
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_MEMORY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub(crate) memory: bool,
 }
 
 /// The shared context of a command.
@@ -30,48 +61,134 @@ pub(crate) struct Ctx {
     args: CtxArgs,
 }
 
+/// Reads `.env` from the working directory (or a parent). Variables already
+/// set win over it. Called before the arguments are parsed, so that clap's
+/// `env = "REDIS_URL"` sees a `REDIS_URL` written in `.env`.
+pub(crate) fn load_dotenv() {
+    // A missing .env is normal.
+    let _ = dotenvy::dotenv();
+}
+
 impl Ctx {
-    /// Loads `.env` (if any) and keeps the options.
+    /// Keeps the options.
     pub(crate) fn new(args: CtxArgs) -> Self {
-        // A missing .env is normal; variables already set win over it.
-        let _ = dotenvy::dotenv();
         Self { args }
     }
 
-    /// Opens the swarm's bus: Redis when a URL is given, else in-memory.
-    pub(crate) async fn bus(&self) -> Result<Arc<dyn Bus>> {
-        let namespace = self
-            .args
+    /// Whether commands run on the in-process bus.
+    pub(crate) fn is_memory(&self) -> bool {
+        self.args.memory
+    }
+
+    /// The Redis URL; an empty one (`REDIS_URL=` in a `.env`) means the
+    /// default.
+    fn url(&self) -> &str {
+        match self.args.redis_url.trim() {
+            "" => DEFAULT_REDIS_URL,
+            url => url,
+        }
+    }
+
+    /// The Redis URL with its password replaced by `***`.
+    pub(crate) fn shown_url(&self) -> String {
+        redact_url(self.url())
+    }
+
+    fn key_space(&self) -> Result<KeySpace> {
+        Ok(match self.namespace()? {
+            Some(ns) => KeySpace::namespaced(&ns),
+            None => KeySpace::default(),
+        })
+    }
+
+    fn namespace(&self) -> Result<Option<Namespace>> {
+        self.args
             .namespace
             .clone()
+            .filter(|n| !n.is_empty())
             .map(Namespace::new)
-            .transpose()?;
-        match &self.args.redis_url {
-            Some(url) => {
-                let mut config = if self.args.cluster {
-                    RedisConfig::cluster([url.as_str()])?
-                } else {
-                    RedisConfig::from_url(url)?
-                };
-                if let Some(ns) = namespace {
-                    config = config.namespace(ns);
-                }
-                Ok(Arc::new(RedisBus::connect(config).await?))
-            }
-            None => {
-                let keys = namespace
-                    .map(|ns| KeySpace::namespaced(&ns))
-                    .unwrap_or_default();
-                Ok(Arc::new(MemoryBus::with_config(keys, BusLimits::default())))
-            }
+            .transpose()
+    }
+
+    /// The full key of a finding, namespace included.
+    pub(crate) fn finding_key(&self, id: &FindingId) -> String {
+        match self.key_space() {
+            Ok(keys) => keys.format(&Key::Finding(id.clone())),
+            Err(_) => Key::Finding(id.clone()).to_string(),
         }
+    }
+
+    /// Connects to Redis, or fails with one line naming the URL.
+    pub(crate) async fn redis(&self) -> std::result::Result<RedisBus, String> {
+        let shown = self.shown_url();
+        let config = (|| -> Result<RedisConfig> {
+            let url = self.url();
+            let mut config = if self.args.cluster {
+                RedisConfig::cluster([url])?
+            } else {
+                RedisConfig::from_url(url)?
+            };
+            if let Some(ns) = self.namespace()? {
+                config = config.namespace(ns);
+            }
+            Ok(config)
+        })()
+        .map_err(|e| one_line(&format!("bad Redis configuration for {shown}: {e}")))?;
+        RedisBus::connect(config).await.map_err(|e| {
+            one_line(&format!(
+                "nothing answers at {shown} ({e}); start redis-server or set --redis-url / REDIS_URL"
+            ))
+        })
+    }
+
+    /// Opens the swarm's bus: Redis, or in-memory with `--memory`.
+    pub(crate) async fn bus(&self) -> std::result::Result<Arc<dyn Bus>, String> {
+        if self.args.memory {
+            let keys = self.key_space().map_err(|e| one_line(&e.to_string()))?;
+            return Ok(Arc::new(MemoryBus::with_config(keys, BusLimits::default())));
+        }
+        Ok(Arc::new(self.redis().await?))
+    }
+
+    /// Opens the bus or prints the one-line error and gives exit status 1.
+    pub(crate) async fn open(&self) -> std::result::Result<Arc<dyn Bus>, ExitCode> {
+        self.bus().await.map_err(|e| fail("cannot open the bus", e))
     }
 }
 
+/// Replaces the password of a `scheme://user:password@host` URL by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                // `redis://secret@host`: some clients read a lone userinfo as
+                // the password.
+                format!("{scheme}://***@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Joins the lines of a message into one.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Prints an error of a command to stderr and gives exit status 1.
-pub(crate) fn fail(what: &str, err: impl std::fmt::Display) -> std::process::ExitCode {
-    eprintln!("swarm: {what}: {err}");
-    std::process::ExitCode::FAILURE
+pub(crate) fn fail(what: &str, err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("swarm: {what}: {}", one_line(&err.to_string()));
+    ExitCode::FAILURE
 }
 
 /// When a wait of `wait` (given by the user) from now ends; a wait too long
@@ -82,4 +199,24 @@ pub(crate) fn deadline_after(wait: std::time::Duration) -> tokio::time::Instant 
     now.checked_add(wait)
         .or_else(|| now.checked_add(std::time::Duration::from_secs(30 * 365 * 86_400)))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://swarm:hunter2@127.0.0.1:1/0"),
+            "redis://swarm:***@127.0.0.1:1/0"
+        );
+        assert_eq!(redact_url("redis://:hunter2@host"), "redis://:***@host");
+        assert_eq!(redact_url("redis://hunter2@host"), "redis://***@host");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("nonsense"), "nonsense");
+    }
 }

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarmbus_core::bus::Bus;
-use swarmbus_core::keys::{SessionId, WorkerId};
-use swarmbus_core::model::{ArchiveQuery, FindingFilter, ResponseStatus};
+use swarmbus_core::bus::{Bus, FindingStore, Stored};
+use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
+use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, Listing, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::client::DEFAULT_MODEL;
 use swarmbus_gemini::pool::shards_from_env;
@@ -45,7 +45,8 @@ pub(crate) struct SourceArgs {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Stop after this many seconds (default: until interrupted).
+    /// Stop after this many seconds (default: until interrupted; a wait too
+    /// long for the clock means until interrupted).
     #[arg(long)]
     seconds: Option<u64>,
 }
@@ -66,7 +67,7 @@ pub(crate) struct AskArgs {
     tag: Option<String>,
     /// Send the question to a running `swarm librarian serve` through the bus
     /// and wait this many seconds for its answer, instead of answering here.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
     via_bus: Option<u64>,
     /// Print JSON.
     #[arg(long)]
@@ -77,18 +78,28 @@ pub(crate) struct AskArgs {
 
 /// Runs a librarian command.
 pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.bus().await {
+    let bus = match ctx.open().await {
         Ok(b) => b,
-        Err(e) => return fail("cannot open the bus", e),
+        Err(code) => return code,
     };
     match cmd {
-        LibrarianCmd::Serve(args) => serve(args, bus).await,
+        LibrarianCmd::Serve(args) => serve(args, bus, ctx).await,
         LibrarianCmd::Ask(args) => ask(args, bus).await,
     }
 }
 
 fn source(args: &SourceArgs, bus: &Arc<dyn Bus>) -> Result<AnswerSource, String> {
-    if args.offline {
+    answer_source(args.offline, &args.model, bus)
+}
+
+/// Who answers: the shard pool when `GEMINI_API_KEY_SHARD<N>` keys are set
+/// (and not `offline`), else the offline extractive provider.
+pub(crate) fn answer_source(
+    offline: bool,
+    model: &str,
+    bus: &Arc<dyn Bus>,
+) -> Result<AnswerSource, String> {
+    if offline {
         return Ok(AnswerSource::Extractive);
     }
     let shards = shards_from_env(QuotaLimits::free_tier()).map_err(|e| e.to_string())?;
@@ -99,13 +110,84 @@ fn source(args: &SourceArgs, bus: &Arc<dyn Bus>) -> Result<AnswerSource, String>
         return Ok(AnswerSource::Extractive);
     }
     let config = PoolConfig::default()
-        .model(args.model.clone())
+        .model(model.to_owned())
         .client(ClientConfig::from_env());
     let pool = ShardPool::new(shards, Arc::clone(bus), config).map_err(|e| e.to_string())?;
     Ok(AnswerSource::model(pool))
 }
 
-async fn serve(args: ServeArgs, bus: Arc<dyn Bus>) -> ExitCode {
+/// The bus's findings seen through a tag filter: only those carrying at least
+/// one of the tags are listed (all when there are none). Lets the librarian
+/// consult findings of several tags at once.
+#[derive(Clone)]
+pub(crate) struct TagsAnyOf {
+    bus: Arc<dyn Bus>,
+    tags: Vec<String>,
+}
+
+impl std::fmt::Debug for TagsAnyOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TagsAnyOf")
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+impl TagsAnyOf {
+    /// Findings of `bus` with any of `tags`.
+    pub(crate) fn new(bus: Arc<dyn Bus>, tags: Vec<String>) -> Self {
+        Self { bus, tags }
+    }
+}
+
+#[async_trait::async_trait]
+impl FindingStore for TagsAnyOf {
+    async fn put_finding(&self, finding: &Finding) -> swarmbus_core::Result<Stored> {
+        self.bus.put_finding(finding).await
+    }
+
+    async fn put_findings(&self, findings: &[Finding]) -> swarmbus_core::Result<usize> {
+        self.bus.put_findings(findings).await
+    }
+
+    async fn get_finding(&self, id: &FindingId) -> swarmbus_core::Result<Option<Finding>> {
+        self.bus.get_finding(id).await
+    }
+
+    async fn get_findings(&self, ids: &[FindingId]) -> swarmbus_core::Result<Vec<Option<Finding>>> {
+        self.bus.get_findings(ids).await
+    }
+
+    async fn list_findings(&self, filter: &FindingFilter) -> swarmbus_core::Result<Listing> {
+        let mut listing = self.bus.list_findings(filter).await?;
+        if !self.tags.is_empty() {
+            listing
+                .findings
+                .retain(|f| self.tags.iter().any(|t| f.tags.contains(t)));
+        }
+        Ok(listing)
+    }
+
+    async fn count_findings(&self) -> swarmbus_core::Result<u64> {
+        self.bus.count_findings().await
+    }
+
+    async fn archive_findings(&self, ids: &[FindingId]) -> swarmbus_core::Result<u64> {
+        self.bus.archive_findings(ids).await
+    }
+}
+
+async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
+    // On Redis, keys written around the library join the index within
+    // seconds while the daemon runs.
+    let _adopter = if ctx.is_memory() {
+        None
+    } else {
+        match ctx.redis().await {
+            Ok(r) => Some(r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL)),
+            Err(e) => return fail("cannot open the bus", e),
+        }
+    };
     let source = match source(&args.source, &bus) {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),
@@ -115,7 +197,7 @@ async fn serve(args: ServeArgs, bus: Arc<dyn Bus>) -> ExitCode {
         match args.seconds {
             Some(s) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+                    _ = tokio::time::sleep_until(crate::ctx::deadline_after(Duration::from_secs(s))) => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }

@@ -5,9 +5,16 @@
 //! # Layout
 //!
 //! - `main.rs`: argument parsing and dispatch.
-//! - `ctx.rs`: what every command shares: the bus (Redis when `REDIS_URL` is set,
-//!   else in-memory) and the environment (`.env`).
-//! - `status_cmd.rs`: `swarm status` (the brief's status block) and `swarm monitor`.
+//! - `ctx.rs`: what every command shares: the bus (Redis at `--redis-url`,
+//!   `REDIS_URL` or `redis://127.0.0.1:6379`; in-process with `--memory`) and
+//!   `.env`, read before the arguments are parsed.
+//! - `ops.rs`: the operations behind the MCP tools and their CLI twins.
+//! - `mcp.rs`: `swarm mcp`, the MCP server over stdio.
+//! - `status_cmd.rs`: `swarm status [--watch]` (the brief's status block) and `swarm monitor`.
+//! - `findings_cmd.rs`: `swarm findings list|show|put|reindex`.
+//! - `task_cmd.rs`: `swarm task push|list`, `swarm halt`, `swarm resume`.
+//! - `demo_cmd.rs`: `swarm demo`.
+//! - `prompt_cmd.rs`: `swarm prompt coordinator|worker`.
 //! - `gemini_cmd.rs`: `swarm gemini generate`.
 //! - `claude_cmd.rs`: `swarm claude generate`.
 //! - `shards_cmd.rs`: `swarm shards test`.
@@ -21,10 +28,16 @@ use clap::{Parser, Subcommand};
 mod claude_cmd;
 mod cost_cmd;
 mod ctx;
+mod demo_cmd;
+mod findings_cmd;
 mod gemini_cmd;
 mod librarian_cmd;
+mod mcp;
+mod ops;
+mod prompt_cmd;
 mod shards_cmd;
 mod status_cmd;
+mod task_cmd;
 
 /// Run and inspect a swarm of LLM agents sharing a Redis bus.
 #[derive(Debug, Parser)]
@@ -57,11 +70,32 @@ enum Command {
     /// Answer questions over the swarm's findings.
     #[command(subcommand)]
     Librarian(librarian_cmd::LibrarianCmd),
+    /// Serve the swarm's tools over MCP on stdio (`claude mcp add swarm -- swarm mcp`).
+    Mcp(mcp::McpArgs),
+    /// Read and write findings (the MCP tools' twins for shell-only agents).
+    #[command(subcommand)]
+    Findings(findings_cmd::FindingsCmd),
+    /// Queue tasks and see the queues.
+    #[command(subcommand)]
+    Task(task_cmd::TaskCmd),
+    /// Halt the swarm (writes `halt:reason`).
+    Halt(task_cmd::HaltArgs),
+    /// Clear the halt.
+    Resume,
+    /// Run the brief's example session on an in-process bus.
+    Demo(demo_cmd::DemoArgs),
+    /// Print a starter prompt for a Claude Code coordinator or worker.
+    Prompt(prompt_cmd::PromptArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `.env` first, so that clap's `env = "REDIS_URL"` sees what it sets.
+    ctx::load_dotenv();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     // Logs go to stderr, filtered by RUST_LOG (default: warnings). Keys never
     // reach them: every crate holds them as secrets.
     let _ = tracing_subscriber::fmt()
@@ -72,6 +106,9 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     let ctx = ctx::Ctx::new(cli.ctx);
+    if let Command::Mcp(args) = cli.command {
+        return mcp::run(args, ctx).await;
+    }
     match cli.command {
         Command::Status(args) => status_cmd::run(args, &ctx).await,
         Command::Monitor(args) => status_cmd::monitor(args, &ctx).await,
@@ -80,5 +117,156 @@ async fn main() -> ExitCode {
         Command::Shards(cmd) => shards_cmd::run(cmd, &ctx).await,
         Command::Cost(cmd) => cost_cmd::run(cmd, &ctx).await,
         Command::Librarian(cmd) => librarian_cmd::run(cmd, &ctx).await,
+        Command::Findings(cmd) => findings_cmd::run(cmd, &ctx).await,
+        Command::Task(cmd) => task_cmd::run(cmd, &ctx).await,
+        Command::Halt(args) => task_cmd::halt(args, &ctx).await,
+        Command::Resume => task_cmd::resume(&ctx).await,
+        Command::Demo(args) => demo_cmd::run(args, &ctx).await,
+        Command::Prompt(args) => prompt_cmd::run(args, &ctx).await,
+        Command::Mcp(_) => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use proptest::prelude::*;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn out_of_range_durations_and_counts_are_refused() {
+        for args in [
+            &["swarm", "monitor", "--seconds", "-1"][..],
+            &["swarm", "monitor", "--seconds", "18446744073709551616"],
+            &["swarm", "status", "--watch", "--interval", "0"],
+            &["swarm", "status", "--shards", "4294967295"],
+            &["swarm", "librarian", "ask", "--via-bus", "99999999999", "q"],
+            &["swarm", "findings", "list", "--limit", "1000"],
+            &["swarm", "demo", "--timeout", "18446744073709551615"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        // A wait too long for the clock saturates at run time (a test of
+        // status_cli runs it).
+        assert!(
+            Cli::try_parse_from(["swarm", "monitor", "--seconds", "18446744073709551615"]).is_ok()
+        );
+    }
+
+    /// Every `swarm …` command line of the Claude Code guide and the README
+    /// parses as written.
+    #[test]
+    fn the_commands_of_the_guide_and_the_readme_parse() {
+        let mut seen = 0;
+        for doc in [
+            include_str!("../../docs/claude-code.md"),
+            include_str!("../../README.md"),
+        ] {
+            for block in doc.split("```sh\n").skip(1) {
+                let block = block.split("```").next().unwrap_or_default();
+                for line in block.lines() {
+                    let Some(cmd) = line.trim().strip_prefix("swarm ") else {
+                        continue;
+                    };
+                    let cmd = cmd.split("  #").next().unwrap_or_default();
+                    let argv = shell_words(cmd);
+                    let parsed = Cli::try_parse_from(
+                        std::iter::once("swarm".to_owned()).chain(argv.iter().cloned()),
+                    );
+                    assert!(parsed.is_ok(), "{line}: {:?}", parsed.err());
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 15, "only {seen} commands found");
+    }
+
+    /// Splits a command line on spaces outside quotes (enough for the docs).
+    fn shell_words(s: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quote: Option<char> = None;
+        let mut any = false;
+        for c in s.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, ' ') => {
+                    if any || !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                (None, c) => cur.push(c),
+            }
+        }
+        if any || !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("status".to_owned()),
+            Just("monitor".to_owned()),
+            Just("findings".to_owned()),
+            Just("list".to_owned()),
+            Just("show".to_owned()),
+            Just("put".to_owned()),
+            Just("task".to_owned()),
+            Just("push".to_owned()),
+            Just("halt".to_owned()),
+            Just("resume".to_owned()),
+            Just("demo".to_owned()),
+            Just("prompt".to_owned()),
+            Just("coordinator".to_owned()),
+            Just("worker".to_owned()),
+            Just("mcp".to_owned()),
+            Just("librarian".to_owned()),
+            Just("ask".to_owned()),
+            Just("serve".to_owned()),
+            Just("--seconds".to_owned()),
+            Just("--watch".to_owned()),
+            Just("--interval".to_owned()),
+            Just("--count".to_owned()),
+            Just("--limit".to_owned()),
+            Just("--shards".to_owned()),
+            Just("--json".to_owned()),
+            Just("--memory".to_owned()),
+            Just("--redis-url".to_owned()),
+            Just("--via-bus".to_owned()),
+            Just("--timeout".to_owned()),
+            Just("--title".to_owned()),
+            Just("--".to_owned()),
+            Just("-".to_owned()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            ".*",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No argument vector makes parsing (with its range checks) panic;
+        /// what parses carries only bounded durations and counts.
+        #[test]
+        fn no_argument_vector_panics(args in proptest::collection::vec(word(), 0..8)) {
+            let argv = std::iter::once("swarm".to_owned()).chain(args);
+            if let Ok(super::Cli { command: super::Command::Status(s), .. }) = Cli::try_parse_from(argv) {
+                let _ = s.config();
+            }
+        }
     }
 }

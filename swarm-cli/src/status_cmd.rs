@@ -1,5 +1,6 @@
 //! `swarm status` and `swarm monitor`.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,8 +16,19 @@ pub(crate) struct StatusArgs {
     /// Print JSON instead of the status block.
     #[arg(long)]
     json: bool,
-    /// How many shards the Librarians line lists.
-    #[arg(long, default_value_t = 5)]
+    /// Redraw the status every `--interval` seconds until interrupted (in
+    /// place on a terminal; one snapshot after another when piped).
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between redraws with `--watch` (1 to 3600).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    interval: u64,
+    /// With `--watch`: stop after this many snapshots (1 to 1000000; default:
+    /// until interrupted).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    count: Option<u64>,
+    /// How many shards the Librarians line lists (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     shards: u32,
     /// The coordinator tier's name.
     #[arg(long, default_value = "sonnet")]
@@ -30,7 +42,7 @@ pub(crate) struct StatusArgs {
 }
 
 impl StatusArgs {
-    fn config(&self) -> swarmbus_core::Result<StatusConfig> {
+    pub(crate) fn config(&self) -> swarmbus_core::Result<StatusConfig> {
         let shards = (1..=self.shards)
             .map(ShardId::new)
             .collect::<swarmbus_core::Result<Vec<_>>>()?;
@@ -44,33 +56,58 @@ impl StatusArgs {
     }
 }
 
-/// Prints the status.
+/// Prints the status (once, or again and again with `--watch`).
 pub(crate) async fn run(args: StatusArgs, ctx: &Ctx) -> ExitCode {
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => return fail("status", e),
     };
-    let bus = match ctx.bus().await {
+    let bus = match ctx.open().await {
         Ok(b) => b,
-        Err(e) => return fail("cannot open the bus", e),
+        Err(code) => return code,
     };
-    match SwarmStatus::snapshot(&*bus, &config).await {
-        Ok(s) if args.json => {
-            println!("{}", s.to_json());
-            ExitCode::SUCCESS
+    let terminal = std::io::stdout().is_terminal();
+    let mut shown: u64 = 0;
+    loop {
+        let text = match SwarmStatus::snapshot(&*bus, &config).await {
+            Ok(s) if args.json => format!("{}\n", s.to_json()),
+            Ok(s) => s.render(),
+            Err(e) => return fail("status", e),
+        };
+        let mut out = std::io::stdout().lock();
+        let written = if args.watch && terminal {
+            // Home, clear to the end of the screen, then the block.
+            write!(
+                out,
+                "\x1b[H\x1b[J{text}\n(every {}s; Ctrl-C to stop)\n",
+                args.interval
+            )
+        } else if args.watch && shown > 0 {
+            write!(out, "\n{text}")
+        } else {
+            write!(out, "{text}")
+        };
+        if written.and_then(|()| out.flush()).is_err() {
+            // The reader went away (a closed pipe): nothing more to show.
+            return ExitCode::SUCCESS;
         }
-        Ok(s) => {
-            print!("{}", s.render());
-            ExitCode::SUCCESS
+        drop(out);
+        shown = shown.saturating_add(1);
+        if !args.watch || args.count.is_some_and(|n| shown >= n) {
+            return ExitCode::SUCCESS;
         }
-        Err(e) => fail("status", e),
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
     }
 }
 
 /// Options of `swarm monitor`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct MonitorArgs {
-    /// Stop after this many seconds (default: run until interrupted).
+    /// Stop after this many seconds (default: run until interrupted; a wait
+    /// too long for the clock means until interrupted).
     #[arg(long)]
     seconds: Option<u64>,
 }
@@ -78,9 +115,9 @@ pub(crate) struct MonitorArgs {
 /// Prints every message on the swarm's channels as it arrives (the brief's
 /// `redis_monitor.py`).
 pub(crate) async fn monitor(args: MonitorArgs, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.bus().await {
+    let bus = match ctx.open().await {
         Ok(b) => b,
-        Err(e) => return fail("cannot open the bus", e),
+        Err(code) => return code,
     };
     let mut streams = Vec::new();
     for c in Channel::ALL {

@@ -32,6 +32,7 @@ fn swarm(base: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarm"));
     cmd.current_dir(workdir())
         .env_remove("REDIS_URL")
+        .env("SWARM_MEMORY", "1")
         .env_remove("REDIS_CLUSTER")
         .env_remove("SWARM_NAMESPACE")
         .env_remove("GEMINI_MODEL")

@@ -1,0 +1,318 @@
+//! `swarm findings list|show|put`: the MCP tools' twins for agents that only
+//! have a shell.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::ctx::{Ctx, fail};
+use crate::ops::{self, NewFinding, Search};
+
+/// Finding commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum FindingsCmd {
+    /// List findings, newest first (one page; `--cursor` for the next).
+    List(ListArgs),
+    /// Print one finding in full.
+    Show(ShowArgs),
+    /// Store a finding; prints its id and key. The body comes from `--body`,
+    /// else from stdin (`-` or piped).
+    Put(PutArgs),
+    /// Adopt `finding:<id>` keys written around the library (redis-cli,
+    /// Python) into the index, by incremental SCAN: resumable, a few
+    /// milliseconds of Redis per step; a progress line on a terminal.
+    Reindex(ReindexArgs),
+}
+
+/// `swarm findings reindex`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReindexArgs {
+    /// Keys asked of SCAN per step (1 to 2000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    batch: u64,
+    /// Start a new pass from the beginning instead of resuming where the last
+    /// (interrupted) one stopped.
+    #[arg(long)]
+    restart: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `swarm findings list`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Words that must all appear in the title, body or tags.
+    #[arg(long, short)]
+    query: Option<String>,
+    /// Only findings with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only findings of this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only findings of this worker.
+    #[arg(long)]
+    worker: Option<String>,
+    /// Findings per page (1 to 100).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+    limit: u32,
+    /// The next cursor a previous page printed.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print the page as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `swarm findings show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    /// The finding's id (`<id>` or `finding:<id>`).
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `swarm findings put`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PutArgs {
+    /// One-line summary.
+    #[arg(long)]
+    title: String,
+    /// The finding's text; `-` or absent reads it from stdin (when stdin is
+    /// not a terminal).
+    #[arg(long)]
+    body: Option<String>,
+    /// A tag (repeat for several).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// The session (default `claude-code`).
+    #[arg(long, env = "SWARM_SESSION")]
+    session: Option<String>,
+    /// Who found it (default `claude-code`).
+    #[arg(long, env = "SWARM_WORKER")]
+    worker: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a finding command.
+pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
+    if let FindingsCmd::Reindex(a) = cmd {
+        return reindex(a, ctx).await;
+    }
+    let bus = match ctx.open().await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    match cmd {
+        FindingsCmd::List(a) => {
+            let search = Search {
+                query: a.query,
+                tag: a.tag,
+                session: a.session,
+                worker: a.worker,
+                limit: usize::try_from(a.limit).ok(),
+                cursor: a.cursor,
+            };
+            let page = match ops::search_findings(&bus, &search, |id| ctx.finding_key(id)).await {
+                Ok(p) => p,
+                Err(e) => return fail("findings list", e),
+            };
+            if a.json {
+                println!("{}", serde_json::to_value(&page).unwrap_or_default());
+                return ExitCode::SUCCESS;
+            }
+            for f in &page.findings {
+                let tags = f["tags"]
+                    .as_array()
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  [{}] {}  {}",
+                    f["id"].as_str().unwrap_or(""),
+                    f["created_at"].as_str().unwrap_or(""),
+                    f["worker"].as_str().unwrap_or(""),
+                    f["title"].as_str().unwrap_or(""),
+                    if tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("#{tags}")
+                    }
+                );
+            }
+            for u in &page.unreadable {
+                eprintln!("swarm: unreadable: {u}");
+            }
+            match &page.next_cursor {
+                Some(c) => eprintln!(
+                    "({} of {} shown; next page: --cursor {c})",
+                    page.findings.len(),
+                    page.total
+                ),
+                None => eprintln!("({} findings)", page.total),
+            }
+            ExitCode::SUCCESS
+        }
+        FindingsCmd::Show(a) => match ops::get_finding(&bus, &a.id).await {
+            Ok(f) if a.json => {
+                println!("{}", ops::finding_json(&f, &ctx.finding_key(&f.id)));
+                ExitCode::SUCCESS
+            }
+            Ok(f) => {
+                println!("{}  ({})", f.title, ctx.finding_key(&f.id));
+                println!(
+                    "by {} in {} at {}{}",
+                    f.worker,
+                    f.session,
+                    f.created_at.to_rfc3339(),
+                    if f.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", tags: {}",
+                            f.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                );
+                println!();
+                println!("{}", f.body);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("findings show", e),
+        },
+        FindingsCmd::Put(a) => put(a, &bus, ctx).await,
+        FindingsCmd::Reindex(a) => reindex(a, ctx).await,
+    }
+}
+
+async fn put(a: PutArgs, bus: &Arc<dyn swarmbus_core::Bus>, ctx: &Ctx) -> ExitCode {
+    let body = match a.body.as_deref() {
+        Some("-") | None => {
+            use std::io::IsTerminal;
+            if a.body.is_none() && std::io::stdin().is_terminal() {
+                String::new()
+            } else {
+                // Read at most one byte over the limit: enough to refuse.
+                let mut buf = Vec::new();
+                let limit = u64::try_from(ops::MAX_BODY_BYTES).unwrap_or(u64::MAX);
+                if let Err(e) = std::io::stdin()
+                    .take(limit.saturating_add(1))
+                    .read_to_end(&mut buf)
+                {
+                    return fail("findings put", format!("cannot read stdin: {e}"));
+                }
+                if buf.len() > ops::MAX_BODY_BYTES {
+                    return fail(
+                        "findings put",
+                        format!(
+                            "the body on stdin is over the limit of {} bytes: summarise it, or split it into several findings",
+                            ops::MAX_BODY_BYTES
+                        ),
+                    );
+                }
+                match String::from_utf8(buf) {
+                    Ok(s) => s,
+                    Err(_) => return fail("findings put", "the body on stdin is not UTF-8"),
+                }
+            }
+        }
+        Some(b) => b.to_owned(),
+    };
+    let new = NewFinding {
+        title: a.title,
+        body,
+        tags: a.tags,
+        session: a.session,
+        worker: a.worker,
+        task: None,
+    };
+    match ops::put_finding(bus, &new).await {
+        Ok(f) => {
+            let key = ctx.finding_key(&f.id);
+            if a.json {
+                println!("{}", json!({"id": f.id.to_string(), "key": key}));
+            } else {
+                println!("{key}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("findings put", e),
+    }
+}
+
+async fn reindex(a: ReindexArgs, ctx: &Ctx) -> ExitCode {
+    use std::io::IsTerminal;
+    if ctx.is_memory() {
+        return fail(
+            "findings reindex",
+            "the in-process bus has no keys written around the library: reindex a Redis",
+        );
+    }
+    let redis = match ctx.redis().await {
+        Ok(r) => r,
+        Err(e) => return fail("cannot open the bus", e),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let batch = usize::try_from(a.batch).unwrap_or(swarmbus_redis::MAX_REINDEX_BATCH);
+    let mut cursor = a.restart.then(swarmbus_redis::ReindexCursor::start);
+    let (mut adopted, mut scanned, mut steps) = (0u64, 0u64, 0u64);
+    let mut unreadable = Vec::new();
+    loop {
+        let step = match redis.reindex_findings(cursor, batch).await {
+            Ok(s) => s,
+            Err(e) => {
+                bar.abandon();
+                return fail(
+                    "findings reindex",
+                    format!("{e} (run it again to resume where it stopped)"),
+                );
+            }
+        };
+        steps = steps.saturating_add(1);
+        adopted = adopted.saturating_add(step.adopted);
+        scanned = scanned.saturating_add(step.scanned);
+        unreadable.extend(step.unreadable.iter().map(ToString::to_string));
+        bar.set_message(format!(
+            "{scanned} finding keys scanned, {adopted} adopted, {} unreadable",
+            unreadable.len()
+        ));
+        bar.tick();
+        match step.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    bar.finish_and_clear();
+    if a.json {
+        println!(
+            "{}",
+            json!({"scanned": scanned, "adopted": adopted, "steps": steps, "unreadable": unreadable})
+        );
+    } else {
+        println!("{scanned} finding keys scanned, {adopted} adopted into the index");
+        for u in &unreadable {
+            println!("  unreadable: {u}");
+        }
+    }
+    ExitCode::SUCCESS
+}
