@@ -1,7 +1,9 @@
 //! # swarmbus-core
 //!
 //! The core of `swarm`: the key schema, the domain types and the bus traits
-//! every other crate meets through. It does no network I/O.
+//! every other crate meets through. It does no network I/O and holds no
+//! runtime: workers, coordinators, the delegation policy and context safety
+//! live in `swarmbus-agents`.
 //!
 //! # Layout
 //!
@@ -13,10 +15,7 @@
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait, requests, completions and `Usage`.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
-//! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
-//! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
-//! - [`runtime`]: worker and coordinator runtime, and the halt protocol for multi-step jobs.
 //! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
 //! - [`error`]: the crate's one error type, which says whether to retry.
 //!
@@ -42,15 +41,12 @@
 pub mod bus;
 #[cfg(feature = "testing")]
 pub mod conformance;
-pub mod context;
 pub mod error;
 pub mod keys;
 pub mod llm;
 pub mod memory;
 pub mod model;
-pub mod policy;
 pub mod quota;
-pub mod runtime;
 pub mod status;
 
 pub use bus::{

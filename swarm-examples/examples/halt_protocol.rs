@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use swarm_examples::{AnyError, LocalWork, repo_root};
-use swarmbus_core::runtime::{Job, Worker, WorkerConfig};
+use swarmbus_agents::AgentError;
+use swarmbus_agents::runtime::{Job, Worker, WorkerConfig};
 use swarmbus_core::{Error, HaltSwitch, MemoryBus, Retry, SessionId, Task, TaskQueue, WorkerId};
 
 #[tokio::main]
@@ -35,14 +36,14 @@ async fn main() -> Result<(), AnyError> {
     .await?;
     let failed = job
         .step("section 2 of 3: ask the librarian", async {
-            Err::<String, _>(Error::Model {
-                model: "gemini-2.5-flash".into(),
+            Err::<String, _>(AgentError::from(Error::Backend {
+                backend: "librarian",
                 message: "shard 2 returned a malformed response".into(),
                 retry: Retry::Never,
-            })
+            }))
         })
         .await;
-    let Err(Error::Halted(report)) = failed else {
+    let Err(AgentError::Halted(report)) = failed else {
         return Err("the failing step should have halted the swarm".into());
     };
     println!(

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use swarmbus_agents::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::model::estimate_tokens;
-use swarmbus_core::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Bus, Channel, SessionId, Task, TaskId, Tier, Usage, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};

@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use crate::bus::{Counters, FindingStore};
-use crate::error::{Error, Result};
-use crate::keys::{SessionId, WorkerId};
-use crate::llm::{CompletionRequest, LanguageModel};
-use crate::model::{Finding, FindingFilter};
+use swarmbus_core::bus::{Counters, FindingStore};
+use swarmbus_core::error::{Error, Result};
+use swarmbus_core::keys::{SessionId, WorkerId};
+use swarmbus_core::llm::{CompletionRequest, LanguageModel};
+use swarmbus_core::model::{Finding, FindingFilter};
 
 /// The brief's threshold.
 pub const DEFAULT_FINDING_LIMIT: u64 = 5_000;
@@ -141,7 +141,7 @@ where
         return Err(Error::Model {
             model: model.model_id().to_owned(),
             message: "empty summary; nothing archived".into(),
-            retry: crate::error::Retry::Never,
+            retry: swarmbus_core::error::Retry::Never,
         });
     }
     let first = old.first().map(|f| f.created_at);
@@ -164,9 +164,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Completion, Usage};
-    use crate::memory::MemoryBus;
     use async_trait::async_trait;
+    use swarmbus_core::llm::{Completion, Usage};
+    use swarmbus_core::memory::MemoryBus;
 
     struct Echo;
 
@@ -175,7 +175,7 @@ mod tests {
         fn model_id(&self) -> &str {
             "echo"
         }
-        async fn complete(&self, request: CompletionRequest) -> Result<crate::llm::Completion> {
+        async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
             let lines = request
                 .prompt
                 .lines()

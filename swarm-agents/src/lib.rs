@@ -1,0 +1,43 @@
+//! # swarmbus-agents
+//!
+//! The swarm's runtime, given its bus, model and accountant as trait objects
+//! from `swarmbus-core`: workers that run tasks (local handlers or a
+//! tool-use loop on any `LanguageModel`), a coordinator that routes, plans,
+//! dispatches and synthesises, the delegation policy, context safety and the
+//! halt protocol.
+//!
+//! # Layout
+//!
+//! - [`runtime`]: [`Worker`] (heartbeat, claim, handle, finding, ack; a
+//!   failed task is stopped and reported), [`Coordinator`] (route, dispatch,
+//!   gather) and [`Job`] (the halt protocol for multi-step jobs).
+//! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
+//! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`error`]: [`AgentError`], the crate's one error type.
+//!
+//! # Example
+//!
+//! ```
+//! use swarmbus_agents::policy::{DelegationPolicy, KeywordPolicy};
+//! use swarmbus_core::Tier;
+//!
+//! let routing = KeywordPolicy::default().route("grep the sources for KEYS");
+//! assert_eq!(routing.tier, Tier::Worker);
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod context;
+pub mod error;
+pub mod policy;
+pub mod runtime;
+
+pub use error::{AgentError, Result};
+pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
+pub use runtime::{
+    Coordinator, Gathered, Job, Routed, TaskHandler, TaskOutput, Worker, WorkerConfig,
+    WorkerReport, task_finding_id,
+};
