@@ -97,3 +97,12 @@ impl From<Error> for AgentError {
 
 /// The result type of this crate.
 pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+/// Cuts text to at most `max` characters for an error or a tool result.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}

@@ -13,6 +13,7 @@
 //!   gather) and [`Job`] (the halt protocol for multi-step jobs).
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
 //! - [`error`]: [`AgentError`], the crate's one error type.
 //!
 //! # Example
@@ -34,6 +35,7 @@ pub mod context;
 pub mod error;
 pub mod policy;
 pub mod runtime;
+pub mod tools;
 
 pub use error::{AgentError, Result};
 pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
