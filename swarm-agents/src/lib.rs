@@ -11,6 +11,8 @@
 //! - [`runtime`]: [`Worker`] (heartbeat, claim, handle, finding, ack; a
 //!   failed task is stopped and reported), [`Coordinator`] (route, dispatch,
 //!   gather) and [`Job`] (the halt protocol for multi-step jobs).
+//! - [`plan`]: the coordinator's plan, checked against its JSON Schema (never guessed).
+//! - [`context_pack`]: the findings a task depends on, packed into a token budget.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
@@ -32,7 +34,9 @@
 )]
 
 pub mod context;
+pub mod context_pack;
 pub mod error;
+pub mod plan;
 pub mod policy;
 pub mod runtime;
 pub mod tools;
