@@ -167,7 +167,7 @@ mod tests {
         }
         let six = format!(
             "{{\"tasks\":[{}]}}",
-            vec![r#"{"kind":"a","instructions":"x"}"#; 6].join(",")
+            [r#"{"kind":"a","instructions":"x"}"#; 6].join(",")
         );
         assert!(parse_plan("m", &six, 5).is_err());
     }
