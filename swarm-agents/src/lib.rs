@@ -13,6 +13,7 @@
 //!   gather) and [`Job`] (the halt protocol for multi-step jobs).
 //! - [`plan`]: the coordinator's plan, checked against its JSON Schema (never guessed).
 //! - [`context_pack`]: the findings a task depends on, packed into a token budget.
+//! - [`local`]: [`local::LocalWork`], real work on files without a model (the offline worker).
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
@@ -36,6 +37,7 @@
 pub mod context;
 pub mod context_pack;
 pub mod error;
+pub mod local;
 pub mod plan;
 pub mod policy;
 pub mod runtime;
