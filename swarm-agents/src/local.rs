@@ -64,9 +64,12 @@ impl LocalWork {
                 if name.starts_with('.') || name == "target" {
                     continue;
                 }
-                if p.is_dir() {
+                // The entry's own type: a symlink is neither followed nor
+                // read, so local work never leaves its root (nor loops).
+                let Ok(kind) = e.file_type() else { continue };
+                if kind.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_some_and(|x| x == ext) {
+                } else if kind.is_file() && p.extension().is_some_and(|x| x == ext) {
                     out.push(p);
                 }
             }
