@@ -16,6 +16,7 @@
 //! - [`local`]: [`local::LocalWork`], real work on files without a model (the offline worker).
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`synthesis`]: citations checked against the findings given, the extractive offline answer.
 //! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
 //! - [`error`]: [`AgentError`], the crate's one error type.
 //!
@@ -41,6 +42,7 @@ pub mod local;
 pub mod plan;
 pub mod policy;
 pub mod runtime;
+pub mod synthesis;
 pub mod tools;
 
 pub use error::{AgentError, Result};
