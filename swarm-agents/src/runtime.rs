@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -150,19 +151,30 @@ pub struct WorkerReport {
 /// A worker: claims tasks from `worker:tasks:<id>` and turns them into
 /// findings.
 #[derive(Debug)]
-pub struct Worker<B, H> {
-    bus: B,
+pub struct Worker<B: ?Sized, H> {
+    bus: Arc<B>,
     handler: H,
     config: WorkerConfig,
 }
 
 impl<B, H> Worker<B, H>
 where
-    B: Bus + Clone + 'static,
+    B: Bus + 'static,
     H: TaskHandler,
 {
     /// A worker on `bus` running `handler`.
     pub fn new(bus: B, handler: H, config: WorkerConfig) -> Self {
+        Self::shared(Arc::new(bus), handler, config)
+    }
+}
+
+impl<B, H> Worker<B, H>
+where
+    B: Bus + ?Sized + 'static,
+    H: TaskHandler,
+{
+    /// A worker on a shared bus (`Arc<dyn Bus>` included).
+    pub fn shared(bus: Arc<B>, handler: H, config: WorkerConfig) -> Self {
         Self {
             bus,
             handler,
@@ -288,8 +300,8 @@ pub struct Routed {
 
 /// The coordinator: routes work, spreads it over workers, gathers findings.
 #[derive(Debug)]
-pub struct Coordinator<B, P = KeywordPolicy> {
-    bus: B,
+pub struct Coordinator<B: ?Sized, P = KeywordPolicy> {
+    bus: Arc<B>,
     policy: P,
     session: SessionId,
     stats: DelegationStats,
@@ -298,19 +310,31 @@ pub struct Coordinator<B, P = KeywordPolicy> {
 impl<B: Bus> Coordinator<B, KeywordPolicy> {
     /// A coordinator with the default policy.
     pub fn new(bus: B, session: SessionId) -> Self {
-        Self::with_policy(bus, session, KeywordPolicy::default())
+        Self::shared(Arc::new(bus), session, KeywordPolicy::default())
     }
 }
 
 impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
     /// A coordinator with a policy of your own.
     pub fn with_policy(bus: B, session: SessionId, policy: P) -> Self {
+        Self::shared(Arc::new(bus), session, policy)
+    }
+}
+
+impl<B: Bus + ?Sized, P: DelegationPolicy> Coordinator<B, P> {
+    /// A coordinator on a shared bus (`Arc<dyn Bus>` included).
+    pub fn shared(bus: Arc<B>, session: SessionId, policy: P) -> Self {
         Self {
             bus,
             policy,
             session,
             stats: DelegationStats::default(),
         }
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<B> {
+        &self.bus
     }
 
     /// The delegation counts so far.
