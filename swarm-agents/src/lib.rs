@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`run`]: one goal end to end ([`run::GoalRun`]): plan, route, dispatch, wait, synthesise.
 //! - [`runtime`]: [`Worker`] (heartbeat, claim, handle, finding, ack; a
 //!   failed task is stopped and reported), [`Coordinator`] (route, dispatch,
 //!   gather) and [`Job`] (the halt protocol for multi-step jobs).
@@ -41,6 +42,7 @@ pub mod error;
 pub mod local;
 pub mod plan;
 pub mod policy;
+pub mod run;
 pub mod runtime;
 pub mod synthesis;
 pub mod tools;

@@ -192,7 +192,8 @@ impl TaskHandler for LocalWork {
 /// documentation's sections). No model plans it, and the run says so.
 pub fn offline_plan(pattern: &str) -> Plan {
     Plan::new(vec![
-        PlannedTask::new("grep", format!("Search the sources for {pattern:?}")),
+        PlannedTask::new("grep", format!("Search the sources for {pattern:?}"))
+            .with("pattern", serde_json::Value::String(pattern.to_owned())),
         PlannedTask::new("count", "Count lines of Rust and Markdown per folder"),
         PlannedTask::new(
             "headings",

@@ -25,6 +25,10 @@ pub struct PlannedTask {
     /// Whether the task may write files in the workspace.
     #[serde(default)]
     pub allow_write: bool,
+    /// Extra payload fields for the task, set by code (an offline plan's
+    /// search pattern); a model's plan cannot set them.
+    #[serde(skip)]
+    pub payload: serde_json::Map<String, Value>,
 }
 
 impl PlannedTask {
@@ -34,7 +38,14 @@ impl PlannedTask {
             kind: kind.into(),
             instructions: instructions.into(),
             allow_write: false,
+            payload: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a payload field.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.payload.insert(key.to_owned(), value);
+        self
     }
 }
 

@@ -92,6 +92,13 @@ pub trait TaskHandler: Send + Sync {
     async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String>;
 }
 
+#[async_trait]
+impl<T: TaskHandler + ?Sized> TaskHandler for Arc<T> {
+    async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String> {
+        (**self).handle(task).await
+    }
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -104,6 +111,8 @@ pub struct WorkerConfig {
     pub claim_wait: Duration,
     /// Stop after this long with no task (`None`: run until stopped or halted).
     pub idle_exit: Option<Duration>,
+    /// Stop after this many tasks, finished or failed (`None`: no limit).
+    pub max_tasks: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -114,7 +123,14 @@ impl WorkerConfig {
             heartbeat_ttl: Duration::from_secs(60),
             claim_wait: Duration::from_secs(1),
             idle_exit: None,
+            max_tasks: None,
         }
+    }
+
+    /// Stops after `n` tasks (`1`: the CLI's `--once`).
+    pub fn max_tasks(mut self, n: u64) -> Self {
+        self.max_tasks = Some(n);
+        self
     }
 
     /// Sets the heartbeat TTL (at least 1 ms; [`Worker::run`] refuses less).
@@ -223,6 +239,7 @@ where
         let id = &self.config.id;
         let mut report = WorkerReport::default();
         let mut idle_since = tokio::time::Instant::now();
+        let mut done = 0u64;
         loop {
             if let Some(h) = self.bus.halted().await? {
                 tracing::info!(worker = %id, "swarm halted; stopping before the next task");
@@ -281,6 +298,10 @@ where
                 }
             }
             idle_since = tokio::time::Instant::now();
+            done += 1;
+            if self.config.max_tasks.is_some_and(|max| done >= max) {
+                return Ok(report);
+            }
         }
     }
 }
