@@ -1,0 +1,393 @@
+//! `swarm run "GOAL"`: plan → workers in parallel → synthesis, then the
+//! status block and the cost report.
+//!
+//! With `ANTHROPIC_API_KEY` the coordinator tier plans and synthesises and
+//! the workers run a tool-use loop on the worker tier, tools sandboxed to
+//! `--workspace`. Without it the run is offline: a fixed plan of local tasks
+//! (search, line counts, documentation sections), the local handlers as
+//! workers, and an extractive answer; the output says so.
+//!
+//! Exit status: 0 every task finished, 3 some tasks were stopped with a
+//! report (the answer is still written from the rest), 1 the run stopped
+//! (halt, malformed plan, context full, deadline, bus), 2 bad arguments.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use swarmbus_agents::local::LocalWork;
+use swarmbus_agents::run::{
+    ExtractiveSynthesis, GoalRun, OfflinePlanner, Planner, RunConfig, RunReport, Synthesiser,
+};
+use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
+use swarmbus_core::bus::Bus;
+use swarmbus_core::keys::{Channel, SessionId, WorkerId};
+use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_cost::{Accountant, BudgetLimits, Money, PriceTable, ReportFilter, Tiers};
+
+use crate::ctx::{Ctx, fail};
+
+/// Exit status when some tasks were stopped with a report.
+const TASKS_STOPPED: u8 = 3;
+
+/// Which models play the tiers.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ModelArgs {
+    /// The worker tier's model (default: the price table's worker default).
+    #[arg(long, env = "SWARM_WORKER_MODEL", value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+    /// Run offline even when ANTHROPIC_API_KEY is set.
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
+/// `swarm run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// What the swarm should find out.
+    goal: String,
+    /// Workers started in this process (tokio tasks).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    workers: usize,
+    /// Dispatch to these already running workers (`swarm worker run --id …`,
+    /// comma-separated) instead of starting any here.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    worker_ids: Vec<String>,
+    /// Spend limit of this run in dollars: a call that would go over it is
+    /// refused and its task stopped with a report.
+    #[arg(long, value_name = "USD")]
+    budget: Option<String>,
+    /// The folder the workers' tools are confined to (default: here).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// How long to wait for the workers, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    deadline: u64,
+    /// What the offline search task looks for.
+    #[arg(long, default_value = "pub trait", value_name = "TEXT")]
+    offline_pattern: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who thinks: the offline local handlers, or models.
+pub(crate) enum Brains {
+    /// No model: local handlers, a fixed plan, an extractive answer.
+    Offline {
+        /// Why offline.
+        why: String,
+        /// The workspace.
+        workspace: PathBuf,
+    },
+}
+
+impl Brains {
+    /// Picks models from the environment: Claude when `ANTHROPIC_API_KEY`
+    /// is set (and `--offline` is not), else offline.
+    pub(crate) fn from_env(
+        args: &ModelArgs,
+        workspace: &Path,
+        _bus: Arc<dyn Bus>,
+    ) -> Result<Self, String> {
+        let workspace = std::fs::canonicalize(workspace)
+            .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
+        let key = std::env::var_os("ANTHROPIC_API_KEY").filter(|k| !k.is_empty());
+        let why = if args.offline {
+            "offline (--offline)".to_owned()
+        } else if key.is_none() {
+            "offline: no ANTHROPIC_API_KEY".to_owned()
+        } else {
+            "offline: this build has no Anthropic client yet".to_owned()
+        };
+        Ok(Brains::Offline { why, workspace })
+    }
+
+    /// One line on what the workers run on.
+    pub(crate) fn describe_worker(&self) -> String {
+        match self {
+            Brains::Offline { why, workspace } => format!(
+                "{why}; local handlers (search, count, headings) on {}",
+                workspace.display()
+            ),
+        }
+    }
+
+    /// Whether no model is used.
+    pub(crate) fn is_offline(&self) -> bool {
+        matches!(self, Brains::Offline { .. })
+    }
+
+    /// The handler of worker `id`.
+    pub(crate) fn worker_handler(&self, _id: &WorkerId) -> Arc<dyn TaskHandler> {
+        match self {
+            Brains::Offline { workspace, .. } => Arc::new(LocalWork::new(workspace.clone())),
+        }
+    }
+
+    fn planner(&self, pattern: &str) -> Arc<dyn Planner> {
+        match self {
+            Brains::Offline { .. } => Arc::new(OfflinePlanner::new(pattern)),
+        }
+    }
+
+    fn synthesiser(&self) -> Arc<dyn Synthesiser> {
+        match self {
+            Brains::Offline { .. } => Arc::new(ExtractiveSynthesis),
+        }
+    }
+}
+
+/// Runs `swarm run`.
+pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
+    let bus = match ctx.bus().await {
+        Ok(b) => b,
+        Err(e) => return fail("cannot open the bus", e),
+    };
+    let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus)) {
+        Ok(b) => b,
+        Err(e) => return fail("run", e),
+    };
+    let budget = match args.budget.as_deref().map(Money::parse).transpose() {
+        Ok(b) => b,
+        Err(e) => return fail("--budget", e),
+    };
+    let session = match SessionId::new(format!(
+        "run-{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        &uuid_suffix()
+    )) {
+        Ok(s) => s,
+        Err(e) => return fail("session", e),
+    };
+    let table = match PriceTable::built_in() {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail("price table", e),
+    };
+    let mut limits = BudgetLimits::unlimited();
+    if let Some(b) = budget {
+        limits = limits.per_session(b);
+    }
+    let accountant = match Accountant::new(Arc::clone(&bus), table, Tiers::default(), limits) {
+        Ok(a) => a,
+        Err(e) => return fail("accountant", e),
+    };
+
+    // Workers: the ones named, or N here.
+    let external = !args.worker_ids.is_empty();
+    let ids: Vec<WorkerId> = if external {
+        match args.worker_ids.iter().map(WorkerId::new).collect() {
+            Ok(v) => v,
+            Err(e) => return fail("--worker-ids", e),
+        }
+    } else {
+        match (1..=args.workers.max(1))
+            .map(|i| WorkerId::new(format!("haiku-{i}")))
+            .collect()
+        {
+            Ok(v) => v,
+            Err(e) => return fail("worker id", e),
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut running = Vec::new();
+    if !external {
+        for id in &ids {
+            let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(200));
+            let mut rx = stop_rx.clone();
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let worker = Worker::shared(Arc::clone(&bus), brains.worker_handler(id), cfg);
+            running.push(tokio::spawn(worker.run(stop)));
+        }
+    }
+
+    let progress = Progress::start(!args.json && std::io::stderr().is_terminal());
+    progress.say(&format!("{} | planning", brains.describe_worker()));
+    let watcher = progress.watch(Arc::clone(&bus)).await;
+
+    let coordinator = match WorkerId::new("sonnet-coordinator") {
+        Ok(c) => c,
+        Err(e) => return fail("coordinator id", e),
+    };
+    let config = RunConfig::new(session.clone(), ids.clone(), coordinator)
+        .deadline(Duration::from_secs(args.deadline));
+    let goal_run = GoalRun::new(
+        Arc::clone(&bus),
+        brains.planner(&args.offline_pattern),
+        brains.synthesiser(),
+        config,
+    );
+    let outcome = goal_run.run(&args.goal).await;
+    let _ = stop_tx.send(true);
+    for r in running {
+        match r.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "a worker stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "a worker task panicked"),
+        }
+    }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    progress.finish();
+
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"session": session.to_string(), "error": {"message": e.to_string(), "halt": e.halt_report()}})
+                );
+                return ExitCode::FAILURE;
+            }
+            return fail("run stopped", e);
+        }
+    };
+    let status = SwarmStatus::snapshot(&*bus, &StatusConfig::default()).await;
+    let cost = accountant
+        .report(&ReportFilter::all().session(session.clone()))
+        .await;
+    let code = if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(TASKS_STOPPED)
+    };
+    if args.json {
+        let value = json!({
+            "session": session.to_string(),
+            "goal": report.goal,
+            "mode": if brains.is_offline() { "offline" } else { "claude" },
+            "workers": brains.describe_worker(),
+            "planned_by": report.planned.by,
+            "tasks": report.routed.iter().map(|r| json!({
+                "id": r.task.id.to_string(),
+                "kind": r.task.kind,
+                "instructions": r.task.instructions,
+                "tier": r.routing.tier,
+                "reason": r.routing.reason,
+                "worker": r.worker.as_ref().map(ToString::to_string),
+            })).collect::<Vec<_>>(),
+            "findings": report.findings.iter().map(|f| json!({
+                "id": f.id.to_string(), "worker": f.worker.to_string(), "title": f.title,
+            })).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(|f| json!({
+                "task": f.task.id.to_string(), "report": f.report,
+            })).collect::<Vec<_>>(),
+            "answer": {
+                "id": report.answer.id.to_string(),
+                "by": report.answered_by,
+                "text": report.answer.body,
+                "cites": report.answer.cites.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+            "cost": cost.as_ref().ok(),
+            "status": status.as_ref().ok().map(SwarmStatus::to_json),
+        });
+        println!("{value}");
+        return code;
+    }
+    print_text(&report, &brains);
+    match status {
+        Ok(s) => println!("{}", s.render()),
+        Err(e) => eprintln!("swarm: status: {e}"),
+    }
+    match cost {
+        Ok(c) => {
+            println!("Cost of this run (session {session}):");
+            print!("{}", c.render());
+            if brains.is_offline() {
+                println!("(offline: no model was called, so nothing was spent)");
+            }
+        }
+        Err(e) => eprintln!("swarm: cost report: {e}"),
+    }
+    code
+}
+
+fn print_text(report: &RunReport, brains: &Brains) {
+    println!("Goal: {}", report.goal);
+    println!("Workers: {}", brains.describe_worker());
+    println!(
+        "Plan ({} tasks, by {}):",
+        report.routed.len(),
+        report.planned.by
+    );
+    for r in &report.routed {
+        println!(
+            "  {} → {} ({:?} tier, {:?}): {}",
+            r.task.kind,
+            r.worker
+                .as_ref()
+                .map_or("coordinator".to_owned(), ToString::to_string),
+            r.routing.tier,
+            r.routing.reason,
+            r.task.instructions
+        );
+    }
+    println!("Findings:");
+    for f in &report.findings {
+        println!("  [{}] {} ({})", f.id, f.title, f.worker);
+    }
+    for f in &report.failed {
+        println!("  STOPPED {}: {}", f.task.instructions, f.report);
+    }
+    println!(
+        "\nAnswer (finding {}, by {}):\n{}",
+        report.answer.id, report.answered_by, report.answer.body
+    );
+}
+
+fn uuid_suffix() -> String {
+    let id = swarmbus_core::keys::FindingId::random().to_string();
+    id.chars().take(8).collect()
+}
+
+/// Progress on a terminal (indicatif), nothing when piped.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn start(on_terminal: bool) -> Self {
+        let bar = on_terminal.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Self { bar }
+    }
+
+    fn say(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_owned());
+        }
+    }
+
+    /// Counts findings as they are announced on `channel:findings`.
+    async fn watch(&self, bus: Arc<dyn Bus>) -> Option<tokio::task::JoinHandle<()>> {
+        let bar = self.bar.clone()?;
+        let mut notes = bus.subscribe(Channel::Findings).await.ok()?;
+        Some(tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(Ok(_)) = notes.next().await {
+                n += 1;
+                bar.set_message(format!("{n} findings written"));
+            }
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
