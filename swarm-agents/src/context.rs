@@ -7,9 +7,11 @@
 use serde::Serialize;
 
 use swarmbus_core::bus::{Counters, FindingStore};
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::Result;
 use swarmbus_core::keys::{SessionId, WorkerId};
-use swarmbus_core::llm::{CompletionRequest, LanguageModel};
+use swarmbus_core::llm::{
+    CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind,
+};
 use swarmbus_core::model::{Finding, FindingFilter};
 
 /// The brief's threshold.
@@ -137,12 +139,21 @@ where
         prompt.push_str(&format!("[{}] {}: {}\n", f.id, f.title, f.body));
     }
     let answer = model.complete(CompletionRequest::new(prompt)).await?;
-    if answer.text.trim().is_empty() {
-        return Err(Error::Model {
-            model: model.model_id().to_owned(),
-            message: "empty summary; nothing archived".into(),
-            retry: swarmbus_core::error::Retry::Never,
-        });
+    let summary = answer.text();
+    if summary.trim().is_empty() {
+        let kind = if answer.stop_reason == swarmbus_core::llm::StopReason::MaxTokens {
+            ModelErrorKind::Truncated
+        } else {
+            ModelErrorKind::MalformedResponse
+        };
+        return Err(ModelError::new(
+            model.provider_name(),
+            model.model_id(),
+            kind,
+            ModelAction::Fail,
+            "empty summary; nothing archived",
+        )
+        .into());
     }
     let first = old.first().map(|f| f.created_at);
     let last = old.last().map(|f| f.created_at);
@@ -150,7 +161,7 @@ where
         (Some(a), Some(b)) => format!("Summary of {} findings from {a} to {b}", old.len()),
         _ => format!("Summary of {} findings", old.len()),
     };
-    let summary = Finding::new(worker, session, title, answer.text)
+    let summary = Finding::new(worker, session, title, summary)
         .with_tags(["summary"])
         .citing(old.iter().map(|f| f.id));
     // The summary is stored before anything is archived: a crash in between
@@ -177,7 +188,7 @@ mod tests {
         }
         async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
             let lines = request
-                .prompt
+                .prompt_text()
                 .lines()
                 .filter(|l| l.starts_with('['))
                 .count();

@@ -720,11 +720,15 @@ mod tests {
         );
         let err = job
             .step("section 2 of 3", async {
-                Err::<(), _>(AgentError::from(Error::Backend {
-                    backend: "gemini",
-                    message: "all shards exhausted".into(),
-                    retry: swarmbus_core::error::Retry::Never,
-                }))
+                Err::<(), _>(AgentError::from(Error::from(
+                    swarmbus_core::llm::ModelError::new(
+                        "gemini",
+                        "gemini-flash",
+                        swarmbus_core::llm::ModelErrorKind::Exhausted,
+                        swarmbus_core::llm::ModelAction::Fail,
+                        "all shards exhausted",
+                    ),
+                )))
             })
             .await
             .unwrap_err();

@@ -117,16 +117,10 @@ pub enum Error {
         /// Whether and how to retry.
         retry: Retry,
     },
-    /// A language-model call failed.
-    #[error("model {model} failed: {message}")]
-    Model {
-        /// The model id.
-        model: String,
-        /// What went wrong, with secrets removed.
-        message: String,
-        /// Whether and how to retry.
-        retry: Retry,
-    },
+    /// A language-model call failed: the provider's facts and what to do
+    /// (its [`crate::llm::ModelAction`]) are kept whole.
+    #[error("model call failed: {0}")]
+    Model(Box<crate::llm::ModelError>),
 }
 
 impl Error {
@@ -135,7 +129,8 @@ impl Error {
         match self {
             Error::Timeout { .. } => Retry::Retry,
             Error::Halted(_) => Retry::Stop,
-            Error::Backend { retry, .. } | Error::Model { retry, .. } => *retry,
+            Error::Backend { retry, .. } => *retry,
+            Error::Model(e) => model_retry(e),
             _ => Retry::Never,
         }
     }
@@ -162,6 +157,24 @@ impl Error {
             key: key.into(),
             reason: reason.to_string(),
         }
+    }
+}
+
+fn model_retry(e: &crate::llm::ModelError) -> Retry {
+    use crate::llm::ModelAction;
+    match e.action {
+        ModelAction::Retry | ModelAction::Rotate => match e.retry_after {
+            Some(d) => Retry::After(d),
+            None => Retry::Retry,
+        },
+        ModelAction::RetryAfter { after } => Retry::After(after),
+        ModelAction::WaitUntil { until } => Retry::After(
+            (until - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        ),
+        ModelAction::Stop { .. } => Retry::Stop,
+        _ => Retry::Never,
     }
 }
 

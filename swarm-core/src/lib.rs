@@ -13,7 +13,9 @@
 //!   `WorkerRegistry`, `TaskQueue`, `QuotaLedger`, `HaltSwitch`, `Counters`, `Journal`,
 //!   `ArchiveDesk`) and `Bus`, all of them.
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
-//! - [`llm`]: the `LanguageModel` trait, requests, completions and `Usage`.
+//! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
+//!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
+//! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
 //! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
@@ -38,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accounting;
 pub mod bus;
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -49,6 +52,7 @@ pub mod model;
 pub mod quota;
 pub mod status;
 
+pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};
 pub use bus::{
     ArchiveDesk, Bus, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch,
     Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
@@ -58,7 +62,11 @@ pub use keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, Namespace, QueryId,
     SessionId, ShardId, TaskId, TierName, WorkerId,
 };
-pub use llm::{Completion, CompletionRequest, LanguageModel, Usage};
+pub use llm::{
+    CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, ModelAction,
+    ModelCatalog, ModelError, ModelErrorKind, ModelLifecycle, Role, StopReason, ToolChoice,
+    ToolSpec, Usage,
+};
 pub use memory::MemoryBus;
 pub use model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,

@@ -22,8 +22,8 @@ impl LanguageModel for FirstSentences {
     }
 
     async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
-        let text: Vec<&str> = request
-            .prompt
+        let prompt = request.prompt_text();
+        let text: Vec<&str> = prompt
             .lines()
             .filter(|l| l.starts_with('['))
             .map(|l| l.split(". ").next().unwrap_or(l))

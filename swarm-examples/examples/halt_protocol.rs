@@ -10,7 +10,10 @@ use std::time::Duration;
 use swarm_examples::{AnyError, LocalWork, repo_root};
 use swarmbus_agents::AgentError;
 use swarmbus_agents::runtime::{Job, Worker, WorkerConfig};
-use swarmbus_core::{Error, HaltSwitch, MemoryBus, Retry, SessionId, Task, TaskQueue, WorkerId};
+use swarmbus_core::{
+    Error, HaltSwitch, MemoryBus, ModelAction, ModelError, ModelErrorKind, SessionId, Task,
+    TaskQueue, WorkerId,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), AnyError> {
@@ -36,11 +39,13 @@ async fn main() -> Result<(), AnyError> {
     .await?;
     let failed = job
         .step("section 2 of 3: ask the librarian", async {
-            Err::<String, _>(AgentError::from(Error::Backend {
-                backend: "librarian",
-                message: "shard 2 returned a malformed response".into(),
-                retry: Retry::Never,
-            }))
+            Err::<String, _>(AgentError::from(Error::from(ModelError::new(
+                "gemini",
+                "gemini-flash-latest",
+                ModelErrorKind::MalformedResponse,
+                ModelAction::Fail,
+                "shard 2 returned a malformed response",
+            ))))
         })
         .await;
     let Err(AgentError::Halted(report)) = failed else {

@@ -383,7 +383,7 @@ impl Generation {
             usage,
         );
         if let Some(r) = self.finish_reason {
-            c = c.finish_reason(r.as_str());
+            c = c.stop_reason(r.stop_reason());
         }
         if let Some(s) = served_by {
             c = c.served_by(s);

@@ -605,22 +605,48 @@ impl Error {
         )
     }
 
-    /// The core crate's error for this one, for [`swarmbus_core::llm::LanguageModel`]
-    /// callers: the kind leads the message, the action becomes the retry hint.
-    pub fn into_core(self, model: &str) -> swarmbus_core::Error {
-        let retry = match self.action() {
-            Action::RetryAfter(d) | Action::Cool(d) => Retry::After(d),
-            Action::Rotate => Retry::Retry,
-            Action::ExhaustUntil(t) => {
-                Retry::After((t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-            }
-            Action::Disable | Action::Fail => Retry::Never,
+    /// Core's [`ModelError`](swarmbus_core::llm::ModelError) for this one,
+    /// for [`swarmbus_core::llm::LanguageModel`] callers: the kind, HTTP
+    /// status, retry delay and action are kept (a per-day exhaustion waits
+    /// until its reset; a spend-free provider has no `Stop`).
+    pub fn to_model_error(&self, provider: &str, model: &str) -> swarmbus_core::llm::ModelError {
+        use swarmbus_core::llm::{ModelAction, ModelError, ModelErrorKind as K};
+        let kind = match self.kind() {
+            ErrorKind::InvalidKey => K::Unauthenticated,
+            ErrorKind::PermissionDenied => K::PermissionDenied,
+            ErrorKind::NotFound => K::NotFound,
+            ErrorKind::InvalidRequest => K::InvalidRequest,
+            ErrorKind::RateLimited => K::RateLimited,
+            ErrorKind::QuotaExhausted => K::QuotaExhausted,
+            ErrorKind::Overloaded => K::Overloaded,
+            ErrorKind::ServerError => K::ServerError,
+            ErrorKind::Blocked => K::Blocked,
+            ErrorKind::MalformedResponse | ErrorKind::Citation => K::MalformedResponse,
+            ErrorKind::Timeout => K::Timeout,
+            ErrorKind::Transport => K::Connection,
+            ErrorKind::AllShardsExhausted | ErrorKind::NotEnoughShards => K::Exhausted,
+            ErrorKind::Config | ErrorKind::NoFindings | ErrorKind::Ledger => K::Config,
         };
-        swarmbus_core::Error::Model {
-            model: model.to_owned(),
-            message: format!("{}: {}", self.kind(), self),
-            retry,
+        let action = match self.action() {
+            Action::RetryAfter(after) | Action::Cool(after) => ModelAction::RetryAfter { after },
+            Action::Rotate => ModelAction::Rotate,
+            Action::ExhaustUntil(until) => ModelAction::WaitUntil { until },
+            Action::Disable => ModelAction::Disable,
+            Action::Fail => ModelAction::Fail,
+        };
+        let mut e = ModelError::new(provider, model, kind, action, self.to_string());
+        if let Some(status) = self.http_status() {
+            e = e.http_status(status);
         }
+        if let Some(d) = self.retry_delay() {
+            e = e.retry_after(d);
+        }
+        e
+    }
+
+    /// Core's error for this one (a [`swarmbus_core::Error::Model`]).
+    pub fn into_core(self, model: &str) -> swarmbus_core::Error {
+        self.to_model_error("gemini", model).into()
     }
 
     /// Classifies an HTTP error response of the Gemini API (status and

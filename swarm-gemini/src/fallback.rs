@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use swarmbus_core::llm::{Completion, CompletionRequest, Usage};
+use swarmbus_core::llm::{Completion, CompletionRequest, StopReason, Usage};
 
 use crate::client::{ClientConfig, read_capped, transport_error};
 use crate::decode::DEFAULT_MAX_BODY_BYTES;
@@ -361,7 +361,12 @@ impl OpenAiCompatible {
         )
         .served_by(self.config.name.clone());
         if let Some(f) = finish {
-            completion = completion.finish_reason(f);
+            completion = completion.stop_reason(match f.as_str() {
+                "stop" => StopReason::EndTurn,
+                "length" => StopReason::MaxTokens,
+                "tool_calls" => StopReason::ToolUse,
+                _ => StopReason::Other(f),
+            });
         }
         Ok(completion)
     }

@@ -54,7 +54,7 @@
 //! let shards = shards_from_env(QuotaLimits::free_tier())?; // GEMINI_API_KEY_SHARD1..N
 //! let pool = ShardPool::new(shards, Arc::new(MemoryBus::new()), PoolConfig::default())?;
 //! let answer = pool.generate(&GenerateContentRequest::user("Hello")).await?;
-//! println!("{} (served by {})", answer.completion.text, answer.served_by);
+//! println!("{} (served by {})", answer.completion.text(), answer.served_by);
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]

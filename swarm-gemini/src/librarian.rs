@@ -206,7 +206,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 }
                 let completion = provider.complete(request).await?;
                 let given: HashSet<FindingId> = context.iter().map(|f| f.id).collect();
-                let (answer, citations) = parse_answer(&completion.text, &given)?;
+                let (answer, citations) = parse_answer(&completion.text(), &given)?;
                 self.verify_exist(&citations).await?;
                 Ok(LibrarianAnswer {
                     answer,

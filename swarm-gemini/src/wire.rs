@@ -108,6 +108,19 @@ open_enum!(
 );
 
 impl FinishReason {
+    /// The provider-neutral stop reason: `STOP` ends the turn, `MAX_TOKENS`
+    /// is the token cap, a blocking reason is a content filter (its name
+    /// kept), anything else is kept as written.
+    pub fn stop_reason(&self) -> swarmbus_core::llm::StopReason {
+        use swarmbus_core::llm::StopReason;
+        match self {
+            FinishReason::Stop => StopReason::EndTurn,
+            FinishReason::MaxTokens => StopReason::MaxTokens,
+            r if r.is_block() => StopReason::ContentFilter(r.as_str().to_owned()),
+            r => StopReason::Other(r.as_str().to_owned()),
+        }
+    }
+
     /// Whether this reason means the content was withheld by a safety or
     /// policy filter: the same prompt on another key would be blocked too.
     pub fn is_block(&self) -> bool {
@@ -544,7 +557,7 @@ impl GenerateContentRequest {
         };
         config.max_output_tokens = request.max_output_tokens;
         config.temperature = request.temperature;
-        let mut out = Self::user(request.prompt.clone());
+        let mut out = Self::user(request.prompt_text());
         if let Some(system) = &request.system {
             out = out.system(system.clone());
         }

@@ -151,7 +151,7 @@ async fn a_per_minute_429_cools_shard_1_and_shard_2_answers() {
 
     let a = pool.generate(&ask()).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Shard(sid(2)));
-    assert_eq!(a.completion.text, "from shard 2");
+    assert_eq!(a.completion.text(), "from shard 2");
     let s1 = rig.state(1).await;
     assert_eq!(s1.status, ShardStatus::Cooling);
     assert_eq!(s1.cooling_until, Some(utc("2026-01-15T20:00:58Z")));
@@ -260,7 +260,7 @@ async fn a_quota_hit_on_one_key_exhausts_every_key_of_its_project() {
         .await;
     let pool = rig.pool_with_projects(&["project-a", "project-a", "project-b"]);
     let a = pool.generate(&ask()).await.unwrap();
-    assert_eq!(a.completion.text, "other project");
+    assert_eq!(a.completion.text(), "other project");
     assert_eq!(rig.state(2).await.status, ShardStatus::Exhausted);
     assert_eq!(rig.state(3).await.status, ShardStatus::Ok);
     for _ in 0..3 {
@@ -332,7 +332,7 @@ async fn a_server_error_is_retried_with_backoff_on_the_same_shard() {
     let pool = rig.pool(2, QuotaLimits::free_tier());
     let a = pool.generate(&ask()).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Shard(sid(1)));
-    assert_eq!(a.completion.text, "third time");
+    assert_eq!(a.completion.text(), "third time");
     assert_eq!(rig.requests_to(1).await, 3);
     let sleeps = rig.clock.sleeps();
     assert_eq!(sleeps.len(), 2, "{sleeps:?}");
@@ -381,7 +381,7 @@ async fn when_every_shard_cools_the_pool_waits_for_the_earliest_within_the_deadl
         .generate_within(&ask(), Duration::from_secs(90))
         .await
         .unwrap();
-    assert_eq!(a.completion.text, "after the wait");
+    assert_eq!(a.completion.text(), "after the wait");
     // It waited 58 s for shard 1 (the earliest), which was rate limited
     // again, then 2 s more for shard 2's 60 s to end.
     assert_eq!(
@@ -442,7 +442,7 @@ async fn all_shards_exhausted_goes_to_the_fallback_provider() {
         .with_fallback(rig.fallback());
     let a = pool.generate(&ask().system("be brief")).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Fallback("deepseek".into()));
-    assert_eq!(a.completion.text, "from the fallback");
+    assert_eq!(a.completion.text(), "from the fallback");
     assert_eq!(a.completion.usage.input_tokens, 4);
     assert_eq!(a.completion.usage.cache_read_tokens, 8);
     let fb = rig
@@ -617,10 +617,10 @@ async fn the_pool_is_a_language_model() {
         .await;
     let model: Arc<dyn LanguageModel> = Arc::new(rig.pool(1, QuotaLimits::free_tier()));
     let c = model.complete(CompletionRequest::new("hi")).await.unwrap();
-    assert_eq!(c.text, "as a model");
+    assert_eq!(c.text(), "as a model");
     assert_eq!(c.served_by.as_deref(), Some("shard1"));
     assert_eq!(c.usage.input_tokens, 5);
-    assert_eq!(c.finish_reason.as_deref(), Some("STOP"));
+    assert_eq!(c.stop_reason, swarmbus_core::llm::StopReason::EndTurn);
     assert_eq!(model.model_id(), MODEL);
 }
 

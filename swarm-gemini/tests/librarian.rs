@@ -49,7 +49,7 @@ impl LanguageModel for Scripted {
     }
 
     async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
-        let text = (self.answer)(&request.prompt);
+        let text = (self.answer)(&request.prompt_text());
         self.prompts.lock().unwrap().push(request);
         Ok(Completion::new(text, "scripted", Usage::new(10, 5)))
     }
@@ -155,7 +155,7 @@ async fn a_session_filter_answers_cross_session_questions_from_that_session_only
     let filter = FindingFilter::all().session(SessionId::new("instance-10").unwrap());
     let a = librarian.ask("What about cost?", &filter).await.unwrap();
     assert_eq!(a.findings_selected, 2);
-    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
     assert!(prompt.contains(&fs[0].id.to_string()));
     assert!(prompt.contains(&fs[1].id.to_string()));
     assert!(
@@ -194,7 +194,7 @@ async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
         .unwrap();
     assert_eq!(a.findings_selected, 3);
     assert_eq!(a.findings_in_context, 1);
-    let prompt = model.prompts.lock().unwrap()[0].prompt.clone();
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
     assert!(
         prompt.contains(&fs[2].id.to_string()),
         "the Redis finding is the relevant one"
