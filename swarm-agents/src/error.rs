@@ -46,6 +46,27 @@ pub enum AgentError {
         /// The model's text, cut to 2,000 characters.
         raw: String,
     },
+    /// The coordinator model's answer cannot be used (empty, or citing
+    /// findings it was not shown).
+    #[error("unusable answer from {model}: {reason}")]
+    MalformedAnswer {
+        /// The model.
+        model: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A budget refused the coordinator's next call.
+    #[error("budget refused the call: {reason}")]
+    BudgetRefused {
+        /// What the budget said.
+        reason: String,
+    },
+    /// The librarian failed or did not answer in time.
+    #[error("librarian: {message}")]
+    Librarian {
+        /// What happened.
+        message: String,
+    },
     /// Waiting for the workers took longer than the deadline.
     #[error("{pending} of {total} tasks unfinished after {after:?}")]
     Deadline {

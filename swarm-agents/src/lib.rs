@@ -15,6 +15,10 @@
 //! - [`plan`]: the coordinator's plan, checked against its JSON Schema (never guessed).
 //! - [`context_pack`]: the findings a task depends on, packed into a token budget.
 //! - [`local`]: [`local::LocalWork`], real work on files without a model (the offline worker).
+//! - [`agent`]: [`agent::AgentWorker`], the tool-use loop on any `LanguageModel`, with its limits.
+//! - [`coordinator`]: planning and synthesis on the coordinator model.
+//! - [`metering`]: budget holds before each call, usage recorded after it.
+//! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`synthesis`]: citations checked against the findings given, the extractive offline answer.
@@ -36,14 +40,18 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod agent;
 pub mod context;
 pub mod context_pack;
+pub mod coordinator;
 pub mod error;
 pub mod local;
+pub mod metering;
 pub mod plan;
 pub mod policy;
 pub mod run;
 pub mod runtime;
+pub mod scripted;
 pub mod synthesis;
 pub mod tools;
 

@@ -162,3 +162,40 @@ impl<B: Counters + Journal + ?Sized> Accountant<B> {
         self.ledger.report(&self.tiers, filter).await
     }
 }
+
+/// The runtime records every model call through core's `UsageRecorder`: the
+/// accountant prices it, appends it to the ledger (with its worker, tier and
+/// model; the role from the tier's name) and keeps `cost:<tier>` current.
+/// An unpriced model records `usd: None`, never $0.
+#[async_trait::async_trait]
+impl<B: Counters + Journal + ?Sized> swarmbus_core::accounting::UsageRecorder for Accountant<B> {
+    async fn record_usage(
+        &self,
+        record: &swarmbus_core::accounting::UsageRecord,
+    ) -> swarmbus_core::Result<swarmbus_core::accounting::RecordedCost> {
+        let mut call = Call::new(record.tier.clone(), record.model.clone()).at(record.at);
+        if let Some(role) = self.tiers.role_of(&record.tier) {
+            call = call.role(role);
+            if let Some(t) = self.tiers.get(role) {
+                call = call.billing(t.billing);
+            }
+        }
+        if let Some(w) = &record.worker {
+            call = call.worker(w.clone());
+        }
+        let entry = self
+            .ledger
+            .record(&call, record.usage)
+            .await
+            .map_err(|e| match e {
+                CostError::Bus(e) => e,
+                other => swarmbus_core::Error::InvalidInput {
+                    field: "usage record",
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(swarmbus_core::accounting::RecordedCost::new(
+            entry.cost.usd().map(Money::to_f64_lossy),
+        ))
+    }
+}
