@@ -256,3 +256,110 @@ impl Synthesiser for ModelSynthesis {
         Ok(Answer::new(text, cites, usage, model))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripted::ScriptedModel;
+    use swarmbus_core::MemoryBus;
+
+    fn calls(model: &ScriptedModel) -> CoordinatorCalls {
+        CoordinatorCalls::new(
+            Arc::new(model.clone()),
+            WorkerId::new("sonnet").unwrap(),
+            SessionId::new("s").unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_plan_is_asked_for_as_json_and_checked() {
+        let model = ScriptedModel::new("claude-sonnet-5-5").then_text(
+            r#"{"tasks":[{"kind":"search","instructions":"grep KEYS"},{"kind":"count","instructions":"count lines"}]}"#,
+            Usage::new(200, 50),
+        );
+        let planned = ModelPlanner::new(calls(&model))
+            .plan("audit", 5)
+            .await
+            .unwrap();
+        assert_eq!(planned.plan.tasks.len(), 2);
+        assert_eq!(planned.usage, Usage::new(200, 50));
+        let req = &model.requests()[0];
+        assert_eq!(req.json_schema, Some(plan_schema(5)));
+        assert_eq!(req.system.as_deref(), Some(PLANNER_PROMPT));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_plan_stops_with_the_models_text() {
+        let model = ScriptedModel::new("m").then_text("I think we should grep.", Usage::new(1, 1));
+        let e = ModelPlanner::new(calls(&model))
+            .plan("audit", 5)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, AgentError::MalformedPlan { raw, .. } if raw == "I think we should grep."),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn synthesis_cites_only_findings_it_was_shown() {
+        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+        let f = Finding::new(
+            WorkerId::new("w").unwrap(),
+            SessionId::new("s").unwrap(),
+            "t",
+            "b",
+        );
+        let model =
+            ScriptedModel::new("m").then_text(&format!("It is so [{}].", f.id), Usage::new(5, 5));
+        let a = ModelSynthesis::new(calls(&model), Arc::clone(&bus), 10_000)
+            .synthesise("goal", std::slice::from_ref(&f))
+            .await
+            .unwrap();
+        assert_eq!(a.cites, vec![f.id]);
+        let stranger = FindingId::random();
+        let model =
+            ScriptedModel::new("m").then_text(&format!("Also [{stranger}]."), Usage::new(5, 5));
+        let e = ModelSynthesis::new(calls(&model), bus, 10_000)
+            .synthesise("goal", std::slice::from_ref(&f))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AgentError::MalformedAnswer { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn over_its_budget_the_synthesis_asks_the_librarian() {
+        let bus = MemoryBus::new();
+        let shared: Arc<dyn Bus> = Arc::new(bus.clone());
+        let f = Finding::new(
+            WorkerId::new("w").unwrap(),
+            SessionId::new("s").unwrap(),
+            "t",
+            "x".repeat(4_000),
+        );
+        // A librarian answering the first query it sees.
+        let lib = bus.clone();
+        let id = f.id;
+        tokio::spawn(async move {
+            use swarmbus_core::bus::ArchiveDesk;
+            use swarmbus_core::model::ArchiveResponse;
+            if let Ok(Some(q)) = lib.next_query(Duration::from_secs(5)).await {
+                let r = ArchiveResponse::answered(q.id, format!("summary [{id}]"), vec![id])
+                    .answered_by("librarian-test");
+                let _ = lib.answer(&r).await;
+            }
+        });
+        let model = ScriptedModel::new("m");
+        let a = ModelSynthesis::new(calls(&model), shared, 100)
+            .librarian_wait(Duration::from_secs(5))
+            .synthesise("goal", std::slice::from_ref(&f))
+            .await
+            .unwrap();
+        assert_eq!(a.by, "librarian-test");
+        assert_eq!(a.cites, vec![f.id]);
+        assert!(
+            model.requests().is_empty(),
+            "the coordinator model was not called"
+        );
+    }
+}
