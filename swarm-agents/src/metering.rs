@@ -76,9 +76,10 @@ pub trait BudgetGate: Send + Sync {
     /// call: the task stops with that report.
     async fn reserve(&self, call: &CallMeta, estimate: &Usage) -> Result<SpendHold, String>;
 
-    /// The call was made and cost `usd` (`None`: unpriced, the estimate
-    /// stays held): commits it.
-    async fn commit(&self, hold: SpendHold, usd: Option<f64>);
+    /// The call `call` was made, used `usage` and was recorded at `usd`
+    /// (`None`: unpriced): commits the hold (a gate may price `usage`
+    /// exactly itself).
+    async fn commit(&self, hold: SpendHold, call: &CallMeta, usage: &Usage, usd: Option<f64>);
 
     /// The call was not made (or failed without usage): releases the hold.
     async fn release(&self, hold: SpendHold);
@@ -168,7 +169,7 @@ impl Metering {
             None => None,
         };
         if let (Some(b), Some(h)) = (&self.budget, hold) {
-            b.commit(h, usd).await;
+            b.commit(h, call, &usage, usd).await;
         }
         Ok(usd)
     }

@@ -253,7 +253,7 @@ impl BudgetGate for Allowance {
         *left -= 1;
         Ok(SpendHold::new(u64::from(*left)))
     }
-    async fn commit(&self, _: SpendHold, _: Option<f64>) {}
+    async fn commit(&self, _: SpendHold, _: &CallMeta, _: &Usage, _: Option<f64>) {}
     async fn release(&self, _: SpendHold) {}
 }
 

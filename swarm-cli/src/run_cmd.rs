@@ -19,20 +19,33 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
+use swarmbus_agents::agent::AgentWorker;
+use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
 use swarmbus_agents::local::LocalWork;
+use swarmbus_agents::metering::{BudgetGate, CallMeta, Metering, SpendHold};
 use swarmbus_agents::run::{
     ExtractiveSynthesis, GoalRun, OfflinePlanner, Planner, RunConfig, RunReport, Synthesiser,
 };
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
+use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
+use swarmbus_core::accounting::UsageRecorder;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
+use swarmbus_core::llm::{LanguageModel, Usage};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
-use swarmbus_cost::{Accountant, BudgetLimits, Money, PriceTable, ReportFilter, Tiers};
+use swarmbus_cost::{
+    Accountant, BudgetLimits, Call, Cost, Money, PriceTable, ReportFilter, Reservation, Tiers,
+};
 
 use crate::ctx::{Ctx, fail};
 
 /// Exit status when some tasks were stopped with a report.
 const TASKS_STOPPED: u8 = 3;
+/// The coordinator's worker id on the bus.
+const COORDINATOR_ID: &str = "sonnet-coordinator";
+/// Findings up to this many tokens go into the synthesis prompt; beyond it
+/// the librarian is asked.
+const SYNTHESIS_BUDGET_TOKENS: u64 = 150_000;
 
 /// Which models play the tiers.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +99,105 @@ pub(crate) enum Brains {
         /// The workspace.
         workspace: PathBuf,
     },
+    /// Models: the coordinator tier plans and synthesises, the worker tier
+    /// runs the tool-use loop.
+    Models(Box<ModelBrains>),
+}
+
+/// The models of a run and what meters them.
+pub(crate) struct ModelBrains {
+    coordinator: Arc<dyn LanguageModel>,
+    worker: Arc<dyn LanguageModel>,
+    workspace: Arc<Workspace>,
+    bus: Arc<dyn Bus>,
+    metering: Metering,
+    provider: String,
+}
+
+/// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` and
+/// `ANTHROPIC_BASE_URL`. Until `swarmbus-anthropic` is on main this build
+/// has none (`Ok(None)`): plugging it in is the one line marked below.
+fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, String> {
+    let _ = model;
+    // PLUG-IN: Ok(Some(Arc::new(swarmbus_anthropic::AnthropicClient::from_env()?.model(model))))
+    Ok(None)
+}
+
+/// Budgets of the accountant as the runtime's budget gate: a call's
+/// estimate is held on the session and worker budgets before it is made and
+/// committed at its exact price after.
+struct AccountantBudget {
+    accountant: Accountant<dyn Bus>,
+    holds: std::sync::Mutex<std::collections::HashMap<u64, Reservation>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl AccountantBudget {
+    fn call(&self, meta: &CallMeta) -> Call {
+        let mut call = Call::new(meta.tier.default_name(), meta.model.clone())
+            .role(meta.tier)
+            .worker(meta.worker.clone())
+            .session(meta.session.clone());
+        if let Some(t) = self.accountant.tiers().get(meta.tier) {
+            call = call.billing(t.billing);
+        }
+        call
+    }
+
+    fn price(&self, meta: &CallMeta, usage: &Usage) -> Option<Money> {
+        match self.accountant.quote(&self.call(meta), usage) {
+            Cost::Priced(p) => Some(p.usd),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BudgetGate for AccountantBudget {
+    async fn reserve(&self, meta: &CallMeta, estimate: &Usage) -> Result<SpendHold, String> {
+        let usd = match self.price(meta, estimate) {
+            Some(usd) => usd,
+            None if self.accountant.budgets().limits().is_unlimited() => Money::ZERO,
+            None => {
+                return Err(format!(
+                    "{} has no price, so it cannot be held to the budget",
+                    meta.model
+                ));
+            }
+        };
+        let reservation = self
+            .accountant
+            .budgets()
+            .reserve(Some(&meta.worker), Some(&meta.session), usd)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut h) = self.holds.lock() {
+            h.insert(id, reservation);
+        }
+        Ok(SpendHold::new(id))
+    }
+
+    async fn commit(&self, hold: SpendHold, meta: &CallMeta, usage: &Usage, _usd: Option<f64>) {
+        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
+            return;
+        };
+        // Priced exactly again (the recorder's dollars are for display); an
+        // unpriced call keeps its estimate.
+        let actual = self.price(meta, usage).unwrap_or(reservation.estimate());
+        if let Err(e) = self.accountant.budgets().commit(reservation, actual).await {
+            tracing::warn!(error = %e, "budget commit failed");
+        }
+    }
+
+    async fn release(&self, hold: SpendHold) {
+        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
+            return;
+        };
+        if let Err(e) = self.accountant.budgets().release(reservation).await {
+            tracing::warn!(error = %e, "budget release failed");
+        }
+    }
 }
 
 impl Brains {
@@ -94,19 +206,63 @@ impl Brains {
     pub(crate) fn from_env(
         args: &ModelArgs,
         workspace: &Path,
-        _bus: Arc<dyn Bus>,
+        bus: Arc<dyn Bus>,
+        accountant: Accountant<dyn Bus>,
     ) -> Result<Self, String> {
         let workspace = std::fs::canonicalize(workspace)
             .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
         let key = std::env::var_os("ANTHROPIC_API_KEY").filter(|k| !k.is_empty());
-        let why = if args.offline {
-            "offline (--offline)".to_owned()
-        } else if key.is_none() {
-            "offline: no ANTHROPIC_API_KEY".to_owned()
-        } else {
-            "offline: this build has no Anthropic client yet".to_owned()
+        if args.offline {
+            return Ok(Brains::Offline {
+                why: "offline (--offline)".into(),
+                workspace,
+            });
+        }
+        if key.is_none() {
+            return Ok(Brains::Offline {
+                why: "offline: no ANTHROPIC_API_KEY".into(),
+                workspace,
+            });
+        }
+        let tiers = accountant.tiers().clone();
+        let worker_model = args.model.clone().unwrap_or(tiers.worker.model.clone());
+        let (Some(coordinator), Some(worker)) =
+            (claude(&tiers.coordinator.model)?, claude(&worker_model)?)
+        else {
+            return Ok(Brains::Offline {
+                why: "offline: ANTHROPIC_API_KEY is set but this build has no Anthropic client yet"
+                    .into(),
+                workspace,
+            });
         };
-        Ok(Brains::Offline { why, workspace })
+        Brains::with_models(coordinator, worker, &workspace, bus, accountant)
+    }
+
+    /// Brains on these models, metered by `accountant` (its ledger records
+    /// every call; its budgets hold each call's estimate before it is made).
+    pub(crate) fn with_models(
+        coordinator: Arc<dyn LanguageModel>,
+        worker: Arc<dyn LanguageModel>,
+        workspace: &Path,
+        bus: Arc<dyn Bus>,
+        accountant: Accountant<dyn Bus>,
+    ) -> Result<Self, String> {
+        let ws = Workspace::new(workspace).map_err(|e| e.to_string())?;
+        let provider = worker.provider_name().to_owned();
+        let recorder: Arc<dyn UsageRecorder> = Arc::new(accountant.clone());
+        let budget: Arc<dyn BudgetGate> = Arc::new(AccountantBudget {
+            accountant,
+            holds: std::sync::Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        });
+        Ok(Brains::Models(Box::new(ModelBrains {
+            coordinator,
+            worker,
+            workspace: Arc::new(ws),
+            bus,
+            metering: Metering::none().recorder(recorder).budget(budget),
+            provider,
+        })))
     }
 
     /// One line on what the workers run on.
@@ -115,6 +271,13 @@ impl Brains {
             Brains::Offline { why, workspace } => format!(
                 "{why}; local handlers (search, count, headings) on {}",
                 workspace.display()
+            ),
+            Brains::Models(m) => format!(
+                "{} ({}) with tools on {}; coordinator {}",
+                m.worker.model_id(),
+                m.provider,
+                m.workspace.root().display(),
+                m.coordinator.model_id()
             ),
         }
     }
@@ -125,22 +288,46 @@ impl Brains {
     }
 
     /// The handler of worker `id`.
-    pub(crate) fn worker_handler(&self, _id: &WorkerId) -> Arc<dyn TaskHandler> {
+    pub(crate) fn worker_handler(&self, id: &WorkerId) -> Arc<dyn TaskHandler> {
         match self {
             Brains::Offline { workspace, .. } => Arc::new(LocalWork::new(workspace.clone())),
+            Brains::Models(m) => Arc::new(
+                AgentWorker::new(
+                    Arc::clone(&m.worker),
+                    Arc::clone(&m.bus),
+                    Arc::clone(&m.workspace),
+                    Toolbox::built_in(CommandAllowList::default()),
+                    id.clone(),
+                )
+                .metering(m.metering.clone()),
+            ),
         }
     }
 
-    fn planner(&self, pattern: &str) -> Arc<dyn Planner> {
-        match self {
+    fn coordinator_calls(m: &ModelBrains, session: &SessionId) -> Result<CoordinatorCalls, String> {
+        let me = WorkerId::new(COORDINATOR_ID).map_err(|e| e.to_string())?;
+        Ok(
+            CoordinatorCalls::new(Arc::clone(&m.coordinator), me, session.clone())
+                .metering(m.metering.clone()),
+        )
+    }
+
+    fn planner(&self, pattern: &str, session: &SessionId) -> Result<Arc<dyn Planner>, String> {
+        Ok(match self {
             Brains::Offline { .. } => Arc::new(OfflinePlanner::new(pattern)),
-        }
+            Brains::Models(m) => Arc::new(ModelPlanner::new(Self::coordinator_calls(m, session)?)),
+        })
     }
 
-    fn synthesiser(&self) -> Arc<dyn Synthesiser> {
-        match self {
+    fn synthesiser(&self, session: &SessionId) -> Result<Arc<dyn Synthesiser>, String> {
+        Ok(match self {
             Brains::Offline { .. } => Arc::new(ExtractiveSynthesis),
-        }
+            Brains::Models(m) => Arc::new(ModelSynthesis::new(
+                Self::coordinator_calls(m, session)?,
+                Arc::clone(&m.bus),
+                SYNTHESIS_BUDGET_TOKENS,
+            )),
+        })
     }
 }
 
@@ -151,10 +338,6 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         Err(e) => return fail("cannot open the bus", e),
     };
     let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
-    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus)) {
-        Ok(b) => b,
-        Err(e) => return fail("run", e),
-    };
     let budget = match args.budget.as_deref().map(Money::parse).transpose() {
         Ok(b) => b,
         Err(e) => return fail("--budget", e),
@@ -179,6 +362,27 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail("accountant", e),
     };
+    let brains = match Brains::from_env(
+        &args.model,
+        &workspace,
+        Arc::clone(&bus),
+        accountant.clone(),
+    ) {
+        Ok(b) => b,
+        Err(e) => return fail("run", e),
+    };
+    run_with(args, bus, brains, accountant, session).await
+}
+
+/// The run once its parts are chosen (tests call it with scripted models).
+pub(crate) async fn run_with(
+    args: RunArgs,
+    bus: Arc<dyn Bus>,
+    brains: Brains,
+    accountant: Accountant<dyn Bus>,
+    session: SessionId,
+) -> ExitCode {
+    let started_at = chrono::Utc::now();
 
     // Workers: the ones named, or N here.
     let external = !args.worker_ids.is_empty();
@@ -214,18 +418,20 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
     progress.say(&format!("{} | planning", brains.describe_worker()));
     let watcher = progress.watch(Arc::clone(&bus)).await;
 
-    let coordinator = match WorkerId::new("sonnet-coordinator") {
+    let coordinator = match WorkerId::new(COORDINATOR_ID) {
         Ok(c) => c,
         Err(e) => return fail("coordinator id", e),
     };
     let config = RunConfig::new(session.clone(), ids.clone(), coordinator)
         .deadline(Duration::from_secs(args.deadline));
-    let goal_run = GoalRun::new(
-        Arc::clone(&bus),
-        brains.planner(&args.offline_pattern),
-        brains.synthesiser(),
-        config,
-    );
+    let (planner, synthesiser) = match (
+        brains.planner(&args.offline_pattern, &session),
+        brains.synthesiser(&session),
+    ) {
+        (Ok(p), Ok(s)) => (p, s),
+        (Err(e), _) | (_, Err(e)) => return fail("run", e),
+    };
+    let goal_run = GoalRun::new(Arc::clone(&bus), planner, synthesiser, config);
     let outcome = goal_run.run(&args.goal).await;
     let _ = stop_tx.send(true);
     for r in running {
@@ -254,8 +460,10 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         }
     };
     let status = SwarmStatus::snapshot(&*bus, &StatusConfig::default()).await;
+    // The ledger's records of this run: every call since it started (core's
+    // usage record carries worker, task, tier and model, not the session).
     let cost = accountant
-        .report(&ReportFilter::all().session(session.clone()))
+        .report(&ReportFilter::all().between(Some(started_at), None))
         .await;
     let code = if report.failed.is_empty() {
         ExitCode::SUCCESS

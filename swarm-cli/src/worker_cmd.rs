@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_core::keys::WorkerId;
+use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
 
 use crate::ctx::{Ctx, fail};
 use crate::run_cmd::{Brains, ModelArgs};
@@ -64,7 +65,18 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
         Err(e) => return fail("cannot open the bus", e),
     };
     let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
-    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus)) {
+    let accountant = match PriceTable::built_in().and_then(|t| {
+        Accountant::new(
+            Arc::clone(&bus),
+            Arc::new(t),
+            Tiers::default(),
+            BudgetLimits::unlimited(),
+        )
+    }) {
+        Ok(a) => a,
+        Err(e) => return fail("accountant", e),
+    };
+    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus), accountant) {
         Ok(b) => b,
         Err(e) => return fail("worker", e),
     };
