@@ -113,6 +113,12 @@ pub struct WorkerConfig {
     pub idle_exit: Option<Duration>,
     /// Stop after this many tasks, finished or failed (`None`: no limit).
     pub max_tasks: Option<u64>,
+    /// When idle, take over the tasks of dead workers this often (`None`:
+    /// never; someone else reclaims).
+    pub reclaim_every: Option<Duration>,
+    /// A task handed out this many times goes to the failed list instead of
+    /// being reclaimed again.
+    pub max_deliveries: u32,
 }
 
 impl WorkerConfig {
@@ -124,7 +130,16 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(1),
             idle_exit: None,
             max_tasks: None,
+            reclaim_every: Some(Duration::from_secs(5)),
+            max_deliveries: 3,
         }
+    }
+
+    /// Sets how often an idle worker reclaims dead workers' tasks (`None`:
+    /// never).
+    pub fn reclaim_every(mut self, every: Option<Duration>) -> Self {
+        self.reclaim_every = every;
+        self
     }
 
     /// Stops after `n` tasks (`1`: the CLI's `--once`).
@@ -208,7 +223,9 @@ where
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<WorkerReport> {
         let id = self.config.id.clone();
         let period = beat_period(self.config.heartbeat_ttl)?;
-        let beat = {
+        // Aborted when this future ends or is dropped (a worker cancelled
+        // mid-task stops beating, so its task is reclaimed like a dead one's).
+        let beat = AbortOnDrop({
             let (bus, id, ttl) = (self.bus.clone(), id.clone(), self.config.heartbeat_ttl);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
@@ -219,7 +236,7 @@ where
                     }
                 }
             })
-        };
+        });
         // The first beat is written before any claim, so the worker is never
         // seen holding a task without a heartbeat.
         let first = self.bus.heartbeat(&id, self.config.heartbeat_ttl).await;
@@ -230,7 +247,7 @@ where
             }
             Err(e) => Err(e.into()),
         };
-        beat.abort();
+        drop(beat);
         let _ = self.bus.deregister(&id).await;
         result
     }
@@ -240,6 +257,7 @@ where
         let mut report = WorkerReport::default();
         let mut idle_since = tokio::time::Instant::now();
         let mut done = 0u64;
+        let mut last_reclaim = tokio::time::Instant::now();
         loop {
             if let Some(h) = self.bus.halted().await? {
                 tracing::info!(worker = %id, "swarm halted; stopping before the next task");
@@ -251,6 +269,19 @@ where
                 c = self.bus.claim_task(id, self.config.claim_wait) => c?,
             };
             let Some(claim) = claim else {
+                if let Some(every) = self.config.reclaim_every
+                    && last_reclaim.elapsed() >= every
+                {
+                    last_reclaim = tokio::time::Instant::now();
+                    let r = self
+                        .bus
+                        .reclaim_abandoned(id, self.config.max_deliveries)
+                        .await?;
+                    if !r.requeued.is_empty() || !r.dead_lettered.is_empty() {
+                        tracing::info!(worker = %id, requeued = r.requeued.len(), dead_lettered = r.dead_lettered.len(), "took over the tasks of dead workers");
+                        continue;
+                    }
+                }
                 if self
                     .config
                     .idle_exit
@@ -459,6 +490,16 @@ impl<B: Bus + ?Sized, P: DelegationPolicy> Coordinator<B, P> {
 /// directly.
 pub fn task_finding_id(task: TaskId) -> FindingId {
     FindingId::from_uuid(task.uuid())
+}
+
+/// Aborts its task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The heartbeat period for a TTL: a third of it, so two beats may be lost

@@ -23,6 +23,7 @@ pub struct ScriptedModel {
     script: Arc<Mutex<VecDeque<Result<Completion>>>>,
     responder: Option<Arc<Responder>>,
     requests: Arc<Mutex<Vec<CompletionRequest>>>,
+    served: Arc<Mutex<Usage>>,
     delay: Option<Duration>,
 }
 
@@ -43,6 +44,7 @@ impl ScriptedModel {
             script: Arc::default(),
             responder: None,
             requests: Arc::default(),
+            served: Arc::default(),
             delay: None,
         }
     }
@@ -109,6 +111,11 @@ impl ScriptedModel {
         .stop_reason(StopReason::ToolUse)
     }
 
+    /// The sum of the usage of every completion it returned.
+    pub fn usage_served(&self) -> Usage {
+        self.served.lock().map(|u| *u).unwrap_or_default()
+    }
+
     /// Every request received so far.
     pub fn requests(&self) -> Vec<CompletionRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
@@ -170,6 +177,10 @@ impl LanguageModel for ScriptedModel {
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
+        // Kept on arrival, so a test sees calls in flight.
+        if let Ok(mut r) = self.requests.lock() {
+            r.push(request.clone());
+        }
         if let Some(d) = self.delay {
             tokio::time::sleep(d).await;
         }
@@ -184,8 +195,8 @@ impl LanguageModel for ScriptedModel {
                 }),
             },
         };
-        if let Ok(mut r) = self.requests.lock() {
-            r.push(request);
+        if let (Ok(c), Ok(mut served)) = (&answer, self.served.lock()) {
+            *served += c.usage;
         }
         answer
     }

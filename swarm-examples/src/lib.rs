@@ -7,13 +7,23 @@
 //!   the examples run with no API key.
 //! - [`repo_root`]: where this repository is.
 //! - [`example_session`]: the brief's complete example session on any bus.
+//! - [`scripted_coordinator`], [`scripted_worker`]: scripted local models for
+//!   offline runs of the model-backed swarm; [`model_run`]: a goal run on models.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmbus_agents::agent::AgentWorker;
+use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
 pub use swarmbus_agents::local::LocalWork;
+use swarmbus_agents::metering::Metering;
+use swarmbus_agents::run::{GoalRun, RunConfig, RunReport};
 use swarmbus_agents::runtime::{Coordinator, Worker, WorkerConfig};
+pub use swarmbus_agents::scripted::ScriptedModel;
+use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
+use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::llm::{Completion, CompletionRequest, ContentBlock, LanguageModel, StopReason};
 use swarmbus_core::model::estimate_tokens;
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Bus, Channel, SessionId, Task, Tier, Usage, WorkerId};
@@ -165,4 +175,144 @@ pub async fn example_session<B: Bus + Clone + 'static>(bus: B) -> Result<SwarmSt
         return Err("some tasks did not complete".into());
     }
     Ok(after)
+}
+
+/// A scripted coordinator model (offline stand-in for the coordinator
+/// tier): asked for a plan (JSON schema) it plans three independent tasks;
+/// asked to synthesise, it answers citing every finding id it was shown.
+pub fn scripted_coordinator(model: &str) -> ScriptedModel {
+    let id = model.to_owned();
+    ScriptedModel::new(model).responding(move |req: &CompletionRequest| {
+        if req.json_schema.is_some() {
+            let plan = serde_json::json!({"tasks": [
+                {"kind": "list", "instructions": "List the workspace's top-level files and folders and say what each crate folder is."},
+                {"kind": "search", "instructions": "Search the sources for public traits (pattern `pub trait`) and count them per crate."},
+                {"kind": "read", "instructions": "Read README.md and report its sections."}
+            ]});
+            return Ok(Completion::new(plan.to_string(), &id, Usage::new(900, 150)));
+        }
+        let prompt = req.prompt_text();
+        let ids: Vec<&str> = prompt
+            .split('[')
+            .filter_map(|p| p.split(']').next())
+            .filter(|p| p.len() == 36 && p.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .collect();
+        let cites: Vec<String> = ids.iter().map(|i| format!("[{i}]")).collect();
+        Ok(Completion::new(
+            format!(
+                "The workspace's crates, traits and docs are summarised by the workers' findings {}.",
+                cites.join(" ")
+            ),
+            &id,
+            Usage::new(2_500, 300).with_cache_read(0),
+        ))
+    })
+}
+
+/// A scripted worker model (offline stand-in for the worker tier): one tool
+/// call chosen from the task's words, then an answer built from the tool's
+/// result. Its first call writes the cached prefix, the second reads it.
+pub fn scripted_worker(model: &str) -> ScriptedModel {
+    let id = model.to_owned();
+    ScriptedModel::new(model).responding(move |req: &CompletionRequest| {
+        let last = req.messages.last();
+        let result = last.and_then(|m| {
+            m.content.iter().find_map(|b| match b {
+                ContentBlock::ToolResult { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+        });
+        match result {
+            Some(out) => {
+                let first = out.lines().next().unwrap_or("").to_owned();
+                Ok(Completion::new(
+                    format!(
+                        "{} lines of tool output read\nFirst line: {first}\n{}",
+                        out.lines().count(),
+                        out.lines().take(20).collect::<Vec<_>>().join("\n")
+                    ),
+                    &id,
+                    Usage::new(420, 120).with_cache_read(1_800),
+                ))
+            }
+            None => {
+                let task = req.messages.first().map(|m| m.text()).unwrap_or_default();
+                let (tool, input) = if task.contains("Search") {
+                    ("search_text", serde_json::json!({"pattern": "pub trait"}))
+                } else if task.contains("README") {
+                    ("read_file", serde_json::json!({"path": "README.md"}))
+                } else {
+                    ("list_files", serde_json::json!({"max_depth": 1}))
+                };
+                Ok(Completion::from_blocks(
+                    vec![ContentBlock::ToolUse {
+                        id: "toolu_scripted_1".into(),
+                        name: tool.into(),
+                        input,
+                    }],
+                    &id,
+                    Usage::new(350, 60).with_cache_write(1_800, 0),
+                )
+                .stop_reason(StopReason::ToolUse))
+            }
+        }
+    })
+}
+
+/// A goal run on models: `workers` agent workers (tokio tasks) on
+/// `worker_model` with tools on `workspace`, the coordinator on
+/// `coordinator_model`, every call recorded by `recorder`. Returns the run
+/// report once the workers have stopped.
+pub async fn model_run(
+    bus: Arc<dyn Bus>,
+    coordinator_model: Arc<dyn LanguageModel>,
+    worker_model: Arc<dyn LanguageModel>,
+    recorder: Arc<dyn UsageRecorder>,
+    workspace: &Path,
+    workers: usize,
+    goal: &str,
+) -> Result<RunReport, AnyError> {
+    let session = SessionId::new(format!(
+        "run-{}",
+        &swarmbus_core::FindingId::random().to_string()[..8]
+    ))?;
+    let ws = Arc::new(Workspace::new(workspace)?);
+    let metering = Metering::none().recorder(recorder);
+    let ids: Vec<WorkerId> = (1..=workers)
+        .map(|i| WorkerId::new(format!("haiku-{i}")))
+        .collect::<Result<_, _>>()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut running = Vec::new();
+    for id in &ids {
+        let agent = AgentWorker::new(
+            Arc::clone(&worker_model),
+            Arc::clone(&bus),
+            Arc::clone(&ws),
+            Toolbox::built_in(CommandAllowList::default()),
+            id.clone(),
+        )
+        .metering(metering.clone());
+        let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(100));
+        let mut rx = stop_rx.clone();
+        running.push(tokio::spawn(
+            Worker::shared(Arc::clone(&bus), agent, cfg).run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }),
+        ));
+    }
+    let me = WorkerId::new("sonnet-coordinator")?;
+    let calls = CoordinatorCalls::new(coordinator_model, me.clone(), session.clone())
+        .metering(metering.clone());
+    let run = GoalRun::new(
+        Arc::clone(&bus),
+        Arc::new(ModelPlanner::new(calls.clone())),
+        Arc::new(ModelSynthesis::new(calls, Arc::clone(&bus), 150_000)),
+        RunConfig::new(session, ids, me).deadline(Duration::from_secs(60)),
+    );
+    let outcome = run.run(goal).await;
+    let _ = stop_tx.send(true);
+    for r in running {
+        r.await??;
+    }
+    Ok(outcome?)
 }
