@@ -498,6 +498,7 @@ pub(crate) async fn run_with(
                 "cites": report.answer.cites.iter().map(ToString::to_string).collect::<Vec<_>>(),
             },
             "cost": cost.as_ref().ok(),
+            "cache_savings_usd": cost.as_ref().ok().map(|c| cache_savings(&accountant, c).1.to_string()),
             "status": status.as_ref().ok().map(SwarmStatus::to_json),
         });
         println!("{value}");
@@ -512,6 +513,10 @@ pub(crate) async fn run_with(
         Ok(c) => {
             println!("Cost of this run (session {session}):");
             print!("{}", c.render());
+            let (tokens, saved) = cache_savings(&accountant, &c);
+            if tokens > 0 {
+                println!("Prompt cache: {tokens} input tokens read from the cache saved ${saved}");
+            }
             if brains.is_offline() {
                 println!("(offline: no model was called, so nothing was spent)");
             }
@@ -552,6 +557,33 @@ fn print_text(report: &RunReport, brains: &Brains) {
         "\nAnswer (finding {}, by {}):\n{}",
         report.answer.id, report.answered_by, report.answer.body
     );
+}
+
+/// What reading from the prompt cache saved: each model's calls priced as
+/// if their cache reads had been fresh input, minus their price. Per model
+/// totals, so a long-context band that one request alone would cross is not
+/// seen (the figure errs low).
+fn cache_savings(accountant: &Accountant<dyn Bus>, report: &swarmbus_cost::Report) -> (u64, Money) {
+    let mut tokens = 0;
+    let mut saved = Money::ZERO;
+    for (model, totals) in &report.by_model {
+        let read = totals.usage.cache_read_tokens;
+        if read == 0 {
+            continue;
+        }
+        let call = Call::new(swarmbus_core::Tier::Worker.default_name(), model.clone());
+        let mut uncached = totals.usage;
+        uncached.input_tokens = uncached.input_tokens.saturating_add(read);
+        uncached.cache_read_tokens = 0;
+        if let (Some(with), Some(without)) = (
+            accountant.quote(&call, &totals.usage).usd(),
+            accountant.quote(&call, &uncached).usd(),
+        ) {
+            tokens += read;
+            saved += without - with;
+        }
+    }
+    (tokens, saved)
 }
 
 fn uuid_suffix() -> String {
