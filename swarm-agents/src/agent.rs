@@ -333,7 +333,7 @@ impl AgentWorker {
             s.push_str("\n# Findings this task builds on\n");
             s.push_str(&deps.render());
         }
-        Ok((s, deps.included.iter().map(|f| f.id).collect()))
+        Ok((s, deps.included.iter().map(|f| f.id.clone()).collect()))
     }
 
     /// Runs `task` to the end or to the first limit.
@@ -470,8 +470,8 @@ impl AgentWorker {
                     }
                     let mut cites: Vec<FindingId> = deps
                         .iter()
-                        .copied()
                         .filter(|id| text.contains(&id.to_string()))
+                        .cloned()
                         .collect();
                     cites.extend(ctx.written());
                     return Ok(AgentRun {

@@ -163,11 +163,11 @@ where
     };
     let summary = Finding::new(worker, session, title, summary)
         .with_tags(["summary"])
-        .citing(old.iter().map(|f| f.id));
+        .citing(old.iter().map(|f| f.id.clone()));
     // The summary is stored before anything is archived: a crash in between
     // leaves both, never neither.
     bus.put_finding(&summary).await?;
-    let ids: Vec<_> = old.iter().map(|f| f.id).collect();
+    let ids: Vec<_> = old.iter().map(|f| f.id.clone()).collect();
     let archived = bus.archive_findings(&ids).await?;
     Ok(Some(Compaction { summary, archived }))
 }
@@ -250,7 +250,7 @@ mod tests {
         assert!(!guard.check_bus(&bus, 100).await.unwrap().must_pause());
         // Nothing lost: every original is still readable.
         for f in &fs {
-            assert!(bus.get_finding(f.id).await.unwrap().is_some());
+            assert!(bus.get_finding(&f.id).await.unwrap().is_some());
         }
         assert_eq!(
             bus.list_findings(&FindingFilter::all().with_archived())

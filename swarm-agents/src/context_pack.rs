@@ -47,7 +47,7 @@ pub async fn pack_dependencies<B: FindingStore + ?Sized>(
     task: &Task,
     budget_tokens: u64,
 ) -> Result<PackedFindings> {
-    let mut ids: Vec<FindingId> = task.continues.into_iter().collect();
+    let mut ids: Vec<FindingId> = task.continues.iter().cloned().collect();
     if let Some(Value::Array(list)) = task.payload.get("depends_on") {
         ids.extend(
             list.iter()
@@ -61,7 +61,7 @@ pub async fn pack_dependencies<B: FindingStore + ?Sized>(
         for (id, f) in ids.iter().zip(bus.get_findings(&ids).await?) {
             match f {
                 Some(f) => candidates.push(f),
-                None => out.missing.push(*id),
+                None => out.missing.push(id.clone()),
             }
         }
     }
@@ -76,7 +76,7 @@ pub async fn pack_dependencies<B: FindingStore + ?Sized>(
     }
     let mut seen = std::collections::HashSet::new();
     for f in candidates {
-        if !seen.insert(f.id) {
+        if !seen.insert(f.id.clone()) {
             continue;
         }
         let cost = u64::from(estimate_tokens(&f.title)) + u64::from(estimate_tokens(&f.body));
@@ -84,7 +84,7 @@ pub async fn pack_dependencies<B: FindingStore + ?Sized>(
             out.tokens += cost;
             out.included.push(f);
         } else {
-            out.left_out.push(f.id);
+            out.left_out.push(f.id.clone());
         }
     }
     Ok(out)

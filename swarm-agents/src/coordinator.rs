@@ -186,12 +186,12 @@ impl ModelSynthesis {
             if let Some(r) = self.bus.get_response(query.id).await? {
                 return match r.status {
                     ResponseStatus::Ok => {
-                        let given: Vec<FindingId> = findings.iter().map(|f| f.id).collect();
+                        let given: Vec<FindingId> = findings.iter().map(|f| f.id.clone()).collect();
                         let cites = r
                             .citations
                             .iter()
-                            .copied()
                             .filter(|c| given.contains(c))
+                            .cloned()
                             .collect();
                         Ok(Answer::new(
                             r.answer.unwrap_or_default(),
@@ -245,7 +245,7 @@ impl Synthesiser for ModelSynthesis {
                 reason: "empty answer".into(),
             });
         }
-        let given: Vec<FindingId> = findings.iter().map(|f| f.id).collect();
+        let given: Vec<FindingId> = findings.iter().map(|f| f.id.clone()).collect();
         let cites = cited_ids(&text, &given).map_err(|unknown| AgentError::MalformedAnswer {
             model: model.clone(),
             reason: format!(
@@ -316,12 +316,12 @@ mod tests {
             .synthesise("goal", std::slice::from_ref(&f))
             .await
             .unwrap();
-        assert_eq!(a.cites, vec![f.id]);
+        assert_eq!(a.cites, vec![f.id.clone()]);
         let stranger = FindingId::random();
         let model =
             ScriptedModel::new("m").then_text(&format!("Also [{stranger}]."), Usage::new(5, 5));
         let e = ModelSynthesis::new(calls(&model), bus, 10_000)
-            .synthesise("goal", std::slice::from_ref(&f))
+            .synthesise("goal", std::slice::from_ref(&f.clone()))
             .await
             .unwrap_err();
         assert!(matches!(e, AgentError::MalformedAnswer { .. }), "{e:?}");
@@ -339,13 +339,14 @@ mod tests {
         );
         // A librarian answering the first query it sees.
         let lib = bus.clone();
-        let id = f.id;
+        let id = f.id.clone();
         tokio::spawn(async move {
             use swarmbus_core::bus::ArchiveDesk;
             use swarmbus_core::model::ArchiveResponse;
             if let Ok(Some(q)) = lib.next_query(Duration::from_secs(5)).await {
-                let r = ArchiveResponse::answered(q.id, format!("summary [{id}]"), vec![id])
-                    .answered_by("librarian-test");
+                let r =
+                    ArchiveResponse::answered(q.id, format!("summary [{id}]"), vec![id.clone()])
+                        .answered_by("librarian-test");
                 let _ = lib.answer(&r).await;
             }
         });
@@ -356,7 +357,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(a.by, "librarian-test");
-        assert_eq!(a.cites, vec![f.id]);
+        assert_eq!(a.cites, vec![f.id.clone()]);
         assert!(
             model.requests().is_empty(),
             "the coordinator model was not called"

@@ -131,7 +131,7 @@ impl Synthesiser for ExtractiveSynthesis {
     async fn synthesise(&self, goal: &str, findings: &[Finding]) -> Result<Answer> {
         Ok(Answer::new(
             extractive_answer(goal, findings),
-            findings.iter().map(|f| f.id).collect(),
+            findings.iter().map(|f| f.id.clone()).collect(),
             Usage::default(),
             "extractive",
         ))
@@ -389,7 +389,7 @@ impl<P: DelegationPolicy + Clone> GoalRun<P> {
             body,
         )
         .with_tags(["answer", "synthesis"])
-        .citing(answer.cites.iter().copied());
+        .citing(answer.cites.iter().cloned());
         self.bus.put_finding(&finding).await?;
         let coordinator_usage = planned.usage + answer.usage;
         Ok(RunReport {
@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(report.findings.len(), 3);
         assert!(report.failed.is_empty());
         let mut cited = report.answer.cites.clone();
-        let mut found: Vec<_> = report.findings.iter().map(|f| f.id).collect();
+        let mut found: Vec<_> = report.findings.iter().map(|f| f.id.clone()).collect();
         cited.sort();
         found.sort();
         assert_eq!(cited, found);
@@ -461,7 +461,7 @@ mod tests {
                 .starts_with("Extractive summary (offline")
         );
         assert_eq!(
-            bus.get_finding(report.answer.id).await.unwrap(),
+            bus.get_finding(&report.answer.id).await.unwrap(),
             Some(report.answer.clone())
         );
         for r in runs {

@@ -311,7 +311,7 @@ where
                             .with_id(task_finding_id(task.id))
                             .with_task(task.id)
                             .with_tags(out.tags)
-                            .citing(task.continues)
+                            .citing(task.continues.clone())
                             .citing(out.cites);
                     match self.bus.put_finding(&finding).await {
                         Ok(_) => report.findings.push(finding),

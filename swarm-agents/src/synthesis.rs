@@ -6,33 +6,29 @@ use swarmbus_core::keys::FindingId;
 use swarmbus_core::model::Finding;
 
 /// The finding ids an answer cites, in order of first appearance: every
-/// hyphenated uuid in the text (bracketed or not). An id that is not among
-/// `given` is returned in the error: an answer citing a finding it was not
-/// shown is refused, never trusted.
+/// `[id]` in brackets that names one of `given`. A bracketed uuid that is
+/// not among `given` is returned in the error: an answer citing a finding it
+/// was not shown is refused, never trusted. Other bracketed text (`[1]`) is
+/// not a citation.
 pub fn cited_ids(text: &str, given: &[FindingId]) -> Result<Vec<FindingId>, Vec<String>> {
-    let mut cited = Vec::new();
+    let mut cited: Vec<FindingId> = Vec::new();
     let mut unknown = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i + 36 <= bytes.len() {
-        let window = text.get(i..i + 36);
-        let boundary_before = i == 0 || !bytes[i - 1].is_ascii_hexdigit();
-        let boundary_after = bytes.get(i + 36).is_none_or(|b| !b.is_ascii_hexdigit());
-        match window
-            .filter(|_| boundary_before && boundary_after)
-            .map(FindingId::parse)
-        {
-            Some(Ok(id)) => {
-                if given.contains(&id) {
-                    if !cited.contains(&id) {
-                        cited.push(id);
-                    }
-                } else {
-                    unknown.push(id.to_string());
+    for part in text.split('[').skip(1) {
+        let Some((inside, _)) = part.split_once(']') else {
+            continue;
+        };
+        let inside = inside.trim();
+        match given.iter().find(|g| g.as_str() == inside) {
+            Some(id) => {
+                if !cited.contains(id) {
+                    cited.push(id.clone());
                 }
-                i += 36;
             }
-            _ => i += 1,
+            None => {
+                if inside.len() == 36 && uuid::Uuid::try_parse(inside).is_ok() {
+                    unknown.push(inside.to_owned());
+                }
+            }
         }
     }
     if unknown.is_empty() {
@@ -71,14 +67,20 @@ mod tests {
     fn citations_must_be_findings_the_answer_was_given() {
         let (a, b) = (FindingId::random(), FindingId::random());
         let text = format!("Redis is fast [{a}] and [{b}], again [{a}].");
-        assert_eq!(cited_ids(&text, &[a, b]).unwrap(), vec![a, b]);
+        let given = [a.clone(), b.clone()];
+        assert_eq!(cited_ids(&text, &given).unwrap(), vec![a.clone(), b]);
         let stranger = FindingId::random();
         let bad = format!("see [{stranger}]");
         assert_eq!(
-            cited_ids(&bad, &[a]).unwrap_err(),
+            cited_ids(&bad, std::slice::from_ref(&a)).unwrap_err(),
             vec![stranger.to_string()]
         );
-        assert!(cited_ids("no ids here", &[a]).unwrap().is_empty());
+        assert!(cited_ids("no ids here [1]", &[a]).unwrap().is_empty());
+        let named = FindingId::new("session10-cost").unwrap();
+        assert_eq!(
+            cited_ids("see [session10-cost]", std::slice::from_ref(&named)).unwrap(),
+            vec![named]
+        );
     }
 
     #[test]
@@ -92,6 +94,9 @@ mod tests {
         let s = extractive_answer("summarise", std::slice::from_ref(&f));
         assert!(s.starts_with("Extractive summary (offline"));
         assert!(s.contains(&format!("- 3 crates: core, redis, cost [{}]", f.id)));
-        assert_eq!(cited_ids(&s, &[f.id]).unwrap(), vec![f.id]);
+        assert_eq!(
+            cited_ids(&s, std::slice::from_ref(&f.id)).unwrap(),
+            vec![f.id.clone()]
+        );
     }
 }

@@ -337,7 +337,7 @@ async fn dependent_findings_go_into_the_prompt_and_are_cited() {
         "the answer lives in src/lib.rs",
     );
     s.bus.put_finding(&dep).await.unwrap();
-    let t = task().continuing(dep.id);
+    let t = task().continuing(dep.id.clone());
     let model = ScriptedModel::new("m").then_text(
         &format!("42\nAs found before [{}], it is 42.", dep.id),
         Usage::new(1, 1),

@@ -344,8 +344,13 @@ async fn bus_tools_write_search_and_read_findings() {
     let one = f.call("read_finding", json!({"id": id})).await.unwrap();
     assert!(one.contains("KEYS is never used"));
     let e = f
-        .call("read_finding", json!({"id": "nope"}))
+        .call("read_finding", json!({"id": "no:such key"}))
         .await
         .unwrap_err();
-    assert!(matches!(e, ToolError::InvalidInput { .. }));
+    assert!(matches!(e, ToolError::InvalidInput { .. }), "{e:?}");
+    let e = f
+        .call("read_finding", json!({"id": "session10-notes"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ToolError::NotFound { .. }), "{e:?}");
 }

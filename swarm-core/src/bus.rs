@@ -51,7 +51,7 @@ pub trait FindingStore: Send + Sync {
     async fn put_findings(&self, findings: &[Finding]) -> Result<usize>;
 
     /// Loads one finding.
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>>;
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>>;
 
     /// Loads many, in the order asked; `None` where one does not exist.
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>>;

@@ -144,13 +144,13 @@ pub async fn put_then_get_round_trips<B: Bus>(bus: &B) {
     let f = finding(&w, &s, "round trip").with_tags(["a", "b"]);
     assert_eq!(bus.put_finding(&f).await.unwrap(), Stored::New);
     let got = bus
-        .get_finding(f.id)
+        .get_finding(&f.id)
         .await
         .unwrap()
         .expect("stored finding");
     assert_eq!(got, f);
     assert!(
-        bus.get_finding(FindingId::random())
+        bus.get_finding(&FindingId::random())
             .await
             .unwrap()
             .is_none()
@@ -176,7 +176,7 @@ pub async fn put_is_idempotent_and_a_conflict_keeps_the_original<B: Bus>(bus: &B
         err.to_string().contains(&f.id.to_string()),
         "the error names the key: {err}"
     );
-    assert_eq!(bus.get_finding(f.id).await.unwrap().unwrap(), f);
+    assert_eq!(bus.get_finding(&f.id).await.unwrap().unwrap(), f);
 }
 
 pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>(bus: &B) {
@@ -220,11 +220,11 @@ pub async fn put_findings_counts_new_ones_and_a_bad_batch_writes_nothing<B: Bus>
     let err = bus.put_findings(&[fresh.clone(), twin]).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     assert!(
-        bus.get_finding(fresh.id).await.unwrap().is_none(),
+        bus.get_finding(&fresh.id).await.unwrap().is_none(),
         "nothing of a failed batch is stored"
     );
     assert_eq!(
-        bus.get_finding(batch[0].id).await.unwrap().unwrap(),
+        bus.get_finding(&batch[0].id).await.unwrap().unwrap(),
         batch[0],
         "the stored one is kept"
     );
@@ -237,7 +237,10 @@ pub async fn get_findings_keeps_order_and_reports_missing<B: Bus>(bus: &B) {
     let b = finding(&w, &s, "b");
     bus.put_findings(&[a.clone(), b.clone()]).await.unwrap();
     let missing = FindingId::random();
-    let got = bus.get_findings(&[b.id, missing, a.id]).await.unwrap();
+    let got = bus
+        .get_findings(&[b.id.clone(), missing, a.id.clone()])
+        .await
+        .unwrap();
     assert_eq!(got, vec![Some(b), None, Some(a)]);
     assert!(bus.get_findings(&[]).await.unwrap().is_empty());
 }
@@ -344,7 +347,7 @@ pub async fn archive_hides_findings_from_count_and_listing_but_keeps_them<B: Bus
         .collect();
     bus.put_findings(&fs).await.unwrap();
     let before = bus.count_findings().await.unwrap();
-    let ids = [fs[0].id, fs[1].id, FindingId::random()];
+    let ids = [fs[0].id.clone(), fs[1].id.clone(), FindingId::random()];
     assert_eq!(bus.archive_findings(&ids).await.unwrap(), 2);
     assert_eq!(
         bus.archive_findings(&ids).await.unwrap(),
@@ -363,7 +366,7 @@ pub async fn archive_hides_findings_from_count_and_listing_but_keeps_them<B: Bus
         .unwrap();
     assert_eq!(everything.findings.len(), 4);
     assert_eq!(
-        bus.get_finding(fs[0].id).await.unwrap().unwrap(),
+        bus.get_finding(&fs[0].id).await.unwrap().unwrap(),
         fs[0],
         "archived, not deleted"
     );
@@ -381,7 +384,7 @@ pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
         other => panic!("expected ValueTooLarge, got {other:?}"),
     }
     assert!(
-        bus.get_finding(huge.id).await.unwrap().is_none(),
+        bus.get_finding(&huge.id).await.unwrap().is_none(),
         "nothing stored"
     );
     let untitled = Finding::new(w, s, "", "body");
@@ -413,7 +416,7 @@ async fn drain_feed_until<B: Bus>(
             break;
         }
         let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
-        seen.extend(entries.iter().map(|e| e.finding));
+        seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(group, &ids).await.unwrap();
     }
     seen
@@ -425,7 +428,7 @@ pub async fn feed_delivers_every_finding_to_each_group<B: Bus>(bus: &B) {
         .map(|i| finding(&w, &s, &format!("feed{i}")))
         .collect();
     bus.put_findings(&fs).await.unwrap();
-    let want: HashSet<FindingId> = fs.iter().map(|f| f.id).collect();
+    let want: HashSet<FindingId> = fs.iter().map(|f| f.id.clone()).collect();
     for g in [uniq("group-a"), uniq("group-b")] {
         let group = GroupName::new(g).unwrap();
         let seen = drain_feed_until(bus, &group, &worker("reader"), &want).await;

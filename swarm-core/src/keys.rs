@@ -105,6 +105,14 @@ macro_rules! text_id {
 }
 
 text_id!(
+    /// A finding's id, as in `finding:<id>`: any valid identifier. The library
+    /// makes a random uuid ([`FindingId::random`]); agents outside the library
+    /// write names (`finding:deepseek_pricing`). The text is the key exactly:
+    /// no case folding, so every stored key is reachable.
+    FindingId,
+    "finding id"
+);
+text_id!(
     /// A worker's identifier (`haiku-1`), as in `worker:status:<worker_id>`.
     WorkerId,
     "worker id"
@@ -135,6 +143,32 @@ text_id!(
     JournalName,
     "journal name"
 );
+
+impl FindingId {
+    /// A fresh random (v4) uuid id, in the hyphenated lower-case form.
+    pub fn random() -> Self {
+        Self::from_uuid(Uuid::new_v4())
+    }
+
+    /// The id of a uuid, in the hyphenated lower-case form
+    /// (`67e55044-10b1-426f-9247-bb680e5fe0c8`).
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid.hyphenated().to_string())
+    }
+
+    /// Validates `input` as a finding id (same as [`FindingId::new`]).
+    pub fn parse(input: &str) -> Result<Self> {
+        Self::new(input)
+    }
+
+    /// The uuid, when the id is one in the hyphenated form.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        if self.0.len() != 36 {
+            return None;
+        }
+        Uuid::try_parse(&self.0).ok()
+    }
+}
 
 impl TierName {
     /// Wraps a name this crate knows is valid.
@@ -233,11 +267,6 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(
-    /// A finding's id, as in `finding:<uuid>`.
-    FindingId,
-    "finding id"
-);
-uuid_id!(
     /// An archive query's id, as in `query:archive:<uuid>`.
     QueryId,
     "query id"
@@ -315,7 +344,9 @@ impl fmt::Display for ShardId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Key {
-    /// `finding:<uuid>`: STRING, JSON of a [`crate::Finding`].
+    /// `finding:<id>`: STRING, JSON of a [`crate::Finding`] when the library
+    /// wrote it; other JSON, plain text or a HASH when an agent outside the
+    /// library did.
     Finding(FindingId),
     /// `query:archive:<uuid>`: STRING, JSON of an [`crate::ArchiveQuery`].
     QueryArchive(QueryId),
@@ -556,7 +587,36 @@ mod tests {
         assert!(WorkerId::new("x".repeat(129)).is_err());
         assert!(ShardId::new(0).is_err());
         assert!(ShardId::parse("01").is_err());
-        assert!(FindingId::parse("not-a-uuid").is_err());
+        assert!(FindingId::parse("a:b").is_err());
+        assert!(FindingId::parse("finding*").is_err());
+        assert!(FindingId::parse("has space").is_err());
+        assert!(FindingId::parse("").is_err());
+        assert!(FindingId::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn a_finding_id_is_any_valid_id_and_a_uuid_when_made_here() {
+        let named = FindingId::new("deepseek_pricing").unwrap();
+        assert_eq!(
+            KeySpace::plain().format(&Key::Finding(named.clone())),
+            "finding:deepseek_pricing"
+        );
+        assert_eq!(
+            KeySpace::plain().parse("finding:deepseek_pricing").unwrap(),
+            Key::Finding(named.clone())
+        );
+        assert_eq!(named.as_uuid(), None);
+        let made = FindingId::random();
+        assert!(made.as_uuid().is_some());
+        assert_eq!(made.as_str(), made.as_str().to_lowercase());
+        // The text is the key exactly: an upper-case uuid written by hand is
+        // its own key, not folded onto another.
+        let upper = FindingId::new("67E55044-10B1-426F-9247-BB680E5FE0C8").unwrap();
+        assert_eq!(upper.as_str(), "67E55044-10B1-426F-9247-BB680E5FE0C8");
+        assert!(KeySpace::plain().parse("finding:a:b").is_err());
+        let json = serde_json::to_string(&named).unwrap();
+        assert_eq!(json, "\"deepseek_pricing\"");
+        assert!(serde_json::from_str::<FindingId>("\"a b\"").is_err());
     }
 
     #[test]

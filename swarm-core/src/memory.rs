@@ -294,15 +294,15 @@ impl MemoryBus {
                 Ok(Stored::AlreadyPresent)
             } else {
                 Err(Error::Conflict {
-                    key: self.key(Key::Finding(finding.id)),
+                    key: self.key(Key::Finding(finding.id.clone())),
                 })
             };
         }
-        state.order.insert((finding.created_at, finding.id));
-        state.feed.push(finding.id);
+        state.order.insert((finding.created_at, finding.id.clone()));
+        state.feed.push(finding.id.clone());
         state.active += 1;
         state.findings.insert(
-            finding.id,
+            finding.id.clone(),
             Box::new(StoredFinding {
                 finding: finding.clone(),
                 archived: false,
@@ -316,7 +316,7 @@ impl MemoryBus {
     fn undo_inserts(state: &mut State, ids: &[FindingId]) {
         for id in ids.iter().rev() {
             if let Some(s) = state.findings.remove(id) {
-                state.order.remove(&(s.finding.created_at, *id));
+                state.order.remove(&(s.finding.created_at, id.clone()));
                 state.active -= 1;
             }
             if state.feed.last() == Some(id) {
@@ -329,7 +329,7 @@ impl MemoryBus {
         finding.validate()?;
         self.inner
             .limits
-            .check_value(|| self.key(Key::Finding(finding.id)), finding)
+            .check_value(|| self.key(Key::Finding(finding.id.clone())), finding)
     }
 
     fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
@@ -347,7 +347,9 @@ impl FindingStore for MemoryBus {
         };
         if stored == Stored::New {
             self.inner.feed_changed.notify_waiters();
-            self.notify(Channel::Findings, || self.key(Key::Finding(finding.id)));
+            self.notify(Channel::Findings, || {
+                self.key(Key::Finding(finding.id.clone()))
+            });
         }
         Ok(stored)
     }
@@ -363,7 +365,7 @@ impl FindingStore for MemoryBus {
                     .check_finding(f)
                     .and_then(|()| self.insert_finding(&mut state, f));
                 match stored {
-                    Ok(Stored::New) => new_ids.push(f.id),
+                    Ok(Stored::New) => new_ids.push(f.id.clone()),
                     Ok(Stored::AlreadyPresent) => {}
                     Err(e) => {
                         // A failed batch writes nothing: undo this batch's
@@ -379,13 +381,13 @@ impl FindingStore for MemoryBus {
             self.inner.feed_changed.notify_waiters();
         }
         for id in &new_ids {
-            self.notify(Channel::Findings, || self.key(Key::Finding(*id)));
+            self.notify(Channel::Findings, || self.key(Key::Finding(id.clone())));
         }
         Ok(new_ids.len())
     }
 
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>> {
-        Ok(self.state().findings.get(&id).map(|s| s.finding.clone()))
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
+        Ok(self.state().findings.get(id).map(|s| s.finding.clone()))
     }
 
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
@@ -458,7 +460,7 @@ impl FindingFeed for MemoryBus {
                     .take(max)
                     .filter_map(|(pos, _)| {
                         feed.get(*pos)
-                            .map(|id| FeedEntry::new(pos.to_string(), *id))
+                            .map(|id| FeedEntry::new(pos.to_string(), id.clone()))
                     })
                     .collect();
                 if !own.is_empty() {
@@ -469,7 +471,9 @@ impl FindingFeed for MemoryBus {
                     let pos = g.next;
                     g.next += 1;
                     g.pending.insert(pos, consumer.clone());
-                    out.push(FeedEntry::new(pos.to_string(), feed[pos]));
+                    if let Some(id) = feed.get(pos) {
+                        out.push(FeedEntry::new(pos.to_string(), id.clone()));
+                    }
                 }
                 if !out.is_empty() || max == 0 {
                     return Ok(out);

@@ -39,7 +39,7 @@ async fn main() -> Result<(), AnyError> {
         .read_feed(&group, &b, 10, Duration::from_secs(1))
         .await?;
     for e in &entries {
-        let Some(from) = bus.get_finding(e.finding).await? else {
+        let Some(from) = bus.get_finding(&e.finding).await? else {
             continue;
         };
         if from.worker == b {
@@ -52,7 +52,7 @@ async fn main() -> Result<(), AnyError> {
             "data_analysis_B",
             format!("continuing from {}: the mean is {mean:.1}", from.title),
         )
-        .citing([from.id]);
+        .citing([from.id.clone()]);
         bus.put_finding(&finding_b).await?;
         println!(
             "B continued from {} with {}: {}",

@@ -62,12 +62,12 @@ async fn goal_run_checks(bus: Arc<dyn Bus>) {
         "one task per worker"
     );
     let mut cited = report.answer.cites.clone();
-    let mut found: Vec<_> = report.findings.iter().map(|f| f.id).collect();
+    let mut found: Vec<_> = report.findings.iter().map(|f| f.id.clone()).collect();
     cited.sort();
     found.sort();
     assert_eq!(cited, found, "the answer cites every finding it used");
     assert_eq!(
-        bus.get_finding(report.answer.id)
+        bus.get_finding(&report.answer.id)
             .await
             .unwrap()
             .unwrap()
@@ -200,7 +200,7 @@ async fn a_worker_killed_mid_task_on_redis_is_reclaimed_and_the_task_finished_on
     assert_eq!(bus.queued_tasks(&alive).await.unwrap(), 0);
     assert!(bus.failed_tasks().await.unwrap().is_empty());
     assert!(
-        bus.get_finding(task_finding_id(task.id))
+        bus.get_finding(&task_finding_id(task.id))
             .await
             .unwrap()
             .is_some()

@@ -205,7 +205,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                     request = request.max_output_tokens(n);
                 }
                 let completion = provider.complete(request).await?;
-                let given: HashSet<FindingId> = context.iter().map(|f| f.id).collect();
+                let given: HashSet<FindingId> = context.iter().map(|f| f.id.clone()).collect();
                 let (answer, citations) = parse_answer(&completion.text(), &given)?;
                 self.verify_exist(&citations).await?;
                 Ok(LibrarianAnswer {
@@ -315,7 +315,7 @@ fn parse_answer(text: &str, given: &HashSet<FindingId>) -> Result<(String, Vec<F
         let c = c.trim().trim_start_matches("finding:");
         match FindingId::parse(c) {
             Ok(id) if given.contains(&id) => {
-                if seen.insert(id) {
+                if seen.insert(id.clone()) {
                     citations.push(id);
                 }
             }
@@ -489,7 +489,7 @@ fn extract(question: &str, findings: &[Finding], top: usize) -> Result<Librarian
             f.session,
             quote
         ));
-        citations.push(f.id);
+        citations.push(f.id.clone());
     }
     Ok(LibrarianAnswer {
         answer: answer.trim_end().to_owned(),
@@ -546,7 +546,7 @@ mod tests {
             finding("Unrelated", "Nothing here."),
         ];
         let a = extract("How many requests per day on the free tier?", &fs, 3).unwrap();
-        assert_eq!(a.citations, vec![fs[0].id]);
+        assert_eq!(a.citations, vec![fs[0].id.clone()]);
         assert!(
             a.answer.contains("Free tier: 1500 requests per day."),
             "{}",
@@ -558,7 +558,7 @@ mod tests {
     #[test]
     fn answers_must_cite_given_ids() {
         let f = finding("t", "b");
-        let given: HashSet<FindingId> = [f.id].into_iter().collect();
+        let given: HashSet<FindingId> = [f.id.clone()].into_iter().collect();
         let ok = format!(r#"{{"answer":"yes","citations":["{}"]}}"#, f.id);
         assert_eq!(parse_answer(&ok, &given).unwrap().1, vec![f.id]);
         let fenced = format!("```json\n{ok}\n```");

@@ -89,7 +89,7 @@ async fn archive() -> (Arc<MemoryBus>, Vec<Finding>) {
 #[tokio::test]
 async fn a_model_answer_with_valid_citations_is_accepted_over_http() {
     let (bus, fs) = archive().await;
-    let cited = fs[1].id;
+    let cited = fs[1].id.clone();
     let server = MockServer::start().await;
     let answer = serde_json::json!({"answer": "Delegating to Haiku cut cost by 90 %.", "citations": [cited.to_string()]});
     let body = serde_json::json!({
@@ -200,7 +200,7 @@ async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
         "the Redis finding is the relevant one"
     );
     assert!(!prompt.contains(&fs[0].id.to_string()));
-    assert_eq!(a.citations, vec![fs[2].id]);
+    assert_eq!(a.citations, vec![fs[2].id.clone()]);
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn the_extractive_provider_quotes_the_most_relevant_findings() {
         )
         .await
         .unwrap();
-    assert_eq!(a.citations, vec![fs[0].id]);
+    assert_eq!(a.citations, vec![fs[0].id.clone()]);
     assert!(a.answer.contains("1,500 requests a day"), "{}", a.answer);
     assert!(a.answer.contains(&fs[0].id.to_string()));
     assert_eq!(a.answered_by, "extractive");
@@ -428,7 +428,7 @@ async fn the_daemon_answers_through_a_shard_pool_on_a_dyn_bus() {
         .unwrap()
         .unwrap();
     assert_eq!(r.status, ResponseStatus::Ok);
-    assert_eq!(r.citations, vec![fs[2].id]);
+    assert_eq!(r.citations, vec![fs[2].id.clone()]);
     assert_eq!(r.answered_by.as_deref(), Some("shard1"));
     // The pool kept the brief's shard keys current on the same bus.
     let quotas = bus

@@ -89,8 +89,8 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
 }
 
 impl RedisBus {
-    fn finding_key(&self, id: FindingId) -> String {
-        self.key(&Key::Finding(id))
+    fn finding_key(&self, id: &FindingId) -> String {
+        self.key(&Key::Finding(id.clone()))
     }
 
     /// Validates, encodes and size-checks every finding before anything is
@@ -102,7 +102,7 @@ impl RedisBus {
         let mut seen: HashMap<FindingId, usize> = HashMap::new();
         for finding in findings {
             finding.validate()?;
-            let key = self.finding_key(finding.id);
+            let key = self.finding_key(&finding.id);
             let json = encode(&key, finding)?;
             self.check_size(&key, &json)?;
             if let Some(&at) = seen.get(&finding.id) {
@@ -112,7 +112,7 @@ impl RedisBus {
                 slot_of.push(at);
                 continue;
             }
-            seen.insert(finding.id, prepared.len());
+            seen.insert(finding.id.clone(), prepared.len());
             slot_of.push(prepared.len());
             prepared.push(Prepared {
                 key,
@@ -258,11 +258,11 @@ impl RedisBus {
     }
 
     /// Decodes one stored finding, checking it is the one its key names.
-    fn decode_finding(key: &str, id: FindingId, raw: Vec<u8>) -> Result<Finding> {
+    fn decode_finding(key: &str, id: &FindingId, raw: Vec<u8>) -> Result<Finding> {
         let raw =
             String::from_utf8(raw).map_err(|e| Error::decode(key, format!("not UTF-8: {e}")))?;
         let finding: Finding = decode(key, &raw)?;
-        if finding.id != id {
+        if finding.id != *id {
             return Err(Error::decode(
                 key,
                 format!("holds finding {} instead", finding.id),
@@ -330,7 +330,7 @@ impl FindingStore for RedisBus {
         Ok(outcome.iter().filter(|s| **s == Stored::New).count())
     }
 
-    async fn get_finding(&self, id: FindingId) -> Result<Option<Finding>> {
+    async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
         let key = self.finding_key(id);
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
@@ -348,13 +348,13 @@ impl FindingStore for RedisBus {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(*id)).collect();
+        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(id)).collect();
         let values = self.mget("get_findings", &keys).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for ((id, key), value) in ids.iter().zip(&keys).zip(values) {
             match value {
-                Some(raw) => out.push(Some(Self::decode_finding(key, *id, raw)?)),
+                Some(raw) => out.push(Some(Self::decode_finding(key, id, raw)?)),
                 None => {
                     missing.push(key.clone());
                     out.push(None);
@@ -394,13 +394,13 @@ impl FindingStore for RedisBus {
                 )),
             }
         }
-        let keys: Vec<String> = parsed.iter().map(|id| self.finding_key(*id)).collect();
+        let keys: Vec<String> = parsed.iter().map(|id| self.finding_key(id)).collect();
         let values = self.mget("list_findings", &keys).await?;
         let mut findings = Vec::new();
         let mut missing = Vec::new();
         for ((id, key), value) in parsed.into_iter().zip(keys).zip(values) {
             match value {
-                Some(raw) => match Self::decode_finding(&key, id, raw) {
+                Some(raw) => match Self::decode_finding(&key, &id, raw) {
                     Ok(f) => {
                         if filter.matches(&f) {
                             findings.push(f);
@@ -413,7 +413,7 @@ impl FindingStore for RedisBus {
         }
         skipped.extend(self.explain_missing(missing).await?.into_iter().flatten());
         findings.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        findings.dedup_by_key(|f| f.id);
+        findings.dedup_by(|a, b| a.id == b.id);
         if let Some(limit) = filter.limit {
             let cut = findings.len().saturating_sub(limit);
             findings.drain(..cut);

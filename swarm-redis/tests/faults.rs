@@ -112,9 +112,12 @@ async fn a_restart_in_the_middle_of_10000_writes_loses_and_duplicates_nothing() 
     assert_eq!(bus.count_findings().await.unwrap(), 10_000);
     let listed = bus.list_findings(&FindingFilter::all()).await.unwrap();
     assert!(listed.skipped.is_empty());
-    let ids: HashSet<_> = listed.findings.iter().map(|f| f.id).collect();
+    let ids: HashSet<_> = listed.findings.iter().map(|f| f.id.clone()).collect();
     assert_eq!(listed.findings.len(), 10_000, "listed exactly once each");
-    assert_eq!(ids, all.iter().map(|f| f.id).collect::<HashSet<_>>());
+    assert_eq!(
+        ids,
+        all.iter().map(|f| f.id.clone()).collect::<HashSet<_>>()
+    );
     // Each finding entered the durable feed once.
     let feed = bus.key_space().internal("feed");
     assert_eq!(server.cli(&["XLEN", &feed]).trim(), "10000");
@@ -125,7 +128,7 @@ async fn a_restart_in_the_middle_of_10000_writes_loses_and_duplicates_nothing() 
     let again = connect(&url, &ns).await;
     assert_eq!(again.count_findings().await.unwrap(), 10_000);
     let got = again
-        .get_findings(&all.iter().map(|f| f.id).collect::<Vec<_>>())
+        .get_findings(&all.iter().map(|f| f.id.clone()).collect::<Vec<_>>())
         .await
         .unwrap();
     assert!(got.iter().all(Option::is_some));
@@ -166,13 +169,16 @@ async fn a_consumer_offline_while_1000_findings_are_published_gets_them_all() {
             break;
         }
         let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
-        seen.extend(entries.iter().map(|e| e.finding));
+        seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(&group, &ids).await.unwrap();
     }
     assert_eq!(seen.len(), 1_000, "each finding delivered once");
     assert_eq!(
-        seen.iter().copied().collect::<HashSet<_>>(),
-        published.iter().map(|f| f.id).collect::<HashSet<_>>()
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        published
+            .iter()
+            .map(|f| f.id.clone())
+            .collect::<HashSet<_>>()
     );
 }
 

@@ -131,11 +131,11 @@ async fn a_foreign_value_under_a_finding_key_is_a_typed_error_naming_the_key() {
     server.cli(&["DEL", &listy]);
     server.cli(&["RPUSH", &listy, "a", "b"]);
 
-    match bus.get_finding(fs[1].id).await.unwrap_err() {
+    match bus.get_finding(&fs[1].id).await.unwrap_err() {
         Error::Decode { key, .. } => assert_eq!(key, garbled),
         other => panic!("expected Decode, got {other:?}"),
     }
-    match bus.get_finding(fs[2].id).await.unwrap_err() {
+    match bus.get_finding(&fs[2].id).await.unwrap_err() {
         Error::WrongType { key, found, .. } => {
             assert_eq!(key, listy);
             assert_eq!(found, "list");
@@ -143,7 +143,7 @@ async fn a_foreign_value_under_a_finding_key_is_a_typed_error_naming_the_key() {
         other => panic!("expected WrongType, got {other:?}"),
     }
     let listing = bus.list_findings(&FindingFilter::all()).await.unwrap();
-    let ids: Vec<_> = listing.findings.iter().map(|f| f.id).collect();
+    let ids: Vec<_> = listing.findings.iter().map(|f| f.id.clone()).collect();
     assert_eq!(ids.len(), 2, "the other findings are listed");
     assert!(ids.contains(&fs[0].id) && ids.contains(&fs[3].id));
     let mut named: Vec<String> = listing
@@ -396,8 +396,8 @@ async fn stale_feed_entries_of_a_vanished_consumer_are_claimed_by_another() {
         .claim_stale_feed(&group, &heir, Duration::from_millis(20), 10)
         .await
         .unwrap();
-    let mut got: Vec<_> = claimed.iter().map(|e| e.finding).collect();
-    let mut want: Vec<_> = fs.iter().map(|f| f.id).collect();
+    let mut got: Vec<_> = claimed.iter().map(|e| e.finding.clone()).collect();
+    let mut want: Vec<_> = fs.iter().map(|f| f.id.clone()).collect();
     got.sort();
     want.sort();
     assert_eq!(got, want);
@@ -422,7 +422,7 @@ async fn findings_read_while_they_are_written_are_missing_or_present_never_an_er
     let (url, _server) = single_node();
     let bus = namespaced_bus(&url).await;
     let batch: Vec<Finding> = (0..300).map(finding).collect();
-    let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
+    let ids: Vec<_> = batch.iter().map(|f| f.id.clone()).collect();
     let writer = {
         let bus = bus.clone();
         tokio::spawn(async move {

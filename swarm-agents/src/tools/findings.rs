@@ -61,7 +61,7 @@ impl Tool for ReadFinding {
 
     async fn call(&self, ctx: &ToolContext, input: &Value) -> Result<String, ToolError> {
         let id = finding_id(required_str(input, "id")?)?;
-        match ctx.bus.get_finding(id).await.map_err(bus_error)? {
+        match ctx.bus.get_finding(&id).await.map_err(bus_error)? {
             Some(f) => Ok(render_finding(
                 &f,
                 ctx.workspace.limits().max_output_bytes / 2,
@@ -241,7 +241,8 @@ impl Tool for WriteFinding {
             reason: e.to_string(),
         })?;
         ctx.bus.put_finding(&finding).await.map_err(bus_error)?;
-        ctx.note_written(finding.id);
-        Ok(format!("stored finding {}", finding.id))
+        let id = finding.id.clone();
+        ctx.note_written(id.clone());
+        Ok(format!("stored finding {id}"))
     }
 }
