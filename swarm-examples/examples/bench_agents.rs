@@ -18,9 +18,7 @@ use async_trait::async_trait;
 use swarm_examples::{AnyError, repo_root};
 use swarmbus_agents::agent::AgentWorker;
 use swarmbus_agents::policy::KeywordPolicy;
-use swarmbus_agents::runtime::{
-    Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig,
-};
+use swarmbus_agents::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::llm::Usage;
@@ -54,7 +52,9 @@ async fn runtime_cost(bus: Arc<dyn Bus>, n: usize) -> Result<Vec<Duration>, AnyE
     for i in 0..n {
         let task = Task::new(session.clone(), "grep", format!("task {i}"));
         let start = Instant::now();
-        coord.dispatch(vec![task.clone()], std::slice::from_ref(&w)).await?;
+        coord
+            .dispatch(vec![task.clone()], std::slice::from_ref(&w))
+            .await?;
         let got = coord.gather(&[task.id], Duration::from_secs(10)).await?;
         if got.findings.len() != 1 {
             return Err("a task did not finish".into());
@@ -103,9 +103,11 @@ async fn throughput(workers: usize, tasks: usize) -> Result<f64, AnyError> {
             );
             let mut rx = rx.clone();
             let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(20));
-            tokio::spawn(Worker::shared(Arc::clone(&bus), agent, cfg).run(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }))
+            tokio::spawn(
+                Worker::shared(Arc::clone(&bus), agent, cfg).run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }),
+            )
         })
         .collect();
     let got = coord.gather(&task_ids, Duration::from_secs(120)).await?;

@@ -316,3 +316,78 @@ pub async fn model_run(
     }
     Ok(outcome?)
 }
+
+/// Opens the examples' bus: Redis when `REDIS_URL` is set, else in-memory.
+pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            println!("Bus: Redis");
+            Ok(Arc::new(
+                swarmbus_redis::RedisBus::connect(swarmbus_redis::RedisConfig::from_url(&url)?)
+                    .await?,
+            ))
+        }
+        _ => {
+            println!("Bus: in-memory (set REDIS_URL to use Redis)");
+            Ok(Arc::new(swarmbus_core::MemoryBus::new()))
+        }
+    }
+}
+
+/// The models of the examples: scripted local models named after the tier
+/// defaults (so the price table prices them). With `ANTHROPIC_API_KEY` set
+/// this build still runs them offline (the Anthropic client is not on main
+/// yet) and says so.
+pub fn example_models() -> (ScriptedModel, ScriptedModel) {
+    if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
+        println!("ANTHROPIC_API_KEY is set, but this build has no Anthropic client yet: offline.");
+    }
+    println!("Models: scripted local models (offline), priced as the tier defaults");
+    let tiers = Tiers::default();
+    (
+        scripted_coordinator(&tiers.coordinator.model),
+        scripted_worker(&tiers.worker.model),
+    )
+}
+
+/// An accountant on `bus` with the built-in prices and no budget.
+pub fn example_accountant(bus: &Arc<dyn Bus>) -> Result<Accountant<dyn Bus>, AnyError> {
+    Ok(Accountant::new(
+        Arc::clone(bus),
+        Arc::new(PriceTable::built_in()?),
+        Tiers::default(),
+        BudgetLimits::default(),
+    )?)
+}
+
+/// Prints a run report: plan, findings, answer.
+pub fn print_run(report: &RunReport) {
+    println!(
+        "Plan by {} ({} tasks):",
+        report.planned.by,
+        report.routed.len()
+    );
+    for r in &report.routed {
+        println!(
+            "  {} → {} ({:?}, {:?}): {}",
+            r.task.kind,
+            r.worker
+                .as_ref()
+                .map_or("coordinator".to_owned(), ToString::to_string),
+            r.routing.tier,
+            r.routing.reason,
+            r.task.instructions
+        );
+    }
+    println!("Findings:");
+    for f in &report.findings {
+        println!("  [{}] {} ({})", f.id, f.title, f.worker);
+    }
+    for f in &report.failed {
+        println!("  STOPPED {}: {}", f.task.instructions, f.report);
+    }
+    println!(
+        "Answer by {} (finding {}):\n{}",
+        report.answered_by, report.answer.id, report.answer.body
+    );
+}

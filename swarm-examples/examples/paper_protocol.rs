@@ -3,7 +3,7 @@
 //! saved), every worker stops before its next task, and the caller gets the
 //! report to decide: retry, skip the librarian, or pause.
 //!
-//! `cargo run -p swarm-examples --example halt_protocol`
+//! `cargo run -p swarm-examples --example paper_protocol`
 
 use std::time::Duration;
 
