@@ -213,8 +213,13 @@ pub struct DelegationStats {
     coordinator: AtomicU64,
 }
 
-/// The brief's target share of work on the worker tier.
-pub const WORKER_TARGET: f64 = 0.9;
+/// The brief's target share of work on the worker tier, in tenths of a
+/// percent (90 %): the one constant behind [`WORKER_TARGET`] and the cost
+/// report's default target (it lives in core, which both crates share).
+pub use swarmbus_core::policy::WORKER_TARGET_PERMILLE;
+
+/// The brief's target share of work on the worker tier (0.9).
+pub const WORKER_TARGET: f64 = WORKER_TARGET_PERMILLE as f64 / 1000.0;
 
 impl DelegationStats {
     /// Records one routed piece of work.

@@ -1,9 +1,10 @@
-//! `swarm cost quote`, `swarm cost report`, `swarm cost record` and
-//! `swarm cost prices`.
+//! `swarm cost quote`, `swarm cost report`, `swarm cost record`,
+//! `swarm cost prices` and `swarm cost prices import`.
 //!
 //! Exit status: 0 priced, 3 unpriced (unknown model, no price in force, a
 //! bucket without a rate), 4 refused by a budget (`record`), 1 any other
-//! failure, 2 bad arguments (clap).
+//! failure, 2 bad arguments (clap). A quote of a retired model still prices
+//! it (history) and says it is retired, naming the replacement.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,9 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
+use swarmbus_cost::defaults::{COORDINATOR_MODEL, LIBRARIAN_MODEL, WORKER_MODEL};
+use swarmbus_cost::import::LITELLM_SOURCE;
 use swarmbus_cost::{
-    Accountant, Billing, Bucket, BudgetLimits, Call, Cost, Ledger, Money, PriceTable, Provider,
-    ReportFilter, TierModel, Tiers, Usage,
+    Accountant, Billing, Bucket, BudgetLimits, Call, Cost, Ledger, LifecycleStatus, LitellmImport,
+    Money, PriceTable, Provider, ReportFilter, TierModel, Tiers, Usage,
 };
 
 use crate::ctx::{Ctx, fail};
@@ -35,7 +38,8 @@ pub(crate) enum CostCmd {
     Report(Box<ReportArgs>),
     /// Price one call and record it in the ledger on the bus.
     Record(Box<RecordArgs>),
-    /// List the price table (every row, its source and effective date).
+    /// List the price table (every row, its source and effective date), or
+    /// import LiteLLM's price map (`swarm cost prices import`).
     Prices(PricesArgs),
 }
 
@@ -115,19 +119,19 @@ struct TierArgs {
     #[arg(long, default_value = "sonnet", value_name = "NAME")]
     coordinator_tier: String,
     /// The model the coordinator tier calls (savings are priced on it).
-    #[arg(long, default_value = "claude-sonnet-4-5", value_name = "MODEL")]
+    #[arg(long, default_value = COORDINATOR_MODEL, value_name = "MODEL")]
     coordinator_model: String,
     /// The worker tier's name.
     #[arg(long, default_value = "haiku", value_name = "NAME")]
     worker_tier: String,
     /// The model the worker tier calls.
-    #[arg(long, default_value = "claude-haiku-4-5", value_name = "MODEL")]
+    #[arg(long, default_value = WORKER_MODEL, value_name = "MODEL")]
     worker_model: String,
     /// The librarian tier's name.
     #[arg(long, default_value = "gemini", value_name = "NAME")]
     librarian_tier: String,
     /// The model the librarian tier calls (on its free tier).
-    #[arg(long, default_value = "gemini-2.5-flash", value_name = "MODEL")]
+    #[arg(long, default_value = LIBRARIAN_MODEL, value_name = "MODEL")]
     librarian_model: String,
 }
 
@@ -232,11 +236,46 @@ impl From<ProviderArg> for Provider {
 
 /// Options of `swarm cost prices`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct PricesArgs {
+    #[command(subcommand)]
+    action: Option<PricesAction>,
     #[command(flatten)]
     prices: PriceArgs,
     /// Print the rows as JSON.
     #[arg(long)]
+    json: bool,
+}
+
+/// What `swarm cost prices` can do besides listing.
+#[derive(Debug, clap::Subcommand)]
+enum PricesAction {
+    /// Turn LiteLLM's `model_prices_and_context_window.json` into a
+    /// price-table file that `--prices` accepts, and list what could not be
+    /// mapped (on stderr, and in `--json`).
+    Import(ImportArgs),
+}
+
+/// Options of `swarm cost prices import`.
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// LiteLLM's price map (`model_prices_and_context_window.json`).
+    #[arg(long, value_name = "FILE")]
+    litellm: PathBuf,
+    /// Where to write the price table (default: stdout). Written only when
+    /// the whole import succeeded.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// From when the imported prices are in force (`YYYY-MM-DD` or RFC 3339;
+    /// default: now).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    effective: Option<DateTime<Utc>>,
+    /// The page cited as every row's source.
+    #[arg(long, default_value = LITELLM_SOURCE, value_name = "URL")]
+    source: String,
+    /// Print a JSON summary on stdout (`{"out", "rows", "models",
+    /// "unmapped": [{"key", "reason"}]}`); needs `--out`.
+    #[arg(long, requires = "out")]
     json: bool,
 }
 
@@ -246,7 +285,10 @@ pub(crate) async fn run(cmd: CostCmd, ctx: &Ctx) -> ExitCode {
         CostCmd::Quote(args) => quote(*args),
         CostCmd::Report(args) => report(*args, ctx).await,
         CostCmd::Record(args) => record(*args, ctx).await,
-        CostCmd::Prices(args) => prices(args),
+        CostCmd::Prices(args) => match args.action {
+            Some(PricesAction::Import(import)) => import_litellm(import),
+            None => prices(args),
+        },
     };
     result.unwrap_or_else(|code| code)
 }
@@ -259,18 +301,69 @@ fn quote(args: QuoteArgs) -> Result<ExitCode, ExitCode> {
     } else {
         Billing::Standard
     };
-    let cost = table.price(
-        &args.model,
-        &usage,
-        billing,
-        args.at.unwrap_or_else(Utc::now),
-    );
+    let at = args.at.unwrap_or_else(Utc::now);
+    let cost = table.price(&args.model, &usage, billing, at);
+    let lifecycle = lifecycle_note(&table, &args.model, at);
     if args.json {
-        println!("{}", quote_json(&args.model, &usage, &cost));
+        let mut value = quote_json(&args.model, &usage, &cost);
+        if let (Some(note), Some(object)) = (&lifecycle, value.as_object_mut()) {
+            object.insert("lifecycle".into(), note.json.clone());
+        }
+        println!("{value}");
     } else {
         print!("{}", quote_text(&usage, &cost));
+        if let Some(note) = &lifecycle {
+            println!("  {}", note.text);
+        }
+    }
+    if let Some(note) = &lifecycle {
+        eprintln!("swarm: {}", note.text);
     }
     Ok(exit_for(&cost))
+}
+
+/// What a quote says about a deprecated or retired model.
+struct LifecycleNote {
+    text: String,
+    json: Value,
+}
+
+/// The lifecycle of `model` at the quote's time, when it is deprecated or
+/// retired (nothing for an active or legacy model, so the quote's JSON stays
+/// the object).
+fn lifecycle_note(table: &PriceTable, model: &str, at: DateTime<Utc>) -> Option<LifecycleNote> {
+    let today = at.date_naive();
+    let lifecycle = table.lifecycle(model)?;
+    let replacement = table.live_replacement(&lifecycle, today);
+    let use_instead = replacement
+        .as_deref()
+        .map_or_else(String::new, |r| format!("; use {r}"));
+    match lifecycle.status(today) {
+        LifecycleStatus::Retired { retired_on } => Some(LifecycleNote {
+            text: format!(
+                "RETIRED: {model} was retired on {retired_on} (calls to it fail){use_instead}"
+            ),
+            json: json!({
+                "status": "retired",
+                "retired_on": retired_on.to_string(),
+                "replacement": replacement,
+                "source": lifecycle.source,
+            }),
+        }),
+        LifecycleStatus::Deprecated { retires_on } => Some(LifecycleNote {
+            text: format!(
+                "DEPRECATED: {model}{}{use_instead}",
+                retires_on.map_or_else(String::new, |d| format!(" retires on {d}"))
+            ),
+            json: json!({
+                "status": "deprecated",
+                "retires_on": retires_on.map(|d| d.to_string()),
+                "replacement": replacement,
+                "source": lifecycle.source,
+            }),
+        }),
+        _ => None,
+    }
 }
 
 /// `{"model", "usd", "unpriced", "buckets"}`: exact decimal strings, `null`
@@ -467,22 +560,25 @@ fn usage_from_file(path: &PathBuf, provider: Provider) -> Result<Usage, ExitCode
 }
 
 fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
+    use std::fmt::Write as _;
     let table = args.prices.table()?;
     if args.json {
         let text =
             serde_json::to_string_pretty(table.rows()).map_err(|e| fail("price table", e))?;
-        println!("{text}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(print_all(&format!("{text}\n")));
     }
+    let today = Utc::now().date_naive();
+    let mut out = String::new();
+    let rates = |r: &swarmbus_cost::Rates| {
+        Bucket::ALL
+            .into_iter()
+            .filter_map(|b| r.get(b).map(|rate| format!("{} {rate}", b.name())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for row in table.rows() {
-        let rates = |r: &swarmbus_cost::Rates| {
-            Bucket::ALL
-                .into_iter()
-                .filter_map(|b| r.get(b).map(|rate| format!("{} {rate}", b.name())))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
+        let _ = writeln!(
+            out,
             "{} from {} ({}{}): {}",
             row.model,
             row.effective.format("%Y-%m-%d %H:%M UTC"),
@@ -491,28 +587,136 @@ fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
             rates(&row.standard)
         );
         if !row.aliases.is_empty() {
-            println!("  aliases: {}", row.aliases.join(", "));
+            let _ = writeln!(out, "  aliases: {}", row.aliases.join(", "));
         }
         if let Some(batch) = &row.batch {
-            println!("  batch: {}", rates(batch));
+            let _ = writeln!(out, "  batch: {}", rates(batch));
         }
         if let Some(lc) = &row.long_context {
-            println!(
+            let _ = writeln!(
+                out,
                 "  prompts above {} tokens: {}",
                 lc.above_prompt_tokens,
                 rates(&lc.standard)
             );
             if let Some(batch) = &lc.batch {
-                println!(
+                let _ = writeln!(
+                    out,
                     "  batch above {} tokens: {}",
                     lc.above_prompt_tokens,
                     rates(batch)
                 );
             }
         }
-        println!("  source: {}", row.source);
+        let _ = writeln!(out, "  source: {}", row.source);
+    }
+    if !table.lifecycles().is_empty() {
+        out.push_str("\nlifecycle (status today):\n");
+    }
+    for lifecycle in table.lifecycles() {
+        let dates = [
+            lifecycle.deprecated_on.map(|d| format!("deprecated {d}")),
+            lifecycle.retires_on.map(|d| format!("retires {d}")),
+            lifecycle
+                .replacement
+                .as_ref()
+                .map(|r| format!("replacement {r}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        let _ = writeln!(
+            out,
+            "{}: {}{}{}",
+            lifecycle.model,
+            lifecycle.status(today).name(),
+            if dates.is_empty() { "" } else { "; " },
+            dates
+        );
+        let _ = writeln!(out, "  source: {}", lifecycle.source);
+    }
+    Ok(print_all(&out))
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends quietly instead of
+/// panicking as `println!` would.
+fn print_all(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail("stdout", e),
+    }
+}
+
+/// `swarm cost prices import --litellm FILE [--out FILE]`.
+fn import_litellm(args: ImportArgs) -> Result<ExitCode, ExitCode> {
+    let origin = args.litellm.display().to_string();
+    let text = std::fs::read_to_string(&args.litellm).map_err(|e| fail(&origin, e))?;
+    let effective = args.effective.unwrap_or_else(Utc::now);
+    let import = LitellmImport::from_json(&text, &origin, effective, &args.source)
+        .map_err(|e| fail("import", e))?;
+    // The file must load as `--prices` loads it: checked before anything is written.
+    import
+        .table()
+        .and_then(|t| PriceTable::built_in()?.with_overrides(t))
+        .map_err(|e| fail("import", e))?;
+    let toml = import.to_toml();
+    match &args.out {
+        Some(path) => write_whole(path, &toml)?,
+        None => {
+            let code = print_all(&toml);
+            if code != ExitCode::SUCCESS {
+                return Err(code);
+            }
+        }
+    }
+    for unmapped in &import.unmapped {
+        eprintln!("swarm: not mapped: {}: {}", unmapped.key, unmapped.reason);
+    }
+    eprintln!(
+        "swarm: imported {} models from {origin}; {} entries not mapped",
+        import.rows.len(),
+        import.unmapped.len()
+    );
+    if args.json {
+        let models: Vec<&str> = import.rows.iter().map(|r| r.model.as_str()).collect();
+        println!(
+            "{}",
+            json!({
+                "out": args.out.as_ref().map(|p| p.display().to_string()),
+                "effective": effective.to_rfc3339(),
+                "rows": import.rows.len(),
+                "models": models,
+                "unmapped": import.unmapped,
+            })
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` whole: to a temporary file beside it, then
+/// renamed over it, so a failed write never leaves half a table.
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), ExitCode> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prices.toml".to_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let shown = path.display().to_string();
+    if let Err(e) = std::fs::write(&tmp, text) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(&shown, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(&shown, e)
+    })
 }
 
 /// An exact decimal amount of dollars (`0.25`).
@@ -557,11 +761,11 @@ mod tests {
     fn a_tier_role_picks_the_billing() {
         let tiers = TierArgs {
             coordinator_tier: "sonnet".into(),
-            coordinator_model: "claude-sonnet-4-5".into(),
+            coordinator_model: COORDINATOR_MODEL.into(),
             worker_tier: "haiku".into(),
-            worker_model: "claude-haiku-4-5".into(),
+            worker_model: WORKER_MODEL.into(),
             librarian_tier: "gemini".into(),
-            librarian_model: "gemini-2.5-flash".into(),
+            librarian_model: LIBRARIAN_MODEL.into(),
         }
         .tiers()
         .unwrap();

@@ -73,3 +73,13 @@ pub(crate) fn fail(what: &str, err: impl std::fmt::Display) -> std::process::Exi
     eprintln!("swarm: {what}: {err}");
     std::process::ExitCode::FAILURE
 }
+
+/// When a wait of `wait` (given by the user) from now ends; a wait too long
+/// for the clock (`--seconds 18446744073709551615`) saturates to about 30
+/// years instead of overflowing.
+pub(crate) fn deadline_after(wait: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(now)
+}

@@ -5,8 +5,11 @@
 //! `{"text", "finish_reason", "usage": {"prompt_tokens", "output_tokens",
 //! "thoughts_tokens", "cached_tokens", "total_tokens"}}` (the API's own
 //! counts: `prompt_tokens` includes `cached_tokens`, `output_tokens`
-//! excludes thoughts). With `--stream` the text is printed as it arrives and
-//! the JSON object, if asked, comes at the end. On failure the exit status
+//! excludes thoughts; `finish_reason` is Gemini's own word). A response the
+//! token cap ended (`MAX_TOKENS`) is a success even when thinking used the
+//! whole budget and no text came: exit 0, empty text. With `--stream` the
+//! text is printed as it arrives and the JSON object, if asked, comes at
+//! the end. On failure the exit status
 //! is 1 and, with `--json`, the object is `{"error": {"kind", "http_status",
 //! "message"}}`.
 
@@ -32,7 +35,7 @@ pub(crate) enum GeminiCmd {
 /// `swarm gemini generate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct GenerateArgs {
-    /// The model id (`gemini-2.5-flash`).
+    /// The model id (`gemini-3.5-flash-lite`).
     #[arg(long)]
     model: String,
     /// Print the answer as it arrives (streamGenerateContent).

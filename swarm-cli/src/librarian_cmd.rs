@@ -191,7 +191,7 @@ async fn ask_via_bus(
     if let Err(e) = bus.ask(&query).await {
         return fail("librarian ask", e);
     }
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = crate::ctx::deadline_after(wait);
     loop {
         match bus.get_response(query.id).await {
             Ok(Some(r)) => {

@@ -9,6 +9,7 @@
 //!   else in-memory) and the environment (`.env`).
 //! - `status_cmd.rs`: `swarm status` (the brief's status block) and `swarm monitor`.
 //! - `gemini_cmd.rs`: `swarm gemini generate`.
+//! - `claude_cmd.rs`: `swarm claude generate`.
 //! - `shards_cmd.rs`: `swarm shards test`.
 //! - `cost_cmd.rs`: `swarm cost quote` and `swarm cost report`.
 //! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod claude_cmd;
 mod cost_cmd;
 mod ctx;
 mod gemini_cmd;
@@ -47,6 +49,9 @@ enum Command {
     /// Call Gemini directly.
     #[command(subcommand)]
     Gemini(gemini_cmd::GeminiCmd),
+    /// Call Claude (the Messages API) directly.
+    #[command(subcommand)]
+    Claude(claude_cmd::ClaudeCmd),
     /// Librarian shard operations.
     #[command(subcommand)]
     Shards(shards_cmd::ShardsCmd),
@@ -80,6 +85,7 @@ async fn main() -> ExitCode {
         Command::Status(args) => status_cmd::run(args, &ctx).await,
         Command::Monitor(args) => status_cmd::monitor(args, &ctx).await,
         Command::Gemini(cmd) => gemini_cmd::run(cmd, &ctx).await,
+        Command::Claude(cmd) => claude_cmd::run(cmd, &ctx).await,
         Command::Shards(cmd) => shards_cmd::run(cmd, &ctx).await,
         Command::Cost(cmd) => cost_cmd::run(cmd, &ctx).await,
         Command::Librarian(cmd) => librarian_cmd::run(cmd, &ctx).await,

@@ -91,7 +91,7 @@ pub(crate) async fn monitor(args: MonitorArgs, ctx: &Ctx) -> ExitCode {
     }
     let mut all = futures::stream::select_all(streams);
     let until = args.seconds.map(Duration::from_secs);
-    let deadline = until.map(|d| tokio::time::Instant::now() + d);
+    let deadline = until.map(crate::ctx::deadline_after);
     loop {
         let next = async {
             match deadline {

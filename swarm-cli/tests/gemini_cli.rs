@@ -2,6 +2,7 @@
 //! against a local Gemini mock (wiremock) replaying recorded responses.
 //! Every failure exits 1 with the promised JSON, and no output ever shows
 //! the key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -170,6 +171,44 @@ async fn generate_stream_json_puts_the_object_at_the_end() {
     assert_eq!(v["usage"]["thoughts_tokens"], 540);
     assert_eq!(v["usage"]["total_tokens"], 598);
     assert_eq!(v["finish_reason"], "STOP");
+}
+
+/// Issue 11 item 8: thinking used the whole output budget and no text part
+/// came: a success with Gemini's own finish reason and an empty text.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_tokens_without_text_is_a_success_with_an_empty_text() {
+    for name in [
+        "written/unary-success-max-tokens-thinking-no-parts.json",
+        "written/unary-success-max-tokens-thought-only.json",
+    ] {
+        let server = unary_server(200, fixture(name)).await;
+        let o = generate(&server.uri(), &["--json", "hi"]);
+        assert!(o.status.success(), "{name}: {}", stdout(&o));
+        assert_eq!(
+            json_of(&o),
+            serde_json::json!({
+                "text": "",
+                "finish_reason": "MAX_TOKENS",
+                "usage": {"prompt_tokens": 14, "output_tokens": 0, "thoughts_tokens": 99,
+                          "cached_tokens": 0, "total_tokens": 113}
+            }),
+            "{name}"
+        );
+        let plain = generate(&server.uri(), &["hi"]);
+        assert!(plain.status.success(), "{name}");
+        assert_eq!(stdout(&plain).trim(), "");
+    }
+    let server = stream_server(
+        200,
+        fixture("written/streaming-success-max-tokens-no-parts.txt"),
+    )
+    .await;
+    let o = generate(&server.uri(), &["--stream", "--json", "hi"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let v = json_of(&o);
+    assert_eq!(v["text"], "");
+    assert_eq!(v["finish_reason"], "MAX_TOKENS");
+    assert_eq!(v["usage"]["thoughts_tokens"], 99);
 }
 
 async fn failure_case(status: u16, fixture_name: &str, kind: &str, http: Option<u16>) {

@@ -1,5 +1,6 @@
 //! `swarm status` and `swarm librarian` against a real redis-server holding a
 //! swarm written through `RedisBus`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -171,4 +172,28 @@ async fn the_librarian_answers_offline_with_citations_directly_and_through_the_b
     assert_eq!(v["status"], "ok", "{v}");
     let haiku = findings.iter().find(|f| f.title == "Haiku price").unwrap();
     assert_eq!(v["citations"][0], haiku.id.to_string(), "{v}");
+}
+
+/// `--seconds` too long for the clock ("forever") does not panic: the
+/// monitor runs until stopped.
+#[test]
+fn monitor_with_a_wait_too_long_for_the_clock_runs_instead_of_panicking() {
+    let server = RedisServer::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swarm"))
+        .args(["monitor", "--seconds", "18446744073709551615"])
+        .env("REDIS_URL", server.url())
+        .env_remove("SWARM_NAMESPACE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run swarm");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let early = child.try_wait().expect("try_wait");
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        early.is_none(),
+        "monitor ended early ({early:?}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

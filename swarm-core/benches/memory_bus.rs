@@ -2,6 +2,7 @@
 //! 1,000,000 findings.
 //!
 //! `cargo bench -p swarmbus-core --bench memory_bus`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::time::Duration;
 

@@ -3,8 +3,15 @@
 //! A bus implementation ([`crate::MemoryBus`], `swarmbus_redis::RedisBus`)
 //! implements all of them; code that needs only one capability asks for only
 //! that trait (the shard pool takes any [`QuotaLedger`]). [`Bus`] names the
-//! whole set. Every write is idempotent where the protocol allows it, so a
-//! caller may retry a write that failed with a transient error.
+//! whole set.
+//!
+//! Retries: a bus retries its own requests within its retry budget, and a
+//! write it repeats applies once however often it arrives (the Redis bus
+//! sends each write with an operation id that its script records). A write
+//! that failed with [`crate::Retry::Retry`] did not apply or is idempotent,
+//! so calling again is safe; one that failed with [`crate::Retry::Unknown`]
+//! ([`crate::Error::Unconfirmed`]) may have applied: read the state before
+//! calling again.
 //!
 //! The conformance suite (feature `testing`, [`crate::conformance`]) states
 //! the behaviour of every method; each implementation runs it.
@@ -35,11 +42,16 @@ pub enum Stored {
     AlreadyPresent,
 }
 
-/// The shared memory of findings (`finding:<uuid>`).
+/// The shared memory of findings (`finding:<id>`).
 ///
 /// Findings are immutable: writing an id again with the same content is a
 /// no-op ([`Stored::AlreadyPresent`]), with different content an
 /// [`crate::Error::Conflict`] that keeps the stored one.
+///
+/// Values written around the library (plain text, other JSON, a HASH under
+/// `finding:<name>`) are findings too: read, listed and counted once in the
+/// index, with [`crate::Finding::origin`] saying what was stored (see
+/// [`crate::model::FindingOrigin`]); never overwritten by a put.
 #[async_trait]
 pub trait FindingStore: Send + Sync {
     /// Stores one finding and appends it to the durable feed; notifies
@@ -50,14 +62,15 @@ pub trait FindingStore: Send + Sync {
     /// happens before anything is written: one bad finding writes none.
     async fn put_findings(&self, findings: &[Finding]) -> Result<usize>;
 
-    /// Loads one finding.
+    /// Loads one finding, whatever its stored shape. A value that cannot be
+    /// read (binary, a LIST, oversized) is an error naming its key.
     async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>>;
 
     /// Loads many, in the order asked; `None` where one does not exist.
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>>;
 
     /// Lists findings matching `filter`, oldest first. A stored value that
-    /// does not decode is reported in [`Listing::skipped`], not fatal.
+    /// cannot be read is reported in [`Listing::unreadable`], not fatal.
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing>;
 
     /// How many active (not archived) findings there are, in O(1).
@@ -69,19 +82,54 @@ pub trait FindingStore: Send + Sync {
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64>;
 }
 
+/// The position of an entry in the durable finding feed: opaque (a Redis
+/// stream id, a MemoryBus index), only given back to acknowledge it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FeedEntryId(String);
+
+impl FeedEntryId {
+    /// Wraps a bus's own entry id (for bus implementations).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as the bus wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FeedEntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for FeedEntryId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for FeedEntryId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
 /// One entry of the durable finding feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FeedEntry {
     /// The entry's position in the feed (opaque, used to acknowledge).
-    pub entry: String,
+    pub entry: FeedEntryId,
     /// The finding it announces.
     pub finding: FindingId,
 }
 
 impl FeedEntry {
     /// Builds an entry (for bus implementations).
-    pub fn new(entry: impl Into<String>, finding: FindingId) -> Self {
+    pub fn new(entry: impl Into<FeedEntryId>, finding: FindingId) -> Self {
         Self {
             entry: entry.into(),
             finding,
@@ -109,7 +157,7 @@ pub trait FindingFeed: Send + Sync {
     ) -> Result<Vec<FeedEntry>>;
 
     /// Acknowledges entries: they will not be delivered to the group again.
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()>;
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()>;
 }
 
 /// A stream of pub/sub messages.
@@ -286,6 +334,18 @@ pub trait Counters: Send + Sync {
 pub trait Journal: Send + Sync {
     /// Appends records (one batch, one round trip).
     async fn append(&self, journal: &JournalName, records: &[String]) -> Result<()>;
+
+    /// Appends records and adds `usd` to `cost:<tier>` (as
+    /// [`Counters::add_cost`]) in one atomic step: both happen or neither
+    /// does, so the journal and the tier's total cannot disagree. `usd` must
+    /// be finite; 0 adds nothing. Returns the tier's new total.
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64>;
 
     /// Reads up to `max` records starting at position `from` (0-based).
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>>;

@@ -17,7 +17,7 @@
 //! Failures panic with the check's name and what differed: this is test
 //! support code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -33,6 +33,7 @@ use crate::keys::{
 use crate::model::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
 };
+use crate::model::{FindingOrigin, RawValue, UNKNOWN, UnreadableReason};
 use crate::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
 
 fn uniq(prefix: &str) -> String {
@@ -107,6 +108,10 @@ macro_rules! __conformance_checks {
             claim_waits_for_a_task_then_times_out,
             a_failed_task_is_stopped_and_reported_not_requeued,
             tasks_of_a_dead_worker_are_reclaimed,
+            a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period,
+            heartbeat_ttl_zero_is_refused_and_max_is_forever,
+            a_task_pushed_twice_is_queued_once,
+            a_cost_that_is_not_finite_is_refused,
             reclaim_dead_letters_a_task_over_its_delivery_limit,
             concurrent_claims_deliver_each_task_once,
             quota_grants_up_to_the_daily_limit_then_exhausts_until_pacific_midnight,
@@ -115,12 +120,14 @@ macro_rules! __conformance_checks {
             quota_is_exact_under_concurrent_acquires,
             cooling_and_exhaustion_deny_until_their_time,
             disable_is_permanent_until_enable,
+            shard_state_priority_is_disabled_exhausted_cooling_ok,
             release_gives_a_request_back,
             halt_first_reason_wins_and_clear_resumes,
             drafts_are_saved_and_loaded,
             cost_context_and_counters_add_up,
             counter_try_add_never_overshoots_under_concurrency,
             journal_appends_and_reads_in_order,
+            append_with_cost_writes_the_record_and_the_cost_together,
             archive_questions_are_queued_answered_and_notified,
         );
     };
@@ -273,7 +280,7 @@ pub async fn list_filters_by_session_worker_tag_task_time_and_limit<B: Bus>(bus:
         .list_findings(&FindingFilter::all().session(s.clone()))
         .await
         .unwrap();
-    assert!(all.skipped.is_empty());
+    assert!(all.unreadable.is_empty());
     assert_eq!(titles(all.findings), ["n0", "n1", "n2", "n3", "n4", "n5"]);
     let by_worker = bus
         .list_findings(&FindingFilter::all().session(s.clone()).worker(w2.clone()))
@@ -415,7 +422,7 @@ async fn drain_feed_until<B: Bus>(
         if entries.is_empty() {
             break;
         }
-        let ids: Vec<String> = entries.iter().map(|e| e.entry.clone()).collect();
+        let ids: Vec<crate::bus::FeedEntryId> = entries.iter().map(|e| e.entry.clone()).collect();
         seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(group, &ids).await.unwrap();
     }
@@ -461,7 +468,7 @@ pub async fn feed_redelivers_unacknowledged_entries_to_their_consumer<B: Bus>(bu
         again.iter().any(|e| e.finding == f.id),
         "unacked entries come back"
     );
-    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    let ids: Vec<crate::bus::FeedEntryId> = again.iter().map(|e| e.entry.clone()).collect();
     bus.ack_feed(&group, &ids).await.unwrap();
     let after = bus
         .read_feed(&group, &reader, 10, Duration::from_millis(100))
@@ -739,6 +746,104 @@ pub async fn tasks_of_a_dead_worker_are_reclaimed<B: Bus>(bus: &B) {
     bus.deregister(&alive).await.unwrap();
 }
 
+/// A worker that was sent tasks before its first heartbeat is not dead: it
+/// keeps its queued and claimed tasks until the grace period (default: one
+/// heartbeat TTL) has passed. Once it has beaten and its heartbeat expired,
+/// it is dead at once.
+pub async fn a_worker_that_never_beat_keeps_its_tasks_during_the_grace_period<B: Bus>(bus: &B) {
+    let (new, heir) = (worker("new"), worker("heir"));
+    let s = session();
+    let (t1, t2) = (
+        Task::new(s.clone(), "k", "claimed before the first beat"),
+        Task::new(s, "k", "queued before the first beat"),
+    );
+    bus.push_task(&new, &t1).await.unwrap();
+    bus.push_task(&new, &t2).await.unwrap();
+    let c = bus
+        .claim_task(&new, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.task, t1);
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        !r.from_workers.contains(&new) && r.requeued.is_empty(),
+        "a worker that never beat is not dead during its grace period: {r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&new).await.unwrap(), 1);
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 0);
+    // It beats once and stops: now it is dead.
+    bus.heartbeat(&new, Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(
+        r.requeued.contains(&t1.id) && r.requeued.contains(&t2.id),
+        "{r:?}"
+    );
+    assert_eq!(bus.queued_tasks(&heir).await.unwrap(), 2);
+}
+
+/// For a bus made with `BusLimits::worker_grace(grace)` (short, not in
+/// [`run_all`]): once the grace period has passed, a worker that never beat
+/// is dead and its tasks are reclaimed.
+pub async fn a_worker_that_never_beat_is_dead_after_its_grace_period<B: Bus>(
+    bus: &B,
+    grace: Duration,
+) {
+    let (new, heir) = (worker("late"), worker("heir"));
+    let t = Task::new(session(), "k", "never picked up");
+    bus.push_task(&new, &t).await.unwrap();
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert!(r.requeued.is_empty(), "still in its grace period: {r:?}");
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    let r = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert_eq!(r.requeued, vec![t.id], "{r:?}");
+    assert_eq!(r.from_workers, vec![new]);
+}
+
+/// Pushing a task whose id is queued or in flight already stores it once
+/// (a repeated push is a no-op on every bus).
+pub async fn a_task_pushed_twice_is_queued_once<B: Bus>(bus: &B) {
+    let w = worker("twice");
+    let t = Task::new(session(), "k", "pushed twice");
+    bus.push_task(&w, &t).await.unwrap();
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 1);
+    let c = bus
+        .claim_task(&w, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    // In flight: pushing it again still adds nothing.
+    bus.push_task(&w, &t).await.unwrap();
+    assert_eq!(bus.queued_tasks(&w).await.unwrap(), 0);
+    bus.ack_task(&c).await.unwrap();
+}
+
+/// A cost that is not a finite number of dollars is refused, on every bus.
+pub async fn a_cost_that_is_not_finite_is_refused<B: Bus>(bus: &B) {
+    let tier = TierName::new(uniq("nan")).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = bus.add_cost(&tier, bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err:?}");
+    }
+    assert_eq!(bus.costs(&[tier]).await.unwrap(), vec![0.0]);
+}
+
+/// A heartbeat TTL of zero is refused with a typed error (it would expire
+/// before it is written); a TTL of `Duration::MAX` ("forever") is accepted.
+pub async fn heartbeat_ttl_zero_is_refused_and_max_is_forever<B: Bus>(bus: &B) {
+    let w = worker("ttl");
+    let err = bus.heartbeat(&w, Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(!bus.is_alive(&w).await.unwrap());
+    bus.heartbeat(&w, Duration::MAX).await.unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    bus.deregister(&w).await.unwrap();
+}
+
 pub async fn reclaim_dead_letters_a_task_over_its_delivery_limit<B: Bus>(bus: &B) {
     let (dead, to) = (worker("dead"), worker("to"));
     let t = Task::new(session(), "k", "poison");
@@ -964,6 +1069,60 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
     assert_eq!(st.status, ShardStatus::Ok);
 }
 
+/// The one priority rule (`quota::shard_status`): disabled, then exhausted,
+/// then cooling, then ok or untested; the state read back, the denial of a
+/// request and the rule itself agree at every step, and an unknown shard
+/// reads as untested with its whole day left.
+pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: &B) {
+    use crate::quota::shard_status;
+    let sh = shard();
+    let limits = QuotaLimits::new(Some(100), None);
+    let now = Utc::now();
+    let until = now + ChronoDuration::seconds(3600);
+    let state = |v: Vec<crate::model::ShardState>| v.into_iter().next().unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested);
+    assert_eq!(st.remaining_today, Some(100), "{st:?}");
+    assert_eq!(
+        shard_status(false, false, false, false),
+        ShardStatus::Untested
+    );
+    bus.mark_ok(sh, limits, now).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, false, true));
+    assert_eq!(st.status, ShardStatus::Ok);
+    bus.cool_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, false, true, true));
+    assert_eq!(st.status, ShardStatus::Cooling);
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Cooling { until }));
+    bus.exhaust_until(sh, until).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(false, true, true, true));
+    assert_eq!(st.status, ShardStatus::Exhausted, "exhausted beats cooling");
+    assert_eq!(st.remaining_today, Some(0));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert_eq!(denied, Acquire::Denied(Denial::Exhausted { until }));
+    bus.disable(sh, "leaked key").await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, shard_status(true, true, true, true));
+    assert_eq!(
+        st.status,
+        ShardStatus::Disabled,
+        "disabled beats everything"
+    );
+    assert_eq!(st.disabled_reason.as_deref(), Some("leaked key"));
+    let denied = bus.try_acquire(sh, limits, now).await.unwrap();
+    assert!(
+        matches!(denied, Acquire::Denied(Denial::Disabled { .. })),
+        "{denied:?}"
+    );
+    bus.enable(sh).await.unwrap();
+    let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
+    assert_eq!(st.status, ShardStatus::Untested, "enable clears every mark");
+}
+
 pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {
     let sh = shard();
     let limits = QuotaLimits::free_tier();
@@ -1116,6 +1275,34 @@ pub async fn journal_appends_and_reads_in_order<B: Bus>(bus: &B) {
     assert!(bus.read(&j, 50, 10).await.unwrap().is_empty());
 }
 
+pub async fn append_with_cost_writes_the_record_and_the_cost_together<B: Bus>(bus: &B) {
+    let j = JournalName::new(uniq("costed")).unwrap();
+    let tier = TierName::new(uniq("tier")).unwrap();
+    let recs = vec!["{\"call\":1}".to_owned(), "{\"call\":2}".to_owned()];
+    let total = bus.append_with_cost(&j, &recs, &tier, 0.5).await.unwrap();
+    assert!((total - 0.5).abs() < 1e-9, "{total}");
+    let total = bus
+        .append_with_cost(&j, &["{\"call\":3}".to_owned()], &tier, 0.25)
+        .await
+        .unwrap();
+    assert!((total - 0.75).abs() < 1e-9, "{total}");
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
+    // A cost that is not a finite number writes neither.
+    let err = bus
+        .append_with_cost(&j, &["{\"call\":4}".to_owned()], &tier, f64::NAN)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    // A record over the size limit writes neither.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    assert!(bus.append_with_cost(&j, &[huge], &tier, 1.0).await.is_err());
+    assert_eq!(bus.journal_len(&j).await.unwrap(), 3);
+    let costs = bus.costs(std::slice::from_ref(&tier)).await.unwrap();
+    assert!((costs[0] - 0.75).abs() < 1e-9, "{costs:?}");
+}
+
 // ----------------------------------------------------------------- archive
 
 pub async fn archive_questions_are_queued_answered_and_notified<B: Bus>(bus: &B) {
@@ -1169,4 +1356,257 @@ pub async fn archive_questions_are_queued_answered_and_notified<B: Bus>(bus: &B)
         "{note}"
     );
     assert_eq!(bus.get_response(q.id).await.unwrap(), Some(r));
+}
+
+// ------------------------------------------------------------ raw findings
+
+/// Writes under `finding:<id>` as an agent outside the library would
+/// (`redis-cli SET`/`HSET`/`RPUSH`, replacing what was there), then brings
+/// the key into the bus's finding index the way its adopter does.
+#[async_trait::async_trait]
+pub trait RawFindingWriter: Send + Sync {
+    /// Stores `value` under `finding:<id>` and adopts it.
+    async fn write_raw_finding(&self, id: &FindingId, value: RawValue);
+}
+
+#[async_trait::async_trait]
+impl RawFindingWriter for crate::memory::MemoryBus {
+    async fn write_raw_finding(&self, id: &FindingId, value: RawValue) {
+        self.put_raw_finding(id.clone(), value).unwrap();
+    }
+}
+
+/// Runs every raw-finding check, one after another, printing each name.
+pub async fn run_raw_findings<B: Bus + RawFindingWriter>(bus: &B) {
+    eprintln!("conformance: raw_findings_of_each_shape_are_read_counted_listed_and_filtered");
+    raw_findings_of_each_shape_are_read_counted_listed_and_filtered(bus).await;
+    eprintln!("conformance: unreadable_raw_values_are_reported_with_their_key_never_fatal");
+    unreadable_raw_values_are_reported_with_their_key_never_fatal(bus).await;
+    eprintln!("conformance: raw_findings_are_adopted_once_archived_and_never_overwritten");
+    raw_findings_are_adopted_once_archived_and_never_overwritten(bus).await;
+}
+
+fn raw_id() -> FindingId {
+    FindingId::new(uniq("raw_finding")).unwrap()
+}
+
+pub async fn raw_findings_of_each_shape_are_read_counted_listed_and_filtered<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let s = session();
+    let before = bus.count_findings().await.unwrap();
+    let (text, json, array, hash) = (raw_id(), raw_id(), raw_id(), raw_id());
+    bus.write_raw_finding(
+        &text,
+        RawValue::text("DeepSeek pricing: $0.28 per million input tokens\nsecond line"),
+    )
+    .await;
+    bus.write_raw_finding(
+        &json,
+        RawValue::text(
+            serde_json::json!({
+                "title": "Redis SCAN is incremental",
+                "detail": {"count": 1000},
+                "session": s.as_str(),
+                "worker": "claude-sub-1",
+                "tags": ["redis", "scan"],
+            })
+            .to_string(),
+        ),
+    )
+    .await;
+    bus.write_raw_finding(&array, RawValue::text(r#"["one", "two"]"#))
+        .await;
+    bus.write_raw_finding(
+        &hash,
+        RawValue::hash([
+            ("summary", "Gemini quota is per project"),
+            ("body", "Pooling keys of one project buys nothing."),
+            ("session_id", s.as_str()),
+            ("tags", "quota,gemini"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before + 4,
+        "each raw shape is counted"
+    );
+
+    let t = bus.get_finding(&text).await.unwrap().expect("plain text");
+    assert_eq!(t.origin(), FindingOrigin::RawText);
+    assert_eq!(t.title, "DeepSeek pricing: $0.28 per million input tokens");
+    assert!(t.body.ends_with("second line"), "{:?}", t.body);
+    assert_eq!(t.worker.as_str(), UNKNOWN);
+    assert_eq!(t.session.as_str(), UNKNOWN);
+    assert!(t.tokens > 0);
+
+    let j = bus.get_finding(&json).await.unwrap().expect("other json");
+    assert_eq!(j.origin(), FindingOrigin::RawJson);
+    assert_eq!(j.title, "Redis SCAN is incremental");
+    assert_eq!(j.session, s);
+    assert_eq!(j.worker.as_str(), "claude-sub-1");
+    assert!(j.tags.contains("redis") && j.tags.contains("scan"));
+    let pretty: serde_json::Value = serde_json::from_str(&j.body).unwrap();
+    assert_eq!(
+        pretty["detail"]["count"], 1000,
+        "the body is the whole JSON"
+    );
+
+    let a = bus.get_finding(&array).await.unwrap().expect("json array");
+    assert_eq!(a.origin(), FindingOrigin::RawJson);
+    assert_eq!(a.title, array.as_str(), "no title field: the id");
+
+    let h = bus.get_finding(&hash).await.unwrap().expect("hash");
+    assert_eq!(h.origin(), FindingOrigin::RawHash);
+    assert_eq!(h.title, "Gemini quota is per project");
+    assert!(
+        h.body
+            .contains("body: Pooling keys of one project buys nothing.")
+    );
+    assert_eq!(h.session, s);
+    assert!(h.tags.contains("quota") && h.tags.contains("gemini"));
+
+    let many = bus
+        .get_findings(&[hash.clone(), raw_id(), text.clone()])
+        .await
+        .unwrap();
+    assert_eq!(many, vec![Some(h.clone()), None, Some(t.clone())]);
+
+    let by_session = bus
+        .list_findings(&FindingFilter::all().session(s.clone()))
+        .await
+        .unwrap();
+    let ids: HashSet<FindingId> = by_session.findings.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(ids, [json.clone(), hash.clone()].into_iter().collect());
+    assert!(by_session.unreadable.is_empty());
+    let tagged = bus
+        .list_findings(&FindingFilter::all().session(s).tag("scan"))
+        .await
+        .unwrap();
+    assert_eq!(tagged.findings, vec![j]);
+    let all = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    for id in [&text, &json, &array, &hash] {
+        assert!(
+            all.findings.iter().any(|f| &f.id == id),
+            "{id} is listed with every finding"
+        );
+    }
+}
+
+pub async fn unreadable_raw_values_are_reported_with_their_key_never_fatal<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let s = session();
+    let good = finding(&worker("w"), &s, "a library finding beside foreign values");
+    bus.put_finding(&good).await.unwrap();
+    let (binary, listy, big) = (raw_id(), raw_id(), raw_id());
+    bus.write_raw_finding(&binary, RawValue::String(vec![0xff, 0xfe, 0x00, 0x80]))
+        .await;
+    // A key the index knows, replaced by a LIST (a key of another type is
+    // never adopted by itself).
+    bus.write_raw_finding(&listy, RawValue::text("soon a list"))
+        .await;
+    bus.write_raw_finding(
+        &listy,
+        RawValue::Other {
+            found: "list".into(),
+        },
+    )
+    .await;
+    bus.write_raw_finding(&big, RawValue::text("x".repeat(1024 * 1024 + 1)))
+        .await;
+
+    let listing = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    assert!(
+        listing.findings.iter().any(|f| f.id == good.id),
+        "readable findings are listed"
+    );
+    let key_of = |id: &FindingId| format!("finding:{id}");
+    for (id, what) in [(&binary, "binary"), (&listy, "list"), (&big, "oversized")] {
+        let report = listing
+            .unreadable
+            .iter()
+            .find(|u| u.key.ends_with(&key_of(id)))
+            .unwrap_or_else(|| panic!("the {what} value is reported: {:?}", listing.unreadable));
+        match (&report.reason, what) {
+            (UnreadableReason::NotText, "binary")
+            | (UnreadableReason::TooLarge { .. }, "oversized") => {}
+            (UnreadableReason::WrongType { found }, "list") => assert_eq!(found, "list"),
+            (other, _) => panic!("{what}: unexpected reason {other:?}"),
+        }
+        assert!(!listing.findings.iter().any(|f| &f.id == id));
+    }
+    match bus.get_finding(&binary).await.unwrap_err() {
+        Error::Decode { key, .. } => assert!(key.ends_with(&key_of(&binary))),
+        other => panic!("binary: expected Decode, got {other:?}"),
+    }
+    match bus.get_finding(&listy).await.unwrap_err() {
+        Error::WrongType { key, found, .. } => {
+            assert!(key.ends_with(&key_of(&listy)));
+            assert_eq!(found, "list");
+        }
+        other => panic!("list: expected WrongType, got {other:?}"),
+    }
+    match bus.get_finding(&big).await.unwrap_err() {
+        Error::ValueTooLarge { key, .. } => assert!(key.ends_with(&key_of(&big))),
+        other => panic!("oversized: expected ValueTooLarge, got {other:?}"),
+    }
+    // Leave nothing unreadable in the index for the checks that follow.
+    bus.archive_findings(&[binary, listy, big]).await.unwrap();
+}
+
+pub async fn raw_findings_are_adopted_once_archived_and_never_overwritten<
+    B: Bus + RawFindingWriter,
+>(
+    bus: &B,
+) {
+    let id = raw_id();
+    let before = bus.count_findings().await.unwrap();
+    bus.write_raw_finding(&id, RawValue::text("written twice"))
+        .await;
+    bus.write_raw_finding(&id, RawValue::text("written twice, changed"))
+        .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before + 1,
+        "adopting a key again counts it once"
+    );
+    let read = bus.get_finding(&id).await.unwrap().unwrap();
+    assert_eq!(
+        read.title, "written twice, changed",
+        "the latest value is read"
+    );
+
+    // The library never writes over a value it did not write.
+    let ours = finding(&worker("w"), &session(), "same id").with_id(id.clone());
+    let err = bus.put_finding(&ours).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert_eq!(bus.get_finding(&id).await.unwrap().unwrap(), read);
+
+    assert_eq!(
+        bus.archive_findings(std::slice::from_ref(&id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), before);
+    let active = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    assert!(!active.findings.iter().any(|f| f.id == id));
+    let with_archived = bus
+        .list_findings(&FindingFilter::all().with_archived())
+        .await
+        .unwrap();
+    assert!(with_archived.findings.iter().any(|f| f.id == id));
+    bus.write_raw_finding(&id, RawValue::text("rewritten after archiving"))
+        .await;
+    assert_eq!(
+        bus.count_findings().await.unwrap(),
+        before,
+        "an archived key stays archived when rewritten"
+    );
 }

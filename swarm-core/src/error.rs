@@ -13,9 +13,17 @@ use crate::model::HaltReport;
 pub enum Retry {
     /// Retrying the same call cannot help: the input or the stored data is wrong.
     Never,
-    /// A transient fault (connection lost, timeout): the same call may succeed
-    /// if made again. Every bus write is idempotent, so retrying is safe.
+    /// A transient fault (connection lost, timeout) and nothing was applied,
+    /// or the call is idempotent: making the same call again is safe and may
+    /// succeed. (A bus retries its own requests with one operation id, so a
+    /// write it reports as failed with `Retry` did not apply, or applying it
+    /// again changes nothing.)
     Retry,
+    /// The call may or may not have been applied: its request may have
+    /// reached the store and its reply was lost, and the bus's own retries
+    /// ran out. Making the same call again may apply it twice (count a cost,
+    /// a grant or a task twice): read the state first.
+    Unknown,
     /// Retry after waiting at least this long.
     After(Duration),
     /// The swarm is halted: stop, do not start new work.
@@ -116,6 +124,22 @@ pub enum Error {
         message: String,
         /// Whether and how to retry.
         retry: Retry,
+        /// The backend's own error (for redis-rs: its kind and code), when
+        /// there is one. Implementations only put errors here whose text
+        /// carries no secret.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// A write whose outcome is unknown: its request may have been applied
+    /// and the reply was lost (see [`Retry::Unknown`]). `cause` is the last
+    /// failure seen.
+    #[error("{operation} may or may not have been applied: {cause}")]
+    Unconfirmed {
+        /// The operation.
+        operation: &'static str,
+        /// The failure that left the outcome unknown.
+        #[source]
+        cause: Box<Error>,
     },
     /// A language-model call failed: the provider's facts and what to do
     /// (its [`crate::llm::ModelAction`]) are kept whole.
@@ -131,13 +155,33 @@ impl Error {
             Error::Halted(_) => Retry::Stop,
             Error::Backend { retry, .. } => *retry,
             Error::Model(e) => model_retry(e),
+            Error::Unconfirmed { .. } => Retry::Unknown,
             _ => Retry::Never,
         }
     }
 
-    /// True for faults of the connection rather than of the data.
+    /// True for faults of the connection rather than of the data, after
+    /// which the same call may be made again safely. An
+    /// [`Error::Unconfirmed`] write is not transient in this sense: see
+    /// [`Error::may_have_applied`].
     pub fn is_transient(&self) -> bool {
         matches!(self.retry(), Retry::Retry | Retry::After(_))
+    }
+
+    /// True when a failed write may nevertheless have been applied
+    /// ([`Retry::Unknown`]).
+    pub fn may_have_applied(&self) -> bool {
+        self.retry() == Retry::Unknown
+    }
+
+    /// A backend error without a source.
+    pub fn backend(backend: &'static str, message: impl Into<String>, retry: Retry) -> Self {
+        Error::Backend {
+            backend,
+            message: message.into(),
+            retry,
+            source: None,
+        }
     }
 
     /// The key this error is about, when it is about one.

@@ -170,6 +170,22 @@ impl FindingId {
     }
 }
 
+impl WorkerId {
+    /// `unknown`: the worker of a finding written around the library that
+    /// names none.
+    pub(crate) fn unknown() -> Self {
+        Self(crate::model::UNKNOWN.to_owned())
+    }
+}
+
+impl SessionId {
+    /// `unknown`: the session of a finding written around the library that
+    /// names none.
+    pub(crate) fn unknown() -> Self {
+        Self(crate::model::UNKNOWN.to_owned())
+    }
+}
+
 impl TierName {
     /// Wraps a name this crate knows is valid.
     pub(crate) fn from_trusted(name: &str) -> Self {

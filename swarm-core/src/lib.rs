@@ -17,6 +17,7 @@
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
 //! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
+//! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
 //! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
 //! - [`error`]: the crate's one error type, which says whether to retry.
@@ -49,13 +50,14 @@ pub mod keys;
 pub mod llm;
 pub mod memory;
 pub mod model;
+pub mod policy;
 pub mod quota;
 pub mod status;
 
 pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};
 pub use bus::{
-    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch,
-    Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+    ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
+    HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
 pub use error::{Error, Result, Retry};
 pub use keys::{
@@ -69,7 +71,8 @@ pub use llm::{
 };
 pub use memory::MemoryBus;
 pub use model::{
-    ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
-    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure, Tier,
+    ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, FindingOrigin,
+    HaltReport, Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus,
+    Task, TaskFailure, TaskReceipt, Tier, Unreadable, UnreadableReason,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};

@@ -21,8 +21,8 @@ use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::bus::{
-    ArchiveDesk, Channels, Counters, FeedEntry, FindingFeed, FindingStore, HaltSwitch, Journal,
-    QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
+    ArchiveDesk, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore, HaltSwitch,
+    Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
 use crate::error::{Error, Result};
 use crate::keys::{
@@ -31,7 +31,8 @@ use crate::keys::{
 };
 use crate::model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
-    Heartbeat, Listing, Progress, ReclaimReport, ShardState, ShardStatus, Task, TaskFailure,
+    Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus, Task,
+    TaskFailure,
 };
 use crate::quota::{
     Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
@@ -73,9 +74,16 @@ struct State {
     /// Every finding by (created_at, id): the listing order.
     order: BTreeSet<(DateTime<Utc>, FindingId)>,
     active: u64,
+    /// Values written around the library ([`MemoryBus::put_raw_finding`]).
+    raw: HashMap<FindingId, RawEntry>,
+    /// Raw values in the index and not archived.
+    raw_active: u64,
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
     workers: HashMap<WorkerId, Liveness>,
+    /// What is known of each worker that was sent tasks or beat: the
+    /// worker-grace rule.
+    seen: HashMap<WorkerId, Seen>,
     queues: HashMap<WorkerId, VecDeque<Queued>>,
     in_flight: HashMap<TaskId, InFlight>,
     failed: Vec<TaskFailure>,
@@ -96,6 +104,15 @@ struct StoredFinding {
     archived: bool,
 }
 
+/// A value under `finding:<id>` that the library did not write.
+struct RawEntry {
+    value: RawValue,
+    /// When the index took it in (`None`: not in the index, like a key of
+    /// another type that Redis adoption leaves out).
+    indexed_at: Option<DateTime<Utc>>,
+    archived: bool,
+}
+
 #[derive(Default)]
 struct Group {
     next: usize,
@@ -107,6 +124,13 @@ struct Liveness {
     expires: Instant,
     beat_at: DateTime<Utc>,
     progress: Option<Progress>,
+}
+
+/// Whether a worker has ever beaten, and if not, since when it has tasks.
+#[derive(Clone, Copy)]
+enum Seen {
+    Beaten,
+    FirstTask(Instant),
 }
 
 struct Queued {
@@ -178,18 +202,15 @@ impl ShardBook {
         }
     }
 
+    /// The status the brief's key shows: the marks in force, by the one
+    /// priority rule.
     fn status(&self, now: DateTime<Utc>) -> ShardStatus {
-        if self.disabled.is_some() {
-            ShardStatus::Disabled
-        } else if self.exhausted_until.is_some_and(|u| u > now) {
-            ShardStatus::Exhausted
-        } else if self.cooling_until.is_some_and(|u| u > now) {
-            ShardStatus::Cooling
-        } else if self.tested {
-            ShardStatus::Ok
-        } else {
-            ShardStatus::Untested
-        }
+        crate::quota::shard_status(
+            self.disabled.is_some(),
+            self.exhausted_until.is_some_and(|u| u > now),
+            self.cooling_until.is_some_and(|u| u > now),
+            self.tested,
+        )
     }
 
     /// Rewrites the brief's status and quota values.
@@ -203,29 +224,15 @@ impl ShardBook {
     }
 
     fn state(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> ShardState {
-        let mut s = ShardState::untested(shard);
-        s.status = self.status(now);
-        s.used_today = self.used;
-        s.remaining_today = limits.per_day.map(|d| d.saturating_sub(self.used));
-        s.cooling_until = self.cooling_until.filter(|u| *u > now);
-        s.exhausted_until = self.exhausted_until.filter(|u| *u > now);
-        s.disabled_reason = self.disabled.clone();
-        match s.status {
-            ShardStatus::Exhausted => s.remaining_today = limits.per_day.map(|_| 0),
-            ShardStatus::Disabled | ShardStatus::Cooling => {}
-            // The counts themselves deny the next request: say so.
-            _ if limits.per_day.is_some_and(|d| self.used >= d) => {
-                s.status = ShardStatus::Exhausted;
-                s.exhausted_until = Some(next_pacific_midnight(now));
-                s.remaining_today = Some(0);
-            }
-            _ if limits.per_minute.is_some_and(|m| self.minute_used >= m) => {
-                s.status = ShardStatus::Cooling;
-                s.cooling_until = Some(minute_window(now).1);
-            }
-            _ => {}
-        }
-        s
+        let book = crate::quota::ShardBook {
+            used_today: self.used,
+            minute_used: self.minute_used,
+            cooling_until: self.cooling_until,
+            exhausted_until: self.exhausted_until,
+            disabled: self.disabled.clone(),
+            tested: self.tested,
+        };
+        crate::quota::shard_state(shard, &book, limits, now)
     }
 }
 
@@ -289,6 +296,19 @@ impl MemoryBus {
     }
 
     fn insert_finding(&self, state: &mut State, finding: &Finding) -> Result<Stored> {
+        if let Some(raw) = state.raw.get(&finding.id) {
+            // A value written around the library holds the key: never
+            // overwritten, as on Redis.
+            let key = self.key(Key::Finding(finding.id.clone()));
+            return Err(match &raw.value {
+                RawValue::Other { found } => Error::WrongType {
+                    key,
+                    expected: "string",
+                    found: found.clone(),
+                },
+                _ => Error::Conflict { key },
+            });
+        }
         if let Some(existing) = state.findings.get(&finding.id) {
             return if existing.finding == *finding {
                 Ok(Stored::AlreadyPresent)
@@ -332,8 +352,118 @@ impl MemoryBus {
             .check_value(|| self.key(Key::Finding(finding.id.clone())), finding)
     }
 
+    /// Stores `value` under `finding:<id>` as an agent outside the library
+    /// would (`redis-cli SET`/`HSET`), replacing what was there, and adopts
+    /// it into the index at once (what a Redis adopter does within seconds):
+    /// a STRING or HASH new to the index is counted, listed and announced on
+    /// the feed and `channel:findings`; a value of another type is stored
+    /// but not adopted. A key already in the index keeps its place (time,
+    /// archived or not), as an overwritten Redis key does.
+    pub fn put_raw_finding(&self, id: FindingId, value: RawValue) -> Result<()> {
+        let adoptable = !matches!(value, RawValue::Other { .. });
+        let adopted = {
+            let mut state = self.state();
+            let state = &mut *state;
+            let mut place = None;
+            if let Some(old) = state.raw.remove(&id) {
+                if old.indexed_at.is_some() && !old.archived {
+                    state.raw_active -= 1;
+                }
+                place = Some((old.indexed_at, old.archived));
+            }
+            if let Some(old) = state.findings.remove(&id) {
+                state.order.remove(&(old.finding.created_at, id.clone()));
+                if !old.archived {
+                    state.active -= 1;
+                }
+                place = Some((Some(old.finding.created_at), old.archived));
+            }
+            let (indexed_at, archived, adopted) = match place {
+                Some((Some(at), archived)) => (Some(at), archived, false),
+                _ if adoptable => (Some(Utc::now()), false, true),
+                _ => (None, false, false),
+            };
+            if indexed_at.is_some() && !archived {
+                state.raw_active += 1;
+            }
+            if adopted {
+                state.feed.push(id.clone());
+            }
+            state.raw.insert(
+                id.clone(),
+                RawEntry {
+                    value,
+                    indexed_at,
+                    archived,
+                },
+            );
+            adopted
+        };
+        if adopted {
+            self.inner.feed_changed.notify_waiters();
+            self.notify(Channel::Findings, || self.key(Key::Finding(id)));
+        }
+        Ok(())
+    }
+
+    /// Deletes `finding:<id>` whatever holds it (`redis-cli DEL`): it leaves
+    /// the index and the counts at once (on Redis, when the adopter or a
+    /// listing finds it missing). Returns whether something was there.
+    pub fn delete_raw_finding(&self, id: &FindingId) -> bool {
+        let mut state = self.state();
+        let state = &mut *state;
+        if let Some(e) = state.raw.remove(id) {
+            if e.indexed_at.is_some() && !e.archived {
+                state.raw_active -= 1;
+            }
+            return true;
+        }
+        if let Some(old) = state.findings.remove(id) {
+            state.order.remove(&(old.finding.created_at, id.clone()));
+            if !old.archived {
+                state.active -= 1;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Reads the finding under `id`, library-written or raw.
+    fn read_finding(&self, state: &State, id: &FindingId) -> Result<Option<Finding>> {
+        if let Some(s) = state.findings.get(id) {
+            return Ok(Some(s.finding.clone()));
+        }
+        let Some(raw) = state.raw.get(id) else {
+            return Ok(None);
+        };
+        let key = self.key(Key::Finding(id.clone()));
+        Finding::from_stored(
+            &key,
+            id,
+            raw.value.clone(),
+            raw.indexed_at,
+            &self.inner.limits,
+        )
+        .map(Some)
+        .map_err(Error::from)
+    }
+
     fn is_alive_locked(state: &State, worker: &WorkerId, now: Instant) -> bool {
         state.workers.get(worker).is_some_and(|l| l.expires > now)
+    }
+
+    /// Dead: no live heartbeat, and either it has beaten before or its
+    /// grace period (from its first task) has passed.
+    fn is_dead_locked(&self, state: &State, worker: &WorkerId, now: Instant) -> bool {
+        if Self::is_alive_locked(state, worker, now) {
+            return false;
+        }
+        match state.seen.get(worker) {
+            Some(Seen::FirstTask(since)) => {
+                now.saturating_duration_since(*since) >= self.inner.limits.worker_grace
+            }
+            Some(Seen::Beaten) | None => true,
+        }
     }
 }
 
@@ -387,15 +517,12 @@ impl FindingStore for MemoryBus {
     }
 
     async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
-        Ok(self.state().findings.get(id).map(|s| s.finding.clone()))
+        self.read_finding(&self.state(), id)
     }
 
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
         let state = self.state();
-        Ok(ids
-            .iter()
-            .map(|id| state.findings.get(id).map(|s| s.finding.clone()))
-            .collect())
+        ids.iter().map(|id| self.read_finding(&state, id)).collect()
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
@@ -408,15 +535,39 @@ impl FindingStore for MemoryBus {
             .filter(|s| filter.matches(&s.finding))
             .map(|s| s.finding.clone())
             .collect();
+        let mut unreadable = Vec::new();
+        if !state.raw.is_empty() {
+            for (id, raw) in &state.raw {
+                let Some(at) = raw.indexed_at else { continue };
+                if raw.archived && !filter.include_archived {
+                    continue;
+                }
+                let key = self.key(Key::Finding(id.clone()));
+                match Finding::from_stored(
+                    &key,
+                    id,
+                    raw.value.clone(),
+                    Some(at),
+                    &self.inner.limits,
+                ) {
+                    Ok(f) if filter.matches(&f) => out.push(f),
+                    Ok(_) => {}
+                    Err(u) => unreadable.push(u),
+                }
+            }
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            unreadable.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         if let Some(limit) = filter.limit {
             let cut = out.len().saturating_sub(limit);
             out.drain(..cut);
         }
-        Ok(Listing::new(out, Vec::new()))
+        Ok(Listing::new(out, unreadable))
     }
 
     async fn count_findings(&self) -> Result<u64> {
-        Ok(self.state().active)
+        let state = self.state();
+        Ok(state.active + state.raw_active)
     }
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
@@ -431,7 +582,18 @@ impl FindingStore for MemoryBus {
             }
         }
         state.active -= changed;
-        Ok(changed)
+        let mut raw_changed = 0;
+        for id in ids {
+            if let Some(e) = state.raw.get_mut(id)
+                && e.indexed_at.is_some()
+                && !e.archived
+            {
+                e.archived = true;
+                raw_changed += 1;
+            }
+        }
+        state.raw_active -= raw_changed;
+        Ok(changed + raw_changed)
     }
 }
 
@@ -444,7 +606,7 @@ impl FindingFeed for MemoryBus {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<FeedEntry>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.feed_changed.notified();
             tokio::pin!(notified);
@@ -485,11 +647,11 @@ impl FindingFeed for MemoryBus {
         }
     }
 
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()> {
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()> {
         let mut state = self.state();
         if let Some(g) = state.groups.get_mut(group) {
             for e in entries {
-                if let Ok(pos) = e.parse::<usize>() {
+                if let Ok(pos) = e.as_str().parse::<usize>() {
                     g.pending.remove(&pos);
                 }
             }
@@ -521,8 +683,11 @@ impl Channels for MemoryBus {
 #[async_trait]
 impl WorkerRegistry for MemoryBus {
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()> {
+        let ttl = BusLimits::heartbeat_ttl_checked(ttl)?;
         let mut state = self.state();
-        let expires = Instant::now() + ttl;
+        let now = Instant::now();
+        let expires = now.checked_add(ttl).unwrap_or_else(|| far_future(now));
+        state.seen.insert(worker.clone(), Seen::Beaten);
         let beat_at = Utc::now();
         state
             .workers
@@ -588,7 +753,22 @@ impl TaskQueue for MemoryBus {
     async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()> {
         let key = || self.key(Key::WorkerTasks(worker.clone()));
         self.inner.limits.check_value(key, task)?;
-        self.state()
+        let mut state = self.state();
+        // A task queued or in flight already is stored once (a repeated
+        // push is a no-op), as on Redis.
+        let known = state.in_flight.contains_key(&task.id)
+            || state
+                .queues
+                .values()
+                .any(|q| q.iter().any(|queued| queued.task.id == task.id));
+        if known {
+            return Ok(());
+        }
+        state
+            .seen
+            .entry(worker.clone())
+            .or_insert_with(|| Seen::FirstTask(Instant::now()));
+        state
             .queues
             .entry(worker.clone())
             .or_default()
@@ -596,12 +776,13 @@ impl TaskQueue for MemoryBus {
                 task: task.clone(),
                 deliveries: 0,
             });
+        drop(state);
         self.inner.tasks_changed.notify_waiters();
         Ok(())
     }
 
     async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.tasks_changed.notified();
             tokio::pin!(notified);
@@ -663,20 +844,22 @@ impl TaskQueue for MemoryBus {
         let mut report = ReclaimReport::default();
         {
             let mut state = self.state();
-            // Dead: a worker that beat once and whose heartbeat expired, or one
-            // holding a task with no live heartbeat.
-            let mut dead: HashSet<WorkerId> = state
-                .workers
-                .iter()
-                .filter(|(w, l)| l.expires <= now && *w != to)
-                .map(|(w, _)| w.clone())
+            // Holders of queued or in-flight tasks that are dead (see
+            // `is_dead_locked`: a worker that never beat has a grace period).
+            let mut holders: HashSet<&WorkerId> =
+                state.in_flight.values().map(|f| &f.worker).collect();
+            holders.extend(
+                state
+                    .queues
+                    .iter()
+                    .filter(|(_, q)| !q.is_empty())
+                    .map(|(w, _)| w),
+            );
+            let mut dead: Vec<WorkerId> = holders
+                .into_iter()
+                .filter(|w| *w != to && self.is_dead_locked(&state, w, now))
+                .cloned()
                 .collect();
-            for f in state.in_flight.values() {
-                if &f.worker != to && !Self::is_alive_locked(&state, &f.worker, now) {
-                    dead.insert(f.worker.clone());
-                }
-            }
-            let mut dead: Vec<WorkerId> = dead.into_iter().collect();
             dead.sort();
             for w in &dead {
                 let mut taken: Vec<TaskId> = state
@@ -729,6 +912,10 @@ impl TaskQueue for MemoryBus {
             }
         }
         if !report.requeued.is_empty() {
+            self.state()
+                .seen
+                .entry(to.clone())
+                .or_insert(Seen::FirstTask(now));
             self.inner.tasks_changed.notify_waiters();
         }
         Ok(report)
@@ -889,7 +1076,7 @@ impl QuotaLedger for MemoryBus {
                     view.roll(now);
                     view.state(*s, limits, now)
                 }
-                None => ShardState::untested(*s),
+                None => crate::quota::shard_state(*s, &crate::quota::ShardBook::new(), limits, now),
             })
             .collect())
     }
@@ -1033,6 +1220,36 @@ impl Journal for MemoryBus {
         Ok(())
     }
 
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64> {
+        if !usd.is_finite() {
+            return Err(Error::InvalidInput {
+                field: "usd",
+                reason: format!("{usd} is not a finite amount"),
+            });
+        }
+        for r in records {
+            self.inner
+                .limits
+                .check(|| format!("journal {journal}"), r)?;
+        }
+        // One lock: both change or neither does.
+        let mut state = self.state();
+        state
+            .journals
+            .entry(journal.clone())
+            .or_default()
+            .extend(records.iter().cloned());
+        let total = state.costs.entry(tier.clone()).or_insert(0.0);
+        *total += usd;
+        Ok(*total)
+    }
+
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>> {
         let state = self.state();
         let Some(records) = state.journals.get(journal) else {
@@ -1068,7 +1285,7 @@ impl ArchiveDesk for MemoryBus {
     }
 
     async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             let notified = self.inner.queries_changed.notified();
             tokio::pin!(notified);
@@ -1102,4 +1319,36 @@ impl ArchiveDesk for MemoryBus {
     async fn get_response(&self, id: QueryId) -> Result<Option<ArchiveResponse>> {
         Ok(self.state().responses.get(&id).cloned())
     }
+}
+
+/// An instant far enough ahead to stand for "never" (about 30 years).
+fn far_future<I: Copy + std::ops::Add<Duration, Output = I> + CheckedAdd>(now: I) -> I {
+    [30 * 365, 365, 1]
+        .into_iter()
+        .find_map(|days| now.checked_add_duration(Duration::from_secs(days * 86_400)))
+        .unwrap_or(now)
+}
+
+/// `checked_add` of the two `Instant` types.
+trait CheckedAdd: Sized {
+    fn checked_add_duration(self, d: Duration) -> Option<Self>;
+}
+
+impl CheckedAdd for Instant {
+    fn checked_add_duration(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+impl CheckedAdd for tokio::time::Instant {
+    fn checked_add_duration(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+/// When a wait of `wait` from now ends; `Duration::MAX` ("wait forever")
+/// saturates instead of overflowing.
+fn deadline_after(wait: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait).unwrap_or_else(|| far_future(now))
 }

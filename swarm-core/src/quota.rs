@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use serde::{Deserialize, Serialize};
 
-use crate::model::ShardStatus;
+use crate::keys::ShardId;
+use crate::model::{ShardState, ShardStatus};
 
 /// The calendar date in America/Los_Angeles at `now`: the day a daily quota
 /// counts against.
@@ -110,6 +111,90 @@ impl Denial {
             Denial::Exhausted { until } | Denial::Cooling { until } => Some(*until),
         }
     }
+}
+
+/// What a quota ledger has recorded about one shard, as every ledger reads
+/// it back: the input of [`shard_state`], the one rule for a shard's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardBook {
+    /// Requests counted on the Pacific day of `now` (0 on another day).
+    pub used_today: u32,
+    /// Requests counted in the minute of `now` (0 in another minute).
+    pub minute_used: u32,
+    /// The cooling mark, if any (it may lie in the past).
+    pub cooling_until: Option<DateTime<Utc>>,
+    /// The exhaustion mark, if any (it may lie in the past).
+    pub exhausted_until: Option<DateTime<Utc>>,
+    /// Why the shard was disabled, if it was.
+    pub disabled: Option<String>,
+    /// Whether a call through the shard succeeded since it was enabled.
+    pub tested: bool,
+}
+
+impl ShardBook {
+    /// An empty book (never used).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The one priority rule of shard states: disabled, then exhausted, then
+/// cooling, then ok (tested) or untested. `exhausted` and `cooling` mean
+/// "in force now". The Lua scripts of the Redis ledger state the same rule
+/// in their one `shard_status` function; the conformance suite pins both.
+pub const fn shard_status(
+    disabled: bool,
+    exhausted: bool,
+    cooling: bool,
+    tested: bool,
+) -> ShardStatus {
+    if disabled {
+        ShardStatus::Disabled
+    } else if exhausted {
+        ShardStatus::Exhausted
+    } else if cooling {
+        ShardStatus::Cooling
+    } else if tested {
+        ShardStatus::Ok
+    } else {
+        ShardStatus::Untested
+    }
+}
+
+/// A shard's state at `now` from its book and limits: marks in force, and
+/// counts that deny the next request (the day's count at its limit is
+/// exhaustion until the next Pacific midnight, the minute's at its limit is
+/// cooling until the next minute), combined by [`shard_status`].
+pub fn shard_state(
+    shard: ShardId,
+    book: &ShardBook,
+    limits: QuotaLimits,
+    now: DateTime<Utc>,
+) -> ShardState {
+    let exhausted_mark = book.exhausted_until.filter(|u| *u > now);
+    let cooling_mark = book.cooling_until.filter(|u| *u > now);
+    let day_full = limits.per_day.is_some_and(|d| book.used_today >= d);
+    let minute_full = limits.per_minute.is_some_and(|m| book.minute_used >= m);
+    let exhausted_until = exhausted_mark.or_else(|| day_full.then(|| next_pacific_midnight(now)));
+    let cooling_until = cooling_mark.or_else(|| minute_full.then(|| minute_window(now).1));
+    let mut state = ShardState::untested(shard);
+    state.status = shard_status(
+        book.disabled.is_some(),
+        exhausted_until.is_some(),
+        cooling_until.is_some(),
+        book.tested,
+    );
+    state.used_today = book.used_today;
+    state.remaining_today = if exhausted_until.is_some() {
+        limits.per_day.map(|_| 0)
+    } else {
+        limits.per_day.map(|d| d.saturating_sub(book.used_today))
+    };
+    state.exhausted_until = exhausted_until;
+    state.cooling_until = cooling_until;
+    state.disabled_reason = book.disabled.clone();
+    state
 }
 
 /// The answer of [`crate::QuotaLedger::try_acquire`].

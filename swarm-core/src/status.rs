@@ -5,8 +5,10 @@
 //! reads the finding counter, the live workers, one quota value per shard and
 //! one cost per tier, never the findings themselves.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::bus::{Counters, FindingStore, HaltSwitch, QuotaLedger, WorkerRegistry};
 use crate::error::Result;
@@ -77,29 +79,65 @@ pub struct TierCost {
     pub usd: f64,
 }
 
-/// The worker/coordinator split of spend, as the brief computes it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// A share in tenths of a percent, shown with one decimal (`66.7`) and
+/// serialized as that string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u32);
+
+impl Percent {
+    /// A share in tenths of a percent (clamped to 1000).
+    pub const fn from_permille(permille: u32) -> Self {
+        Self(if permille > 1000 { 1000 } else { permille })
+    }
+
+    /// The share in tenths of a percent.
+    pub const fn permille(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The worker/coordinator split of spend, as the brief computes it: one
+/// type for `swarm status` and the cost report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Efficiency {
-    /// The worker tier's share of coordinator + worker spend, in percent
-    /// (0 when nothing was spent, as in the brief).
-    pub worker_pct: f64,
-    /// 100 minus the worker share.
-    pub coordinator_pct: f64,
+    /// The worker tier's share of worker + coordinator spend (0 when nothing
+    /// was spent, as in the brief).
+    pub worker: Percent,
+    /// The rest (100 when nothing was spent).
+    pub coordinator: Percent,
 }
 
 impl Efficiency {
-    /// The brief's formula.
+    /// The brief's formula over float dollars (`cost:<tier>`).
     pub fn from_costs(coordinator: f64, worker: f64) -> Self {
         let total = coordinator + worker;
-        let worker_pct = if total > 0.0 {
-            worker / total * 100.0
-        } else {
-            0.0
-        };
+        let spent = total > 0.0 && total.is_finite();
+        let share = if spent { worker / total } else { 0.0 };
+        // Rounded to tenths of a percent; a NaN or negative share is 0.
+        let permille = (share * 1000.0).round().clamp(0.0, 1000.0);
+        Self::from_permille(permille as u32, spent)
+    }
+
+    /// From the worker share in tenths of a percent; `spent` is false when
+    /// nothing was spent (worker 0 %, coordinator 100 %).
+    pub fn from_permille(worker_permille: u32, spent: bool) -> Self {
+        let worker = Percent::from_permille(if spent { worker_permille } else { 0 });
         Self {
-            worker_pct,
-            coordinator_pct: 100.0 - worker_pct,
+            worker,
+            coordinator: Percent::from_permille(1000 - worker.permille()),
         }
     }
 }
@@ -217,8 +255,8 @@ impl SwarmStatus {
             usd(1)
         ));
         out.push_str(&format!(
-            "Token Efficiency: {worker} {:.1}% / {coordinator} {:.1}%\n",
-            self.efficiency.worker_pct, self.efficiency.coordinator_pct
+            "Token Efficiency: {worker} {}% / {coordinator} {}%\n",
+            self.efficiency.worker, self.efficiency.coordinator
         ));
         if let Some(h) = &self.halted {
             out.push_str(&format!("HALTED: {h}\n"));

@@ -1,5 +1,6 @@
 //! Property tests of the key schema: every key formats and parses back, with
 //! and without a namespace, and every invalid id is rejected.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
 use swarmbus_core::{

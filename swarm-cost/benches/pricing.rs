@@ -1,4 +1,5 @@
 //! Pricing one call, and building a report over many ledger entries.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::hint::black_box;
 

@@ -66,7 +66,7 @@ impl<B: ?Sized> Clone for Accountant<B> {
     }
 }
 
-impl<B: Counters + Journal + ?Sized> Accountant<B> {
+impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
     /// An accountant on `bus` with a price table, the roles and budget limits.
     pub fn new(
         bus: Arc<B>,
@@ -163,37 +163,30 @@ impl<B: Counters + Journal + ?Sized> Accountant<B> {
     }
 }
 
-/// The runtime records every model call through core's `UsageRecorder`: the
-/// accountant prices it, appends it to the ledger (with its worker, tier and
-/// model; the role from the tier's name) and keeps `cost:<tier>` current.
-/// An unpriced model records `usd: None`, never $0.
+/// The runtime reports every model call through core's `UsageRecorder`: the
+/// accountant prices it with the tier's role and billing, appends it to the
+/// ledger and keeps `cost:<tier>` current. An unpriced call is recorded and
+/// reported as `usd: None`, never as $0.
 #[async_trait::async_trait]
-impl<B: Counters + Journal + ?Sized> swarmbus_core::accounting::UsageRecorder for Accountant<B> {
+impl<B> swarmbus_core::accounting::UsageRecorder for Accountant<B>
+where
+    B: Counters + Journal + Send + Sync + ?Sized + 'static,
+{
     async fn record_usage(
         &self,
         record: &swarmbus_core::accounting::UsageRecord,
-    ) -> swarmbus_core::Result<swarmbus_core::accounting::RecordedCost> {
-        let mut call = Call::new(record.tier.clone(), record.model.clone()).at(record.at);
+    ) -> swarmbus_core::error::Result<swarmbus_core::accounting::RecordedCost> {
+        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
         if let Some(role) = self.tiers.role_of(&record.tier) {
             call = call.role(role);
-            if let Some(t) = self.tiers.get(role) {
-                call = call.billing(t.billing);
+            if let Some(tier) = self.tiers.get(role) {
+                call = call.billing(tier.billing);
             }
         }
-        if let Some(w) = &record.worker {
-            call = call.worker(w.clone());
+        if let Some(worker) = &record.worker {
+            call = call.worker(worker.clone());
         }
-        let entry = self
-            .ledger
-            .record(&call, record.usage)
-            .await
-            .map_err(|e| match e {
-                CostError::Bus(e) => e,
-                other => swarmbus_core::Error::InvalidInput {
-                    field: "usage record",
-                    reason: other.to_string(),
-                },
-            })?;
+        let entry = self.record(&call, record.usage).await?;
         Ok(swarmbus_core::accounting::RecordedCost::new(
             entry.cost.usd().map(Money::to_f64_lossy),
         ))

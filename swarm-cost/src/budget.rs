@@ -16,8 +16,11 @@
 //! session, worker) and gives back the ones it got when a later one refuses;
 //! in between, a racing task may see the first counter higher than it ends
 //! up, and be refused: budgets err on the side of refusing, never of
-//! overspending. A reservation dropped without commit or release stays held
-//! (it is `#[must_use]`).
+//! overspending.
+//!
+//! A reservation dropped without commit or release (an early return, a
+//! panic, or its future cancelled, also half-way through `reserve`) is given
+//! back by its `Drop`, on a task spawned on the current Tokio runtime.
 
 use std::fmt;
 use std::sync::Arc;
@@ -115,13 +118,67 @@ struct Hold {
     micros: i64,
 }
 
+/// Gives holds back, from `Drop` (type-erased: a reservation does not carry
+/// the bus type).
+trait GiveBack: Send + Sync {
+    fn give_back_later(&self, holds: Vec<Hold>);
+}
+
+struct BusGiveBack<B: ?Sized>(Arc<B>);
+
+impl<B: Counters + ?Sized + 'static> GiveBack for BusGiveBack<B> {
+    fn give_back_later(&self, holds: Vec<Hold>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                holds = holds.len(),
+                "a budget reservation was dropped outside a Tokio runtime: it stays held"
+            );
+            return;
+        };
+        let bus = Arc::clone(&self.0);
+        runtime.spawn(async move {
+            for hold in holds {
+                if hold.micros == 0 {
+                    continue;
+                }
+                if let Err(e) = bus
+                    .counter_add(&hold.counter, hold.micros.saturating_neg())
+                    .await
+                {
+                    tracing::warn!(budget = %hold.scope, error = %e,
+                        "could not give back a dropped budget reservation");
+                }
+            }
+        });
+    }
+}
+
 /// Money held on budgets for a call in flight. Commit it with the actual
-/// cost, or release it if the call was never made.
-#[derive(Debug)]
-#[must_use = "a reservation stays held until committed or released"]
+/// cost, or release it if the call was never made; dropped without either,
+/// it is given back (in the background).
+#[must_use = "a reservation is held until committed or released (or dropped)"]
 pub struct Reservation {
     holds: Vec<Hold>,
     estimate: Money,
+    giver: Arc<dyn GiveBack>,
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("holds", &self.holds)
+            .field("estimate", &self.estimate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let holds = std::mem::take(&mut self.holds);
+        if !holds.is_empty() {
+            self.giver.give_back_later(holds);
+        }
+    }
 }
 
 impl Reservation {
@@ -159,7 +216,7 @@ impl<B: ?Sized> fmt::Debug for Budgets<B> {
     }
 }
 
-impl<B: Counters + ?Sized> Budgets<B> {
+impl<B: Counters + ?Sized + 'static> Budgets<B> {
     /// Budgets with `limits` on `bus`.
     pub fn new(bus: Arc<B>, limits: BudgetLimits) -> Self {
         Self { bus, limits }
@@ -191,7 +248,9 @@ impl<B: Counters + ?Sized> Budgets<B> {
     }
 
     /// Reserves `estimate` on every budget that applies, or on none:
-    /// [`CostError::BudgetExhausted`] names the budget that refused.
+    /// [`CostError::BudgetExhausted`] names the budget that refused (also
+    /// when giving back the budgets held before it fails: that failure is
+    /// logged and the holds are given back in the background).
     pub async fn reserve(
         &self,
         worker: Option<&WorkerId>,
@@ -199,14 +258,17 @@ impl<B: Counters + ?Sized> Budgets<B> {
         estimate: Money,
     ) -> Result<Reservation> {
         let micros = estimate.to_micros_ceil().max(0);
-        let mut holds: Vec<Hold> = Vec::new();
+        // Holds go into the reservation as they are granted: if this future
+        // is dropped half-way, the reservation's Drop gives them back.
+        let mut reservation = Reservation {
+            holds: Vec::new(),
+            estimate,
+            giver: Arc::new(BusGiveBack(Arc::clone(&self.bus))),
+        };
         for (scope, limit) in self.applicable(worker, session) {
             let counter = match scope.counter() {
                 Ok(c) => c,
-                Err(e) => {
-                    self.give_back(&holds).await?;
-                    return Err(e);
-                }
+                Err(e) => return Err(self.undo(reservation, e).await),
             };
             let granted = match self
                 .bus
@@ -214,41 +276,52 @@ impl<B: Counters + ?Sized> Budgets<B> {
                 .await
             {
                 Ok(granted) => granted,
-                Err(e) => {
-                    self.give_back(&holds).await?;
-                    return Err(e.into());
-                }
+                Err(e) => return Err(self.undo(reservation, e.into()).await),
             };
             if granted.is_none() {
-                self.give_back(&holds).await?;
                 let spent = self
                     .bus
                     .counters(std::slice::from_ref(&counter))
-                    .await?
-                    .first()
-                    .copied()
-                    .unwrap_or(0);
-                return Err(CostError::BudgetExhausted {
+                    .await
+                    .ok()
+                    .and_then(|v| v.first().copied());
+                let refused = CostError::BudgetExhausted {
                     scope: scope.to_string(),
                     limit,
-                    spent: Money::from_micros(spent),
+                    spent: Money::from_micros(spent.unwrap_or(0)),
                     requested: Money::from_micros(micros),
-                });
+                };
+                return Err(self.undo(reservation, refused).await);
             }
-            holds.push(Hold {
+            reservation.holds.push(Hold {
                 scope,
                 counter,
                 micros,
             });
         }
-        Ok(Reservation { holds, estimate })
+        Ok(reservation)
+    }
+
+    /// Gives back what `reservation` holds because of `cause`, and returns
+    /// `cause`: a failed give-back is logged (what is left is given back
+    /// when the reservation drops), never put in its place.
+    async fn undo(&self, mut reservation: Reservation, cause: CostError) -> CostError {
+        if let Err(e) = self.give_back(&mut reservation).await {
+            tracing::warn!(error = %e, cause = %cause,
+                "could not give back a partial budget reservation; retrying in the background");
+        }
+        cause
     }
 
     /// The call cost `actual`: each held budget moves by
-    /// `actual - estimate` (both rounded up to micro-dollars).
-    pub async fn commit(&self, reservation: Reservation, actual: Money) -> Result<()> {
+    /// `actual - estimate` (both rounded up to micro-dollars). Should this
+    /// future be dropped half-way, the budgets not yet moved keep the
+    /// estimate (never under-counted).
+    pub async fn commit(&self, mut reservation: Reservation, actual: Money) -> Result<()> {
         let actual = actual.to_micros_ceil().max(0);
-        for hold in &reservation.holds {
+        // Taken out first: a commit is never undone by the Drop.
+        let holds = std::mem::take(&mut reservation.holds);
+        for hold in &holds {
             let delta = actual.saturating_sub(hold.micros);
             if delta != 0 {
                 self.bus.counter_add(&hold.counter, delta).await?;
@@ -258,17 +331,20 @@ impl<B: Counters + ?Sized> Budgets<B> {
     }
 
     /// The call was never made: gives the reservation back.
-    pub async fn release(&self, reservation: Reservation) -> Result<()> {
-        self.give_back(&reservation.holds).await
+    pub async fn release(&self, mut reservation: Reservation) -> Result<()> {
+        self.give_back(&mut reservation).await
     }
 
-    async fn give_back(&self, holds: &[Hold]) -> Result<()> {
-        for hold in holds {
+    /// Gives back each hold in turn, removing it once given back; on an
+    /// error the rest stay in the reservation (its Drop tries again).
+    async fn give_back(&self, reservation: &mut Reservation) -> Result<()> {
+        while let Some(hold) = reservation.holds.last() {
             if hold.micros != 0 {
                 self.bus
                     .counter_add(&hold.counter, hold.micros.saturating_neg())
                     .await?;
             }
+            reservation.holds.pop();
         }
         Ok(())
     }

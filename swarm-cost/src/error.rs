@@ -75,6 +75,18 @@ pub enum CostError {
         /// Why.
         reason: String,
     },
+    /// The model is retired: refused before the call is sent. Switch to the
+    /// replacement it names; never retried.
+    #[error(transparent)]
+    Retired(#[from] crate::lifecycle::ModelRetired),
+    /// A LiteLLM price map could not be read (not JSON, not an object).
+    #[error("LiteLLM price map {origin}: {reason}")]
+    Import {
+        /// The file.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The bus failed (it says whether a retry helps).
     #[error(transparent)]
     Bus(#[from] swarmbus_core::error::Error),
@@ -114,3 +126,24 @@ impl CostError {
 
 /// The result type of this crate.
 pub type Result<T, E = CostError> = std::result::Result<T, E>;
+
+/// Core's error for a cost error crossing a core trait (`UsageRecorder`):
+/// bus faults stay what they were (with their retry advice); a bad argument
+/// is `InvalidInput`; anything else is a backend error of the accountant
+/// that a retry does not fix.
+impl From<CostError> for swarmbus_core::error::Error {
+    fn from(err: CostError) -> Self {
+        match err {
+            CostError::Bus(e) => e,
+            CostError::InvalidInput { field, reason } => {
+                swarmbus_core::error::Error::InvalidInput { field, reason }
+            }
+            other => swarmbus_core::error::Error::Backend {
+                backend: "swarmbus-cost",
+                message: other.to_string(),
+                retry: Retry::Never,
+                source: Some(Box::new(other)),
+            },
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //! any process on the same bus can report on it, and the brief's
 //! `cost:<tier>` float keys kept current for its Python tools.
 //!
-//! A record is appended once per call with a fresh id; a caller that retries
-//! an append after a transient error may store it twice, and readers drop
-//! repeated ids, so retrying is safe.
+//! A record is appended once per call with a fresh id, in one atomic step
+//! with its `cost:<tier>` increment. The bus applies its own retries once;
+//! a failure it reports as [`swarmbus_core::Retry::Unknown`] may have been
+//! recorded, and readers drop repeated ids should a caller append again.
 
 use std::fmt;
 use std::sync::Arc;
@@ -210,24 +211,25 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
         &self.bus
     }
 
-    /// Prices a call and records it: appends the entry, then adds its cost to
-    /// `cost:<tier>` (nothing is added for an unpriced or $0 call).
+    /// Prices a call and records it: appends the entry and adds its cost to
+    /// `cost:<tier>` in one atomic step (nothing is added for an unpriced or
+    /// $0 call).
     pub async fn record(&self, call: &Call, usage: Usage) -> Result<LedgerEntry> {
         let entry = LedgerEntry::priced(call, usage, &self.table);
         self.append(&entry).await?;
         Ok(entry)
     }
 
-    /// Records an entry priced elsewhere.
+    /// Records an entry priced elsewhere: the journal record and the
+    /// `cost:<tier>` total change together ([`Journal::append_with_cost`]),
+    /// so a crash between them cannot leave them disagreeing.
     pub async fn append(&self, entry: &LedgerEntry) -> Result<()> {
         let record = swarmbus_core::model::encode(self.journal.as_str(), entry)?;
-        self.bus.append(&self.journal, &[record]).await?;
-        if let Some(usd) = entry.cost.usd()
-            && !usd.is_zero()
-        {
-            // The brief's tools read float dollars; the ledger stays exact.
-            self.bus.add_cost(&entry.tier, usd.to_f64_lossy()).await?;
-        }
+        // The brief's tools read float dollars; the ledger stays exact.
+        let usd = entry.cost.usd().map_or(0.0, |usd| usd.to_f64_lossy());
+        self.bus
+            .append_with_cost(&self.journal, &[record], &entry.tier, usd)
+            .await?;
         Ok(())
     }
 

@@ -18,7 +18,12 @@
 //!   commit, refuse at the limit, atomic on the bus's counters.
 //! - [`report`]: [`Report`], totals, the brief's status lines, worker share
 //!   against the target, savings against the coordinator model.
-//! - [`tiers`]: [`Tiers`], which tier and model play each role.
+//! - [`tiers`]: [`Tiers`], which tier and model play each role;
+//!   [`defaults`]: the default model of each role as constants.
+//! - [`lifecycle`]: [`Lifecycle`] (deprecation, retirement, replacement) and
+//!   [`PriceTable::check_model`], which refuses a retired model.
+//! - [`import`]: [`LitellmImport`], LiteLLM's community price map turned into
+//!   a price-table file.
 //! - [`accountant`]: [`Accountant`], ledger and budgets together.
 //! - [`error`]: [`CostError`], which says whether to retry.
 //!
@@ -42,8 +47,11 @@
 
 pub mod accountant;
 pub mod budget;
+pub mod defaults;
 pub mod error;
+pub mod import;
 pub mod ledger;
+pub mod lifecycle;
 pub mod money;
 pub mod pricing;
 pub mod report;
@@ -54,13 +62,17 @@ pub mod usage;
 pub use accountant::{Accountant, Pending};
 pub use budget::{BudgetLimits, BudgetScope, Budgets, Reservation};
 pub use error::{CostError, Result};
+pub use import::{LitellmImport, Unmapped};
 pub use ledger::{Call, DEFAULT_JOURNAL, Entries, Ledger, LedgerEntry};
+pub use lifecycle::{Deprecation, Lifecycle, LifecycleStatus, ModelRetired};
 pub use money::{Money, ParseMoneyError, Rate};
 pub use pricing::{
     Billing, Breakdown, Bucket, BucketCost, ContextTier, Cost, PricedCall, Unpriced,
 };
-pub use report::{Efficiency, Percent, Report, ReportFilter, Savings, Totals, WorkerShare};
+pub use report::{Report, ReportFilter, Savings, Totals, WorkerShare};
 pub use swarmbus_core::llm::Usage;
+/// The spend split and shares are core's, shared with `swarm status`.
+pub use swarmbus_core::status::{Efficiency, Percent};
 pub use table::{BUILT_IN_PRICES, LongContext, PriceRow, PriceTable, Rates};
 pub use tiers::{TierModel, Tiers};
 pub use usage::Provider;

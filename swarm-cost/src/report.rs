@@ -7,10 +7,10 @@
 //! Percentages are computed in integer tenths of a percent.
 
 use std::collections::BTreeMap;
-use std::fmt;
+use swarmbus_core::status::{Efficiency, Percent};
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
 use swarmbus_core::llm::Usage;
 use swarmbus_core::model::Tier;
@@ -74,35 +74,6 @@ impl ReportFilter {
     }
 }
 
-/// A share in tenths of a percent, shown with one decimal (`66.7`) and
-/// serialized as that string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Percent(u32);
-
-impl Percent {
-    /// A share in tenths of a percent (clamped to 1000).
-    pub const fn from_permille(permille: u32) -> Self {
-        Self(if permille > 1000 { 1000 } else { permille })
-    }
-
-    /// The share in tenths of a percent.
-    pub const fn permille(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for Percent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
-    }
-}
-
-impl Serialize for Percent {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// The sums of some calls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -157,17 +128,6 @@ pub struct TierNames {
     pub worker: TierName,
     /// The librarians' (`gemini`).
     pub librarian: TierName,
-}
-
-/// The brief's split of spend between workers and coordinator.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Efficiency {
-    /// The worker tier's share of worker + coordinator spend (0 when nothing
-    /// was spent, as in the brief).
-    pub worker: Percent,
-    /// The rest.
-    pub coordinator: Percent,
 }
 
 /// How much of the work the workers did, against the target.
@@ -347,10 +307,7 @@ impl Report {
         let (worker, coordinator) = (&self.roles.worker, &self.roles.coordinator);
         let spend = permille(worker.usd.picos(), (worker.usd + coordinator.usd).picos());
         let spent = !(worker.usd + coordinator.usd).is_zero();
-        self.efficiency = Efficiency {
-            worker: Percent::from_permille(spend),
-            coordinator: Percent::from_permille(if spent { 1000 - spend } else { 1000 }),
-        };
+        self.efficiency = Efficiency::from_permille(spend, spent);
         let both_calls = worker.calls.saturating_add(coordinator.calls);
         let calls = permille(i128::from(worker.calls), i128::from(both_calls));
         let tokens = permille(

@@ -18,6 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CostError, Result};
+use crate::lifecycle::Lifecycle;
 use crate::money::Rate;
 use crate::pricing::{Bucket, Unpriced};
 
@@ -93,12 +94,14 @@ pub struct PriceRow {
     pub long_context: Option<LongContext>,
 }
 
-/// The price table: rows sorted by model and effective date, and an index of
-/// every id and alias.
+/// The price table: rows sorted by model and effective date, an index of
+/// every id and alias, and the models' lifecycles.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     rows: Vec<PriceRow>,
     names: HashMap<String, String>,
+    lifecycles: Vec<Lifecycle>,
+    lifecycle_names: HashMap<String, usize>,
 }
 
 /// Normalises a model id for lookup: trimmed, lower case, without the
@@ -134,7 +137,12 @@ impl PriceTable {
             .into_iter()
             .map(|row| row.into_row(origin))
             .collect::<Result<Vec<_>>>()?;
-        Self::from_rows(rows, origin)
+        let lifecycles = raw
+            .lifecycle
+            .into_iter()
+            .map(|entry| entry.into_lifecycle(origin))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_parts(rows, lifecycles, origin)
     }
 
     /// Reads a table from a file (replacing the built-in one).
@@ -153,10 +161,20 @@ impl PriceTable {
     }
 
     /// Lays `overrides` over this table: a row with the same model and
-    /// effective date replaces this table's, any other row is added.
+    /// effective date replaces this table's, any other row is added; a row
+    /// whose id is an alias here counts as a row of the model it names (so
+    /// `claude-haiku-4-5-20251001` from an imported file prices
+    /// `claude-haiku-4-5`). A lifecycle entry for a model this table has
+    /// one for updates the dates and replacement it sets and keeps the
+    /// others ([`Lifecycle::merge`]).
     pub fn with_overrides(self, overrides: PriceTable) -> Result<Self> {
         let mut rows = self.rows;
-        for row in overrides.rows {
+        for mut row in overrides.rows {
+            if let Some(canonical) = self.names.get(&row.model)
+                && *canonical != row.model
+            {
+                row.model = canonical.clone();
+            }
             match rows
                 .iter_mut()
                 .find(|r| r.model == row.model && r.effective == row.effective)
@@ -165,11 +183,34 @@ impl PriceTable {
                 None => rows.push(row),
             }
         }
-        Self::from_rows(rows, "overrides")
+        let mut lifecycles = self.lifecycles;
+        for mut entry in overrides.lifecycles {
+            if let Some(canonical) = self.names.get(&entry.model)
+                && *canonical != entry.model
+            {
+                entry.model = canonical.clone();
+            }
+            match lifecycles.iter_mut().find(|l| l.model == entry.model) {
+                Some(existing) => existing.merge(entry),
+                None => lifecycles.push(entry),
+            }
+        }
+        Self::from_parts(rows, lifecycles, "overrides")
     }
 
-    /// Builds a table from rows, checking that ids and aliases are unique.
-    pub fn from_rows(mut rows: Vec<PriceRow>, origin: &str) -> Result<Self> {
+    /// Builds a table from rows (no lifecycles), checking that ids and
+    /// aliases are unique.
+    pub fn from_rows(rows: Vec<PriceRow>, origin: &str) -> Result<Self> {
+        Self::from_parts(rows, Vec::new(), origin)
+    }
+
+    /// Builds a table from rows and lifecycle entries, checking that ids and
+    /// aliases are unique and that each model has one lifecycle entry.
+    pub fn from_parts(
+        mut rows: Vec<PriceRow>,
+        lifecycles: Vec<Lifecycle>,
+        origin: &str,
+    ) -> Result<Self> {
         rows.sort_by(|a, b| (&a.model, a.effective).cmp(&(&b.model, b.effective)));
         for pair in rows.windows(2) {
             if let [a, b] = pair
@@ -202,7 +243,46 @@ impl PriceTable {
                 }
             }
         }
-        Ok(Self { rows, names })
+        let mut lifecycle_names: HashMap<String, usize> = HashMap::new();
+        for (index, entry) in lifecycles.iter().enumerate() {
+            let model = names
+                .get(&entry.model)
+                .cloned()
+                .unwrap_or_else(|| entry.model.clone());
+            for name in std::iter::once(&model).chain(&entry.aliases) {
+                let name = names.get(name).cloned().unwrap_or_else(|| name.clone());
+                if let Some(other) = lifecycle_names.insert(name.clone(), index)
+                    && other != index
+                {
+                    return Err(table_error(
+                        origin,
+                        format!("two lifecycle entries for {name}"),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            rows,
+            names,
+            lifecycles,
+            lifecycle_names,
+        })
+    }
+
+    /// Every lifecycle entry.
+    pub fn lifecycles(&self) -> &[Lifecycle] {
+        &self.lifecycles
+    }
+
+    /// The lifecycle entry of a model: found by its priced canonical id,
+    /// else by the id or an alias of the entry.
+    pub(crate) fn lifecycle_ref(&self, model: &str) -> Option<&Lifecycle> {
+        let name = normalize_model(model);
+        let key = self.names.get(&name).unwrap_or(&name);
+        self.lifecycle_names
+            .get(key)
+            .or_else(|| self.lifecycle_names.get(&name))
+            .and_then(|index| self.lifecycles.get(*index))
     }
 
     /// Every row, sorted by model and effective date.
@@ -266,6 +346,70 @@ struct RawTable {
     format: Option<u32>,
     #[serde(default)]
     model: Vec<RawRow>,
+    #[serde(default)]
+    lifecycle: Vec<RawLifecycle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    model: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    released: Option<String>,
+    deprecated: Option<String>,
+    retires: Option<String>,
+    replacement: Option<String>,
+    source: String,
+    note: Option<String>,
+}
+
+impl RawLifecycle {
+    fn into_lifecycle(self, origin: &str) -> Result<Lifecycle> {
+        let model = self.model.trim().to_owned();
+        let bad = |reason: String| table_error(origin, format!("lifecycle {model}: {reason}"));
+        if model.is_empty() || normalize_model(&model) != model {
+            return Err(bad(format!(
+                "write the model id as {:?} (non-empty, lower case, no models/ prefix)",
+                normalize_model(&model)
+            )));
+        }
+        if !self.source.starts_with("https://") {
+            return Err(bad(format!(
+                "source must be the https:// page the dates come from, not {:?}",
+                self.source
+            )));
+        }
+        let date = |text: Option<String>, field: &str| -> Result<Option<NaiveDate>> {
+            text.map(|t| {
+                NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
+                    .map_err(|_| bad(format!("{field} {t:?} is not YYYY-MM-DD")))
+            })
+            .transpose()
+        };
+        let released_on = date(self.released, "released")?;
+        let deprecated_on = date(self.deprecated, "deprecated")?;
+        let retires_on = date(self.retires, "retires")?;
+        if let (Some(d), Some(r)) = (deprecated_on, retires_on)
+            && d > r
+        {
+            return Err(bad(format!("deprecated {d} is after retires {r}")));
+        }
+        let replacement = self.replacement.map(|r| normalize_model(&r));
+        if replacement.as_deref() == Some(model.as_str()) || replacement.as_deref() == Some("") {
+            return Err(bad("a model cannot replace itself".into()));
+        }
+        Ok(Lifecycle {
+            aliases: self.aliases.iter().map(|a| normalize_model(a)).collect(),
+            model,
+            released_on,
+            deprecated_on,
+            retires_on,
+            replacement,
+            source: self.source,
+            note: self.note,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

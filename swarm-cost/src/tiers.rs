@@ -4,6 +4,7 @@
 use swarmbus_core::keys::TierName;
 use swarmbus_core::model::Tier;
 
+use crate::defaults::{COORDINATOR_MODEL, LIBRARIAN_MODEL, WORKER_MODEL};
 use crate::ledger::Call;
 use crate::pricing::Billing;
 
@@ -36,10 +37,11 @@ impl TierModel {
     }
 }
 
-/// The swarm's three roles. The default is the brief's: Claude Sonnet 4.5
-/// coordinates (`sonnet`), Claude Haiku 4.5 works (`haiku`), Gemini 2.5
-/// Flash on its free tier is the librarian (`gemini`); target 90 % of the
-/// work on workers.
+/// The swarm's three roles. The default keeps the brief's tier names with
+/// today's models ([`crate::defaults`]): Claude Sonnet 5.5 coordinates
+/// (`sonnet`), Claude Haiku 5.5 works (`haiku`), Gemini 3.5 Flash-Lite on its
+/// free tier is the librarian (`gemini`); target 90 % of the work on
+/// workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Tiers {
@@ -56,11 +58,11 @@ pub struct Tiers {
 impl Default for Tiers {
     fn default() -> Self {
         Self {
-            coordinator: TierModel::new(Tier::Coordinator.default_name(), "claude-sonnet-4-5"),
-            worker: TierModel::new(Tier::Worker.default_name(), "claude-haiku-4-5"),
-            librarian: TierModel::new(Tier::Librarian.default_name(), "gemini-2.5-flash")
+            coordinator: TierModel::new(Tier::Coordinator.default_name(), COORDINATOR_MODEL),
+            worker: TierModel::new(Tier::Worker.default_name(), WORKER_MODEL),
+            librarian: TierModel::new(Tier::Librarian.default_name(), LIBRARIAN_MODEL)
                 .billing(Billing::FreeTier),
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 }
@@ -72,7 +74,7 @@ impl Tiers {
             coordinator,
             worker,
             librarian,
-            worker_target_permille: 900,
+            worker_target_permille: swarmbus_core::policy::WORKER_TARGET_PERMILLE,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Provider usage JSON into buckets, then into prices: real recorded Gemini
 //! responses, and Anthropic / DeepSeek / OpenAI samples written from their
 //! documented shapes (see tests/fixtures/README.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! Budgets: reservations race on the bus's atomic counters and never
 //! overshoot; a reached budget refuses (`>=`); commits settle the actual cost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -258,4 +259,140 @@ async fn a_cancelled_call_gives_its_reservation_back() {
     accountant.cancel(pending).await.unwrap();
     let again = accountant.reserve(call(), &usage).await.unwrap();
     accountant.cancel(again).await.unwrap();
+}
+
+/// A MemoryBus whose counters can be made to hang (a reservation's future
+/// cancelled in the middle) or to fail (a give-back that fails).
+struct Flaky {
+    inner: MemoryBus,
+    /// `counter_try_add` on a counter whose name contains this never returns.
+    hang_on: Option<&'static str>,
+    /// `counter_add` fails.
+    fail_add: bool,
+}
+
+impl Flaky {
+    fn new() -> Self {
+        Self {
+            inner: MemoryBus::new(),
+            hang_on: None,
+            fail_add: false,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl swarmbus_core::bus::Counters for Flaky {
+    async fn add_cost(&self, tier: &TierName, usd: f64) -> swarmbus_core::Result<f64> {
+        self.inner.add_cost(tier, usd).await
+    }
+    async fn costs(&self, tiers: &[TierName]) -> swarmbus_core::Result<Vec<f64>> {
+        self.inner.costs(tiers).await
+    }
+    async fn set_context_tokens(&self, tokens: u64) -> swarmbus_core::Result<()> {
+        self.inner.set_context_tokens(tokens).await
+    }
+    async fn context_tokens(&self) -> swarmbus_core::Result<Option<u64>> {
+        self.inner.context_tokens().await
+    }
+    async fn counter_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+    ) -> swarmbus_core::Result<i64> {
+        if self.fail_add {
+            return Err(swarmbus_core::Error::Closed("counter_add refused"));
+        }
+        self.inner.counter_add(name, delta).await
+    }
+    async fn counters(
+        &self,
+        names: &[swarmbus_core::keys::CounterName],
+    ) -> swarmbus_core::Result<Vec<i64>> {
+        self.inner.counters(names).await
+    }
+    async fn counter_try_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+        limit: i64,
+    ) -> swarmbus_core::Result<Option<i64>> {
+        if self.hang_on.is_some_and(|h| name.as_str().contains(h)) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.counter_try_add(name, delta, limit).await
+    }
+}
+
+async fn settled() {
+    // Give a spawned give-back the chance to run.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn a_reservation_dropped_without_commit_or_release_is_given_back() {
+    let bus = Arc::new(MemoryBus::new());
+    let budgets = Budgets::new(Arc::clone(&bus), BudgetLimits::unlimited().global(usd("1")));
+    let r = budgets.reserve(None, None, usd("0.25")).await.unwrap();
+    assert_eq!(
+        budgets.spent(&BudgetScope::Global).await.unwrap(),
+        usd("0.25")
+    );
+    drop(r);
+    settled().await;
+    assert_eq!(
+        budgets.spent(&BudgetScope::Global).await.unwrap(),
+        Money::ZERO
+    );
+}
+
+#[tokio::test]
+async fn a_reserve_cancelled_half_way_gives_back_what_it_held() {
+    let mut flaky = Flaky::new();
+    flaky.hang_on = Some("budget-worker");
+    let budgets = Budgets::new(
+        Arc::new(flaky),
+        BudgetLimits::unlimited()
+            .global(usd("1"))
+            .per_worker(usd("1")),
+    );
+    let w = worker("w-cancel");
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        budgets.reserve(Some(&w), None, usd("0.25")),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the reservation hangs on the worker budget"
+    );
+    settled().await;
+    assert_eq!(
+        budgets.spent(&BudgetScope::Global).await.unwrap(),
+        Money::ZERO
+    );
+}
+
+#[tokio::test]
+async fn a_failed_give_back_does_not_hide_the_budget_exhausted_that_caused_it() {
+    let mut flaky = Flaky::new();
+    flaky.fail_add = true;
+    let budgets = Budgets::new(
+        Arc::new(flaky),
+        BudgetLimits::unlimited()
+            .global(usd("1"))
+            .per_worker(usd("0.10")),
+    );
+    let w = worker("w-refused");
+    let err = budgets
+        .reserve(Some(&w), None, usd("0.25"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CostError::BudgetExhausted { ref scope, .. } if scope.contains("worker")),
+        "{err:?}"
+    );
 }

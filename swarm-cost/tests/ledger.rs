@@ -1,6 +1,7 @@
 //! The ledger on a bus: entries recorded by one handle are read by another,
 //! the brief's `cost:<tier>` keys follow, reports total per tier, model,
 //! worker and session, and unpriced calls stay unpriced all the way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 
@@ -151,31 +152,42 @@ async fn an_unknown_model_is_unpriced_in_the_ledger_keys_and_report() {
     assert_eq!(json["total"]["unpriced_calls"], 1);
 }
 
+/// Updated for today's default models (this test's assertions were about
+/// the defaults): Sonnet 5.5 coordinates, Haiku 5.5 works, Gemini 3.5
+/// Flash-Lite on its free tier is the librarian, all priced on 2026-11-15.
 #[tokio::test]
 async fn the_report_has_the_brief_lines_shares_and_savings() {
     let bus = Arc::new(MemoryBus::new());
     let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
-    // 9 Haiku calls at $0.00555 = $0.04995
+    let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let defaults = Tiers::default();
+    // 9 Haiku 5.5 calls (prompt 10,000 tokens: the low band): 1,000 × 0.10 + 8,000 × 0.01
+    // + 1,000 × 0.125 + 500 × 0.50 = 100 + 80 + 125 + 250 = 555 → $0.000555 each, $0.004995.
     for i in 0..9 {
-        ledger
-            .record(
-                &haiku_call(&format!("haiku-{}", i % 3), "instance-11"),
-                haiku_usage(),
-            )
-            .await
-            .unwrap();
+        let call = defaults
+            .call(Tier::Worker)
+            .unwrap()
+            .worker(worker(&format!("haiku-{}", i % 3)))
+            .session(session("instance-11"))
+            .at(today);
+        ledger.record(&call, haiku_usage()).await.unwrap();
     }
-    // 1 Sonnet call: 1,000 × 3 + 100 × 15 → $0.0045
+    // 1 Sonnet 5.5 call: 1,000 × 2 + 100 × 10 → $0.003
+    let coordinator = defaults
+        .call(Tier::Coordinator)
+        .unwrap()
+        .session(session("instance-11"))
+        .at(today);
     ledger
-        .record(&sonnet_call("instance-11"), Usage::new(1_000, 100))
+        .record(&coordinator, Usage::new(1_000, 100))
         .await
         .unwrap();
-    // 1 free-tier Gemini call: $0, shadow 1,000 × 0.30 + 100 × 2.50 → $0.00055
-    let librarian = Tiers::default()
+    // 1 free-tier Gemini 3.5 Flash-Lite call: $0, shadow 1,000 × 0.30 + 100 × 2.50 → $0.00055
+    let librarian = defaults
         .call(Tier::Librarian)
         .unwrap()
         .session(session("instance-11"))
-        .at(at());
+        .at(today);
     assert_eq!(librarian.billing, Billing::FreeTier);
     ledger
         .record(&librarian, Usage::new(1_000, 100))
@@ -188,32 +200,33 @@ async fn the_report_has_the_brief_lines_shares_and_savings() {
         .unwrap();
     assert_eq!(
         report.cost_line(),
-        "Cost This Session: Sonnet $0.0045 | Haiku $0.0500 | Gemini $0"
+        "Cost This Session: Sonnet $0.0030 | Haiku $0.0050 | Gemini $0"
     );
-    // Spend share: 0.04995 / (0.04995 + 0.0045) = 91.7 %.
+    // Spend share: 0.004995 / (0.004995 + 0.003) = 62.5 %.
     assert_eq!(
         report.efficiency_line(),
-        "Token Efficiency: Haiku 91.7% / Sonnet 8.3%"
+        "Token Efficiency: Haiku 62.5% / Sonnet 37.5%"
     );
-    assert_eq!(report.total.usd.to_string(), "0.05445");
+    assert_eq!(report.total.usd.to_string(), "0.007995");
     assert_eq!(report.total.shadow_usd.to_string(), "0.00055");
     assert_eq!(report.roles.librarian.usd, Money::ZERO);
     assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
     // 9 of 10 worker + coordinator calls: exactly the 90 % target.
     assert_eq!(report.worker_share.calls.to_string(), "90.0");
     assert!(report.worker_share.on_target);
-    assert_eq!(report.worker_share.spend.to_string(), "91.7");
+    assert_eq!(report.worker_share.spend.to_string(), "62.5");
     assert_eq!(report.by_worker["haiku-0"].calls, 3);
     assert_eq!(report.by_worker["-"].calls, 2);
     assert_eq!(report.by_session["instance-11"].calls, 11);
-    assert_eq!(report.by_tier["haiku"].usd.to_string(), "0.04995");
-    assert_eq!(report.by_model["claude-haiku-4-5-20251001"].calls, 9);
-    // Savings: each Haiku call on Sonnet: 1,000 × 3 + 8,000 × 0.30 + 1,000 × 3.75 + 500 × 15
-    // = 3,000 + 2,400 + 3,750 + 7,500 = 16,650 → $0.01665, × 9 = $0.14985;
-    // the Gemini call on Sonnet: 1,000 × 3 + 100 × 15 = $0.0045; the Sonnet call itself $0.0045.
-    assert_eq!(report.savings.on_coordinator_usd.to_string(), "0.15885");
-    assert_eq!(report.savings.actual_usd.to_string(), "0.05445");
-    assert_eq!(report.savings.saved_usd.to_string(), "0.1044");
+    assert_eq!(report.by_tier["haiku"].usd.to_string(), "0.004995");
+    assert_eq!(report.by_model["claude-haiku-5-5"].calls, 9);
+    // Savings: each Haiku call on Sonnet 5.5 (cache reads $0.10 since 2026-10-07):
+    // 1,000 × 2 + 8,000 × 0.10 + 1,000 × 2.50 + 500 × 10 = 2,000 + 800 + 2,500 + 5,000
+    // = 10,300 → $0.0103, × 9 = $0.0927; the Gemini call on Sonnet: 1,000 × 2 + 100 × 10
+    // = $0.003; the Sonnet call itself $0.003.
+    assert_eq!(report.savings.on_coordinator_usd.to_string(), "0.0987");
+    assert_eq!(report.savings.actual_usd.to_string(), "0.007995");
+    assert_eq!(report.savings.saved_usd.to_string(), "0.090705");
     assert_eq!(report.savings.compared_calls, 11);
 }
 
@@ -328,4 +341,138 @@ async fn the_accountant_records_and_budgets_in_one_cycle() {
     assert_eq!(spent.to_string(), "0.0015");
     let report = accountant.report(&ReportFilter::all()).await.unwrap();
     assert_eq!(report.total.usd.to_string(), "0.0015");
+}
+
+/// A bus whose separate `add_cost` fails (the process died between the two
+/// writes); everything else is a MemoryBus.
+struct DiesBeforeAddCost(MemoryBus);
+
+#[async_trait::async_trait]
+impl Counters for DiesBeforeAddCost {
+    async fn add_cost(&self, _: &TierName, _: f64) -> swarmbus_core::Result<f64> {
+        Err(swarmbus_core::Error::Closed("crashed before add_cost"))
+    }
+    async fn costs(&self, tiers: &[TierName]) -> swarmbus_core::Result<Vec<f64>> {
+        self.0.costs(tiers).await
+    }
+    async fn set_context_tokens(&self, tokens: u64) -> swarmbus_core::Result<()> {
+        self.0.set_context_tokens(tokens).await
+    }
+    async fn context_tokens(&self) -> swarmbus_core::Result<Option<u64>> {
+        self.0.context_tokens().await
+    }
+    async fn counter_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+    ) -> swarmbus_core::Result<i64> {
+        self.0.counter_add(name, delta).await
+    }
+    async fn counters(
+        &self,
+        names: &[swarmbus_core::keys::CounterName],
+    ) -> swarmbus_core::Result<Vec<i64>> {
+        self.0.counters(names).await
+    }
+    async fn counter_try_add(
+        &self,
+        name: &swarmbus_core::keys::CounterName,
+        delta: i64,
+        limit: i64,
+    ) -> swarmbus_core::Result<Option<i64>> {
+        self.0.counter_try_add(name, delta, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for DiesBeforeAddCost {
+    async fn append(&self, journal: &JournalName, records: &[String]) -> swarmbus_core::Result<()> {
+        self.0.append(journal, records).await
+    }
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> swarmbus_core::Result<f64> {
+        self.0.append_with_cost(journal, records, tier, usd).await
+    }
+    async fn read(
+        &self,
+        journal: &JournalName,
+        from: u64,
+        max: usize,
+    ) -> swarmbus_core::Result<Vec<String>> {
+        self.0.read(journal, from, max).await
+    }
+    async fn journal_len(&self, journal: &JournalName) -> swarmbus_core::Result<u64> {
+        self.0.journal_len(journal).await
+    }
+}
+
+#[tokio::test]
+async fn the_journal_entry_and_the_tier_cost_are_written_together() {
+    let bus = Arc::new(DiesBeforeAddCost(MemoryBus::new()));
+    let ledger = Ledger::new(Arc::clone(&bus), table()).unwrap();
+    let recorded = ledger.record(&haiku_call("w1", "s1"), haiku_usage()).await;
+    let entries = ledger.entries().await.unwrap().entries;
+    let cost = bus.costs(&[tier("haiku")]).await.unwrap()[0];
+    // Either both or neither: never an entry without its cost.
+    assert_eq!(
+        entries.len() == 1,
+        cost > 0.0,
+        "journal has {} entries, cost:haiku is {cost} ({recorded:?})",
+        entries.len()
+    );
+    assert!(recorded.is_ok(), "{recorded:?}");
+}
+
+#[tokio::test]
+async fn the_accountant_records_core_usage_records() {
+    use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+    let bus = Arc::new(MemoryBus::new());
+    let accountant = swarmbus_cost::Accountant::new(
+        Arc::clone(&bus),
+        table(),
+        Tiers::default(),
+        BudgetLimits::unlimited(),
+    )
+    .unwrap();
+    let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let recorder: &dyn UsageRecorder = &accountant;
+    // A worker call on Haiku 5.5: $0.000555 (see the report test).
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(tier("haiku"), "claude-haiku-5-5", haiku_usage())
+                .worker(worker("haiku-1"))
+                .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.000555));
+    // A librarian call is billed on its tier's free tier: $0.
+    let cost = recorder
+        .record_usage(
+            &UsageRecord::new(
+                tier("gemini"),
+                "gemini-3.5-flash-lite",
+                Usage::new(1_000, 100),
+            )
+            .at(today),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, Some(0.0));
+    // An unknown model is recorded and reported unpriced, not $0.
+    let cost = recorder
+        .record_usage(&UsageRecord::new(tier("haiku"), "mystery", Usage::new(5, 5)).at(today))
+        .await
+        .unwrap();
+    assert_eq!(cost.usd, None);
+    let report = accountant.report(&ReportFilter::all()).await.unwrap();
+    assert_eq!(report.total.calls, 3);
+    assert_eq!(report.total.unpriced_calls, 1);
+    assert_eq!(report.by_worker["haiku-1"].usd.to_string(), "0.000555");
+    assert_eq!(report.roles.librarian.shadow_usd.to_string(), "0.00055");
 }

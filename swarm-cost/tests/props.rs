@@ -1,6 +1,7 @@
 //! Properties: a call's total is the sum of its buckets; pricing is additive
 //! over splitting a call's tokens (exactly, to the pico-dollar); money
 //! round-trips through its decimal text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;

@@ -59,7 +59,7 @@ async fn main() -> Result<(), AnyError> {
             from.id, finding_b.id, finding_b.body
         );
     }
-    let acks: Vec<String> = entries.into_iter().map(|e| e.entry).collect();
+    let acks: Vec<_> = entries.into_iter().map(|e| e.entry).collect();
     bus.ack_feed(&group, &acks).await?;
 
     // The coordinator loads both and synthesises.

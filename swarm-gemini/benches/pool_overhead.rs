@@ -10,6 +10,7 @@
 //! Run: `cargo bench -p swarmbus-gemini --bench pool_overhead`. Besides
 //! criterion's figures, a summary prints the overhead in percent and the
 //! added latency per request (median of 5 rounds of 1,000 requests each).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -8,6 +8,15 @@
 //!   body, checked while reading (a huge or endless body is cut, not
 //!   buffered).
 //! - Every failure is an [`Error`] that says what to do.
+//! - Every call is a `tracing` span after the OpenTelemetry GenAI
+//!   conventions ([`swarmbus_core::llm::gen_ai_span`]): provider
+//!   [`PROVIDER_NAME`], operation [`OPERATION`], the request's model and
+//!   token cap; the response's model, id, finish reason and token counts,
+//!   or the error's kind. The span never holds the key or the prompt.
+//! - [`GeminiClient`] is a core [`LanguageModel`]: the whole request maps
+//!   to Gemini ([`crate::convert`]) and its failures become
+//!   [`swarmbus_core::llm::ModelError`]s that keep their kind, HTTP status,
+//!   retry delay and action.
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,10 +24,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use swarmbus_core::llm::{
+    Completion, CompletionRequest, LanguageModel, ModelCatalog, check_lifecycle, gen_ai_span,
+    record_completion, record_model_error,
+};
+use tracing::Instrument;
 
 use crate::clock::{Clock, SystemClock};
 use crate::decode::{
@@ -33,8 +48,27 @@ use crate::wire::{
 /// The Gemini Developer API.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
-/// The model used when none is given (the brief's Gemini Flash librarian).
-pub const DEFAULT_MODEL: &str = "gemini-2.5-flash";
+/// The model used when none is given: the librarian's Flash-class model.
+///
+/// `gemini-2.5-flash` (the brief's original librarian model) shuts down on
+/// 2026-12-01; Google's Gemini deprecations page
+/// (<https://ai.google.dev/gemini-api/docs/deprecations>, the "Gemini 2.5
+/// Flash models" table, as read on 2026-11-10 and quoted by
+/// aideprecations.com) names `gemini-3.5-flash-lite` as its recommended
+/// replacement.
+pub const DEFAULT_MODEL: &str = "gemini-3.5-flash-lite";
+
+/// The model [`DEFAULT_MODEL`] replaces (shut down on 2026-12-01).
+pub const RETIRED_DEFAULT_MODEL: &str = "gemini-2.5-flash";
+
+/// The provider's name in telemetry and errors: the OpenTelemetry GenAI
+/// conventions' well-known `gen_ai.provider.name` value for the Gemini
+/// Developer API.
+pub const PROVIDER_NAME: &str = "gcp.gemini";
+
+/// The GenAI operation name of a `generateContent` call (a well-known
+/// `gen_ai.operation.name` value).
+pub const OPERATION: &str = "generate_content";
 
 /// The environment variable that overrides the base URL.
 pub const BASE_URL_VAR: &str = "GEMINI_BASE_URL";
@@ -174,6 +208,7 @@ pub struct GeminiClient {
     clock: Arc<dyn Clock>,
     redact: Redactor,
     label: Option<String>,
+    catalog: Option<Arc<dyn ModelCatalog>>,
 }
 
 impl fmt::Debug for GeminiClient {
@@ -222,6 +257,7 @@ impl GeminiClient {
             clock: Arc::new(SystemClock),
             redact: Redactor::for_key(&key),
             label: None,
+            catalog: None,
         })
     }
 
@@ -240,6 +276,25 @@ impl GeminiClient {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Checks every model against `catalog` before a call: a retired model
+    /// is refused before anything is sent, with an error (kind `retired`)
+    /// naming its replacement; a deprecated one is logged as a warning.
+    pub fn with_catalog(mut self, catalog: Arc<dyn ModelCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Refuses a retired model (see [`GeminiClient::with_catalog`]).
+    pub(crate) fn check_model(&self, model: &str) -> Result<()> {
+        check_lifecycle(
+            self.catalog.as_deref(),
+            PROVIDER_NAME,
+            model,
+            self.clock.now(),
+        )
+        .map_err(Error::from)
     }
 
     /// Names the client in logs (`shard2`).
@@ -300,9 +355,11 @@ impl GeminiClient {
         model: &str,
         request: &GenerateContentRequest,
     ) -> Result<GenerateContentResponse> {
-        let url = self.url(model, "generateContent")?;
+        let span = self.span(model, request);
         let started = Instant::now();
         let result = async {
+            self.check_model(model)?;
+            let url = self.url(model, "generateContent")?;
             let response = self.post(&url, request).await?;
             let status = response.status().as_u16();
             let body = self.read_body(response).await?;
@@ -312,9 +369,42 @@ impl GeminiClient {
             }
             decode_response_with(&body, now, &self.redact)
         }
+        .instrument(span.clone())
         .await;
+        match &result {
+            Ok(response) => self.record_response(&span, model, response),
+            Err(e) => record_model_error(&span, &e.to_model_error(PROVIDER_NAME, model)),
+        }
         self.log("generateContent", model, started, result.as_ref().err());
         result
+    }
+
+    /// The GenAI span of one call to `model`.
+    fn span(&self, model: &str, request: &GenerateContentRequest) -> tracing::Span {
+        let span = gen_ai_span(PROVIDER_NAME, OPERATION, model);
+        if let Some(n) = request
+            .generation_config
+            .as_ref()
+            .and_then(|c| c.max_output_tokens)
+        {
+            span.record("gen_ai.request.max_tokens", n);
+        }
+        span
+    }
+
+    fn record_response(
+        &self,
+        span: &tracing::Span,
+        model: &str,
+        response: &GenerateContentResponse,
+    ) {
+        if let Ok(g) = Generation::from_response(response) {
+            let completion = g.into_completion(model, self.label.clone());
+            record_completion(span, &completion);
+        }
+        if let Some(id) = &response.response_id {
+            span.record("gen_ai.response.id", id.as_str());
+        }
     }
 
     /// `generateContent` as a [`Generation`] (text, finish reason, usage).
@@ -335,26 +425,38 @@ impl GeminiClient {
         model: &str,
         request: &GenerateContentRequest,
     ) -> Result<ChunkStream> {
-        let url = format!("{}?alt=sse", self.url(model, "streamGenerateContent")?);
+        let span = self.span(model, request);
         let started = Instant::now();
-        let response = self
-            .post(&url, request)
-            .await
-            .inspect_err(|e| self.log("streamGenerateContent", model, started, Some(e)))?;
-        let status = response.status().as_u16();
-        let now = self.clock.now();
-        if !(200..300).contains(&status) {
-            let body = self.read_body(response).await?;
-            let e = http_error(status, &body, now, &self.redact);
-            tracing::debug!(
-                label = self.label.as_deref().unwrap_or("gemini"),
-                model,
-                status,
-                kind = %e.kind(),
-                "streamGenerateContent refused"
-            );
-            return Err(e);
+        let opened = async {
+            self.check_model(model)?;
+            let url = format!("{}?alt=sse", self.url(model, "streamGenerateContent")?);
+            let response = self.post(&url, request).await?;
+            let status = response.status().as_u16();
+            let now = self.clock.now();
+            if !(200..300).contains(&status) {
+                let body = self.read_body(response).await?;
+                let e = http_error(status, &body, now, &self.redact);
+                tracing::debug!(
+                    label = self.label.as_deref().unwrap_or("gemini"),
+                    model,
+                    status,
+                    kind = %e.kind(),
+                    "streamGenerateContent refused"
+                );
+                return Err(e);
+            }
+            Ok((response, now))
         }
+        .instrument(span.clone())
+        .await;
+        let (response, now) = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                record_model_error(&span, &e.to_model_error(PROVIDER_NAME, model));
+                self.log("streamGenerateContent", model, started, Some(&e));
+                return Err(e);
+            }
+        };
         let decoder = SseDecoder::with_limits(
             now,
             self.config.max_body_bytes,
@@ -366,6 +468,13 @@ impl GeminiClient {
             decoder,
             self.config.clone(),
             self.redact.clone(),
+            StreamTelemetry {
+                span,
+                model: model.to_owned(),
+                served_by: self.label.clone(),
+                generation: StreamAccumulator::new(),
+                done: false,
+            },
         ))
     }
 
@@ -503,7 +612,44 @@ impl fmt::Debug for ChunkStream {
     }
 }
 
+/// What a stream records on its span as chunks arrive.
+struct StreamTelemetry {
+    span: tracing::Span,
+    model: String,
+    served_by: Option<String>,
+    generation: StreamAccumulator,
+    done: bool,
+}
+
+impl StreamTelemetry {
+    fn chunk(&mut self, chunk: &GenerateContentResponse) {
+        if let Err(e) = self.generation.push(chunk) {
+            // A blocked chunk: its consumer sees the same error.
+            self.error(&e);
+        }
+        if let Some(id) = &chunk.response_id {
+            self.span.record("gen_ai.response.id", id.as_str());
+        }
+    }
+
+    /// The stream ended: records the answer's facts once.
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let g = std::mem::take(&mut self.generation).into_generation();
+        let completion = g.into_completion(&self.model, self.served_by.clone());
+        record_completion(&self.span, &completion);
+    }
+
+    fn error(&mut self, e: &Error) {
+        self.done = true;
+        record_model_error(&self.span, &e.to_model_error(PROVIDER_NAME, &self.model));
+    }
+}
+
 struct StreamState {
+    telemetry: StreamTelemetry,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     decoder: SseDecoder,
     pending: std::collections::VecDeque<Result<GenerateContentResponse>>,
@@ -518,8 +664,10 @@ impl ChunkStream {
         decoder: SseDecoder,
         config: ClientConfig,
         redact: Redactor,
+        telemetry: StreamTelemetry,
     ) -> Self {
         let state = StreamState {
+            telemetry,
             body: response.bytes_stream().boxed(),
             decoder,
             pending: Default::default(),
@@ -530,13 +678,18 @@ impl ChunkStream {
         let inner = futures::stream::unfold(state, |mut st| async move {
             loop {
                 if let Some(item) = st.pending.pop_front() {
-                    if item.is_err() {
-                        st.ended = true;
-                        st.pending.clear();
+                    match &item {
+                        Ok(chunk) => st.telemetry.chunk(chunk),
+                        Err(e) => {
+                            st.telemetry.error(e);
+                            st.ended = true;
+                            st.pending.clear();
+                        }
                     }
                     return Some((item, st));
                 }
                 if st.ended {
+                    st.telemetry.finish();
                     return None;
                 }
                 match st.body.next().await {
@@ -547,6 +700,7 @@ impl ChunkStream {
                     Some(Err(e)) => {
                         st.ended = true;
                         let e = transport_error(e, &st.config, &st.redact);
+                        st.telemetry.error(&e);
                         return Some((Err(e), st));
                     }
                     None => {
@@ -574,5 +728,26 @@ impl Stream for ChunkStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[async_trait]
+impl LanguageModel for GeminiClient {
+    fn model_id(&self) -> &str {
+        &self.config.model
+    }
+
+    fn provider_name(&self) -> &str {
+        PROVIDER_NAME
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        let model = self.config.model.clone();
+        let g = self
+            .generate(&model, &GenerateContentRequest::from_completion(&request))
+            .await
+            .map_err(|e| e.into_core(PROVIDER_NAME, &model))?;
+        let served_by = self.label.clone().unwrap_or_else(|| "gemini".into());
+        Ok(g.into_completion(&model, Some(served_by)))
     }
 }

@@ -65,10 +65,7 @@ pub fn query_id_from_key(key: &str) -> Option<QueryId> {
 impl<B: ArchiveDesk + FindingStore + Channels + ?Sized> LibrarianDaemon<B> {
     /// A daemon answering from `bus`'s findings with `source`.
     pub fn new(bus: Arc<B>, source: AnswerSource) -> Self {
-        let name = match &source {
-            AnswerSource::Model(p) => p.name(),
-            AnswerSource::Extractive => "extractive".into(),
-        };
+        let name = source.name();
         Self {
             librarian: Librarian::new(bus.clone(), source),
             bus,

@@ -14,8 +14,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use swarmbus_core::llm::{Completion, Usage};
+use swarmbus_core::llm::{Completion, ContentBlock, Usage};
 
+use crate::convert::{blocks_from_parts, stop_reason};
 use crate::error::{ApiErrorEnvelope, BlockCause, Error, Redactor, classify, classify_api_error};
 use crate::wire::{FinishReason, GenerateContentResponse, UsageMetadata};
 
@@ -341,6 +342,11 @@ pub struct Generation {
     pub text: String,
     /// The thought summaries, when asked for.
     pub thoughts: String,
+    /// Every part of the answer as core content blocks, in order: text,
+    /// thinking (with signatures), tool calls, other parts (see
+    /// [`crate::convert`]).
+    #[serde(default)]
+    pub content: Vec<ContentBlock>,
     /// Why generation stopped.
     pub finish_reason: Option<FinishReason>,
     /// The finish message, when given.
@@ -358,9 +364,17 @@ impl Generation {
     pub fn from_response(response: &GenerateContentResponse) -> Result<Self, Error> {
         response.check()?;
         let candidate = response.candidate();
+        let mut content = Vec::new();
+        if let Some(parts) = candidate
+            .and_then(|c| c.content.as_ref())
+            .and_then(|c| c.parts.as_ref())
+        {
+            blocks_from_parts(parts, &mut 0, &mut content);
+        }
         Ok(Self {
             text: response.text(),
             thoughts: response.thoughts(),
+            content,
             finish_reason: candidate.and_then(|c| c.finish_reason.clone()),
             finish_message: candidate.and_then(|c| c.finish_message.clone()),
             usage: response.usage_metadata.clone().unwrap_or_default(),
@@ -374,17 +388,19 @@ impl Generation {
         self.usage.usage()
     }
 
-    /// The provider-neutral completion.
+    /// The provider-neutral completion: the content blocks (thinking apart
+    /// from text, tool calls), the stop reason (`STOP` with a tool call is
+    /// `tool_use`; `MAX_TOKENS` is `max_tokens`, even with no text), usage
+    /// and the model version that answered.
     pub fn into_completion(self, model: &str, served_by: Option<String>) -> Completion {
         let usage = self.usage();
-        let mut c = Completion::new(
-            self.text,
+        let reason = stop_reason(self.finish_reason.as_ref(), &self.content);
+        let mut c = Completion::from_blocks(
+            self.content,
             self.model_version.unwrap_or_else(|| model.to_owned()),
             usage,
-        );
-        if let Some(r) = self.finish_reason {
-            c = c.stop_reason(r.stop_reason());
-        }
+        )
+        .stop_reason(reason);
         if let Some(s) = served_by {
             c = c.served_by(s);
         }
@@ -394,14 +410,16 @@ impl Generation {
 
 /// Collects stream chunks into one [`Generation`], checking as it goes:
 /// a blocked prompt or a blocking finish reason fails at once; a stream
-/// that ends without any content part is malformed. Chunks with content but
-/// no parts (seen before the final chunk) and a usage-only last chunk are
-/// normal.
+/// that ends without any content part is malformed, unless its finish
+/// reason is `MAX_TOKENS` (the cap ended it before any part: a success with
+/// no text). Chunks with content but no parts (seen before the final chunk)
+/// and a usage-only last chunk are normal.
 #[derive(Debug, Default)]
 pub struct StreamAccumulator {
     generation: Generation,
     chunks: usize,
     parts: usize,
+    calls: usize,
 }
 
 impl StreamAccumulator {
@@ -438,6 +456,7 @@ impl StreamAccumulator {
                 && !parts.is_empty()
             {
                 self.parts += parts.len();
+                blocks_from_parts(parts, &mut self.calls, &mut g.content);
                 added = content.text();
                 g.text.push_str(&added);
                 g.thoughts.push_str(&content.thoughts());
@@ -458,6 +477,11 @@ impl StreamAccumulator {
         Ok(added)
     }
 
+    /// What was collected so far, unchecked (for telemetry).
+    pub(crate) fn into_generation(self) -> Generation {
+        self.generation
+    }
+
     /// Ends the stream.
     pub fn finish(self) -> Result<Generation, Error> {
         if self.chunks == 0 {
@@ -465,7 +489,8 @@ impl StreamAccumulator {
                 reason: "the stream ended without any chunk".into(),
             });
         }
-        if self.parts == 0 {
+        let capped = self.generation.finish_reason == Some(FinishReason::MaxTokens);
+        if self.parts == 0 && !capped {
             let finish = self
                 .generation
                 .finish_reason

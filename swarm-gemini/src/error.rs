@@ -35,6 +35,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use swarmbus_core::error::Retry;
 use swarmbus_core::keys::ShardId;
+use swarmbus_core::llm::{ModelAction, ModelErrorKind};
 use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::next_pacific_midnight;
 
@@ -119,6 +120,9 @@ pub enum ErrorKind {
     Config,
     /// The quota ledger (the bus) failed.
     Ledger,
+    /// The answer is empty: the token cap (or thinking using all of it) cut
+    /// it before any text. The call itself succeeded.
+    Truncated,
 }
 
 impl ErrorKind {
@@ -143,6 +147,7 @@ impl ErrorKind {
             ErrorKind::NotEnoughShards => "not_enough_shards",
             ErrorKind::Config => "config",
             ErrorKind::Ledger => "ledger",
+            ErrorKind::Truncated => "truncated",
         }
     }
 }
@@ -431,16 +436,18 @@ pub enum Error {
         /// The required percentage.
         required_percent: u8,
     },
-    /// A provider outside this crate (wrapped with
-    /// [`crate::provider::ForeignModel`]) failed.
-    #[error("provider {name} failed: {message}")]
-    Provider {
-        /// The provider's name.
-        name: String,
-        /// Its error message.
-        message: String,
-        /// Whether its retry hint says a retry may help.
-        transient: bool,
+    /// Another language model (the pool's fallback, or any core
+    /// `LanguageModel` the librarian uses) failed: its error is kept whole,
+    /// with its kind, HTTP status, retry delay and action.
+    #[error("{0}")]
+    Model(Box<swarmbus_core::llm::ModelError>),
+    /// The model's answer is empty because the token cap cut it (finish
+    /// reason `MAX_TOKENS`, or thinking used the whole budget): the call
+    /// succeeded, but a caller that needs text cannot use it.
+    #[error("empty answer: {reason}")]
+    Truncated {
+        /// What the model reported (stop reason, token counts).
+        reason: String,
     },
     /// The quota ledger or the bus failed.
     #[error("ledger: {0}")]
@@ -451,8 +458,35 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<swarmbus_core::Error> for Error {
+    /// A model's error stays a model error ([`Error::Model`]); any other
+    /// core error is the ledger's (the bus).
     fn from(e: swarmbus_core::Error) -> Self {
-        Error::Ledger(e)
+        match e {
+            swarmbus_core::Error::Model(m) => Error::Model(m),
+            other => Error::Ledger(other),
+        }
+    }
+}
+
+/// This crate's kind for another model's error kind.
+fn model_kind(kind: ModelErrorKind) -> ErrorKind {
+    use ModelErrorKind as K;
+    match kind {
+        K::Unauthenticated => ErrorKind::InvalidKey,
+        K::PermissionDenied => ErrorKind::PermissionDenied,
+        K::NotFound | K::Retired => ErrorKind::NotFound,
+        K::RateLimited => ErrorKind::RateLimited,
+        K::QuotaExhausted | K::SpendLimit | K::Billing => ErrorKind::QuotaExhausted,
+        K::Overloaded => ErrorKind::Overloaded,
+        K::Blocked | K::Refused => ErrorKind::Blocked,
+        K::MalformedResponse => ErrorKind::MalformedResponse,
+        K::Truncated => ErrorKind::Truncated,
+        K::Timeout => ErrorKind::Timeout,
+        K::Connection => ErrorKind::Transport,
+        K::Exhausted => ErrorKind::AllShardsExhausted,
+        K::Config => ErrorKind::Config,
+        K::InvalidRequest | K::RequestTooLarge | K::InvalidInput => ErrorKind::InvalidRequest,
+        _ => ErrorKind::ServerError,
     }
 }
 
@@ -477,13 +511,16 @@ impl Error {
             Error::Server { .. } => Action::RetryAfter(SERVER_RETRY),
             Error::Transport { .. } => Action::RetryAfter(Duration::from_millis(500)),
             Error::Timeout { .. } => Action::Rotate,
-            Error::Provider { transient, .. } => {
-                if *transient {
-                    Action::RetryAfter(SERVER_RETRY)
-                } else {
-                    Action::Fail
+            Error::Model(m) => match m.action {
+                ModelAction::Retry => Action::RetryAfter(m.retry_after.unwrap_or(SERVER_RETRY)),
+                ModelAction::RetryAfter { after } => Action::RetryAfter(after),
+                ModelAction::Rotate => Action::Rotate,
+                ModelAction::WaitUntil { until } | ModelAction::Stop { until: Some(until) } => {
+                    Action::ExhaustUntil(until)
                 }
-            }
+                ModelAction::Disable | ModelAction::Stop { until: None } => Action::Disable,
+                _ => Action::Fail,
+            },
             Error::AllShardsExhausted { next_usable, .. } => match next_usable {
                 Some(t) => Action::ExhaustUntil(*t),
                 None => Action::Fail,
@@ -500,6 +537,7 @@ impl Error {
             | Error::MalformedResponse { .. }
             | Error::BodyTooLarge { .. }
             | Error::Config { .. }
+            | Error::Truncated { .. }
             | Error::Citation { .. }
             | Error::NoFindings { .. }
             | Error::NotEnoughShards { .. } => Action::Fail,
@@ -531,13 +569,8 @@ impl Error {
             Error::NoFindings { .. } => ErrorKind::NoFindings,
             Error::NotEnoughShards { .. } => ErrorKind::NotEnoughShards,
             Error::Ledger(_) => ErrorKind::Ledger,
-            Error::Provider { transient, .. } => {
-                if *transient {
-                    ErrorKind::ServerError
-                } else {
-                    ErrorKind::InvalidRequest
-                }
-            }
+            Error::Truncated { .. } => ErrorKind::Truncated,
+            Error::Model(m) => model_kind(m.kind),
         }
     }
 
@@ -553,6 +586,7 @@ impl Error {
             | Error::Overloaded { status, .. }
             | Error::Server { status, .. } => Some(*status),
             Error::QuotaExhausted { status, .. } => *status,
+            Error::Model(m) => m.http_status,
             _ => None,
         }
     }
@@ -585,6 +619,7 @@ impl Error {
             Error::QuotaExhausted { retry_delay, .. } | Error::Overloaded { retry_delay, .. } => {
                 *retry_delay
             }
+            Error::Model(m) => m.retry_after,
             _ => None,
         }
     }
@@ -610,7 +645,22 @@ impl Error {
     /// status, retry delay and action are kept (a per-day exhaustion waits
     /// until its reset; a spend-free provider has no `Stop`).
     pub fn to_model_error(&self, provider: &str, model: &str) -> swarmbus_core::llm::ModelError {
-        use swarmbus_core::llm::{ModelAction, ModelError, ModelErrorKind as K};
+        use swarmbus_core::llm::{ModelError, ModelErrorKind as K};
+        if let Error::Model(m) = self {
+            // Another model's error: its own facts, unchanged.
+            let mut e = ModelError::new(
+                m.provider.clone(),
+                m.model.clone(),
+                m.kind,
+                m.action,
+                m.message.clone(),
+            );
+            e.http_status = m.http_status;
+            e.retry_after = m.retry_after;
+            e.request_id.clone_from(&m.request_id);
+            e.served_by.clone_from(&m.served_by);
+            return e;
+        }
         let kind = match self.kind() {
             ErrorKind::InvalidKey => K::Unauthenticated,
             ErrorKind::PermissionDenied => K::PermissionDenied,
@@ -626,6 +676,7 @@ impl Error {
             ErrorKind::Transport => K::Connection,
             ErrorKind::AllShardsExhausted | ErrorKind::NotEnoughShards => K::Exhausted,
             ErrorKind::Config | ErrorKind::NoFindings | ErrorKind::Ledger => K::Config,
+            ErrorKind::Truncated => K::Truncated,
         };
         let action = match self.action() {
             Action::RetryAfter(after) | Action::Cool(after) => ModelAction::RetryAfter { after },
@@ -644,9 +695,13 @@ impl Error {
         e
     }
 
-    /// Core's error for this one (a [`swarmbus_core::Error::Model`]).
-    pub fn into_core(self, model: &str) -> swarmbus_core::Error {
-        self.to_model_error("gemini", model).into()
+    /// Core's error for this one (a [`swarmbus_core::Error::Model`] from
+    /// `provider`; another model's error is passed on as it came).
+    pub fn into_core(self, provider: &str, model: &str) -> swarmbus_core::Error {
+        match self {
+            Error::Model(m) => swarmbus_core::Error::Model(m),
+            other => other.to_model_error(provider, model).into(),
+        }
     }
 
     /// Classifies an HTTP error response of the Gemini API (status and

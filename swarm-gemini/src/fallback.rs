@@ -4,8 +4,16 @@
 //!
 //! - `POST {base}/chat/completions` with `Authorization: Bearer <key>`
 //!   (marked sensitive; the key never reaches a URL, log or error).
+//! - A core `LanguageModel`: the whole request maps to chat completions
+//!   (system, user and assistant turns, `tools`, assistant `tool_calls`,
+//!   `tool` messages for results, `tool_choice`, `max_tokens`, `stop`);
+//!   the reply's `reasoning_content` is a thinking block, its `tool_calls`
+//!   tool-use blocks. Failures become core `ModelError`s that keep their
+//!   kind, status, retry delay and action.
 //! - JSON mode: `response_format: {"type": "json_object"}` with the schema
 //!   spelled out in the system message (DeepSeek takes no schema).
+//! - Each call is a `chat` span after the GenAI conventions, provider
+//!   `deepseek` (the configured name).
 //! - Errors classify like Gemini's: 400/422 invalid request, 401 invalid
 //!   key, **402 insufficient balance counts as exhausted** (no automatic
 //!   reset: topped up by a person), 403 permission denied, 404 not found,
@@ -22,12 +30,16 @@ use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use swarmbus_core::llm::{Completion, CompletionRequest, StopReason, Usage};
+use serde_json::json;
+use swarmbus_core::llm::{
+    Completion, CompletionRequest, ContentBlock, LanguageModel, Role, StopReason, ToolChoice,
+    Usage, gen_ai_span, record_completion, record_model_error,
+};
+use tracing::Instrument;
 
 use crate::client::{ClientConfig, read_capped, transport_error};
 use crate::decode::DEFAULT_MAX_BODY_BYTES;
 use crate::error::{BlockCause, DEFAULT_RATE_LIMIT_DELAY, Error, Redactor, Result};
-use crate::provider::{Provider, language_model_via_provider};
 use crate::wire::{FinishReason, GenerateContentRequest};
 
 /// DeepSeek's API.
@@ -35,6 +47,14 @@ pub const DEEPSEEK_BASE_URL: &str = "https://api.deepseek.com";
 
 /// DeepSeek's general chat model.
 pub const DEEPSEEK_MODEL: &str = "deepseek-chat";
+
+/// The provider's name in telemetry and errors by default: the
+/// OpenTelemetry GenAI conventions' well-known `gen_ai.provider.name` value
+/// for DeepSeek.
+pub const DEEPSEEK_PROVIDER_NAME: &str = "deepseek";
+
+/// The GenAI operation name of a chat-completions call.
+pub const OPERATION: &str = "chat";
 
 /// How the fallback connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +64,8 @@ pub struct FallbackConfig {
     pub base_url: String,
     /// The model.
     pub model: String,
-    /// The provider's name in answers and errors.
+    /// The provider's name in answers, errors and telemetry
+    /// (`gen_ai.provider.name`; default `deepseek`).
     pub name: String,
     /// Connect timeout.
     pub connect_timeout: Duration,
@@ -59,7 +80,7 @@ impl Default for FallbackConfig {
         Self {
             base_url: DEEPSEEK_BASE_URL.into(),
             model: DEEPSEEK_MODEL.into(),
-            name: "deepseek".into(),
+            name: DEEPSEEK_PROVIDER_NAME.into(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(180),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -102,42 +123,166 @@ impl FallbackConfig {
     }
 }
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One chat message of the OpenAI chat-completions API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// The text.
-    pub content: String,
+    /// The text (absent on an assistant message that only calls tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The tool calls of an assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCall>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
-    /// A message.
+    /// A text message.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),
-            content: content.into(),
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
+}
+
+/// One tool call of an assistant message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatToolCall {
+    /// The call's id.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function and its arguments.
+    pub function: ChatFunctionCall,
+}
+
+/// The function a tool call names, with its arguments as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatFunctionCall {
+    /// The function's name.
+    pub name: String,
+    /// The arguments, JSON text.
+    pub arguments: String,
+}
+
+/// The chat messages for a provider-neutral request: the system prompt
+/// (with the JSON-mode instruction and schema, since DeepSeek takes no
+/// schema), user text, assistant text and `tool_calls`, and each tool
+/// result as a `tool` message (an error result's text starts `Error: `).
+/// Thinking blocks are not sent back (DeepSeek refuses its reasoning in
+/// input messages).
+pub fn chat_messages(request: &CompletionRequest) -> Vec<ChatMessage> {
+    let mut out = Vec::new();
+    let mut system = request.system.clone().unwrap_or_default();
+    if let Some(schema) = &request.json_schema {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str("Reply with one JSON object only matching this JSON Schema: ");
+        system.push_str(&schema.to_string());
+        system.push('.');
+    }
+    if !system.is_empty() {
+        out.push(ChatMessage::new("system", system));
+    }
+    for message in &request.messages {
+        let mut text = String::new();
+        let mut calls = Vec::new();
+        let mut results = Vec::new();
+        for block in &message.content {
+            match block {
+                ContentBlock::Text { text: t } => text.push_str(t),
+                ContentBlock::ToolUse { id, name, input } => calls.push(ChatToolCall {
+                    id: id.clone(),
+                    kind: "function".into(),
+                    function: ChatFunctionCall {
+                        name: name.clone(),
+                        arguments: input.to_string(),
+                    },
+                }),
+                ContentBlock::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => results.push(ChatMessage {
+                    role: "tool".into(),
+                    content: Some(if *is_error {
+                        format!("Error: {content}")
+                    } else {
+                        content.clone()
+                    }),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(tool_use_id.clone()),
+                }),
+                _ => {}
+            }
+        }
+        match message.role {
+            Role::User => {
+                // Tool results answer the assistant turn just before.
+                out.extend(results);
+                if !text.is_empty() {
+                    out.push(ChatMessage::new("user", text));
+                }
+            }
+            Role::Assistant => {
+                if !text.is_empty() || !calls.is_empty() {
+                    out.push(ChatMessage {
+                        role: "assistant".into(),
+                        content: (!text.is_empty()).then_some(text),
+                        tool_calls: calls,
+                        tool_call_id: None,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: &'a [ChatMessage],
+    messages: Vec<ChatMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<serde_json::Value>,
     stream: bool,
 }
 
+fn chat_tool_choice(choice: &ToolChoice) -> Option<serde_json::Value> {
+    Some(match choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::Any => json!("required"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Tool { name } => json!({"type": "function", "function": {"name": name}}),
+        _ => return None,
+    })
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ChatResponse {
+    id: Option<String>,
     model: Option<String>,
     choices: Vec<ChatChoice>,
     usage: Option<ChatUsage>,
@@ -154,6 +299,34 @@ struct ChatChoice {
 #[serde(default)]
 struct ChatReply {
     content: Option<String>,
+    reasoning_content: Option<String>,
+    #[serde(deserialize_with = "lenient_calls")]
+    tool_calls: Vec<ReplyToolCall>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReplyToolCall {
+    id: Option<String>,
+    function: Option<ReplyFunction>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReplyFunction {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+fn lenient_calls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ReplyToolCall>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match v {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| serde_json::from_value(i).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,23 +449,60 @@ impl OpenAiCompatible {
         &self.config
     }
 
-    /// Sends messages; returns the completion.
-    pub async fn chat(
-        &self,
-        messages: &[ChatMessage],
-        json_mode: bool,
-        max_tokens: Option<u32>,
-        temperature: Option<f32>,
-    ) -> Result<Completion> {
+    /// Answers a provider-neutral request (see [`chat_messages`] for the
+    /// mapping; tools become `tools` with their JSON schemas, the tool
+    /// choice `tool_choice`, JSON mode `response_format: json_object`).
+    /// One `chat` span per call, after the GenAI conventions.
+    pub async fn complete_chat(&self, request: &CompletionRequest) -> Result<Completion> {
+        let span = gen_ai_span(&self.config.name, OPERATION, &self.config.model);
+        if let Some(n) = request.max_output_tokens {
+            span.record("gen_ai.request.max_tokens", n);
+        }
         let body = ChatRequest {
             model: &self.config.model,
-            messages,
-            max_tokens,
-            temperature,
-            response_format: json_mode.then(|| serde_json::json!({"type": "json_object"})),
+            messages: chat_messages(request),
+            max_tokens: request.max_output_tokens,
+            temperature: request.temperature,
+            stop: request.stop_sequences.clone(),
+            tools: request
+                .tools
+                .iter()
+                .map(|t| {
+                    json!({"type": "function", "function": {
+                        "name": t.name, "description": t.description, "parameters": t.input_schema}})
+                })
+                .collect(),
+            tool_choice: request.tool_choice.as_ref().and_then(chat_tool_choice),
+            response_format: request
+                .json_schema
+                .as_ref()
+                .map(|_| json!({"type": "json_object"})),
             stream: false,
         };
-        let body = serde_json::to_vec(&body).map_err(|e| Error::Config {
+        let result = self.send(&body).instrument(span.clone()).await;
+        match &result {
+            Ok((completion, id)) => {
+                record_completion(&span, completion);
+                if let Some(id) = id {
+                    span.record("gen_ai.response.id", id.as_str());
+                }
+            }
+            Err(e) => record_model_error(
+                &span,
+                &e.to_model_error(&self.config.name, &self.config.model),
+            ),
+        }
+        result.map(|(c, _)| c)
+    }
+
+    /// Answers a Gemini request (its provider-neutral meaning, see
+    /// [`GenerateContentRequest::to_completion_request`]).
+    pub async fn complete_gemini(&self, request: &GenerateContentRequest) -> Result<Completion> {
+        self.complete_chat(&request.to_completion_request()).await
+    }
+
+    async fn send(&self, body: &ChatRequest<'_>) -> Result<(Completion, Option<String>)> {
+        let body = serde_json::to_vec(body).map_err(|e| Error::Config {
             reason: format!("request does not serialise: {e}"),
         })?;
         let response = self
@@ -339,24 +549,51 @@ impl OpenAiCompatible {
                 message: None,
             });
         }
-        let text = choice
+        let mut blocks = Vec::new();
+        if let Some(reply) = &choice.message {
+            if let Some(r) = reply.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
+                blocks.push(ContentBlock::Thinking {
+                    thinking: r.to_owned(),
+                    signature: None,
+                });
+            }
+            if let Some(t) = reply.content.as_deref().filter(|t| !t.is_empty()) {
+                blocks.push(ContentBlock::text(t));
+            }
+            for (i, call) in reply.tool_calls.iter().enumerate() {
+                let f = call.function.as_ref();
+                let arguments = f.and_then(|f| f.arguments.as_deref()).unwrap_or("{}");
+                blocks.push(ContentBlock::ToolUse {
+                    id: call.id.clone().unwrap_or_else(|| format!("call_{i}")),
+                    name: f.and_then(|f| f.name.clone()).unwrap_or_default(),
+                    input: serde_json::from_str(arguments)
+                        .unwrap_or_else(|_| serde_json::Value::String(arguments.to_owned())),
+                });
+            }
+        }
+        let has_content = choice
             .message
             .as_ref()
-            .and_then(|m| m.content.clone())
-            .ok_or_else(|| Error::MalformedResponse {
+            .is_some_and(|m| m.content.is_some() || !m.tool_calls.is_empty());
+        if !has_content && finish.as_deref() != Some("length") {
+            return Err(Error::MalformedResponse {
                 reason: format!(
                     "chat completion without content (finish_reason {})",
                     finish.as_deref().unwrap_or("none")
                 ),
-            })?;
+            });
+        }
         let usage = parsed
             .usage
             .as_ref()
             .map(ChatUsage::usage)
             .unwrap_or_default();
-        let mut completion = Completion::new(
-            text,
-            parsed.model.unwrap_or_else(|| self.config.model.clone()),
+        let mut completion = Completion::from_blocks(
+            blocks,
+            parsed
+                .model
+                .clone()
+                .unwrap_or_else(|| self.config.model.clone()),
             usage,
         )
         .served_by(self.config.name.clone());
@@ -368,71 +605,26 @@ impl OpenAiCompatible {
                 _ => StopReason::Other(f),
             });
         }
-        Ok(completion)
-    }
-
-    /// Answers a Gemini request: the system instruction and messages are
-    /// carried over (`model` becomes `assistant`), JSON mode keeps its
-    /// schema as an instruction.
-    pub async fn complete_gemini(&self, request: &GenerateContentRequest) -> Result<Completion> {
-        let (system, turns) = request.texts();
-        let config = request.generation_config.as_ref();
-        let schema = config.and_then(|c| {
-            c.response_json_schema
-                .clone()
-                .or_else(|| c.response_schema.clone())
-        });
-        let json_mode = schema.is_some()
-            || config
-                .and_then(|c| c.response_mime_type.as_deref())
-                .is_some_and(|m| m == "application/json");
-        let mut messages = Vec::new();
-        let mut system = system.unwrap_or_default();
-        if json_mode {
-            if !system.is_empty() {
-                system.push_str("\n\n");
-            }
-            system.push_str("Reply with one JSON object only");
-            if let Some(schema) = &schema {
-                system.push_str(" matching this JSON Schema: ");
-                system.push_str(&schema.to_string());
-            }
-            system.push('.');
-        }
-        if !system.is_empty() {
-            messages.push(ChatMessage::new("system", system));
-        }
-        for (role, text) in turns {
-            let role = if role == "model" { "assistant" } else { "user" };
-            messages.push(ChatMessage::new(role, text));
-        }
-        self.chat(
-            &messages,
-            json_mode,
-            config.and_then(|c| c.max_output_tokens),
-            config.and_then(|c| c.temperature),
-        )
-        .await
+        Ok((completion, parsed.id))
     }
 }
 
 #[async_trait]
-impl Provider for OpenAiCompatible {
+impl LanguageModel for OpenAiCompatible {
     fn model_id(&self) -> &str {
         &self.config.model
     }
 
-    fn name(&self) -> String {
-        self.config.name.clone()
+    fn provider_name(&self) -> &str {
+        &self.config.name
     }
 
-    async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
-        self.complete_gemini(&GenerateContentRequest::from_completion(&request))
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        self.complete_chat(&request)
             .await
+            .map_err(|e| e.into_core(&self.config.name, &self.config.model))
     }
 }
-
-language_model_via_provider!(OpenAiCompatible);
 
 /// Classifies an OpenAI-style error response.
 fn classify_openai(

@@ -10,13 +10,17 @@
 //!
 //! - [`wire`]: the API's JSON (`generateContent`, `streamGenerateContent`, `countTokens`), open enums.
 //! - [`decode`]: the unary and SSE decoders, the stream accumulator, [`Generation`].
-//! - [`client`]: [`GeminiClient`], one key over reqwest (header-only key, timeouts, body cap).
+//! - [`convert`]: core's `CompletionRequest`/`Completion` ↔ Gemini (messages, tools, thinking, JSON).
+//! - [`client`]: [`GeminiClient`], one key over reqwest (header-only key, timeouts, body cap), a
+//!   core `LanguageModel`; every call a GenAI `tracing` span (`gcp.gemini`).
 //! - [`error`]: [`Error`], its [`Action`] and [`ErrorKind`]; the classification table.
-//! - [`pool`]: [`ShardPool`], shards from `GEMINI_API_KEY_SHARD<N>`, failover over a `QuotaLedger`.
-//! - [`fallback`]: [`OpenAiCompatible`], the chat-completions fallback provider.
-//! - [`provider`]: [`Provider`], and the bridge to core's `LanguageModel`.
+//! - [`pool`]: [`ShardPool`], shards from `GEMINI_API_KEY_SHARD<N>`, failover over a `QuotaLedger`,
+//!   then any core `LanguageModel` as the fallback; itself a core `LanguageModel`.
+//! - [`fallback`]: [`OpenAiCompatible`], the chat-completions fallback (DeepSeek), a core
+//!   `LanguageModel`; every call a GenAI `tracing` span (`deepseek`).
 //! - [`probe`]: the shard test protocol, [`ShardTestReport`] (80 % rule).
-//! - [`librarian`]: [`Librarian`], archive Q&A with citations; the offline extractive provider.
+//! - [`librarian`]: [`Librarian`], archive Q&A with citations from any core `LanguageModel`;
+//!   the offline extractive provider.
 //! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
 //! - [`clock`]: injectable time ([`SystemClock`], [`ManualClock`]).
 //!
@@ -61,6 +65,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod convert;
 pub mod daemon;
 pub mod decode;
 pub mod error;
@@ -68,10 +73,9 @@ pub mod fallback;
 pub mod librarian;
 pub mod pool;
 pub mod probe;
-pub mod provider;
 pub mod wire;
 
-pub use client::{ClientConfig, GeminiClient};
+pub use client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use daemon::{DaemonStats, LibrarianDaemon};
 pub use decode::Generation;
@@ -80,4 +84,3 @@ pub use fallback::{FallbackConfig, OpenAiCompatible};
 pub use librarian::{AnswerSource, Librarian, LibrarianAnswer, LibrarianConfig};
 pub use pool::{PoolAnswer, PoolConfig, ServedBy, ShardConfig, ShardPool};
 pub use probe::{ShardProbe, ShardTestReport};
-pub use provider::{ForeignModel, Provider};

@@ -20,11 +20,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::FindingId;
-use swarmbus_core::llm::{CompletionRequest, Usage};
+use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReason, Usage};
 use swarmbus_core::model::{Finding, FindingFilter};
 
 use crate::error::{Error, Result};
-use crate::provider::Provider;
 
 /// How the librarian fills a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,19 +66,42 @@ impl LibrarianConfig {
 }
 
 /// Who writes the answers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum AnswerSource {
-    /// A model (the shard pool, one client, the fallback, any wrapped model).
-    Model(Arc<dyn Provider>),
+    /// A model: any core `LanguageModel` (the shard pool, one Gemini
+    /// client, the DeepSeek fallback, a Claude client, a test double).
+    Model(Arc<dyn LanguageModel>),
     /// The offline extractive provider (no key needed).
     Extractive,
 }
 
 impl AnswerSource {
     /// A model source.
-    pub fn model(provider: impl Provider + 'static) -> Self {
-        AnswerSource::Model(Arc::new(provider))
+    pub fn model(model: impl LanguageModel + 'static) -> Self {
+        AnswerSource::Model(Arc::new(model))
+    }
+
+    /// Who answers, for `answered_by` when the completion does not say
+    /// (the model's provider name, or `extractive`).
+    pub fn name(&self) -> String {
+        match self {
+            AnswerSource::Model(m) => m.provider_name().to_owned(),
+            AnswerSource::Extractive => "extractive".into(),
+        }
+    }
+}
+
+impl fmt::Debug for AnswerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnswerSource::Model(m) => f
+                .debug_struct("Model")
+                .field("provider", &m.provider_name())
+                .field("model", &m.model_id())
+                .finish(),
+            AnswerSource::Extractive => f.write_str("Extractive"),
+        }
     }
 }
 
@@ -175,8 +197,8 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
             });
         }
         let listing = self.store.list_findings(filter).await?;
-        for skipped in &listing.skipped {
-            tracing::warn!(error = %skipped, "a stored finding did not decode; left out");
+        for unreadable in &listing.unreadable {
+            tracing::warn!(key = %unreadable.key, reason = %unreadable.reason, "a stored finding cannot be read; left out");
         }
         let findings = listing.findings;
         if findings.is_empty() {
@@ -206,7 +228,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 }
                 let completion = provider.complete(request).await?;
                 let given: HashSet<FindingId> = context.iter().map(|f| f.id.clone()).collect();
-                let (answer, citations) = parse_answer(&completion.text(), &given)?;
+                let (answer, citations) = parse_completion(&completion, &given)?;
                 self.verify_exist(&citations).await?;
                 Ok(LibrarianAnswer {
                     answer,
@@ -214,7 +236,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                     answered_by: completion
                         .served_by
                         .clone()
-                        .unwrap_or_else(|| provider.name()),
+                        .unwrap_or_else(|| provider.provider_name().to_owned()),
                     findings_selected: selected,
                     findings_in_context: in_context,
                     usage: Some(completion.usage),
@@ -297,6 +319,37 @@ fn build_prompt(question: &str, findings: &[Finding]) -> String {
     p
 }
 
+/// Parses and checks a model's completion. An empty answer is
+/// [`Error::Truncated`], never malformed: a model that spent its whole
+/// output budget (on thinking, say) answered nothing, and a JSON answer the
+/// token cap cut short is truncated too.
+fn parse_completion(
+    completion: &Completion,
+    given: &HashSet<FindingId>,
+) -> Result<(String, Vec<FindingId>)> {
+    let text = completion.text();
+    let u = &completion.usage;
+    let facts = || {
+        format!(
+            "stop reason {}, {} output tokens of which {} thinking",
+            completion.stop_reason, u.output_tokens, u.thinking_tokens
+        )
+    };
+    if text.trim().is_empty() {
+        return Err(Error::Truncated {
+            reason: format!("the model returned no text ({})", facts()),
+        });
+    }
+    match parse_answer(&text, given) {
+        Err(Error::MalformedResponse { .. }) if completion.stop_reason == StopReason::MaxTokens => {
+            Err(Error::Truncated {
+                reason: format!("the token cap cut the answer ({})", facts()),
+            })
+        }
+        other => other,
+    }
+}
+
 /// Parses and checks a model's answer against the findings it was given.
 fn parse_answer(text: &str, given: &HashSet<FindingId>) -> Result<(String, Vec<FindingId>)> {
     let raw: RawAnswer =
@@ -304,7 +357,7 @@ fn parse_answer(text: &str, given: &HashSet<FindingId>) -> Result<(String, Vec<F
             reason: format!("the librarian's answer is not the JSON asked for ({e})"),
         })?;
     if raw.answer.trim().is_empty() {
-        return Err(Error::MalformedResponse {
+        return Err(Error::Truncated {
             reason: "the librarian's answer is empty".into(),
         });
     }

@@ -22,14 +22,26 @@
 //!   the call at once (every shard would answer the same).
 //! - When no shard can serve now but one is only cooling and usable again
 //!   before the caller's deadline, the pool waits for the earliest one.
-//! - Otherwise the fallback provider (if any) answers; else the call fails
-//!   with [`Error::AllShardsExhausted`], listing every shard's state and
-//!   when it is next usable.
+//! - Otherwise the fallback model (if any: any core `LanguageModel`, the
+//!   [`crate::OpenAiCompatible`] DeepSeek client by default) answers the
+//!   same provider-neutral request. Its `ModelError.action` decides: a
+//!   retry (with or without a delay) is retried with backoff while the
+//!   deadline allows; `Fail` fails the call with the fallback's error (the
+//!   request is wrong); anything else (rotate, wait, disable, stop) gives
+//!   up on it, and the call fails with [`Error::AllShardsExhausted`],
+//!   listing every shard's state, when it is next usable, and why the
+//!   fallback did not answer.
+//! - After a success the shard is recorded `ok` in the ledger. The pool
+//!   remembers that it did so, to spare a round trip per call, but forgets
+//!   it whenever the ledger shows the shard not ok (a denial, a cooling,
+//!   exhaustion or disabling, a report) and at least every
+//!   [`MARK_OK_REFRESH`], so a shard an operator re-enabled (status
+//!   `untested`) is recorded `ok` again by its next success.
 //! - A 429 that reports its `quotaValue` teaches the shard its real limit.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,20 +50,23 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::llm::{Completion, CompletionRequest};
+use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, ModelAction};
 use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::{Acquire, Denial, QuotaLimits};
 
-use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient};
+use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
 use crate::clock::{Clock, SystemClock};
 use crate::decode::Generation;
 use crate::error::{Action, Error, Result, ShardReport};
-use crate::fallback::OpenAiCompatible;
-use crate::provider::{Provider, language_model_via_provider};
 use crate::wire::GenerateContentRequest;
 
 /// The prefix of the shard key variables: `GEMINI_API_KEY_SHARD1`, …
 pub const SHARD_KEY_PREFIX: &str = "GEMINI_API_KEY_SHARD";
+
+/// How long the pool trusts its memory that it recorded a shard `ok`
+/// before recording it again after a success (another process, or an
+/// operator, may have changed the shard's state meanwhile).
+pub const MARK_OK_REFRESH: Duration = Duration::from_secs(60);
 
 /// One shard's configuration.
 #[derive(Clone)]
@@ -264,20 +279,39 @@ pub(crate) struct PoolShard {
     pub(crate) project: Option<String>,
     limits: Mutex<QuotaLimits>,
     pub(crate) client: GeminiClient,
-    /// This process has recorded the shard as tested. From then on every
-    /// grant of the ledger keeps its status `ok`, so later successes need no
-    /// second round trip.
-    marked_ok: AtomicBool,
+    /// When this process last recorded the shard `ok` in the ledger. While
+    /// it is recent and nothing showed the shard not ok, later successes
+    /// need no second round trip; it is forgotten whenever the ledger shows
+    /// the shard in another state, and trusted at most [`MARK_OK_REFRESH`].
+    marked_ok: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl PoolShard {
-    /// Records the shard as working, once per process.
+    /// Records the shard as working, unless this process did so recently
+    /// and has not seen it in another state since.
     async fn mark_ok<L: QuotaLedger + ?Sized>(&self, ledger: &L, now: DateTime<Utc>) -> Result<()> {
-        if !self.marked_ok.load(Ordering::Relaxed) {
+        let fresh = self
+            .marked_ok
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at <= now && now < add(at, MARK_OK_REFRESH));
+        if !fresh {
             ledger.mark_ok(self.id, self.limits(), now).await?;
-            self.marked_ok.store(true, Ordering::Relaxed);
+            *self
+                .marked_ok
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(now);
         }
         Ok(())
+    }
+
+    /// Forgets that the shard was recorded `ok`: the ledger shows it in
+    /// another state (denied, cooling, exhausted, disabled, re-enabled).
+    pub(crate) fn forget_ok(&self) {
+        *self
+            .marked_ok
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     pub(crate) fn limits(&self) -> QuotaLimits {
@@ -321,7 +355,7 @@ pub struct ShardPool<L: QuotaLedger + ?Sized> {
     cursor: AtomicUsize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: PoolConfig,
-    fallback: Option<OpenAiCompatible>,
+    fallback: Option<Arc<dyn LanguageModel>>,
 }
 
 impl<L: QuotaLedger + ?Sized> fmt::Debug for ShardPool<L> {
@@ -334,7 +368,10 @@ impl<L: QuotaLedger + ?Sized> fmt::Debug for ShardPool<L> {
             .field("model", &self.config.model)
             .field(
                 "fallback",
-                &self.fallback.as_ref().map(|f| &f.config().name),
+                &self
+                    .fallback
+                    .as_ref()
+                    .map(|f| format!("{} {}", f.provider_name(), f.model_id())),
             )
             .finish()
     }
@@ -368,7 +405,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 project: s.project,
                 limits: Mutex::new(s.limits),
                 client,
-                marked_ok: AtomicBool::new(false),
+                marked_ok: Mutex::new(None),
             });
         }
         Ok(Self {
@@ -390,9 +427,22 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         self
     }
 
-    /// Adds the fallback provider, used only when no shard can serve.
-    pub fn with_fallback(mut self, fallback: OpenAiCompatible) -> Self {
-        self.fallback = Some(fallback);
+    /// Checks the pool's model against `catalog` before every call: a
+    /// retired model is refused before any quota is counted or request
+    /// sent (kind `retired`, naming the replacement).
+    pub fn with_catalog(mut self, catalog: Arc<dyn swarmbus_core::llm::ModelCatalog>) -> Self {
+        for s in &mut self.shards {
+            s.client = s.client.clone().with_catalog(catalog.clone());
+        }
+        self
+    }
+
+    /// Adds the fallback model, used only when no shard can serve: any core
+    /// `LanguageModel` ([`crate::OpenAiCompatible`] for DeepSeek, a Claude
+    /// client, an `Arc<dyn LanguageModel>`). Its answers are served as
+    /// [`ServedBy::Fallback`] with its `provider_name()`.
+    pub fn with_fallback<M: LanguageModel + 'static>(mut self, fallback: M) -> Self {
+        self.fallback = Some(Arc::new(fallback));
         self
     }
 
@@ -426,6 +476,26 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         request: &GenerateContentRequest,
         max_wait: Duration,
     ) -> Result<PoolAnswer> {
+        self.route(request, None, max_wait).await
+    }
+
+    /// Answers a provider-neutral request: the shards get its Gemini form,
+    /// a fallback the request itself.
+    pub async fn complete_request(&self, request: &CompletionRequest) -> Result<PoolAnswer> {
+        let gemini = GenerateContentRequest::from_completion(request);
+        self.route(&gemini, Some(request), self.config.max_wait)
+            .await
+    }
+
+    async fn route(
+        &self,
+        request: &GenerateContentRequest,
+        neutral: Option<&CompletionRequest>,
+        max_wait: Duration,
+    ) -> Result<PoolAnswer> {
+        if let Some(first) = self.shards.first() {
+            first.client.check_model(&self.config.model)?;
+        }
         let deadline = add(self.clock.now(), max_wait);
         let n = self.shards.len();
         let mut notes: HashMap<ShardId, String> = HashMap::new();
@@ -471,17 +541,14 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             }
             let mut fallback_note = None;
             if let Some(fb) = &self.fallback {
-                tracing::info!(provider = %fb.config().name, "no shard can serve; using the fallback");
-                match fb.complete_gemini(request).await {
-                    Ok(completion) => {
-                        return Ok(PoolAnswer {
-                            completion,
-                            served_by: ServedBy::Fallback(fb.config().name.clone()),
-                            generation: None,
-                        });
-                    }
-                    Err(e) if e.action() == Action::Fail => return Err(e),
-                    Err(e) => fallback_note = Some(format!("{}: {e}", e.kind())),
+                let neutral = match neutral {
+                    Some(r) => r.clone(),
+                    None => request.to_completion_request(),
+                };
+                match self.ask_fallback(fb.as_ref(), neutral, deadline).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(FallbackFailure::Fail(e)) => return Err(e),
+                    Err(FallbackFailure::GaveUp(note)) => fallback_note = Some(note),
                 }
             }
             let all_ok = reports
@@ -502,6 +569,66 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         }
     }
 
+    /// The fallback's answer; its `ModelError.action` decides what a failure
+    /// means: retried (with backoff, at least its delay) while the deadline
+    /// allows, the call failed (`Fail`), or given up on (anything else).
+    async fn ask_fallback(
+        &self,
+        fb: &dyn LanguageModel,
+        request: CompletionRequest,
+        deadline: DateTime<Utc>,
+    ) -> std::result::Result<PoolAnswer, FallbackFailure> {
+        let name = fb.provider_name().to_owned();
+        tracing::info!(provider = %name, "no shard can serve; using the fallback");
+        let mut attempt = 0u32;
+        loop {
+            let e = match fb.complete(request.clone()).await {
+                Ok(completion) => {
+                    return Ok(PoolAnswer {
+                        completion,
+                        served_by: ServedBy::Fallback(name),
+                        generation: None,
+                    });
+                }
+                Err(e) => Error::from(e),
+            };
+            let (action, kind) = match &e {
+                Error::Model(m) => (m.action, m.kind.as_str()),
+                other => (
+                    match other.action() {
+                        Action::RetryAfter(after) | Action::Cool(after) => {
+                            ModelAction::RetryAfter { after }
+                        }
+                        Action::Rotate => ModelAction::Rotate,
+                        Action::ExhaustUntil(until) => ModelAction::WaitUntil { until },
+                        Action::Disable => ModelAction::Disable,
+                        _ => ModelAction::Fail,
+                    },
+                    other.kind().as_str(),
+                ),
+            };
+            let note = format!("{kind}: {e}");
+            let floor = match action {
+                ModelAction::Retry => Some(Duration::ZERO),
+                ModelAction::RetryAfter { after } => Some(after),
+                ModelAction::Fail => return Err(FallbackFailure::Fail(e)),
+                _ => None,
+            };
+            match floor {
+                Some(floor) if attempt < self.config.retries_per_shard => {
+                    let wait = self.backoff(attempt.saturating_add(1), floor);
+                    if add(self.clock.now(), wait) > deadline {
+                        return Err(FallbackFailure::GaveUp(note));
+                    }
+                    attempt += 1;
+                    tracing::debug!(provider = %name, attempt, "fallback failed; retrying");
+                    self.clock.sleep(wait).await;
+                }
+                _ => return Err(FallbackFailure::GaveUp(note)),
+            }
+        }
+    }
+
     /// One shard's attempt at a call, with retries on transient errors.
     async fn try_shard(
         &self,
@@ -519,6 +646,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             {
                 Acquire::Granted { .. } => {}
                 Acquire::Denied(d) => {
+                    shard.forget_ok();
                     return Ok(match last_error {
                         Some(e) => Outcome::Failed(e),
                         None => Outcome::Denied(d),
@@ -583,6 +711,14 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         error: &Error,
         action: Action,
     ) -> Result<()> {
+        if matches!(
+            action,
+            Action::Cool(_) | Action::ExhaustUntil(_) | Action::Disable
+        ) {
+            for s in self.same_project(shard) {
+                s.forget_ok();
+            }
+        }
         match action {
             Action::Cool(d) => {
                 shard.learn(error);
@@ -662,6 +798,12 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                         .await?
                         .into_iter()
                         .next();
+                    if state
+                        .as_ref()
+                        .is_some_and(|st| st.status != ShardStatus::Ok)
+                    {
+                        s.forget_ok();
+                    }
                     match state {
                         Some(st) => ShardReport {
                             shard: s.id,
@@ -694,25 +836,31 @@ pub(crate) fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Why the fallback did not answer.
+enum FallbackFailure {
+    /// Its error fails the call (the request is wrong).
+    Fail(Error),
+    /// It cannot answer now; the note says why.
+    GaveUp(String),
+}
+
 #[async_trait]
-impl<L: QuotaLedger + ?Sized> Provider for ShardPool<L> {
+impl<L: QuotaLedger + ?Sized> LanguageModel for ShardPool<L> {
     fn model_id(&self) -> &str {
         &self.config.model
     }
 
-    fn name(&self) -> String {
-        "gemini shard pool".into()
+    fn provider_name(&self) -> &str {
+        PROVIDER_NAME
     }
 
-    async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
-        let answer = self
-            .generate(&GenerateContentRequest::from_completion(&request))
-            .await?;
-        Ok(answer.completion)
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        self.complete_request(&request)
+            .await
+            .map(|answer| answer.completion)
+            .map_err(|e| e.into_core(PROVIDER_NAME, &self.config.model))
     }
 }
-
-language_model_via_provider!(ShardPool<L>, L: QuotaLedger + ?Sized);
 
 #[cfg(test)]
 mod tests {

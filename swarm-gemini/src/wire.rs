@@ -512,9 +512,14 @@ pub struct GenerateContentRequest {
     /// Safety settings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub safety_settings: Vec<SafetySetting>,
-    /// Tools (kept as JSON).
+    /// Tools (kept as JSON): `{"functionDeclarations": [...]}` entries and
+    /// built-in tools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<serde_json::Value>,
+    /// How the model may call the declared functions
+    /// (`{"functionCallingConfig": {"mode": "ANY", …}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<serde_json::Value>,
     /// A cached content name (`cachedContents/…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_content: Option<String>,
@@ -547,24 +552,20 @@ impl GenerateContentRequest {
         self
     }
 
-    /// The Gemini request for a provider-neutral request: the prompt as one
-    /// user message, JSON mode with `responseJsonSchema` when a schema is
-    /// given.
+    /// The Gemini request for a provider-neutral request, all of it: the
+    /// system instruction, every message (assistant → `model`), tool
+    /// definitions (`functionDeclarations`), tool calls and results
+    /// (`functionCall` / `functionResponse`), the tool choice, JSON mode
+    /// with `responseJsonSchema`, the token cap, stop sequences,
+    /// temperature and thinking (`thinkingConfig`). See [`crate::convert`].
     pub fn from_completion(request: &swarmbus_core::llm::CompletionRequest) -> Self {
-        let mut config = match &request.json_schema {
-            Some(schema) => GenerationConfig::json_schema(schema.clone()),
-            None => GenerationConfig::default(),
-        };
-        config.max_output_tokens = request.max_output_tokens;
-        config.temperature = request.temperature;
-        let mut out = Self::user(request.prompt_text());
-        if let Some(system) = &request.system {
-            out = out.system(system.clone());
-        }
-        if config != GenerationConfig::default() {
-            out.generation_config = Some(config);
-        }
-        out
+        crate::convert::to_gemini(request)
+    }
+
+    /// The provider-neutral request this Gemini request stands for (what
+    /// the pool hands a fallback model). See [`crate::convert`].
+    pub fn to_completion_request(&self) -> swarmbus_core::llm::CompletionRequest {
+        crate::convert::from_gemini(self)
     }
 
     /// Every text of the request, for the fallback provider: the system
@@ -848,7 +849,10 @@ impl GenerateContentResponse {
     ///   [`Error::Blocked`], even when some text came with it;
     /// - no candidates, a candidate without content, content without parts
     ///   (`content: {}`), or a body that is not a response at all →
-    ///   [`Error::MalformedResponse`].
+    ///   [`Error::MalformedResponse`];
+    /// - except that a candidate whose `finishReason` is `MAX_TOKENS` is an
+    ///   answer even with no content or no parts (thinking used the whole
+    ///   output budget): a success with an empty text.
     ///
     /// An unknown finish reason is not an error: the text is the answer and
     /// the reason is kept as [`FinishReason::Other`].
@@ -898,12 +902,20 @@ impl GenerateContentResponse {
             }
             s
         };
+        // The token cap can end a candidate before any part came (thinking
+        // used the whole budget): a success with that finish reason and no
+        // text, never a malformed response.
+        let capped = candidate.finish_reason == Some(FinishReason::MaxTokens);
         let Some(content) = &candidate.content else {
+            if capped {
+                return Ok(());
+            }
             return Err(Error::MalformedResponse {
                 reason: format!("candidate without content{}", finish()),
             });
         };
         match &content.parts {
+            _ if capped => Ok(()),
             None => Err(Error::MalformedResponse {
                 reason: format!("content without parts{}", finish()),
             }),

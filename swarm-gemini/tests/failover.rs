@@ -1,5 +1,6 @@
 //! The shard pool's failover, against a real local HTTP server and the
 //! in-memory quota ledger, with a manual clock (no test waits for real).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -641,4 +642,47 @@ async fn a_pool_error_seen_through_the_core_trait_says_whether_to_retry() {
         .unwrap_err();
     assert_eq!(e.retry(), swarmbus_core::error::Retry::Never);
     assert!(e.to_string().contains("invalid_request"), "{e}");
+}
+
+#[tokio::test]
+async fn a_shard_re_enabled_by_an_operator_is_recorded_ok_again_by_its_next_success() {
+    let rig = Rig::new("2026-01-15T20:00:00Z").await;
+    rig.shard_answers(1, 200, success_body("ok"), None).await;
+    let pool = rig.pool(1, QuotaLimits::free_tier());
+    pool.generate(&ask()).await.unwrap();
+    assert_eq!(rig.state(1).await.status, ShardStatus::Ok);
+    // The operator disables the key; the pool is refused it …
+    rig.bus
+        .disable(sid(1), "operator: rotating the key")
+        .await
+        .unwrap();
+    assert!(matches!(
+        pool.generate(&ask()).await.unwrap_err(),
+        Error::AllShardsExhausted { .. }
+    ));
+    // … then re-enables it: untested until a call proves it works.
+    rig.bus.enable(sid(1)).await.unwrap();
+    assert_eq!(rig.state(1).await.status, ShardStatus::Untested);
+    pool.generate(&ask()).await.unwrap();
+    assert_eq!(
+        rig.state(1).await.status,
+        ShardStatus::Ok,
+        "the pool's memory of having marked the shard ok went stale"
+    );
+}
+
+#[tokio::test]
+async fn a_re_enable_the_pool_never_saw_is_recorded_ok_within_the_refresh_period() {
+    let rig = Rig::new("2026-01-15T20:00:00Z").await;
+    rig.shard_answers(1, 200, success_body("ok"), None).await;
+    let pool = rig.pool(1, QuotaLimits::free_tier());
+    pool.generate(&ask()).await.unwrap();
+    // Another process disables and an operator re-enables the shard
+    // between two of this pool's calls.
+    rig.bus.disable(sid(1), "another process").await.unwrap();
+    rig.bus.enable(sid(1)).await.unwrap();
+    rig.clock
+        .advance(swarmbus_gemini::pool::MARK_OK_REFRESH + Duration::from_secs(1));
+    pool.generate(&ask()).await.unwrap();
+    assert_eq!(rig.state(1).await.status, ShardStatus::Ok);
 }

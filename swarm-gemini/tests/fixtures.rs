@@ -1,6 +1,7 @@
 //! Every recorded response the crate relies on, replayed by a real local
 //! HTTP server (wiremock): one test per case, asserting the parsed answer or
 //! the exact error kind and action.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The librarian (archive Q&A with checked citations) and its daemon, over
 //! the in-memory bus.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -16,7 +17,7 @@ use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_gemini::librarian::answer_schema;
 use swarmbus_gemini::{
-    AnswerSource, Error, ErrorKind, ForeignModel, Librarian, LibrarianConfig, LibrarianDaemon,
+    AnswerSource, Error, ErrorKind, Librarian, LibrarianConfig, LibrarianDaemon,
 };
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -45,6 +46,10 @@ impl std::fmt::Debug for Scripted {
 #[async_trait]
 impl LanguageModel for Scripted {
     fn model_id(&self) -> &str {
+        "scripted"
+    }
+
+    fn provider_name(&self) -> &str {
         "scripted"
     }
 
@@ -148,10 +153,7 @@ async fn a_session_filter_answers_cross_session_questions_from_that_session_only
             .to_string();
         serde_json::json!({"answer": "ok", "citations": [id]}).to_string()
     });
-    let librarian = Librarian::new(
-        bus,
-        AnswerSource::model(ForeignModel::new(model.clone(), "scripted")),
-    );
+    let librarian = Librarian::new(bus, AnswerSource::model(model.clone()));
     let filter = FindingFilter::all().session(SessionId::new("instance-10").unwrap());
     let a = librarian.ask("What about cost?", &filter).await.unwrap();
     assert_eq!(a.findings_selected, 2);
@@ -180,11 +182,8 @@ async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
         serde_json::json!({"answer": "ok", "citations": [id]}).to_string()
     });
     let per = u64::from(fs.iter().map(|f| f.tokens).max().unwrap()) + 40;
-    let librarian = Librarian::new(
-        bus,
-        AnswerSource::model(ForeignModel::new(model.clone(), "scripted")),
-    )
-    .with_config(LibrarianConfig::default().context_budget(per));
+    let librarian = Librarian::new(bus, AnswerSource::model(model.clone()))
+        .with_config(LibrarianConfig::default().context_budget(per));
     let a = librarian
         .ask(
             "Which subscriber misses messages on Redis pub/sub?",
@@ -207,7 +206,7 @@ async fn over_the_budget_only_the_most_relevant_findings_are_sent() {
 async fn an_uncited_answer_is_an_error() {
     let (bus, _) = archive().await;
     let model = scripted(|_| r#"{"answer": "Haiku is cheaper.", "citations": []}"#.into());
-    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let librarian = Librarian::new(bus, AnswerSource::model(model));
     let e = librarian
         .ask("cost?", &FindingFilter::all())
         .await
@@ -222,7 +221,7 @@ async fn a_citation_of_an_unknown_id_is_an_error() {
         serde_json::json!({"answer": "x", "citations": [uuid::Uuid::new_v4().to_string()]})
             .to_string()
     });
-    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let librarian = Librarian::new(bus, AnswerSource::model(model));
     let e = librarian
         .ask("cost?", &FindingFilter::all())
         .await
@@ -234,7 +233,7 @@ async fn a_citation_of_an_unknown_id_is_an_error() {
 async fn a_malformed_answer_is_an_error_not_a_guess() {
     let (bus, _) = archive().await;
     let model = scripted(|_| "Sure! Haiku is cheaper.".into());
-    let librarian = Librarian::new(bus, AnswerSource::model(ForeignModel::new(model, "m")));
+    let librarian = Librarian::new(bus, AnswerSource::model(model));
     let e = librarian
         .ask("cost?", &FindingFilter::all())
         .await
@@ -299,10 +298,7 @@ async fn the_daemon_answers_a_queued_query_and_notifies_responses() {
 async fn a_failed_query_gets_an_error_response_never_silence() {
     let (bus, _) = archive().await;
     let model = scripted(|_| "not json".into());
-    let daemon = LibrarianDaemon::new(
-        bus.clone(),
-        AnswerSource::model(ForeignModel::new(model, "m")),
-    );
+    let daemon = LibrarianDaemon::new(bus.clone(), AnswerSource::model(model));
     let q = ArchiveQuery::new("cost?", FindingFilter::all());
     bus.ask(&q).await.unwrap();
     let r = daemon

@@ -1,5 +1,6 @@
 //! Property tests: the response decoder, the SSE decoder, the error
 //! classifier and the stream accumulator never panic, whatever the bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;

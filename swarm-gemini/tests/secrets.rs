@@ -1,6 +1,7 @@
 //! The key never appears: not in tracing output (captured at TRACE), not in
 //! any error's Display or Debug, not in the Debug of a client, pool or
 //! shard configuration, even when the server echoes the key back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -12,7 +12,7 @@ use swarmbus_core::keys::{Channel, Key, QueryId};
 use swarmbus_core::model::{ArchiveQuery, ArchiveResponse, decode, encode};
 use tokio::time::Instant;
 
-use crate::bus::{RedisBus, Replay};
+use crate::bus::RedisBus;
 use crate::scripts;
 
 impl RedisBus {
@@ -23,10 +23,7 @@ impl RedisBus {
     ) -> Result<Option<T>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        match self
-            .query_raw::<Option<Vec<u8>>>(operation, Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Option<Vec<u8>>>(operation, &cmd).await {
             Ok(None) => Ok(None),
             Ok(Some(raw)) => {
                 let raw = String::from_utf8(raw)
@@ -39,10 +36,17 @@ impl RedisBus {
 
     /// Pops the oldest pending question id, if any.
     async fn pop_query(&self) -> Result<Option<String>> {
-        let mut cmd = redis::cmd("LPOP");
-        cmd.arg(&self.names().pending_queries);
-        // Not replayed after it may have run: the id would be lost.
-        self.query("next_query", Replay::Unsafe, &cmd).await
+        let pending = &self.names().pending_queries;
+        // With an operation id: a pop whose reply was lost is answered
+        // again, not lost.
+        self.eval_once(
+            "next_query",
+            &scripts::POP_QUERY,
+            &[pending.as_str()],
+            &[],
+            Some((pending.as_str(), "list")),
+        )
+        .await
     }
 }
 
@@ -55,23 +59,20 @@ impl ArchiveDesk for RedisBus {
         let channel = self.inner.keys.channel(Channel::Queries);
         let names = self.names();
         let id = query.id.to_string();
-        let asked = self
-            .eval_raw::<i64>(
+        let _: i64 = self
+            .eval_once(
                 "ask",
-                Replay::Safe,
                 &scripts::ASK,
                 &[key.as_str(), names.pending_queries.as_str()],
                 &[&json, &id, &channel],
+                Some((key.as_str(), "string")),
             )
-            .await;
-        match asked {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail_on_key(&e, "ask", &key, "string").await),
-        }
+            .await?;
+        Ok(())
     }
 
     async fn next_query(&self, wait: Duration) -> Result<Option<ArchiveQuery>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::bus::deadline_after(wait);
         let pending = self.names().pending_queries.clone();
         loop {
             while let Some(id) = self.pop_query().await? {
@@ -82,7 +83,7 @@ impl ArchiveDesk for RedisBus {
                 // Answered meanwhile (by another librarian): skip it.
                 let mut answered = redis::cmd("EXISTS");
                 answered.arg(self.key(&Key::ResponseArchive(id)));
-                let answered: i64 = self.query("next_query", Replay::Safe, &answered).await?;
+                let answered: i64 = self.query("next_query", &answered).await?;
                 if answered > 0 {
                     continue;
                 }
@@ -94,7 +95,9 @@ impl ArchiveDesk for RedisBus {
                     None => continue,
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(crate::bus::MAX_BLOCK);
             if left.is_zero() {
                 return Ok(None);
             }
@@ -106,10 +109,11 @@ impl ArchiveDesk for RedisBus {
                 .arg("LEFT")
                 .arg(format!("{:.3}", left.as_secs_f64().max(0.001)));
             match self
-                .blocking::<Option<Vec<u8>>>("next_query", Replay::Safe, &cmd, left)
+                .blocking::<Option<Vec<u8>>>("next_query", &cmd, left)
                 .await
             {
-                Ok(None) => return Ok(None),
+                // Nothing within this read: the loop checks the deadline.
+                Ok(None) => continue,
                 Ok(Some(_)) => continue,
                 Err(e) if e.is_timeout() => return Ok(None),
                 Err(e) => return Err(self.fail_on_key(&e, "next_query", &pending, "list").await),
@@ -127,19 +131,16 @@ impl ArchiveDesk for RedisBus {
         let json = encode(&key, response)?;
         self.check_size(&key, &json)?;
         let channel = self.inner.keys.channel(Channel::Responses);
-        let answered = self
-            .eval_raw::<i64>(
+        let _: i64 = self
+            .eval_once(
                 "answer",
-                Replay::Safe,
                 &scripts::ANSWER,
                 &[key.as_str()],
                 &[&json, &channel],
+                Some((key.as_str(), "string")),
             )
-            .await;
-        match answered {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail_on_key(&e, "answer", &key, "string").await),
-        }
+            .await?;
+        Ok(())
     }
 
     async fn get_response(&self, id: QueryId) -> Result<Option<ArchiveResponse>> {

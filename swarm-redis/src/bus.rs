@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,15 +20,28 @@ use crate::connection::{ConnectFailure, Connector, Link};
 use crate::errors::{is_transient, is_wrong_type, map_error, surely_not_sent, unexpected_reply};
 use crate::scripts;
 
-/// Whether a request may be sent again after it may have reached Redis.
+/// How a request behaves when it is sent again after it may have reached
+/// Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Replay {
-    /// Idempotent: repeating it changes nothing (SET, SET NX-like scripts,
-    /// reads).
+enum Replay {
+    /// Idempotent (reads, SET, marks that only move later): repeating it
+    /// changes nothing, so a caller may repeat it too.
     Safe,
-    /// Repeating it could count twice (INCRBYFLOAT, RPUSH, LPOP): retried
-    /// only when the connection was refused, so it surely was not sent.
-    Unsafe,
+    /// A write that carries an operation id (a script wrapped by
+    /// `scripts::once`): the bus's own retries apply once, but a caller
+    /// repeating the call sends a new id, so a failure after the request may
+    /// have arrived is [`Error::Unconfirmed`].
+    Once,
+}
+
+/// A request that failed for good.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// The last error.
+    pub(crate) error: RedisError,
+    /// Whether an attempt may have reached Redis and applied (a `Once`
+    /// write whose connection broke after sending).
+    pub(crate) maybe_applied: bool,
 }
 
 /// A bus over Redis (one node or a Cluster) implementing every trait of
@@ -70,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) limits: BusLimits,
     pub(crate) response_timeout: Duration,
     pub(crate) retry_for: Duration,
+    /// How long an operation-id marker lives: longer than any retry of it.
+    pub(crate) op_ttl_ms: u64,
     pub(crate) cluster: bool,
     secret: Option<SecretString>,
     /// Consumer groups known to exist (created or seen) by this handle.
@@ -100,6 +116,9 @@ pub(crate) struct Names {
     pub(crate) feed: String,
     /// ZSET of worker ids, scored by heartbeat expiry (server ms).
     pub(crate) workers: String,
+    /// HASH worker id → `b` once it has beaten, else the server time (ms)
+    /// of its first task: the worker-grace rule of reclaim.
+    pub(crate) seen: String,
     /// HASH task id → deliveries so far (also: which tasks are known).
     pub(crate) deliveries: String,
     /// SET of workers that have queued or in-flight tasks.
@@ -121,6 +140,7 @@ impl Names {
             findings_archived: keys.internal("findings:archived"),
             feed: keys.internal("feed"),
             workers: keys.internal("workers"),
+            seen: keys.internal("workers:seen"),
             deliveries: keys.internal("tasks:deliveries"),
             task_workers: keys.internal("tasks:workers"),
             failed_tasks: keys.internal("tasks:failed"),
@@ -169,6 +189,7 @@ impl RedisBus {
                 limits: config.limits.clone(),
                 response_timeout: config.response_timeout,
                 retry_for: config.retry_for,
+                op_ttl_ms: op_marker_ttl(config.retry_for, config.response_timeout),
                 cluster: config.is_cluster(),
                 secret,
                 groups: Mutex::new(HashSet::new()),
@@ -201,9 +222,7 @@ impl RedisBus {
 
     /// Checks that Redis answers (PING).
     pub async fn ping(&self) -> Result<()> {
-        let reply: String = self
-            .query("ping", Replay::Safe, &redis::cmd("PING"))
-            .await?;
+        let reply: String = self.query("ping", &redis::cmd("PING")).await?;
         if reply == "PONG" {
             Ok(())
         } else {
@@ -214,31 +233,28 @@ impl RedisBus {
     /// Loads every script (SCRIPT LOAD, on every master of a Cluster), so
     /// later calls go by SHA.
     async fn load_scripts(&self) -> Result<()> {
-        let mut backoff = self.backoff();
-        for script in scripts::all() {
-            self.load_script(script, &mut backoff)
-                .await
-                .map_err(|e| self.fail(&e, "load scripts"))?;
-        }
-        Ok(())
+        self.reload_scripts()
+            .await
+            .map_err(|e| self.fail(&e, "load scripts"))
     }
 
-    async fn load_script(
+    /// Loads every script, retried like any idempotent request. Boxed: a
+    /// request answered NOSCRIPT calls it from inside [`RedisBus::send`].
+    fn reload_scripts(
         &self,
-        script: &Script,
-        backoff: &mut Backoff,
-    ) -> std::result::Result<(), RedisError> {
-        loop {
-            let mut link = self.inner.link.clone();
-            match script.load_async(&mut link).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    if !backoff.wait(&e, Replay::Safe).await {
-                        return Err(e);
-                    }
-                }
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::result::Result<(), RedisError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            for script in scripts::all() {
+                self.send("load scripts", Replay::Safe, self.backoff(), || {
+                    let mut link = self.inner.link.clone();
+                    async move { script.load_async(&mut link).await.map(|_| ()) }
+                })
+                .await
+                .map_err(|f| f.error)?;
             }
-        }
+            Ok(())
+        })
     }
 
     // ---- key names ----------------------------------------------------
@@ -281,19 +297,66 @@ impl RedisBus {
 
     fn backoff(&self) -> Backoff {
         Backoff {
-            deadline: Instant::now() + self.inner.retry_for,
+            deadline: Instant::now()
+                .checked_add(self.inner.retry_for)
+                .unwrap_or_else(far_future),
             delay: Duration::from_millis(20),
+            retry_timeouts: true,
         }
     }
 
-    /// Sends one command, retrying transient failures as `replay` allows.
-    pub(crate) async fn query<T: FromRedisValue>(
+    /// The one retry loop: makes `attempt` until it succeeds, fails for
+    /// good, or the retry budget is spent. A NOSCRIPT reply (a restart, a
+    /// failover, SCRIPT FLUSH: nothing of the request ran) loads the scripts
+    /// and sends again, once.
+    async fn send<T, F, Fut>(
         &self,
         operation: &'static str,
         replay: Replay,
+        mut backoff: Backoff,
+        mut attempt: F,
+    ) -> std::result::Result<T, Failed>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
+        let mut reloaded = false;
+        let mut maybe_applied = false;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_no_script(&e) && !reloaded => {
+                    reloaded = true;
+                    if let Err(error) = self.reload_scripts().await {
+                        return Err(Failed {
+                            error,
+                            maybe_applied,
+                        });
+                    }
+                }
+                Err(e) => {
+                    if replay == Replay::Once && is_transient(&e) && !surely_not_sent(&e) {
+                        maybe_applied = true;
+                    }
+                    if !backoff.wait(&e).await {
+                        tracing::debug!(operation, error = %e.category(), "redis request failed");
+                        return Err(Failed {
+                            error: e,
+                            maybe_applied,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one idempotent command, retrying transient failures.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
         cmd: &Cmd,
     ) -> Result<T> {
-        self.query_raw(operation, replay, cmd)
+        self.query_raw(operation, cmd)
             .await
             .map_err(|e| self.fail(&e, operation))
     }
@@ -303,128 +366,162 @@ impl RedisBus {
     pub(crate) async fn query_raw<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         cmd: &Cmd,
     ) -> std::result::Result<T, RedisError> {
-        let mut backoff = self.backoff();
-        loop {
+        self.send(operation, Replay::Safe, self.backoff(), || {
             let mut link = self.inner.link.clone();
-            match cmd.query_async(&mut link).await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    if !backoff.wait(&e, replay).await {
-                        tracing::debug!(operation, error = %e.category(), "redis request failed");
-                        return Err(e);
-                    }
-                }
-            }
-        }
+            async move { cmd.query_async(&mut link).await }
+        })
+        .await
+        .map_err(|f| f.error)
     }
 
-    /// Sends one pipeline (one round trip), retrying as `replay` allows; a
-    /// NOSCRIPT reply loads the scripts and sends the pipeline again.
+    /// Sends one idempotent pipeline (one round trip), retrying transient
+    /// failures.
     pub(crate) async fn pipeline<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         pipe: &Pipeline,
     ) -> Result<T> {
-        self.pipeline_raw(operation, replay, pipe)
-            .await
-            .map_err(|e| self.fail(&e, operation))
+        self.send(operation, Replay::Safe, self.backoff(), || {
+            let mut link = self.inner.link.clone();
+            async move { pipe.query_async(&mut link).await }
+        })
+        .await
+        .map_err(|f| self.fail(&f.error, operation))
     }
 
-    pub(crate) async fn pipeline_raw<T: FromRedisValue>(
+    /// Sends a pipeline of writes each of which carries an operation id
+    /// (see [`RedisBus::op_args`]): retried like an idempotent one, and a
+    /// failure after it may have arrived is [`Error::Unconfirmed`].
+    pub(crate) async fn pipeline_once<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         pipe: &Pipeline,
-    ) -> std::result::Result<T, RedisError> {
-        let mut backoff = self.backoff();
-        let mut reloaded = false;
-        loop {
-            let mut link = self.inner.link.clone();
-            match pipe.query_async(&mut link).await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_no_script(&e) && !reloaded => {
-                    // Scripts are gone (restart, failover, SCRIPT FLUSH):
-                    // nothing of the pipeline ran that needed them.
-                    reloaded = true;
-                    self.reload_scripts(&mut backoff).await?;
-                }
-                Err(e) => {
-                    if !backoff.wait(&e, replay).await {
-                        tracing::debug!(operation, error = %e.category(), "redis request failed");
-                        return Err(e);
-                    }
-                }
-            }
+    ) -> Result<T> {
+        match self
+            .send(operation, Replay::Once, self.backoff(), || {
+                let mut link = self.inner.link.clone();
+                async move { pipe.query_async(&mut link).await }
+            })
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(f) => Err(self.failed(f, operation, None).await),
         }
     }
 
-    /// Calls a script by SHA (EVALSHA), loading it on NOSCRIPT.
+    /// Sends one command that carries an operation id (see
+    /// [`RedisBus::op_args`]), as [`RedisBus::pipeline_once`].
+    pub(crate) async fn query_once<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        cmd: &Cmd,
+    ) -> Result<T> {
+        match self
+            .send(operation, Replay::Once, self.backoff(), || {
+                let mut link = self.inner.link.clone();
+                async move { cmd.query_async(&mut link).await }
+            })
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(f) => Err(self.failed(f, operation, None).await),
+        }
+    }
+
+    /// Calls an idempotent script by SHA (EVALSHA), loading it on NOSCRIPT.
     pub(crate) async fn eval<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         script: &Script,
         keys: &[&str],
         args: &[&dyn ToArg],
     ) -> Result<T> {
-        self.eval_raw(operation, replay, script, keys, args)
-            .await
-            .map_err(|e| self.fail(&e, operation))
+        let cmd = evalsha(script, keys, args);
+        self.query(operation, &cmd).await
     }
 
-    pub(crate) async fn eval_raw<T: FromRedisValue>(
+    /// Calls a script wrapped by `scripts::once` with a fresh operation id,
+    /// so that the bus's retries apply it once. A WRONGTYPE reply about
+    /// `on_key` (the key and the type this crate writes there) becomes
+    /// [`Error::WrongType`]; a failure after the request may have arrived
+    /// becomes [`Error::Unconfirmed`].
+    pub(crate) async fn eval_once<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         script: &Script,
         keys: &[&str],
         args: &[&dyn ToArg],
-    ) -> std::result::Result<T, RedisError> {
-        let cmd = evalsha(script, keys, args);
-        let mut backoff = self.backoff();
-        let mut reloaded = false;
-        loop {
-            let mut link = self.inner.link.clone();
-            match cmd.query_async(&mut link).await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_no_script(&e) && !reloaded => {
-                    reloaded = true;
-                    self.load_script(script, &mut backoff).await?;
-                }
-                Err(e) => {
-                    if !backoff.wait(&e, replay).await {
-                        tracing::debug!(operation, error = %e.category(), "redis request failed");
-                        return Err(e);
-                    }
-                }
+        on_key: Option<(&str, &'static str)>,
+    ) -> Result<T> {
+        let cmd = self.evalsha_once(script, keys, args);
+        match self
+            .send(operation, Replay::Once, self.backoff(), || {
+                let mut link = self.inner.link.clone();
+                let cmd = &cmd;
+                async move { cmd.query_async(&mut link).await }
+            })
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(f) => Err(self.failed(f, operation, on_key).await),
+        }
+    }
+
+    /// `EVALSHA` of a `scripts::once` script with a fresh operation id.
+    pub(crate) fn evalsha_once(&self, script: &Script, keys: &[&str], args: &[&dyn ToArg]) -> Cmd {
+        let (op_key, op_ttl) = self.op_args();
+        let mut all_keys: Vec<&str> = Vec::with_capacity(keys.len() + 1);
+        all_keys.extend_from_slice(keys);
+        all_keys.push(&op_key);
+        let mut cmd = evalsha(script, &all_keys, args);
+        cmd.arg(op_ttl);
+        cmd
+    }
+
+    /// A fresh operation id's marker key (in the namespace's hash slot) and
+    /// the marker's lifetime in ms, for a `scripts::once` script: the key
+    /// goes last in KEYS, the lifetime last in ARGV.
+    pub(crate) fn op_args(&self) -> (String, u64) {
+        let op = uuid::Uuid::new_v4().simple().to_string();
+        (self.internal(&format!("op:{op}")), self.inner.op_ttl_ms)
+    }
+
+    /// The core error for a request that failed for good.
+    pub(crate) async fn failed(
+        &self,
+        f: Failed,
+        operation: &'static str,
+        on_key: Option<(&str, &'static str)>,
+    ) -> Error {
+        let cause = match on_key {
+            Some((key, expected)) => self.fail_on_key(&f.error, operation, key, expected).await,
+            None => self.fail(&f.error, operation),
+        };
+        if f.maybe_applied && is_transient(&f.error) {
+            Error::Unconfirmed {
+                operation,
+                cause: Box::new(cause),
             }
+        } else {
+            cause
         }
     }
 
-    async fn reload_scripts(&self, backoff: &mut Backoff) -> std::result::Result<(), RedisError> {
-        for script in scripts::all() {
-            self.load_script(script, backoff).await?;
-        }
-        Ok(())
-    }
-
-    /// Runs a blocking command on a dedicated connection, bounded by `wait`
+    /// Runs a blocking read on a dedicated connection, bounded by `wait`
     /// plus the response timeout. Transient failures are retried within the
-    /// retry budget when `replay` allows.
+    /// retry budget; a timeout ends the read.
     pub(crate) async fn blocking<T: FromRedisValue>(
         &self,
         operation: &'static str,
-        replay: Replay,
         cmd: &Cmd,
         wait: Duration,
     ) -> std::result::Result<T, RedisError> {
         let bound = wait.saturating_add(self.inner.response_timeout);
         let mut backoff = self.backoff();
-        loop {
+        backoff.retry_timeouts = false;
+        self.send(operation, Replay::Safe, backoff, || async move {
             let attempt = async {
                 let mut link = self.inner.connector.blocking().await?;
                 let reply = cmd.query_async::<T>(&mut link).await;
@@ -436,38 +533,45 @@ impl RedisBus {
                 }
                 reply
             };
-            let outcome = match tokio::time::timeout(bound, attempt).await {
+            match tokio::time::timeout(bound, attempt).await {
                 Ok(reply) => reply,
                 Err(_) => Err(crate::connection::timeout_error()),
-            };
-            match outcome {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    if e.is_timeout() || !backoff.wait(&e, replay).await {
-                        tracing::debug!(operation, "blocking redis request failed");
-                        return Err(e);
-                    }
-                }
             }
-        }
+        })
+        .await
+        .map_err(|f| f.error)
     }
 
-    /// PUBLISH, sent on a Cluster to the namespace slot's master (where the
-    /// subscriptions listen), retried like any idempotent request.
-    pub(crate) async fn publish_raw(&self, cmd: &Cmd) -> Result<i64> {
+    /// Sends an idempotent command to the master of the namespace's slot on
+    /// a Cluster (where every key of the swarm lives: SCAN, CONFIG), as usual
+    /// on one node; retried like [`RedisBus::query`], redis-rs's error kept.
+    pub(crate) async fn query_on_swarm_node<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        cmd: &Cmd,
+    ) -> std::result::Result<T, RedisError> {
         let slot = self.inner.connector.slot();
-        let mut backoff = self.backoff();
-        loop {
+        self.send(operation, Replay::Safe, self.backoff(), || {
             let mut link = self.inner.link.clone();
-            match link.query_on_slot(cmd, slot).await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    if !backoff.wait(&e, Replay::Safe).await {
-                        return Err(self.fail(&e, "publish"));
-                    }
-                }
-            }
-        }
+            async move { link.query_on_slot(cmd, slot).await }
+        })
+        .await
+        .map_err(|f| f.error)
+    }
+
+    /// Like [`RedisBus::pipeline`], returning redis-rs's error for callers
+    /// that look at it (WRONGTYPE).
+    pub(crate) async fn pipeline_raw<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        pipe: &Pipeline,
+    ) -> std::result::Result<T, RedisError> {
+        self.send(operation, Replay::Safe, self.backoff(), || {
+            let mut link = self.inner.link.clone();
+            async move { pipe.query_async(&mut link).await }
+        })
+        .await
+        .map_err(|f| f.error)
     }
 
     /// Turns a WRONGTYPE reply about `key` into [`Error::WrongType`] (asking
@@ -497,7 +601,7 @@ impl RedisBus {
     pub(crate) async fn key_type(&self, key: &str) -> Result<String> {
         let mut cmd = redis::cmd("TYPE");
         cmd.arg(key);
-        self.query("type", Replay::Safe, &cmd).await
+        self.query("type", &cmd).await
     }
 
     /// The types of many keys, in one round trip.
@@ -509,7 +613,7 @@ impl RedisBus {
         for key in keys {
             pipe.cmd("TYPE").arg(key);
         }
-        self.pipeline("type", Replay::Safe, &pipe).await
+        self.pipeline("type", &pipe).await
     }
 
     /// Reads string values (MGET), `max` keys per command, several
@@ -527,8 +631,7 @@ impl RedisBus {
             for chunk in group.chunks(PER_MGET) {
                 pipe.cmd("MGET").arg(chunk);
             }
-            let replies: Vec<Vec<Option<Vec<u8>>>> =
-                self.pipeline(operation, Replay::Safe, &pipe).await?;
+            let replies: Vec<Vec<Option<Vec<u8>>>> = self.pipeline(operation, &pipe).await?;
             for reply in replies {
                 out.extend(reply);
             }
@@ -581,20 +684,57 @@ fn is_no_script(e: &RedisError) -> bool {
 struct Backoff {
     deadline: Instant,
     delay: Duration,
+    /// Whether a timed-out request is sent again (not for blocking reads,
+    /// whose bound is the caller's wait).
+    retry_timeouts: bool,
 }
 
 impl Backoff {
     /// Waits before the next attempt and returns true, or returns false when
     /// the error is not worth retrying or the budget is spent.
-    async fn wait(&mut self, e: &RedisError, replay: Replay) -> bool {
-        let allowed = is_transient(e) && (replay == Replay::Safe || surely_not_sent(e));
-        if !allowed || Instant::now() + self.delay > self.deadline {
+    async fn wait(&mut self, e: &RedisError) -> bool {
+        if !is_transient(e) || (e.is_timeout() && !self.retry_timeouts) {
             return false;
+        }
+        match Instant::now().checked_add(self.delay) {
+            Some(next) if next <= self.deadline => {}
+            _ => return false,
         }
         tokio::time::sleep(self.delay).await;
         self.delay = (self.delay * 2).min(Duration::from_millis(500));
         true
     }
+}
+
+/// The longest one blocking read waits on the server (a week): longer
+/// waits, `Duration::MAX` ("wait forever") included, are cut into reads of
+/// at most this long, or end after it (`read_feed`).
+pub(crate) const MAX_BLOCK: Duration = Duration::from_secs(7 * 86_400);
+
+/// When a wait of `wait` from now ends; `Duration::MAX` saturates instead
+/// of overflowing `Instant`.
+pub(crate) fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).unwrap_or_else(far_future)
+}
+
+/// An instant far enough ahead to stand for "no deadline" (about 30 years).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    [30 * 365, 365, 1]
+        .into_iter()
+        .find_map(|days| now.checked_add(Duration::from_secs(days * 86_400)))
+        .unwrap_or(now)
+}
+
+/// How long an operation-id marker lives: four times the longest a request
+/// and its retries can take, and at least a minute.
+fn op_marker_ttl(retry_for: Duration, response_timeout: Duration) -> u64 {
+    let span = retry_for
+        .saturating_add(response_timeout)
+        .saturating_mul(4)
+        .max(Duration::from_secs(60));
+    u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reads a reply array's element as text.

@@ -11,14 +11,19 @@ use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::Channel;
 
 use crate::bus::RedisBus;
+use crate::scripts;
 
 #[async_trait]
 impl Channels for RedisBus {
     async fn publish(&self, channel: Channel, message: &str) -> Result<usize> {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.inner.keys.channel(channel)).arg(message);
-        // A repeated notification is harmless: channels only say "look".
-        let receivers: i64 = self.publish_raw(&cmd).await?;
+        // A script with an operation id, so that a retry after a lost reply
+        // does not notify twice. On a Cluster it runs on the namespace
+        // slot's master (its marker key lives there), where the
+        // subscriptions listen.
+        let name = self.inner.keys.channel(channel);
+        let receivers: i64 = self
+            .eval_once("publish", &scripts::PUBLISH, &[], &[&name, &message], None)
+            .await?;
         Ok(usize::try_from(receivers).unwrap_or(0))
     }
 

@@ -20,7 +20,6 @@ use redis::aio::{
 };
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use swarmbus_core::error::{Error, Result};
 
@@ -368,14 +367,6 @@ impl Connector {
         }
         Err(last.unwrap_or_else(timeout_error))
     }
-
-    /// On a Cluster, the namespace's slot (where PUBLISH goes).
-    pub(crate) fn slot(&self) -> Option<u16> {
-        match &self.kind {
-            ConnectorKind::Single { .. } => None,
-            ConnectorKind::Cluster { slot, .. } => Some(*slot),
-        }
-    }
 }
 
 /// The master serving `slot`, from CLUSTER SLOTS.
@@ -409,27 +400,6 @@ async fn slot_master(mut link: Link, slot: u16) -> RedisResult<Option<(String, u
     Ok(None)
 }
 
-impl Link {
-    /// Sends a command to the master of `slot` (a Cluster), or as usual.
-    pub(crate) async fn query_on_slot<T: redis::FromRedisValue>(
-        &mut self,
-        cmd: &Cmd,
-        slot: Option<u16>,
-    ) -> RedisResult<T> {
-        match (&mut self.conn, slot) {
-            (Conn::Cluster(c), Some(slot)) => {
-                self.trips.fetch_add(1, Ordering::Relaxed);
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                let value = c.route_command(cmd.clone(), route).await?;
-                Ok(redis::from_redis_value(value)?)
-            }
-            _ => cmd.query_async(self).await,
-        }
-    }
-}
-
 /// An I/O timeout in redis-rs's terms, so that it classifies as one.
 pub(crate) fn timeout_error() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
@@ -444,4 +414,37 @@ pub(crate) enum ConnectFailure {
     Config(Error),
     Redis(redis::RedisError),
     Timeout(Duration),
+}
+
+impl Connector {
+    /// On a Cluster, the namespace's slot (where every key of the swarm
+    /// lives, and so where SCAN and CONFIG for it are sent).
+    pub(crate) fn slot(&self) -> Option<u16> {
+        match &self.kind {
+            ConnectorKind::Single { .. } => None,
+            ConnectorKind::Cluster { slot, .. } => Some(*slot),
+        }
+    }
+}
+
+impl Link {
+    /// Sends a command to the master of `slot` (a Cluster), or as usual.
+    pub(crate) async fn query_on_slot<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        slot: Option<u16>,
+    ) -> RedisResult<T> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        match (&mut self.conn, slot) {
+            (Conn::Cluster(c), Some(slot)) => {
+                self.trips.fetch_add(1, Ordering::Relaxed);
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                let value = c.route_command(cmd.clone(), route).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            _ => cmd.query_async(self).await,
+        }
+    }
 }

@@ -2,8 +2,10 @@
 //! named integer counters (`swarm:counter:<name>`) and append-only journals
 //! (`swarm:journal:<name>`, LISTs of JSON records).
 //!
-//! Increments and appends are not idempotent, so they are sent again only
-//! when the connection was refused (the request surely never arrived).
+//! Increments and appends are not idempotent: each is a script with an
+//! operation id (`scripts::once`), so the bus's retries apply it once. The
+//! ledger's append and its `cost:<tier>` increment are one script
+//! ([`Journal::append_with_cost`]).
 
 use async_trait::async_trait;
 use redis::Value;
@@ -11,7 +13,7 @@ use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{CounterName, JournalName, Key, TierName};
 
-use crate::bus::{RedisBus, Replay, int, items};
+use crate::bus::{RedisBus, int, items};
 use crate::errors::unexpected_reply;
 use crate::scripts;
 
@@ -45,42 +47,23 @@ impl RedisBus {
             })
             .collect()
     }
-
-    async fn write_number(
-        &self,
-        operation: &'static str,
-        key: &str,
-        cmd: &redis::Cmd,
-    ) -> Result<Value> {
-        match self
-            .query_raw::<Value>(operation, Replay::Unsafe, cmd)
-            .await
-        {
-            Ok(v) => Ok(v),
-            Err(e) => Err(self.fail_on_key(&e, operation, key, "string").await),
-        }
-    }
 }
 
 #[async_trait]
 impl Counters for RedisBus {
     async fn add_cost(&self, tier: &TierName, usd: f64) -> Result<f64> {
-        if !usd.is_finite() {
-            return Err(Error::InvalidInput {
-                field: "cost",
-                reason: format!("must be a finite number of dollars, not {usd}"),
-            });
-        }
+        check_dollars(usd)?;
         let key = self.key(&Key::Cost(tier.clone()));
-        let mut cmd = redis::cmd("INCRBYFLOAT");
-        cmd.arg(&key).arg(usd);
-        let total = self.write_number("add_cost", &key, &cmd).await?;
-        match &total {
-            Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()),
-            Value::Double(d) => Some(*d),
-            _ => None,
-        }
-        .ok_or_else(|| unexpected_reply("add_cost", "not a float"))
+        let total: Value = self
+            .eval_once(
+                "add_cost",
+                &scripts::ADD_COST,
+                &[key.as_str()],
+                &[&usd],
+                Some((key.as_str(), "string")),
+            )
+            .await?;
+        float(&total).ok_or_else(|| unexpected_reply("add_cost", "not a float"))
     }
 
     async fn costs(&self, tiers: &[TierName]) -> Result<Vec<f64>> {
@@ -100,7 +83,7 @@ impl Counters for RedisBus {
         let key = self.key(&Key::ContextActive);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(tokens);
-        let _: Value = self.query("set_context_tokens", Replay::Safe, &cmd).await?;
+        let _: Value = self.query("set_context_tokens", &cmd).await?;
         Ok(())
     }
 
@@ -116,9 +99,15 @@ impl Counters for RedisBus {
 
     async fn counter_add(&self, name: &CounterName, delta: i64) -> Result<i64> {
         let key = self.counter_key(name);
-        let mut cmd = redis::cmd("INCRBY");
-        cmd.arg(&key).arg(delta);
-        let v = self.write_number("counter_add", &key, &cmd).await?;
+        let v: Value = self
+            .eval_once(
+                "counter_add",
+                &scripts::COUNTER_ADD,
+                &[key.as_str()],
+                &[&delta],
+                Some((key.as_str(), "string")),
+            )
+            .await?;
         int(&v).ok_or_else(|| unexpected_reply("counter_add", "not an integer"))
     }
 
@@ -139,23 +128,15 @@ impl Counters for RedisBus {
         limit: i64,
     ) -> Result<Option<i64>> {
         let key = self.counter_key(name);
-        let reply = self
-            .eval_raw::<Value>(
+        let reply: Value = self
+            .eval_once(
                 "counter_try_add",
-                Replay::Unsafe,
                 &scripts::COUNTER_TRY_ADD,
                 &[key.as_str()],
                 &[&delta, &limit],
+                Some((key.as_str(), "string")),
             )
-            .await;
-        let reply = match reply {
-            Ok(v) => v,
-            Err(e) => {
-                return Err(self
-                    .fail_on_key(&e, "counter_try_add", &key, "string")
-                    .await);
-            }
-        };
+            .await?;
         let parts =
             items(reply).ok_or_else(|| unexpected_reply("counter_try_add", "not an array"))?;
         match parts.as_slice() {
@@ -179,12 +160,62 @@ impl Journal for RedisBus {
         for r in records {
             self.check_size(&key, r)?;
         }
-        let mut cmd = redis::cmd("RPUSH");
-        cmd.arg(&key).arg(records);
-        match self.query_raw::<i64>("append", Replay::Unsafe, &cmd).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail_on_key(&e, "append", &key, "list").await),
+        let _: i64 = self
+            .eval_once(
+                "append",
+                &scripts::APPEND,
+                &[key.as_str()],
+                &[&records],
+                Some((key.as_str(), "list")),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn append_with_cost(
+        &self,
+        journal: &JournalName,
+        records: &[String],
+        tier: &TierName,
+        usd: f64,
+    ) -> Result<f64> {
+        check_dollars(usd)?;
+        let key = self.journal_key(journal);
+        for r in records {
+            self.check_size(&key, r)?;
         }
+        let cost_key = self.key(&Key::Cost(tier.clone()));
+        let total: Value = match self
+            .eval_once(
+                "append_with_cost",
+                &scripts::APPEND_WITH_COST,
+                &[key.as_str(), cost_key.as_str()],
+                &[&usd, &records],
+                None,
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(Error::Backend { message, .. }) if message.contains("WRONGTYPE") => {
+                // Which of the two keys: the script names it.
+                let (key, expected) = if message.contains(cost_key.as_str()) {
+                    (cost_key, "string")
+                } else {
+                    (key, "list")
+                };
+                let found = self
+                    .key_type(&key)
+                    .await
+                    .unwrap_or_else(|_| "unknown".into());
+                return Err(Error::WrongType {
+                    key,
+                    expected,
+                    found,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        float(&total).ok_or_else(|| unexpected_reply("append_with_cost", "not a float"))
     }
 
     async fn read(&self, journal: &JournalName, from: u64, max: usize) -> Result<Vec<String>> {
@@ -198,10 +229,7 @@ impl Journal for RedisBus {
             .saturating_sub(1);
         let mut cmd = redis::cmd("LRANGE");
         cmd.arg(&key).arg(start).arg(stop);
-        let raw = match self
-            .query_raw::<Vec<Vec<u8>>>("read", Replay::Safe, &cmd)
-            .await
-        {
+        let raw = match self.query_raw::<Vec<Vec<u8>>>("read", &cmd).await {
             Ok(v) => v,
             Err(e) => return Err(self.fail_on_key(&e, "read", &key, "list").await),
         };
@@ -216,12 +244,34 @@ impl Journal for RedisBus {
         let key = self.journal_key(journal);
         let mut cmd = redis::cmd("LLEN");
         cmd.arg(&key);
-        match self
-            .query_raw::<u64>("journal_len", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<u64>("journal_len", &cmd).await {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail_on_key(&e, "journal_len", &key, "list").await),
         }
+    }
+}
+
+/// Refuses a cost that is not a finite number of dollars.
+fn check_dollars(usd: f64) -> Result<()> {
+    if usd.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "cost",
+            reason: format!("must be a finite number of dollars, not {usd}"),
+        })
+    }
+}
+
+/// Reads a float reply (INCRBYFLOAT answers text).
+fn float(v: &Value) -> Option<f64> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+        Value::SimpleString(s) => s.trim().parse().ok(),
+        Value::Double(d) => Some(*d),
+        Value::Int(i) => Some(*i as f64),
+        _ => None,
     }
 }

@@ -66,23 +66,30 @@ pub(crate) fn map_error(
         Retry::Never
     };
     let mut message = format!("{operation}: {e}");
+    // redis-rs's error is kept as the source (its kind and code), unless
+    // its text would show the secret.
+    let mut source: Option<Box<dyn std::error::Error + Send + Sync>> = Some(Box::new(e.clone()));
     if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        if message.contains(secret) || format!("{e:?}").contains(secret) {
+            source = None;
+        }
         message = message.replace(secret, "<redacted>");
     }
     Error::Backend {
         backend: BACKEND,
         message,
         retry,
+        source,
     }
 }
 
 /// A reply that does not have the shape this crate's scripts return.
 pub(crate) fn unexpected_reply(operation: &'static str, what: &str) -> Error {
-    Error::Backend {
-        backend: BACKEND,
-        message: format!("{operation}: unexpected reply from Redis: {what}"),
-        retry: Retry::Never,
-    }
+    Error::backend(
+        BACKEND,
+        format!("{operation}: unexpected reply from Redis: {what}"),
+        Retry::Never,
+    )
 }
 
 #[cfg(test)]
@@ -124,6 +131,17 @@ mod tests {
         ));
         let mapped = map_error(&e, "connect", Duration::from_secs(1), Some("hunter2"));
         assert!(!mapped.to_string().contains("hunter2"), "{mapped}");
+        assert!(!format!("{mapped:?}").contains("hunter2"), "{mapped:?}");
         assert_eq!(mapped.retry(), Retry::Never);
+    }
+
+    #[test]
+    fn the_redis_error_kind_and_code_survive_as_the_source() {
+        let e = RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "readonly"));
+        let mapped = map_error(&e, "push_task", Duration::from_secs(1), None);
+        let source = std::error::Error::source(&mapped).expect("a source");
+        let redis = source.downcast_ref::<RedisError>().expect("a redis error");
+        assert_eq!(redis.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly));
+        assert_eq!(mapped.retry(), Retry::Retry);
     }
 }

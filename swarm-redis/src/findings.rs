@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
-use swarmbus_core::bus::{FeedEntry, FindingFeed, FindingStore, Stored};
+use swarmbus_core::bus::{FeedEntry, FeedEntryId, FindingFeed, FindingStore, Stored};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId, GroupName, Key, WorkerId};
-use swarmbus_core::model::{Finding, FindingFilter, Listing, decode, encode};
+use swarmbus_core::model::{
+    Finding, FindingFilter, Listing, RawValue, Unreadable, UnreadableReason, decode, encode,
+};
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::{is_no_group, unexpected_reply};
 use crate::scripts;
 
@@ -26,6 +28,29 @@ const FINDINGS_PER_SCRIPT: usize = 1000;
 
 /// Script calls per round trip of a batch put.
 const SCRIPTS_PER_TRIP: usize = 8;
+
+/// What a finding key held when read.
+enum Read {
+    /// No such key.
+    Missing,
+    /// A finding, library-written or raw.
+    Found(Finding),
+    /// A value that cannot be read.
+    Unreadable(Unreadable),
+}
+
+/// The library's finding, when `bytes` is its JSON for `id`.
+fn library_finding(id: &FindingId, bytes: &[u8]) -> Option<Finding> {
+    let finding: Finding = serde_json::from_slice(bytes).ok()?;
+    (finding.id == *id).then_some(finding)
+}
+
+/// Whether the stored bytes are the same finding as `ours` (our JSON);
+/// anything else stored there (other bytes, a raw value) is not.
+fn same_finding(key: &str, stored: &[u8], ours: &str) -> Result<bool> {
+    let ours: Finding = decode(key, ours)?;
+    Ok(library_finding(&ours.id, stored).is_some_and(|theirs| theirs == ours))
+}
 
 /// One finding ready to be written.
 struct Prepared {
@@ -89,7 +114,7 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
 }
 
 impl RedisBus {
-    fn finding_key(&self, id: &FindingId) -> String {
+    pub(crate) fn finding_key(&self, id: &FindingId) -> String {
         self.key(&Key::Finding(id.clone()))
     }
 
@@ -131,6 +156,9 @@ impl RedisBus {
         keys.push(&names.findings_active);
         keys.push(&names.feed);
         keys.extend(chunk.iter().map(|p| p.key.as_str()));
+        // The operation id (see `scripts::once`): last key, last argument.
+        let (op_key, op_ttl) = self.op_args();
+        keys.push(&op_key);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::PUT_FINDINGS.get_hash())
             .arg(keys.len())
@@ -139,6 +167,7 @@ impl RedisBus {
         for p in chunk {
             cmd.arg(&p.json).arg(&p.id).arg(p.score);
         }
+        cmd.arg(op_ttl);
         cmd
     }
 
@@ -154,11 +183,7 @@ impl RedisBus {
             if stored == p.json.as_bytes() {
                 continue;
             }
-            let raw = String::from_utf8(stored)
-                .map_err(|e| Error::decode(&p.key, format!("not UTF-8: {e}")))?;
-            let theirs: Finding = decode(&p.key, &raw)?;
-            let ours: Finding = decode(&p.key, &p.json)?;
-            if theirs != ours {
+            if !same_finding(&p.key, &stored, &p.json)? {
                 return Err(Error::Conflict { key: p.key.clone() });
             }
         }
@@ -183,11 +208,7 @@ impl RedisBus {
             for chunk in &group {
                 pipe.add_command(self.put_script_call(chunk));
             }
-            let replies: Vec<Value> =
-                match self.pipeline_raw("put_findings", Replay::Safe, &pipe).await {
-                    Ok(r) => r,
-                    Err(e) => return Err(self.fail(&e, "put_findings")),
-                };
+            let replies: Vec<Value> = self.pipeline_once("put_findings", &pipe).await?;
             if replies.len() != group.len() {
                 return Err(unexpected_reply("put_findings", "reply count"));
             }
@@ -236,11 +257,7 @@ impl RedisBus {
                     let p = chunk
                         .get(index)
                         .ok_or_else(|| unexpected_reply("put_findings", "index"))?;
-                    let raw = String::from_utf8(stored)
-                        .map_err(|e| Error::decode(&p.key, format!("not UTF-8: {e}")))?;
-                    let theirs: Finding = decode(&p.key, &raw)?;
-                    let ours: Finding = decode(&p.key, &p.json)?;
-                    if theirs != ours {
+                    if !same_finding(&p.key, &stored, &p.json)? {
                         return Err(Error::Conflict { key: p.key.clone() });
                     }
                     known.push((positions.remove(index), Stored::AlreadyPresent));
@@ -250,54 +267,149 @@ impl RedisBus {
                         return Ok(known.into_iter().map(|(_, s)| s).collect());
                     }
                     let cmd = self.put_script_call(&chunk);
-                    let v: Value = self.query("put_findings", Replay::Safe, &cmd).await?;
+                    let v: Value = self.query_once("put_findings", &cmd).await?;
                     reply = parse_put_reply(v)?;
                 }
             }
         }
     }
 
-    /// Decodes one stored finding, checking it is the one its key names.
-    fn decode_finding(key: &str, id: &FindingId, raw: Vec<u8>) -> Result<Finding> {
-        let raw =
-            String::from_utf8(raw).map_err(|e| Error::decode(key, format!("not UTF-8: {e}")))?;
-        let finding: Finding = decode(key, &raw)?;
-        if finding.id != *id {
-            return Err(Error::decode(
-                key,
-                format!("holds finding {} instead", finding.id),
-            ));
+    /// Reads the values under these finding keys, whatever wrote them: one
+    /// MGET for the STRINGs, then for the keys MGET saw as nil their TYPE and
+    /// the fields of the HASHes. `times` are the index scores (ms) when the
+    /// caller knows them; otherwise they are read for the raw values only.
+    async fn read_findings(
+        &self,
+        ids: &[FindingId],
+        times: Option<&[Option<i64>]>,
+    ) -> Result<Vec<Read>> {
+        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(id)).collect();
+        let values = self.mget("get_findings", &keys).await?;
+        let mut raws: Vec<Option<RawValue>> = Vec::with_capacity(ids.len());
+        let mut nil = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            if value.is_none() {
+                nil.push(i);
+            }
+            raws.push(value.map(RawValue::String));
         }
-        Ok(finding)
-    }
-
-    /// For values MGET returned as nil: missing (`None`, also when a writer
-    /// stored it right after the MGET) or of another type (an error naming
-    /// the key).
-    async fn explain_missing(&self, keys: Vec<String>) -> Result<Vec<Option<Error>>> {
-        let types = self.key_types(&keys).await?;
-        Ok(keys
-            .into_iter()
-            .zip(types)
-            .map(|(key, found)| {
-                // "string": written between the MGET and the TYPE by another
-                // client; it was missing when read, which is the answer.
-                if found == "none" || found == "string" {
-                    None
-                } else {
-                    Some(Error::WrongType {
-                        key,
-                        expected: "string",
-                        found,
-                    })
+        if !nil.is_empty() {
+            let nil_keys: Vec<String> = nil.iter().filter_map(|i| keys.get(*i).cloned()).collect();
+            let types = self.key_types(&nil_keys).await?;
+            let mut hashes = Vec::new();
+            for (i, found) in nil.iter().zip(types) {
+                match found.as_str() {
+                    // "string": written between the MGET and the TYPE by
+                    // another client; it was missing when read.
+                    "none" | "string" => {}
+                    "hash" => hashes.push(*i),
+                    _ => {
+                        if let Some(slot) = raws.get_mut(*i) {
+                            *slot = Some(RawValue::Other { found });
+                        }
+                    }
                 }
-            })
+            }
+            if !hashes.is_empty() {
+                let mut pipe = redis::pipe();
+                for i in &hashes {
+                    pipe.cmd("HGETALL").arg(keys.get(*i));
+                }
+                let fields: Vec<Vec<(Vec<u8>, Vec<u8>)>> = match self
+                    .pipeline_raw("get_findings", &pipe)
+                    .await
+                {
+                    Ok(f) => f,
+                    // Replaced by another type since the TYPE: read again
+                    // next time; now it is not a hash.
+                    Err(e) if crate::errors::is_wrong_type(&e) => vec![Vec::new(); hashes.len()],
+                    Err(e) => return Err(self.fail(&e, "get_findings")),
+                };
+                for (i, pairs) in hashes.into_iter().zip(fields) {
+                    if let Some(slot) = raws.get_mut(i) {
+                        // An empty reply: the hash was deleted meanwhile.
+                        *slot = (!pairs.is_empty()).then_some(RawValue::Hash(pairs));
+                    }
+                }
+            }
+        }
+        // Library findings first: they need no index time.
+        let mut out: Vec<Option<Read>> = Vec::with_capacity(ids.len());
+        let mut need_time = Vec::new();
+        for (i, (id, raw)) in ids.iter().zip(raws.iter_mut()).enumerate() {
+            match raw {
+                None => out.push(Some(Read::Missing)),
+                Some(RawValue::String(bytes)) => match library_finding(id, bytes) {
+                    Some(f) => out.push(Some(Read::Found(f))),
+                    None => {
+                        out.push(None);
+                        need_time.push(i);
+                    }
+                },
+                Some(_) => {
+                    out.push(None);
+                    need_time.push(i);
+                }
+            }
+        }
+        let looked_up = match times {
+            Some(_) => Vec::new(),
+            None => {
+                let wanted: Vec<&FindingId> =
+                    need_time.iter().filter_map(|i| ids.get(*i)).collect();
+                self.index_times(&wanted).await?
+            }
+        };
+        for (n, i) in need_time.into_iter().enumerate() {
+            let time = match times {
+                Some(t) => t.get(i).copied().flatten(),
+                None => looked_up.get(n).copied().flatten(),
+            };
+            let indexed_at = time.and_then(chrono::DateTime::from_timestamp_millis);
+            let (Some(id), Some(key), Some(raw)) = (ids.get(i), keys.get(i), raws.get_mut(i))
+            else {
+                continue;
+            };
+            let Some(raw) = raw.take() else { continue };
+            let read = match Finding::from_stored(key, id, raw, indexed_at, self.limits()) {
+                Ok(f) => Read::Found(f),
+                Err(u) => Read::Unreadable(u),
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(read);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or(Read::Missing))
             .collect())
     }
 
-    /// Ids from an index within `[since, until]` in ms (inclusive bounds,
-    /// refined by the filter afterwards).
-    async fn index_range(&self, index: &str, filter: &FindingFilter) -> Result<Vec<String>> {
+    /// When the index took these ids in (ms; active, else archived).
+    async fn index_times(&self, ids: &[&FindingId]) -> Result<Vec<Option<i64>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = self.names();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("ZSCORE")
+                .arg(&names.findings_active)
+                .arg(id.as_str());
+            pipe.cmd("ZSCORE")
+                .arg(&names.findings_archived)
+                .arg(id.as_str());
+        }
+        let scores: Vec<Option<f64>> = self.pipeline("get_findings", &pipe).await?;
+        Ok(scores
+            .chunks(2)
+            .map(|pair| pair.iter().flatten().next().map(|ms| *ms as i64))
+            .collect())
+    }
+
+    /// Ids and scores (ms) from an index within `[since, until]` (inclusive
+    /// bounds, refined by the filter afterwards).
+    async fn index_range(&self, index: &str, filter: &FindingFilter) -> Result<Vec<(String, f64)>> {
         let min = filter
             .since
             .map_or_else(|| "-inf".to_owned(), |t| t.timestamp_millis().to_string());
@@ -305,8 +417,8 @@ impl RedisBus {
             .until
             .map_or_else(|| "+inf".to_owned(), |t| t.timestamp_millis().to_string());
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(index).arg(min).arg(max);
-        self.query("list_findings", Replay::Safe, &cmd).await
+        cmd.arg(index).arg(min).arg(max).arg("WITHSCORES");
+        self.query("list_findings", &cmd).await
     }
 }
 
@@ -331,100 +443,85 @@ impl FindingStore for RedisBus {
     }
 
     async fn get_finding(&self, id: &FindingId) -> Result<Option<Finding>> {
-        let key = self.finding_key(id);
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&key);
-        match self
-            .query_raw::<Option<Vec<u8>>>("get_finding", Replay::Safe, &cmd)
-            .await
-        {
-            Ok(None) => Ok(None),
-            Ok(Some(raw)) => Self::decode_finding(&key, id, raw).map(Some),
-            Err(e) => Err(self.fail_on_key(&e, "get_finding", &key, "string").await),
-        }
+        let mut found = self.get_findings(std::slice::from_ref(id)).await?;
+        Ok(found.pop().flatten())
     }
 
     async fn get_findings(&self, ids: &[FindingId]) -> Result<Vec<Option<Finding>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.finding_key(id)).collect();
-        let values = self.mget("get_findings", &keys).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        let mut missing = Vec::new();
-        for ((id, key), value) in ids.iter().zip(&keys).zip(values) {
-            match value {
-                Some(raw) => out.push(Some(Self::decode_finding(key, id, raw)?)),
-                None => {
-                    missing.push(key.clone());
-                    out.push(None);
-                }
-            }
-        }
-        if let Some(err) = self
-            .explain_missing(missing)
+        self.read_findings(ids, None)
             .await?
             .into_iter()
-            .flatten()
-            .next()
-        {
-            return Err(err);
-        }
-        Ok(out)
+            .map(|read| match read {
+                Read::Missing => Ok(None),
+                Read::Found(f) => Ok(Some(f)),
+                Read::Unreadable(u) => Err(Error::from(u)),
+            })
+            .collect()
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
-        let mut ids = self
+        let mut entries = self
             .index_range(&self.names().findings_active, filter)
             .await?;
         if filter.include_archived {
-            ids.extend(
+            entries.extend(
                 self.index_range(&self.names().findings_archived, filter)
                     .await?,
             );
         }
-        let mut parsed = Vec::with_capacity(ids.len());
-        let mut skipped = Vec::new();
-        for id in ids {
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut times = Vec::with_capacity(entries.len());
+        let mut unreadable = Vec::new();
+        for (id, score) in entries {
             match FindingId::parse(&id) {
-                Ok(fid) => parsed.push(fid),
-                Err(_) => skipped.push(Error::decode(
-                    &self.names().findings_active,
-                    format!("index entry {id:?} is not a finding id"),
+                Ok(fid) => {
+                    ids.push(fid);
+                    times.push(Some(score as i64));
+                }
+                Err(e) => unreadable.push(Unreadable::new(
+                    self.names().findings_active.clone(),
+                    UnreadableReason::InvalidId {
+                        reason: e.to_string(),
+                    },
                 )),
             }
         }
-        let keys: Vec<String> = parsed.iter().map(|id| self.finding_key(id)).collect();
-        let values = self.mget("list_findings", &keys).await?;
+        let reads = self.read_findings(&ids, Some(&times)).await?;
         let mut findings = Vec::new();
         let mut missing = Vec::new();
-        for ((id, key), value) in parsed.into_iter().zip(keys).zip(values) {
-            match value {
-                Some(raw) => match Self::decode_finding(&key, &id, raw) {
-                    Ok(f) => {
-                        if filter.matches(&f) {
-                            findings.push(f);
-                        }
+        for (id, read) in ids.into_iter().zip(reads) {
+            match read {
+                Read::Found(f) => {
+                    if filter.matches(&f) {
+                        findings.push(f);
                     }
-                    Err(e) => skipped.push(e),
-                },
-                None => missing.push(key),
+                }
+                Read::Unreadable(u) => unreadable.push(u),
+                Read::Missing => missing.push(id),
             }
         }
-        skipped.extend(self.explain_missing(missing).await?.into_iter().flatten());
+        if !missing.is_empty() {
+            // Deleted keys leave the index (and the count) when found
+            // missing; the script checks again, so a key written meanwhile
+            // stays.
+            self.sync_finding_keys(&missing).await?;
+        }
         findings.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         findings.dedup_by(|a, b| a.id == b.id);
         if let Some(limit) = filter.limit {
             let cut = findings.len().saturating_sub(limit);
             findings.drain(..cut);
         }
-        Ok(Listing::new(findings, skipped))
+        Ok(Listing::new(findings, unreadable))
     }
 
     async fn count_findings(&self) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
-        self.query("count_findings", Replay::Safe, &cmd).await
+        self.query("count_findings", &cmd).await
     }
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
@@ -437,12 +534,12 @@ impl FindingStore for RedisBus {
             ];
             let args: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let n: u64 = self
-                .eval(
+                .eval_once(
                     "archive_findings",
-                    Replay::Safe,
                     &scripts::ARCHIVE_FINDINGS,
                     &keys,
                     &[&args],
+                    None,
                 )
                 .await?;
             moved += n;
@@ -515,10 +612,7 @@ impl RedisBus {
             .arg(group.as_str())
             .arg("0")
             .arg("MKSTREAM");
-        match self
-            .query_raw::<Value>("read_feed", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Value>("read_feed", &cmd).await {
             Ok(_) => {}
             Err(e) if e.code() == Some("BUSYGROUP") || e.to_string().contains("BUSYGROUP") => {}
             Err(e) => {
@@ -547,7 +641,7 @@ impl RedisBus {
                 Some(Ok(id)) => out.push(FeedEntry::new(entry, id)),
                 _ => {
                     tracing::warn!(entry = %entry, "feed entry without a finding id; acknowledged and skipped");
-                    dead.push(entry);
+                    dead.push(FeedEntryId::new(entry));
                 }
             }
         }
@@ -579,8 +673,8 @@ impl RedisBus {
             // Reading with ">" hands entries out; if the reply is lost they
             // stay pending for this consumer and the next call returns them
             // first, so a retry loses nothing.
-            Some(wait) => self.blocking("read_feed", Replay::Safe, &cmd, wait).await,
-            None => self.query_raw("read_feed", Replay::Safe, &cmd).await,
+            Some(wait) => self.blocking("read_feed", &cmd, wait).await,
+            None => self.query_raw("read_feed", &cmd).await,
         }
     }
 }
@@ -613,7 +707,7 @@ impl RedisBus {
                 .arg(max - out.len());
             // Claiming again after a lost reply only re-claims the same
             // entries for the same consumer.
-            let reply: Value = match self.query_raw("claim_stale_feed", Replay::Safe, &cmd).await {
+            let reply: Value = match self.query_raw("claim_stale_feed", &cmd).await {
                 Ok(v) => v,
                 Err(e) => {
                     return Err(self
@@ -665,7 +759,7 @@ impl FindingFeed for RedisBus {
                 if !pending.is_empty() {
                     return Ok(pending);
                 }
-                let block = (!wait.is_zero()).then_some(wait);
+                let block = (!wait.is_zero()).then_some(wait.min(crate::bus::MAX_BLOCK));
                 let fresh = self.xreadgroup(group, consumer, max, ">", block).await?;
                 Ok(parse_stream(fresh))
             };
@@ -681,7 +775,7 @@ impl FindingFeed for RedisBus {
                     if e.is_timeout() {
                         return Err(Error::Timeout {
                             operation: "read_feed",
-                            after: wait + self.response_timeout(),
+                            after: wait.saturating_add(self.response_timeout()),
                         });
                     }
                     return Err(self
@@ -692,13 +786,16 @@ impl FindingFeed for RedisBus {
         }
     }
 
-    async fn ack_feed(&self, group: &GroupName, entries: &[String]) -> Result<()> {
+    async fn ack_feed(&self, group: &GroupName, entries: &[FeedEntryId]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut cmd = redis::cmd("XACK");
-        cmd.arg(&self.names().feed).arg(group.as_str()).arg(entries);
-        let _: i64 = self.query("ack_feed", Replay::Safe, &cmd).await?;
+        cmd.arg(&self.names().feed).arg(group.as_str());
+        for entry in entries {
+            cmd.arg(entry.as_str());
+        }
+        let _: i64 = self.query("ack_feed", &cmd).await?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{JournalName, Key};
 use swarmbus_core::model::{HaltReport, decode, encode};
 
-use crate::bus::{RedisBus, Replay};
+use crate::bus::RedisBus;
 
 impl RedisBus {
     fn decode_halt(key: &str, raw: Vec<u8>) -> Result<HaltReport> {
@@ -31,7 +31,7 @@ impl HaltSwitch for RedisBus {
         self.check_size(&key, &json)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(&json).arg("NX");
-        let set: Option<String> = match self.query_raw("halt", Replay::Safe, &cmd).await {
+        let set: Option<String> = match self.query_raw("halt", &cmd).await {
             Ok(v) => v,
             Err(e) => return Err(self.fail_on_key(&e, "halt", &key, "string").await),
         };
@@ -42,7 +42,7 @@ impl HaltSwitch for RedisBus {
         // whose first reply was lost and which was retried.
         let mut get = redis::cmd("GET");
         get.arg(&key);
-        let stored: Option<String> = self.query("halt", Replay::Safe, &get).await?;
+        let stored: Option<String> = self.query("halt", &get).await?;
         Ok(stored.as_deref() == Some(json.as_str()))
     }
 
@@ -50,10 +50,7 @@ impl HaltSwitch for RedisBus {
         let key = self.key(&Key::HaltReason);
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
-        match self
-            .query_raw::<Option<Vec<u8>>>("halted", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Option<Vec<u8>>>("halted", &cmd).await {
             Ok(None) => Ok(None),
             Ok(Some(raw)) => Self::decode_halt(&key, raw).map(Some),
             Err(e) => Err(self.fail_on_key(&e, "halted", &key, "string").await),
@@ -64,10 +61,7 @@ impl HaltSwitch for RedisBus {
         let key = self.key(&Key::HaltReason);
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(&key);
-        match self
-            .query_raw::<Option<Vec<u8>>>("clear_halt", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<Option<Vec<u8>>>("clear_halt", &cmd).await {
             Ok(None) => Ok(None),
             Ok(Some(raw)) => Self::decode_halt(&key, raw).map(Some),
             Err(e) => Err(self.fail_on_key(&e, "clear_halt", &key, "string").await),
@@ -80,7 +74,7 @@ impl HaltSwitch for RedisBus {
         self.check_size(key, content)?;
         let mut cmd = redis::cmd("HSET");
         cmd.arg(key).arg(name).arg(content);
-        let _: i64 = self.query("save_draft", Replay::Safe, &cmd).await?;
+        let _: i64 = self.query("save_draft", &cmd).await?;
         Ok(())
     }
 
@@ -89,7 +83,7 @@ impl HaltSwitch for RedisBus {
         let key = &self.names().drafts;
         let mut cmd = redis::cmd("HGET");
         cmd.arg(key).arg(name);
-        let raw: Option<Vec<u8>> = self.query("load_draft", Replay::Safe, &cmd).await?;
+        let raw: Option<Vec<u8>> = self.query("load_draft", &cmd).await?;
         raw.map(|r| {
             String::from_utf8(r)
                 .map_err(|e| Error::decode(format!("{key} {name}"), format!("not UTF-8: {e}")))

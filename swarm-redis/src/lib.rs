@@ -19,6 +19,10 @@
 //! - `scripts`: the Lua scripts, one per atomic multi-key change.
 //! - `findings`: `FindingStore` and `FindingFeed` (index ZSET, Stream with
 //!   consumer groups).
+//! - `adopt`: findings written around the library (`redis-cli SET
+//!   finding:<name>`) join the index: [`RedisBus::reindex_findings`]
+//!   (incremental SCAN, resumable) and [`RedisBus::spawn_finding_adopter`]
+//!   (keyspace notifications, or a periodic reindex where CONFIG is refused).
 //! - `channels`: `Channels` (pub/sub notifications).
 //! - `workers`: `WorkerRegistry` (TTL heartbeats, registry ZSET + MGET).
 //! - `tasks`: `TaskQueue` (LMOVE reliable queue, delivery counts, reclaim,
@@ -29,8 +33,9 @@
 //!   `Journal`.
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
 //! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
-//! - `testing` (feature `testing`): real `redis-server` processes and a local
-//!   3-master Cluster for tests.
+//! - `testing` (feature `testing`): real `redis-server` processes, a local
+//!   3-master Cluster and a TCP fault proxy (drops a reply, cuts a request)
+//!   for tests.
 //!
 //! # Example
 //!
@@ -50,6 +55,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod adopt;
 mod archive;
 mod bus;
 mod channels;
@@ -57,6 +63,8 @@ pub mod config;
 mod connection;
 mod counters;
 mod errors;
+#[cfg(feature = "testing")]
+mod fault_proxy;
 mod findings;
 mod halt;
 mod quota;
@@ -66,5 +74,6 @@ mod tasks;
 pub mod testing;
 mod workers;
 
+pub use adopt::{AdoptionMode, FindingAdopter, MAX_REINDEX_BATCH, ReindexCursor, ReindexStep};
 pub use bus::RedisBus;
 pub use config::RedisConfig;

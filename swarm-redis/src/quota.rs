@@ -26,12 +26,13 @@ use redis::Value;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Key, ShardId};
-use swarmbus_core::model::{ShardState, ShardStatus};
+use swarmbus_core::model::ShardState;
 use swarmbus_core::quota::{
-    Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
+    Acquire, Denial, QuotaLimits, ShardBook, minute_window, next_pacific_midnight, pacific_day,
+    shard_state,
 };
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;
 use crate::scripts;
 
@@ -88,12 +89,13 @@ impl RedisBus {
         let keys = self.shard_keys(shard);
         let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
         let _: String = self
-            .eval(operation, Replay::Safe, &scripts::QUOTA_MARK, &keys, args)
+            .eval(operation, &scripts::QUOTA_MARK, &keys, args)
             .await?;
         Ok(())
     }
 
-    /// Works out a shard's state from its ledger fields at `now`.
+    /// Works out a shard's state from its ledger fields at `now`, by the
+    /// one rule of `swarmbus_core::quota::shard_state`.
     fn shard_state(
         shard: ShardId,
         fields: &HashMap<&str, Option<String>>,
@@ -102,56 +104,24 @@ impl RedisBus {
     ) -> ShardState {
         let get = |f: &str| fields.get(f).cloned().flatten();
         let num = |f: &str| get(f).and_then(|v| v.parse::<i64>().ok());
+        let count = |f: &str| u32::try_from(num(f).unwrap_or(0).max(0)).unwrap_or(u32::MAX);
         let today = pacific_day(now).to_string();
-        let (minute, next_minute) = minute_window(now);
-        let used_today = if get("day").as_deref() == Some(today.as_str()) {
-            num("used").unwrap_or(0).max(0)
-        } else {
-            0
-        };
-        let minute_used = if num("minute") == Some(minute) {
-            num("minute_used").unwrap_or(0).max(0)
-        } else {
-            0
-        };
-        let used_today = u32::try_from(used_today).unwrap_or(u32::MAX);
-        let mut state = ShardState::untested(shard);
-        state.used_today = used_today;
-        state.remaining_today = limits.per_day.map(|d| d.saturating_sub(used_today));
-        let ahead = |at: &str| {
-            get(at)
-                .as_deref()
-                .and_then(parse_stamp)
-                .filter(|t| *t > now)
-        };
-        let exhausted = ahead("exhausted_at");
-        let cooling = ahead("cooling_at");
-        state.exhausted_until = exhausted;
-        state.cooling_until = cooling;
-        state.status = if get("disabled").as_deref() == Some("1") {
-            state.disabled_reason = get("reason");
-            ShardStatus::Disabled
-        } else if exhausted.is_some() {
-            state.remaining_today = limits.per_day.map(|_| 0);
-            ShardStatus::Exhausted
-        } else if cooling.is_some() {
-            ShardStatus::Cooling
-        } else if limits.per_day.is_some_and(|d| used_today >= d) {
-            state.exhausted_until = Some(next_pacific_midnight(now));
-            state.remaining_today = Some(0);
-            ShardStatus::Exhausted
-        } else if limits
-            .per_minute
-            .is_some_and(|m| u32::try_from(minute_used).unwrap_or(u32::MAX) >= m)
-        {
-            state.cooling_until = Some(next_minute);
-            ShardStatus::Cooling
-        } else if get("tested").as_deref() == Some("1") {
-            ShardStatus::Ok
-        } else {
-            ShardStatus::Untested
-        };
-        state
+        let (minute, _) = minute_window(now);
+        let mut book = ShardBook::new();
+        if get("day").as_deref() == Some(today.as_str()) {
+            book.used_today = count("used");
+        }
+        if num("minute") == Some(minute) {
+            book.minute_used = count("minute_used");
+        }
+        let stamp = |at: &str| get(at).as_deref().and_then(parse_stamp);
+        book.exhausted_until = stamp("exhausted_at");
+        book.cooling_until = stamp("cooling_at");
+        if get("disabled").as_deref() == Some("1") {
+            book.disabled = Some(get("reason").unwrap_or_default());
+        }
+        book.tested = get("tested").as_deref() == Some("1");
+        shard_state(shard, &book, limits, now)
     }
 }
 
@@ -168,13 +138,11 @@ impl QuotaLedger for RedisBus {
         let (minute, next_minute) = minute_window(now);
         let next_midnight = next_pacific_midnight(now);
         let day = pacific_day(now).to_string();
-        // Not replayed after it may have run: a lost reply would count a
-        // request twice. Within the retry budget, a refused connection is
-        // still retried.
+        // With an operation id: a request sent again after a lost reply
+        // is counted once and answered as the first time.
         let reply: Value = self
-            .eval(
+            .eval_once(
                 "try_acquire",
-                Replay::Unsafe,
                 &scripts::QUOTA_ACQUIRE,
                 &keys,
                 &[
@@ -187,6 +155,7 @@ impl QuotaLedger for RedisBus {
                     &limit_arg(limits.per_day),
                     &limit_arg(limits.per_minute),
                 ],
+                None,
             )
             .await?;
         let parts = items(reply).ok_or_else(|| unexpected_reply("try_acquire", "not an array"))?;
@@ -223,12 +192,12 @@ impl QuotaLedger for RedisBus {
         let (minute, _) = minute_window(now);
         let day = pacific_day(now).to_string();
         let _: i64 = self
-            .eval(
+            .eval_once(
                 "release",
-                Replay::Unsafe,
                 &scripts::QUOTA_RELEASE,
                 &keys,
                 &[&micros(now), &day, &minute, &limit_arg(limits.per_day)],
+                None,
             )
             .await?;
         Ok(())
@@ -290,8 +259,7 @@ impl QuotaLedger for RedisBus {
                 .arg(self.ledger_key(*shard))
                 .arg(&FIELDS[..]);
         }
-        let rows: Vec<Vec<Option<String>>> =
-            self.pipeline("shard_states", Replay::Safe, &pipe).await?;
+        let rows: Vec<Vec<Option<String>>> = self.pipeline("shard_states", &pipe).await?;
         Ok(shards
             .iter()
             .zip(rows)

@@ -2,6 +2,10 @@
 //! it is atomic on a single node and on a Cluster (all keys of one swarm
 //! share the namespace's hash slot, and every key is passed in KEYS).
 //!
+//! Every script that changes state in a way a repeat would change again
+//! (counting, queueing, moving) is wrapped by [`once`]: it runs once per
+//! operation id, so the bus may send it again after a lost reply.
+//!
 //! `redis::Script` computes each script's SHA1 once; calls go by EVALSHA and
 //! fall back to loading the script when Redis answers NOSCRIPT (after a
 //! restart or a failover).
@@ -9,6 +13,32 @@
 use std::sync::LazyLock;
 
 use redis::Script;
+
+/// Wraps a script body so that it runs once per operation id.
+///
+/// The caller appends one key, the operation's marker (`swarm:op:<uuid>`,
+/// in the namespace's hash slot), to KEYS and the marker's lifetime in ms to
+/// ARGV; the body sees KEYS and ARGV without them. The first call runs the
+/// body and stores its reply (MessagePack) under the marker with that TTL
+/// (`SET NX`-like: only when absent); a call that finds the marker returns
+/// the stored reply without running the body again. So a request sent
+/// again after a lost reply applies once and answers as the first did.
+fn once(body: &str) -> Script {
+    Script::new(&format!(
+        r#"
+local op_key = table.remove(KEYS)
+local op_ttl = table.remove(ARGV)
+local seen = redis.call('GET', op_key)
+if seen then return cmsgpack.unpack(seen)[1] end
+local function run()
+{body}
+end
+local reply = run()
+redis.call('SET', op_key, cmsgpack.pack({{reply}}), 'PX', op_ttl)
+return reply
+"#
+    ))
+}
 
 /// Stores findings that are new, atomically with their index entry, their
 /// feed entry and their notification; a batch writes nothing when one of
@@ -22,7 +52,7 @@ use redis::Script;
 /// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
 /// which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local n = #KEYS - 2
 local status, mset, zadd = {}, {}, {}
@@ -80,7 +110,7 @@ return {'ok', table.concat(status)}
 ///
 /// KEYS: active index, archived index. ARGV: ids. Reply: how many moved.
 pub(crate) static ARCHIVE_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local moved = 0
 for i = 1, #ARGV do
@@ -99,9 +129,9 @@ return moved
 /// A heartbeat: the brief's status key with its TTL, the registry entry
 /// (score: expiry in server milliseconds) and, optionally, the progress.
 ///
-/// KEYS: `worker:status:<id>`, registry (ZSET), progress key. ARGV: value,
-/// TTL in ms, worker id, progress JSON (empty: keep the current one, with
-/// its TTL renewed).
+/// KEYS: `worker:status:<id>`, registry (ZSET), progress key, seen (HASH).
+/// ARGV: value, TTL in ms, worker id, progress JSON (empty: keep the
+/// current one, with its TTL renewed).
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -110,6 +140,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[3], 'b')
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4], 'PX', ttl)
 else
@@ -141,14 +172,18 @@ return redis.call('ZCARD', KEYS[1])
 /// Queues a task unless a task with its id is queued or in flight already
 /// (so a retried push is stored once).
 ///
-/// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET).
-/// ARGV: task JSON, task id, worker id. Reply: 1 queued, 0 known already.
+/// KEYS: `worker:tasks:<id>`, deliveries (HASH), workers with tasks (SET),
+/// seen (HASH: a worker that never beat is marked with the time of its
+/// first task). ARGV: task JSON, task id, worker id. Reply: 1 queued, 0
+/// known already.
 pub(crate) static PUSH_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if redis.call('HSETNX', KEYS[2], ARGV[2], 0) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[3])
+local t = redis.call('TIME')
+redis.call('HSETNX', KEYS[4], ARGV[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 return 1
 "#,
     )
@@ -161,7 +196,7 @@ return 1
 /// KEYS: queue, in-flight list, deliveries, workers with tasks, rejected.
 /// ARGV: worker id. Reply: nil, or `{raw, deliveries}`.
 pub(crate) static CLAIM_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
 if not raw then return false end
@@ -199,7 +234,7 @@ return removed
 /// KEYS: in-flight list, deliveries, failed list. ARGV: raw task, task id,
 /// failure JSON.
 pub(crate) static FAIL_TASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
 if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
@@ -209,20 +244,28 @@ return removed
     )
 });
 
-/// Takes every task of one worker whose heartbeat key is gone (checked
-/// here, atomically): in-flight first, then queued. A task handed out
+/// Takes every task of one worker that is dead (checked here, atomically):
+/// its heartbeat key is gone and it has beaten before, or it never beat and
+/// its grace period since its first task has passed. In-flight first, then
+/// queued. A task handed out
 /// `max` times already goes to the failed list with a report, the others
 /// to the receiving worker's queue.
 ///
 /// KEYS: dead worker's status key, its queue, its in-flight list, the
-/// receiver's queue, deliveries, failed list, workers with tasks.
+/// receiver's queue, deliveries, failed list, workers with tasks, seen.
 /// ARGV: dead worker id, max deliveries, dead worker id as JSON, report as
-/// JSON, time as JSON, receiving worker id.
+/// JSON, time as JSON, receiving worker id, grace in ms.
 /// Reply: `{requeued ids, dead-lettered ids}` (`{}` when the worker lives).
 pub(crate) static RECLAIM_WORKER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {{}, {}} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seen = redis.call('HGET', KEYS[8], ARGV[1])
+if seen and seen ~= 'b' and now - (tonumber(seen) or 0) < tonumber(ARGV[7]) then
+  return {{}, {}}
+end
 local max = tonumber(ARGV[2])
 local requeued, dead = {}, {}
 local function take(list)
@@ -248,11 +291,51 @@ end
 take(KEYS[3])
 take(KEYS[2])
 redis.call('SREM', KEYS[7], ARGV[1])
-if #requeued > 0 then redis.call('SADD', KEYS[7], ARGV[6]) end
+if #requeued > 0 then
+  redis.call('SADD', KEYS[7], ARGV[6])
+  redis.call('HSETNX', KEYS[8], ARGV[6], now)
+end
 return {requeued, dead}
 "#,
     )
 });
+
+/// Lua shared by the quota scripts: named access to a shard's ledger
+/// fields and the one priority rule of shard states (the same rule as
+/// `swarmbus_core::quota::shard_status`; the conformance suite pins both).
+const QUOTA_LUA: &str = r#"
+local function ledger(h, ...)
+  local names = {...}
+  local values = redis.call('HMGET', h, unpack(names))
+  local out = {}
+  for i, name in ipairs(names) do out[name] = values[i] end
+  return out
+end
+local function num(v)
+  return tonumber(v or '0') or 0
+end
+-- disabled > exhausted > cooling > ok (tested) > untested, by the marks in
+-- force at `now` (µs).
+local function shard_status(h, now)
+  local m = ledger(h, 'disabled', 'exhausted_until', 'cooling_until', 'tested')
+  if m.disabled == '1' then return 'disabled' end
+  if num(m.exhausted_until) > now then return 'exhausted' end
+  if num(m.cooling_until) > now then return 'cooling' end
+  if m.tested == '1' then return 'ok' end
+  return 'untested'
+end
+"#;
+
+/// A quota script: [`QUOTA_LUA`], then `body`, run once per operation id
+/// when `once_per_op`.
+fn quota_script(body: &str, once_per_op: bool) -> Script {
+    let code = format!("{QUOTA_LUA}\n{body}");
+    if once_per_op {
+        once(&code)
+    } else {
+        Script::new(&code)
+    }
+}
 
 /// The quota ledger's check-and-count (see `quota.rs` for the rules).
 ///
@@ -268,46 +351,43 @@ return {requeued, dead}
 /// denial `disabled` (detail: reason), `exhausted` or `cooling` (detail:
 /// the time as text).
 pub(crate) static QUOTA_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    quota_script(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', h, 'disabled', 'reason', 'exhausted_until', 'exhausted_at',
-  'cooling_until', 'cooling_at', 'day', 'used', 'minute', 'minute_used', 'tested')
-local base = 'untested'
-if f[11] == '1' then base = 'ok' end
-if f[1] == '1' then
-  redis.call('SET', KEYS[2], 'disabled')
-  return {'disabled', f[2] or ''}
+local f = ledger(h, 'reason', 'exhausted_until', 'exhausted_at', 'cooling_until', 'cooling_at',
+  'day', 'used', 'minute', 'minute_used')
+local status = shard_status(h, now)
+redis.call('SET', KEYS[2], status)
+if status == 'disabled' then
+  return {'disabled', f.reason or ''}
 end
-local ex = tonumber(f[3] or '0') or 0
-if ex > now then
-  redis.call('SET', KEYS[2], 'exhausted')
+if status == 'exhausted' then
   redis.call('SET', KEYS[3], 0)
-  return {'exhausted', f[4] or ''}
+  return {'exhausted', f.exhausted_at or ''}
 end
-local co = tonumber(f[5] or '0') or 0
-if co > now then
-  redis.call('SET', KEYS[2], 'cooling')
-  return {'cooling', f[6] or ''}
+if status == 'cooling' then
+  return {'cooling', f.cooling_at or ''}
 end
-if ex > 0 then redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count') end
-if co > 0 then redis.call('HDEL', h, 'cooling_until', 'cooling_at') end
+-- Marks that ran out are forgotten.
+if num(f.exhausted_until) > 0 then
+  redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count')
+end
+if num(f.cooling_until) > 0 then redis.call('HDEL', h, 'cooling_until', 'cooling_at') end
 local used = 0
-if f[7] == ARGV[2] then used = tonumber(f[8] or '0') or 0 end
+if f.day == ARGV[2] then used = num(f.used) end
 local mused = 0
-if f[9] == ARGV[3] then mused = tonumber(f[10] or '0') or 0 end
+if f.minute == ARGV[3] then mused = num(f.minute_used) end
 local per_day = tonumber(ARGV[7])
 local per_min = tonumber(ARGV[8])
 if per_day >= 0 and used >= per_day then
   redis.call('HSET', h, 'day', ARGV[2], 'used', used, 'exhausted_until', ARGV[5],
     'exhausted_at', ARGV[6], 'exhausted_by_count', '1')
-  redis.call('SET', KEYS[2], 'exhausted')
+  redis.call('SET', KEYS[2], shard_status(h, now))
   redis.call('SET', KEYS[3], 0)
   return {'exhausted', ARGV[6]}
 end
 if per_min >= 0 and mused >= per_min then
-  redis.call('SET', KEYS[2], base)
   return {'cooling', ARGV[4]}
 end
 used = used + 1
@@ -320,13 +400,12 @@ if per_day >= 0 then
   if remaining <= 0 then
     redis.call('HSET', h, 'exhausted_until', ARGV[5], 'exhausted_at', ARGV[6],
       'exhausted_by_count', '1')
-    redis.call('SET', KEYS[2], 'exhausted')
-    return {'granted', remaining}
   end
 end
-redis.call('SET', KEYS[2], base)
+redis.call('SET', KEYS[2], shard_status(h, now))
 return {'granted', remaining}
 "#,
+        true,
     )
 });
 
@@ -337,37 +416,27 @@ return {'granted', remaining}
 /// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: now µs, Pacific day, minute, per-day
 /// limit (-1: none). Reply: 1 given back, 0 nothing to give back.
 pub(crate) static QUOTA_RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    quota_script(
         r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', h, 'day', 'used', 'minute', 'minute_used', 'exhausted_by_count',
-  'tested', 'disabled', 'cooling_until')
-if f[1] ~= ARGV[2] then return 0 end
-local used = tonumber(f[2] or '0') or 0
+local f = ledger(h, 'day', 'used', 'minute', 'minute_used', 'exhausted_by_count')
+if f.day ~= ARGV[2] then return 0 end
+local used = num(f.used)
 if used <= 0 then return 0 end
 used = used - 1
 redis.call('HSET', h, 'used', used)
-if f[3] == ARGV[3] then
-  local m = tonumber(f[4] or '0') or 0
+if f.minute == ARGV[3] then
+  local m = num(f.minute_used)
   if m > 0 then redis.call('HSET', h, 'minute_used', m - 1) end
 end
 local per_day = tonumber(ARGV[4])
-if per_day >= 0 and f[5] == '1' and used < per_day then
+if per_day >= 0 and f.exhausted_by_count == '1' and used < per_day then
   redis.call('HDEL', h, 'exhausted_until', 'exhausted_at', 'exhausted_by_count')
-  if f[7] == '1' then
-    redis.call('SET', KEYS[2], 'disabled')
-  elseif (tonumber(f[8] or '0') or 0) > now then
-    redis.call('SET', KEYS[2], 'cooling')
-  elseif f[6] == '1' then
-    redis.call('SET', KEYS[2], 'ok')
-  else
-    redis.call('SET', KEYS[2], 'untested')
-  end
+  redis.call('SET', KEYS[2], shard_status(h, now))
 end
 if per_day >= 0 then
-  local ex = tonumber(redis.call('HGET', h, 'exhausted_until') or '0') or 0
-  if ex > now then
+  if num(redis.call('HGET', h, 'exhausted_until')) > now then
     redis.call('SET', KEYS[3], 0)
   else
     redis.call('SET', KEYS[3], per_day - used)
@@ -375,24 +444,25 @@ if per_day >= 0 then
 end
 return 1
 "#,
+        true,
     )
 });
 
 /// The ledger's marks: `cool`, `exhaust`, `disable`, `enable`, `ok`.
-/// Cooling and exhaustion only ever move later (the latest deadline wins).
+/// Cooling and exhaustion only ever move later (the latest deadline wins),
+/// so every mark is idempotent.
 ///
 /// KEYS: as [`QUOTA_ACQUIRE`]. ARGV: action, now µs, then for `cool` and
 /// `exhaust` the end in µs and as text, for `disable` the reason, for `ok`
 /// the Pacific day and the per-day limit (-1: none). Reply: the status.
 pub(crate) static QUOTA_MARK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    quota_script(
         r#"
 local h = KEYS[1]
 local action = ARGV[1]
 local now = tonumber(ARGV[2])
 local function later(field, at_field)
-  local cur = tonumber(redis.call('HGET', h, field) or '0') or 0
-  if tonumber(ARGV[3]) > cur then
+  if tonumber(ARGV[3]) > num(redis.call('HGET', h, field)) then
     redis.call('HSET', h, field, ARGV[3], at_field, ARGV[4])
   end
 end
@@ -411,24 +481,19 @@ elseif action == 'ok' then
 else
   return redis.error_reply('ERR unknown quota action')
 end
-local f = redis.call('HMGET', h, 'disabled', 'exhausted_until', 'cooling_until', 'tested',
-  'day', 'used')
-local exhausted = (tonumber(f[2] or '0') or 0) > now
-local s = 'untested'
-if f[1] == '1' then s = 'disabled'
-elseif exhausted then s = 'exhausted'
-elseif (tonumber(f[3] or '0') or 0) > now then s = 'cooling'
-elseif f[4] == '1' then s = 'ok' end
+local s = shard_status(h, now)
 redis.call('SET', KEYS[2], s)
-if exhausted then
+if num(redis.call('HGET', h, 'exhausted_until')) > now then
   redis.call('SET', KEYS[3], 0)
 elseif action == 'ok' and tonumber(ARGV[4]) >= 0 then
+  local f = ledger(h, 'day', 'used')
   local used = 0
-  if f[5] == ARGV[3] then used = tonumber(f[6] or '0') or 0 end
+  if f.day == ARGV[3] then used = num(f.used) end
   redis.call('SET', KEYS[3], math.max(tonumber(ARGV[4]) - used, 0))
 end
 return s
 "#,
+        false,
     )
 });
 
@@ -436,7 +501,7 @@ return s
 ///
 /// KEYS: counter. ARGV: delta, limit. Reply: `{1, new}` or `{0, current}`.
 pub(crate) static COUNTER_TRY_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 local raw = redis.call('GET', KEYS[1])
 local cur = 0
@@ -459,7 +524,7 @@ return {0, cur}
 /// KEYS: `query:archive:<uuid>`, pending queries (LIST). ARGV: JSON, id,
 /// queries channel. Reply: 1 new, 0 stored already.
 pub(crate) static ASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -473,7 +538,7 @@ return 1
 ///
 /// KEYS: `response:archive:<uuid>`. ARGV: JSON, responses channel.
 pub(crate) static ANSWER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    once(
         r#"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], KEYS[1])
@@ -482,10 +547,96 @@ return 1
     )
 });
 
+/// Adds to `cost:<tier>` (INCRBYFLOAT). KEYS: cost key. ARGV: dollars.
+/// Reply: the new total (text).
+pub(crate) static ADD_COST: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+"#,
+    )
+});
+
+/// Adds to a named counter (INCRBY). KEYS: counter. ARGV: delta. Reply:
+/// the new value.
+pub(crate) static COUNTER_ADD: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"#,
+    )
+});
+
+/// Appends records to a journal and, when ARGV[1] is not `0`, adds ARGV[1]
+/// dollars to a cost key, both or neither: the types and the stored total
+/// are checked before anything is written.
+///
+/// KEYS: journal (LIST), cost key (STRING). ARGV: dollars, records….
+/// Reply: the cost key's total (text; `0` when absent).
+pub(crate) static APPEND_WITH_COST: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+local jt = redis.call('TYPE', KEYS[1])['ok']
+if jt ~= 'none' and jt ~= 'list' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. jt)
+end
+local ct = redis.call('TYPE', KEYS[2])['ok']
+if ct ~= 'none' and ct ~= 'string' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. ct)
+end
+local cur = redis.call('GET', KEYS[2])
+if cur and not tonumber(cur) then
+  return redis.error_reply('ERR ' .. KEYS[2] .. ' is not a number')
+end
+for i = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+if tonumber(ARGV[1]) ~= 0 then
+  return redis.call('INCRBYFLOAT', KEYS[2], ARGV[1])
+end
+return cur or '0'
+"#,
+    )
+});
+
+/// Appends records to a journal. KEYS: journal (LIST). ARGV: records.
+/// Reply: the new length.
+pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+local n = 0
+for i = 1, #ARGV do
+  n = redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+return n
+"#,
+    )
+});
+
+/// Takes the oldest pending question id. KEYS: pending queries (LIST).
+/// Reply: the id, or nil.
+pub(crate) static POP_QUERY: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('LPOP', KEYS[1])
+"#,
+    )
+});
+
+/// Publishes a message. ARGV: channel, message. Reply: receivers.
+pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    once(
+        r#"
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+"#,
+    )
+});
+
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 15] {
+pub(crate) fn all() -> [&'static Script; 22] {
     [
         &PUT_FINDINGS,
+        &crate::adopt::SYNC_KEYS,
         &ARCHIVE_FINDINGS,
         &HEARTBEAT,
         &LIVE_WORKERS,
@@ -500,5 +651,11 @@ pub(crate) fn all() -> [&'static Script; 15] {
         &COUNTER_TRY_ADD,
         &ASK,
         &ANSWER,
+        &ADD_COST,
+        &COUNTER_ADD,
+        &APPEND,
+        &APPEND_WITH_COST,
+        &POP_QUERY,
+        &PUBLISH,
     ]
 }

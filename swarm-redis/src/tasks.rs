@@ -23,7 +23,7 @@ use swarmbus_core::keys::{Key, TaskId, WorkerId};
 use swarmbus_core::model::{ClaimedTask, ReclaimReport, Task, TaskFailure, decode, encode};
 use tokio::time::Instant;
 
-use crate::bus::{RedisBus, Replay, int, items, text};
+use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;
 use crate::scripts;
 
@@ -44,21 +44,17 @@ impl RedisBus {
             names.task_workers.as_str(),
             names.rejected_tasks.as_str(),
         ];
-        // Not replayed: a claim whose reply was lost stays in flight for
-        // this worker, and reclaim returns it to the queue if it dies.
-        let reply = self
-            .eval_raw::<Value>(
+        // With an operation id: a claim whose reply was lost is answered
+        // again with the same task, not claimed twice.
+        let reply: Value = self
+            .eval_once(
                 "claim_task",
-                Replay::Unsafe,
                 &scripts::CLAIM_TASK,
                 &keys,
                 &[&worker.as_str()],
+                Some((queue.as_str(), "list")),
             )
-            .await;
-        let reply = match reply {
-            Ok(v) => v,
-            Err(e) => return Err(self.fail_on_key(&e, "claim_task", &queue, "list").await),
-        };
+            .await?;
         let Some(parts) = items(reply) else {
             return Ok(None);
         };
@@ -95,31 +91,31 @@ impl TaskQueue for RedisBus {
             queue.as_str(),
             names.deliveries.as_str(),
             names.task_workers.as_str(),
+            names.seen.as_str(),
         ];
         let id = task.id.to_string();
-        let pushed = self
-            .eval_raw::<i64>(
+        let _: i64 = self
+            .eval_once(
                 "push_task",
-                Replay::Safe,
                 &scripts::PUSH_TASK,
                 &keys,
                 &[&json, &id, &worker.as_str()],
+                Some((queue.as_str(), "list")),
             )
-            .await;
-        match pushed {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail_on_key(&e, "push_task", &queue, "list").await),
-        }
+            .await?;
+        Ok(())
     }
 
     async fn claim_task(&self, worker: &WorkerId, wait: Duration) -> Result<Option<ClaimedTask>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::bus::deadline_after(wait);
         let queue = self.queue_key(worker);
         loop {
             if let Some(claim) = self.try_claim(worker).await? {
                 return Ok(Some(claim));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(crate::bus::MAX_BLOCK);
             if left.is_zero() {
                 return Ok(None);
             }
@@ -131,10 +127,11 @@ impl TaskQueue for RedisBus {
                 .arg("LEFT")
                 .arg(format!("{:.3}", left.as_secs_f64().max(0.001)));
             match self
-                .blocking::<Option<Vec<u8>>>("claim_task", Replay::Safe, &cmd, left)
+                .blocking::<Option<Vec<u8>>>("claim_task", &cmd, left)
                 .await
             {
-                Ok(None) => return Ok(None),
+                // Nothing within this read: the loop checks the deadline.
+                Ok(None) => continue,
                 Ok(Some(_)) => continue,
                 Err(e) if e.is_timeout() => return Ok(None),
                 Err(e) => return Err(self.fail_on_key(&e, "claim_task", &queue, "list").await),
@@ -150,10 +147,9 @@ impl TaskQueue for RedisBus {
         let removed: i64 = self
             .eval(
                 "ack_task",
-                Replay::Safe,
                 &scripts::ACK_TASK,
                 &keys,
-                &[&claim.receipt, &id],
+                &[&claim.receipt.as_str(), &id],
             )
             .await?;
         if removed == 0 {
@@ -175,14 +171,14 @@ impl TaskQueue for RedisBus {
             names.failed_tasks.as_str(),
         ];
         let id = claim.task.id.to_string();
-        // Not replayed after it may have run: the report would be kept twice.
+        // With an operation id: the report is kept once.
         let _: i64 = self
-            .eval(
+            .eval_once(
                 "fail_task",
-                Replay::Unsafe,
                 &scripts::FAIL_TASK,
                 &keys,
-                &[&claim.receipt, &id, &json],
+                &[&claim.receipt.as_str(), &id, &json],
+                None,
             )
             .await?;
         Ok(())
@@ -192,7 +188,7 @@ impl TaskQueue for RedisBus {
         let names = self.names();
         let mut cmd = redis::cmd("SMEMBERS");
         cmd.arg(&names.task_workers);
-        let mut holders: Vec<String> = self.query("reclaim_abandoned", Replay::Safe, &cmd).await?;
+        let mut holders: Vec<String> = self.query("reclaim_abandoned", &cmd).await?;
         holders.sort();
         let holders: Vec<WorkerId> = holders
             .into_iter()
@@ -209,10 +205,9 @@ impl TaskQueue for RedisBus {
             pipe.cmd("EXISTS")
                 .arg(self.key(&Key::WorkerStatus(w.clone())));
         }
-        let alive: Vec<i64> = self
-            .pipeline("reclaim_abandoned", Replay::Safe, &pipe)
-            .await?;
+        let alive: Vec<i64> = self.pipeline("reclaim_abandoned", &pipe).await?;
         let to_queue = self.queue_key(to);
+        let grace_ms = u64::try_from(self.limits().worker_grace.as_millis()).unwrap_or(u64::MAX);
         let now = encode("time", &Utc::now())?;
         for (worker, alive) in holders.into_iter().zip(alive) {
             if alive > 0 {
@@ -229,6 +224,7 @@ impl TaskQueue for RedisBus {
                 names.deliveries.as_str(),
                 names.failed_tasks.as_str(),
                 names.task_workers.as_str(),
+                names.seen.as_str(),
             ];
             let worker_json = encode("worker", &worker)?;
             let report_json = encode(
@@ -239,9 +235,8 @@ impl TaskQueue for RedisBus {
                 ),
             )?;
             let reply: Value = self
-                .eval(
+                .eval_once(
                     "reclaim_abandoned",
-                    Replay::Unsafe,
                     &scripts::RECLAIM_WORKER,
                     &keys,
                     &[
@@ -251,7 +246,9 @@ impl TaskQueue for RedisBus {
                         &report_json,
                         &now,
                         &to.as_str(),
+                        &grace_ms,
                     ],
+                    None,
                 )
                 .await?;
             let mut lists = items(reply).unwrap_or_default().into_iter();
@@ -277,10 +274,7 @@ impl TaskQueue for RedisBus {
         let queue = self.queue_key(worker);
         let mut cmd = redis::cmd("LLEN");
         cmd.arg(&queue);
-        match self
-            .query_raw::<u64>("queued_tasks", Replay::Safe, &cmd)
-            .await
-        {
+        match self.query_raw::<u64>("queued_tasks", &cmd).await {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail_on_key(&e, "queued_tasks", &queue, "list").await),
         }
@@ -290,7 +284,7 @@ impl TaskQueue for RedisBus {
         let key = &self.names().failed_tasks;
         let mut cmd = redis::cmd("LRANGE");
         cmd.arg(key).arg(0).arg(-1);
-        let raw: Vec<Vec<u8>> = self.query("failed_tasks", Replay::Safe, &cmd).await?;
+        let raw: Vec<Vec<u8>> = self.query("failed_tasks", &cmd).await?;
         raw.into_iter()
             .map(|r| {
                 let r = String::from_utf8(r)

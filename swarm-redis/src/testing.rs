@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use swarmbus_core::keys::Namespace;
 
+pub use crate::fault_proxy::{Fault, FaultProxy};
 use crate::{RedisBus, RedisConfig};
 
 const INSTALL_HINT: &str = "redis-server is required by the swarmbus-redis tests: \
@@ -253,6 +254,14 @@ impl RedisCluster {
     /// Starts three masters, joins them with `redis-cli --cluster create`
     /// and waits for `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_behind(|port| port)
+    }
+
+    /// Starts three masters that announce another client port to the
+    /// Cluster (`cluster-announce-port`): `front(real port)` returns the
+    /// port clients are sent to, typically a [`FaultProxy`] in front of the
+    /// node. The nodes still talk to each other on their real bus ports.
+    pub fn start_behind(mut front: impl FnMut(u16) -> u16) -> Self {
         require("redis-cli");
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
@@ -270,6 +279,21 @@ impl RedisCluster {
                 ])
             })
             .collect();
+        for node in &nodes {
+            let announced = front(node.port);
+            if announced != node.port {
+                let port = announced.to_string();
+                let bus = (u32::from(node.port) + 10_000).to_string();
+                for (name, value) in [
+                    ("cluster-announce-ip", "127.0.0.1"),
+                    ("cluster-announce-port", port.as_str()),
+                    ("cluster-announce-bus-port", bus.as_str()),
+                ] {
+                    let out = node.cli(&["config", "set", name, value]);
+                    assert!(out.contains("OK"), "config set {name}: {out}");
+                }
+            }
+        }
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))

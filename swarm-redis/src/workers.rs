@@ -8,13 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use swarmbus_core::bus::WorkerRegistry;
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::Result;
 use swarmbus_core::keys::{Key, WorkerId};
 use swarmbus_core::model::{
-    Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
+    BusLimits, Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
 };
 
-use crate::bus::{RedisBus, Replay};
+use crate::bus::RedisBus;
 use crate::scripts;
 
 impl RedisBus {
@@ -24,13 +24,10 @@ impl RedisBus {
         ttl: Duration,
         progress: Option<&Progress>,
     ) -> Result<()> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            return Err(Error::InvalidInput {
-                field: "heartbeat ttl",
-                reason: "must be at least one millisecond".into(),
-            });
-        }
+        // Zero is refused; `Duration::MAX` ("forever") is cut to the
+        // longest TTL stored, a sub-millisecond one rounded up to 1 ms.
+        let ttl = BusLimits::heartbeat_ttl_checked(ttl)?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let status = self.key(&Key::WorkerStatus(worker.clone()));
         let progress_key = self.progress_key(worker);
         let progress_json = match progress {
@@ -47,11 +44,11 @@ impl RedisBus {
             status.as_str(),
             names.workers.as_str(),
             progress_key.as_str(),
+            names.seen.as_str(),
         ];
         let _: i64 = self
             .eval(
                 "heartbeat",
-                Replay::Safe,
                 &scripts::HEARTBEAT,
                 &keys,
                 &[&value, &ttl_ms, &worker.as_str(), &progress_json],
@@ -64,14 +61,8 @@ impl RedisBus {
     /// others): one round trip.
     async fn live_ids(&self) -> Result<Vec<String>> {
         let keys = [self.names().workers.as_str()];
-        self.eval(
-            "alive_workers",
-            Replay::Safe,
-            &scripts::LIVE_WORKERS,
-            &keys,
-            &[&"ids"],
-        )
-        .await
+        self.eval("alive_workers", &scripts::LIVE_WORKERS, &keys, &[&"ids"])
+            .await
     }
 }
 
@@ -89,7 +80,7 @@ impl WorkerRegistry for RedisBus {
     async fn is_alive(&self, worker: &WorkerId) -> Result<bool> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.key(&Key::WorkerStatus(worker.clone())));
-        let n: i64 = self.query("is_alive", Replay::Safe, &cmd).await?;
+        let n: i64 = self.query("is_alive", &cmd).await?;
         Ok(n > 0)
     }
 
@@ -142,7 +133,6 @@ impl WorkerRegistry for RedisBus {
         let keys = [self.names().workers.as_str()];
         self.eval(
             "count_alive_workers",
-            Replay::Safe,
             &scripts::LIVE_WORKERS,
             &keys,
             &[&"count"],
@@ -160,7 +150,7 @@ impl WorkerRegistry for RedisBus {
             .arg(&self.names().workers)
             .arg(worker.as_str())
             .ignore();
-        let _: () = self.pipeline("deregister", Replay::Safe, &pipe).await?;
+        let _: () = self.pipeline("deregister", &pipe).await?;
         Ok(())
     }
 }

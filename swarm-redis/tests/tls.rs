@@ -2,7 +2,7 @@
 //! made here (openssl), an ACL password, the conformance suite over TLS.
 //!
 //! `cargo test -p swarmbus-redis --features tls --test tls`
-
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 #![cfg(feature = "tls")]
 
 mod common;

@@ -1,0 +1,795 @@
+//! The crate's one error type, and the classification of the API's errors.
+//!
+//! Every error answers WHAT happened ([`Error::kind`], [`Error::http_status`],
+//! [`Error::request_id`], the `anthropic-ratelimit-*` headers) and WHAT to do
+//! ([`Error::action`]) without anyone parsing its message. The API key never
+//! appears in an error: server text is cut and any copy of the key in it is
+//! replaced before it is stored.
+//!
+//! | HTTP / body | kind | action |
+//! |---|---|---|
+//! | 400 `invalid_request_error` | `invalid_request` | fail (fix the request) |
+//! | 401 `authentication_error` | `unauthenticated` | disable the key |
+//! | 402 `billing_error` | `billing` | disable the key (until someone pays) |
+//! | 403 `permission_error` | `permission_denied` | fail |
+//! | 404 `not_found_error` | `not_found` (names the model, and its replacement when the catalog knows it) | fail |
+//! | 413 `request_too_large` | `request_too_large` | fail (send less) |
+//! | 429 `rate_limit_error` | `rate_limited` | wait `retry-after` (60 s when absent) |
+//! | 429 with `error.details.error_code = enforced_spend_limit_reached` | `spend_limit` | stop until the date the message names, else the 1st of next month 00:00 UTC |
+//! | 500 `api_error`, other 5xx | `server_error` | retry with backoff and jitter, then fail over |
+//! | 529 `overloaded_error` | `overloaded` | retry with backoff and jitter, then fail over |
+//! | 504 `timeout_error`, client timeout | `timeout` | retry |
+//! | `stop_reason: refusal` | `refused` (with category) | fail, never retry |
+//! | not a Messages answer, bad SSE, stream cut before `message_stop`, body over the cap | `malformed_response` | fail (never guess) |
+//! | connection refused / reset | `connection` | retry with backoff |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The wait before retrying a 429 that names none.
+pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(60);
+
+/// The longest delay taken from a server (a server bug must not park a
+/// client for days).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest server message kept in an error, in characters.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// The crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// A transient fault: retry with exponential backoff and jitter; after
+    /// a few tries fail over to a fallback model where one is configured.
+    Retry,
+    /// Retry after (at least) this long.
+    RetryAfter(Duration),
+    /// The key is unusable (revoked, unpaid): stop using it until a person
+    /// acts.
+    Disable,
+    /// Retrying the same request cannot help: fail the call.
+    Fail,
+    /// Stop every call on this organisation before this time (a spend
+    /// limit).
+    StopUntil(DateTime<Utc>),
+}
+
+/// A stable, machine-readable error kind (the CLI's `error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// 400: the request is wrong.
+    InvalidRequest,
+    /// 401: the key is wrong, revoked or missing.
+    Unauthenticated,
+    /// 402: billing (no credit).
+    Billing,
+    /// 403: the key may not use this resource.
+    PermissionDenied,
+    /// 404: unknown (or retired) model.
+    NotFound,
+    /// 413: the request is too large.
+    RequestTooLarge,
+    /// 429: rate limited.
+    RateLimited,
+    /// 429 `enforced_spend_limit_reached`: the monthly spend limit.
+    SpendLimit,
+    /// 500 and other 5xx.
+    ServerError,
+    /// 529: the API is overloaded.
+    Overloaded,
+    /// The model refused (`stop_reason: refusal`).
+    Refused,
+    /// The response is not a Messages answer (or is over the cap, or a
+    /// stream broke).
+    MalformedResponse,
+    /// The call timed out.
+    Timeout,
+    /// The connection failed.
+    Connection,
+    /// The caller's input is invalid (empty prompt, zero max tokens, bad
+    /// model id, bad configuration); nothing was sent.
+    InvalidInput,
+}
+
+impl ErrorKind {
+    /// The snake_case name (`spend_limit`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Billing => "billing",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::SpendLimit => "spend_limit",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Refused => "refused",
+            ErrorKind::MalformedResponse => "malformed_response",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::InvalidInput => "invalid_input",
+        }
+    }
+
+    /// The kind of an API error `type` (used for `event: error` in a
+    /// stream, which has no HTTP status).
+    pub fn from_error_type(error_type: &str) -> Self {
+        match error_type {
+            "invalid_request_error" => ErrorKind::InvalidRequest,
+            "authentication_error" => ErrorKind::Unauthenticated,
+            "billing_error" => ErrorKind::Billing,
+            "permission_error" => ErrorKind::PermissionDenied,
+            "not_found_error" => ErrorKind::NotFound,
+            "request_too_large" => ErrorKind::RequestTooLarge,
+            "rate_limit_error" => ErrorKind::RateLimited,
+            "overloaded_error" => ErrorKind::Overloaded,
+            "timeout_error" => ErrorKind::Timeout,
+            _ => ErrorKind::ServerError,
+        }
+    }
+
+    fn from_status(status: u16, error_type: &str) -> Self {
+        match status {
+            400 => ErrorKind::InvalidRequest,
+            401 => ErrorKind::Unauthenticated,
+            402 => ErrorKind::Billing,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimited,
+            529 => ErrorKind::Overloaded,
+            504 => ErrorKind::Timeout,
+            408 => ErrorKind::Timeout,
+            500..=599 if error_type == "overloaded_error" => ErrorKind::Overloaded,
+            500..=599 => ErrorKind::ServerError,
+            _ => ErrorKind::InvalidRequest,
+        }
+    }
+
+    /// What to do about this kind when nothing more specific is known.
+    pub fn default_action(self) -> Action {
+        match self {
+            ErrorKind::Unauthenticated | ErrorKind::Billing => Action::Disable,
+            ErrorKind::RateLimited => Action::RetryAfter(DEFAULT_RATE_LIMIT_DELAY),
+            ErrorKind::ServerError
+            | ErrorKind::Overloaded
+            | ErrorKind::Timeout
+            | ErrorKind::Connection => Action::Retry,
+            _ => Action::Fail,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The `anthropic-ratelimit-*` headers of a response, as sent
+/// (`anthropic-ratelimit-output-tokens-remaining` → `0`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RateLimitHeaders(pub BTreeMap<String, String>);
+
+impl RateLimitHeaders {
+    /// Reads them from a response's headers.
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Self {
+        Self(
+            headers
+                .iter()
+                .filter(|(name, _)| name.as_str().starts_with("anthropic-ratelimit-"))
+                .filter_map(|(name, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (name.as_str().to_owned(), cut(v.trim(), 100)))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether none were sent.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One header's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// When the exhausted limits reset: the latest `…-reset` among the
+    /// limits whose `…-remaining` is 0 (`None` when none is exhausted). An
+    /// exhausted limit whose reset does not parse waits
+    /// [`DEFAULT_RATE_LIMIT_DELAY`].
+    pub fn exhausted_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut until: Option<DateTime<Utc>> = None;
+        for (name, value) in &self.0 {
+            let Some(limit) = name.strip_suffix("-remaining") else {
+                continue;
+            };
+            if value.trim().parse::<u64>().ok() != Some(0) {
+                continue;
+            }
+            let reset = self
+                .0
+                .get(&format!("{limit}-reset"))
+                .and_then(|r| DateTime::parse_from_rfc3339(r.trim()).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|| {
+                    chrono::Duration::from_std(DEFAULT_RATE_LIMIT_DELAY)
+                        .ok()
+                        .and_then(|d| now.checked_add_signed(d))
+                        .unwrap_or(now)
+                });
+            until = Some(until.map_or(reset, |u| u.max(reset)));
+        }
+        until
+    }
+}
+
+/// Every error of this crate. Variants carry the facts; [`Error::kind`]
+/// and [`Error::action`] classify. Never contains an API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An HTTP error answer (or an `event: error` in a stream) of a kind
+    /// with no facts beyond the message.
+    #[error("{kind} ({}{error_type}): {message}", status.map(|s| format!("HTTP {s}, ")).unwrap_or_default())]
+    Api {
+        /// The kind.
+        kind: ErrorKind,
+        /// HTTP status (`None` for an error event in a 200 stream).
+        status: Option<u16>,
+        /// The API's `error.type` (`overloaded_error`).
+        error_type: String,
+        /// The server's message, cut and cleaned.
+        message: String,
+        /// The `request-id`, for support.
+        request_id: Option<String>,
+        /// A `retry-after` the server sent.
+        retry_after: Option<Duration>,
+        /// The `anthropic-ratelimit-*` headers.
+        rate_limits: RateLimitHeaders,
+    },
+    /// 404: the model (or another resource) does not exist.
+    #[error("not found (HTTP 404): model {model}{}: {message}", replacement.as_ref().map(|r| format!(" (replaced by {r})")).unwrap_or_default())]
+    NotFound {
+        /// The model the request named.
+        model: String,
+        /// Its replacement, when the model catalog knows it.
+        replacement: Option<String>,
+        /// The server's message.
+        message: String,
+        /// The `request-id`.
+        request_id: Option<String>,
+    },
+    /// 429: rate limited; wait `retry_after`.
+    #[error("rate limited (HTTP 429), retry after {}s: {message}", retry_after.as_secs())]
+    RateLimited {
+        /// How long to wait (`retry-after`, 60 s when absent).
+        retry_after: Duration,
+        /// The server's message.
+        message: String,
+        /// The `request-id`.
+        request_id: Option<String>,
+        /// The `anthropic-ratelimit-*` headers.
+        rate_limits: RateLimitHeaders,
+    },
+    /// The client did not send: a rate limit is exhausted (its
+    /// `…-remaining` header said 0) until a reset further away than the
+    /// client is configured to wait.
+    #[error("rate limit exhausted until {}; not sent", until.to_rfc3339())]
+    RateLimitPending {
+        /// When the limit resets.
+        until: DateTime<Utc>,
+        /// How long that is from now.
+        retry_after: Duration,
+    },
+    /// 429 `enforced_spend_limit_reached`: the organisation's spend limit
+    /// is reached; nothing helps before `until`.
+    #[error("spend limit reached (HTTP 429); stop until {}: {message}", until.to_rfc3339())]
+    SpendLimit {
+        /// When access returns (from the message, else the 1st of next
+        /// month 00:00 UTC).
+        until: DateTime<Utc>,
+        /// The server's message.
+        message: String,
+        /// The `request-id`.
+        request_id: Option<String>,
+    },
+    /// The model refused (`stop_reason: refusal`): retrying cannot help.
+    #[error("model {model} refused{}{}", category.as_ref().map(|c| format!(" (category {c})")).unwrap_or_default(), explanation.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Refused {
+        /// The model.
+        model: String,
+        /// `stop_details.category`.
+        category: Option<String>,
+        /// `stop_details.explanation`.
+        explanation: Option<String>,
+    },
+    /// The model is retired: refused before sending.
+    #[error("model {model} is retired{}{}; not sent", retired_on.map(|d| format!(" since {d}")).unwrap_or_default(), replacement.as_ref().map(|r| format!(", use {r}")).unwrap_or_default())]
+    ModelRetired {
+        /// The model.
+        model: String,
+        /// Its retirement date.
+        retired_on: Option<NaiveDate>,
+        /// Its replacement.
+        replacement: Option<String>,
+    },
+    /// The response is not a Messages answer.
+    #[error("malformed response{}: {reason}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    MalformedResponse {
+        /// HTTP status.
+        status: Option<u16>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The body (or one stream event) is larger than the cap; reading
+    /// stopped there.
+    #[error("response body over the cap of {limit} bytes")]
+    BodyTooLarge {
+        /// The cap.
+        limit: usize,
+    },
+    /// The stream ended without `message_stop`.
+    #[error("stream ended without message_stop after {events} events")]
+    IncompleteStream {
+        /// How many events arrived.
+        events: usize,
+    },
+    /// A stream line is not UTF-8.
+    #[error("stream event is not UTF-8 (byte {offset} of the stream)")]
+    InvalidUtf8 {
+        /// Where the line starts.
+        offset: usize,
+    },
+    /// A stream event's data is not the JSON its type calls for.
+    #[error("invalid stream event {event:?}: {reason}")]
+    InvalidEvent {
+        /// The event's name.
+        event: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The call timed out.
+    #[error("timed out ({phase}) after {after:?}")]
+    Timeout {
+        /// `connect`, `read` or `request`.
+        phase: &'static str,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The connection failed.
+    #[error("connection failed: {reason}")]
+    Connection {
+        /// What failed (no key, no URL credentials).
+        reason: String,
+    },
+    /// No key is configured.
+    #[error("no API key configured ({var} is not set)")]
+    MissingKey {
+        /// Where a key was looked for.
+        var: String,
+    },
+    /// The caller's input is invalid; nothing was sent.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which input.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Api { kind, .. } => *kind,
+            Error::NotFound { .. } | Error::ModelRetired { .. } => ErrorKind::NotFound,
+            Error::RateLimited { .. } | Error::RateLimitPending { .. } => ErrorKind::RateLimited,
+            Error::SpendLimit { .. } => ErrorKind::SpendLimit,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::MalformedResponse { .. }
+            | Error::BodyTooLarge { .. }
+            | Error::IncompleteStream { .. }
+            | Error::InvalidUtf8 { .. }
+            | Error::InvalidEvent { .. } => ErrorKind::MalformedResponse,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Connection { .. } => ErrorKind::Connection,
+            Error::MissingKey { .. } => ErrorKind::Unauthenticated,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+        }
+    }
+
+    /// What to do.
+    pub fn action(&self) -> Action {
+        match self {
+            Error::Api {
+                kind, retry_after, ..
+            } => match (kind.default_action(), retry_after) {
+                (Action::Retry, Some(d)) => Action::RetryAfter(*d),
+                (a, _) => a,
+            },
+            Error::RateLimited { retry_after, .. }
+            | Error::RateLimitPending { retry_after, .. } => Action::RetryAfter(*retry_after),
+            Error::SpendLimit { until, .. } => Action::StopUntil(*until),
+            Error::MissingKey { .. } => Action::Disable,
+            other => other.kind().default_action(),
+        }
+    }
+
+    /// The HTTP status, when the server answered with one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => *status,
+            Error::MalformedResponse { status, .. } => *status,
+            Error::NotFound { .. } => Some(404),
+            Error::RateLimited { .. } | Error::SpendLimit { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// How long to wait before retrying, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.action() {
+            Action::RetryAfter(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The `request-id` of the failed call.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api { request_id, .. }
+            | Error::NotFound { request_id, .. }
+            | Error::RateLimited { request_id, .. }
+            | Error::SpendLimit { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The `anthropic-ratelimit-*` headers, when the error came with them.
+    pub fn rate_limits(&self) -> Option<&RateLimitHeaders> {
+        match self {
+            Error::Api { rate_limits, .. } | Error::RateLimited { rate_limits, .. } => {
+                Some(rate_limits)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the client's own retry loop may try again (server errors,
+    /// overload, timeouts, connection failures).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.action(), Action::Retry)
+            || matches!(self, Error::Api { kind, .. } if matches!(kind, ErrorKind::ServerError | ErrorKind::Overloaded | ErrorKind::Timeout))
+    }
+
+    /// Whether a fallback model may serve the call instead (overload and
+    /// server errors, after the retries).
+    pub fn allows_failover(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Overloaded | ErrorKind::ServerError | ErrorKind::Timeout
+        )
+    }
+
+    /// Reads an HTTP error answer.
+    pub fn from_http(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        model: &str,
+        now: DateTime<Utc>,
+        redact: &Redactor,
+    ) -> Self {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| cut(v.trim(), 100))
+        };
+        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        let rate_limits = RateLimitHeaders::from_headers(headers);
+        let envelope = ErrorEnvelope::parse(body);
+        let request_id = envelope
+            .as_ref()
+            .and_then(|e| e.request_id.clone())
+            .or_else(|| header("request-id"))
+            .map(|r| redact.clean(&r));
+        let Some(env) = envelope else {
+            let kind = ErrorKind::from_status(status, "");
+            if !(400..600).contains(&status) {
+                return Error::MalformedResponse {
+                    status: Some(status),
+                    reason: "unexpected HTTP status".into(),
+                };
+            }
+            return Error::Api {
+                kind,
+                status: Some(status),
+                error_type: String::new(),
+                message: format!("HTTP {status} with a body that is not an API error"),
+                request_id,
+                retry_after,
+                rate_limits,
+            };
+        };
+        let message = redact.clean(env.error.message.as_deref().unwrap_or(""));
+        let error_type = redact.clean(env.error.kind.as_deref().unwrap_or(""));
+        let error_code = env
+            .error
+            .details
+            .as_ref()
+            .and_then(|d| d.get("error_code"))
+            .and_then(|c| c.as_str());
+        match ErrorKind::from_status(status, &error_type) {
+            ErrorKind::RateLimited if error_code == Some("enforced_spend_limit_reached") => {
+                Error::SpendLimit {
+                    until: spend_limit_until(&message, now),
+                    message,
+                    request_id,
+                }
+            }
+            ErrorKind::RateLimited => Error::RateLimited {
+                retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_DELAY),
+                message,
+                request_id,
+                rate_limits,
+            },
+            ErrorKind::NotFound => Error::NotFound {
+                model: cut(model, 128),
+                replacement: None,
+                message,
+                request_id,
+            },
+            kind => Error::Api {
+                kind,
+                status: Some(status),
+                error_type,
+                message,
+                request_id,
+                retry_after,
+                rate_limits,
+            },
+        }
+    }
+
+    /// Reads an `event: error` that arrived in a 200 stream.
+    pub(crate) fn from_stream_event(data: &serde_json::Value, redact: &Redactor) -> Self {
+        let error = data.get("error");
+        let s = |k: &str| {
+            error
+                .and_then(|e| e.get(k))
+                .and_then(|v| v.as_str())
+                .map(|v| redact.clean(v))
+                .unwrap_or_default()
+        };
+        let error_type = s("type");
+        Error::Api {
+            kind: ErrorKind::from_error_type(&error_type),
+            status: None,
+            message: s("message"),
+            error_type,
+            request_id: data
+                .get("request_id")
+                .and_then(|v| v.as_str())
+                .map(|v| redact.clean(v)),
+            retry_after: None,
+            rate_limits: RateLimitHeaders::default(),
+        }
+    }
+}
+
+/// `retry-after` in seconds (an integer or a decimal), capped at
+/// [`MAX_RETRY_DELAY`].
+pub fn parse_retry_after(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        secs.min(MAX_RETRY_DELAY.as_secs_f64()),
+    ))
+}
+
+/// When a spend limit lifts: the first `YYYY-MM-DD` date in the message
+/// (with `at HH:MM` when given, UTC), if it is after `now`; else the first
+/// day of the next month, 00:00 UTC.
+pub fn spend_limit_until(message: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+    named_date(message)
+        .filter(|t| *t > now)
+        .unwrap_or_else(|| first_of_next_month(now))
+}
+
+/// The first day of the month after `now`'s, 00:00 UTC.
+pub fn first_of_next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if now.month() == 12 {
+        (now.year().saturating_add(1), 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+fn named_date(message: &str) -> Option<DateTime<Utc>> {
+    let bytes = message.as_bytes();
+    let shape = |w: &[u8]| {
+        w.len() == 10
+            && w.iter().enumerate().all(|(i, b)| match i {
+                4 | 7 => *b == b'-',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let start = (0..bytes.len().saturating_sub(9)).find(|&i| {
+        bytes.get(i..i + 10).is_some_and(shape)
+            && (i == 0 || bytes.get(i - 1).is_some_and(|b| !b.is_ascii_digit()))
+    })?;
+    let date = NaiveDate::parse_from_str(message.get(start..start + 10)?, "%Y-%m-%d").ok()?;
+    let rest = message.get(start + 10..).unwrap_or("");
+    let time = rest
+        .trim_start()
+        .strip_prefix("at ")
+        .and_then(|r| r.trim_start().get(..5))
+        .and_then(|hm| NaiveTime::parse_from_str(hm, "%H:%M").ok())
+        .unwrap_or(NaiveTime::MIN);
+    Some(Utc.from_utc_datetime(&date.and_time(time)))
+}
+
+/// Replaces any copy of the key in server text and cuts it.
+#[derive(Clone)]
+pub struct Redactor {
+    key: Option<SecretString>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redactor([REDACTED])")
+    }
+}
+
+impl Redactor {
+    /// A redactor for `key`.
+    pub fn for_key(key: &SecretString) -> Self {
+        Self {
+            key: Some(key.clone()),
+        }
+    }
+
+    /// A redactor that only cuts.
+    pub fn none() -> Self {
+        Self { key: None }
+    }
+
+    /// The text without the key, control characters or excess length.
+    pub fn clean(&self, text: &str) -> String {
+        let mut s = text.to_owned();
+        if let Some(k) = &self.key {
+            let k = k.expose_secret();
+            if k.len() >= 4 {
+                s = s.replace(k, "[REDACTED]");
+            }
+        }
+        let s: String = s
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        cut(s.trim(), MAX_MESSAGE_CHARS)
+    }
+}
+
+fn cut(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max_chars).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// `{"type": "error", "error": {"type", "message", "details"}, "request_id"}`.
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: ApiError,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiError {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    details: Option<serde_json::Value>,
+}
+
+impl ErrorEnvelope {
+    fn parse(body: &[u8]) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        if !value.get("error").is_some_and(serde_json::Value::is_object) {
+            return None;
+        }
+        serde_json::from_value(value).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_spend_limit_lifts_on_the_named_date() {
+        let m = "You will regain access on 2026-12-01 at 00:00 UTC.";
+        assert_eq!(
+            spend_limit_until(m, t("2026-11-29T11:00:00Z")),
+            t("2026-12-01T00:00:00Z")
+        );
+        let m = "You will regain access on 2027-01-15 at 09:30 UTC.";
+        assert_eq!(
+            spend_limit_until(m, t("2026-11-29T11:00:00Z")),
+            t("2027-01-15T09:30:00Z")
+        );
+    }
+
+    #[test]
+    fn without_a_date_the_spend_limit_lifts_on_the_first_of_next_month() {
+        assert_eq!(
+            spend_limit_until("limit reached", t("2026-11-29T11:00:00Z")),
+            t("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            spend_limit_until("limit reached", t("2026-12-31T23:59:59Z")),
+            t("2027-01-01T00:00:00Z")
+        );
+        // A date in the past is not a date to wait for.
+        assert_eq!(
+            spend_limit_until("access on 2020-01-01", t("2026-02-10T00:00:00Z")),
+            t("2026-03-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_caps_them() {
+        assert_eq!(parse_retry_after("17"), Some(Duration::from_secs(17)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("1e300"), Some(MAX_RETRY_DELAY));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-3"), None);
+    }
+
+    #[test]
+    fn the_key_is_replaced_in_server_text() {
+        let r = Redactor::for_key(&SecretString::from("sk-ant-secret-123"));
+        assert_eq!(r.clean("bad key sk-ant-secret-123\n"), "bad key [REDACTED]");
+    }
+}
