@@ -4,6 +4,7 @@
 //! reads (as a network delivers it).
 //!
 //! `cargo bench -p swarmbus-anthropic --bench sse_decode`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::hint::black_box;
 

@@ -1,5 +1,6 @@
 //! One behaviour per test, against a local mock of the Messages API
 //! replaying recorded answers (or documented shapes).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! (minus the sampling parameters API version 2026-10-21 removed), and the
 //! answer decodes to what the recorded body says. Each failure names its
 //! file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! become the right Messages request, answers become completions, and
 //! errors keep their kind, status, retry delay and action through core's
 //! error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Hostile input: every decoder answers any bytes with a value or a typed
 //! error, never a panic; the SSE parser gives the same events however the
 //! bytes are split.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue};

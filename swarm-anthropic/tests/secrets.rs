@@ -1,4 +1,5 @@
 //! The key never reaches Debug, Display or errors (logs: tracing_span.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! key. Alone in its test binary: tracing caches per-callsite interest
 //! globally, so a test without a subscriber running in parallel could
 //! disable the callsites this one observes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

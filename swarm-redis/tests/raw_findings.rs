@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::FindingId;
 use swarmbus_core::model::{FindingFilter, FindingOrigin};
+use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_redis::testing::{RedisCluster, RedisServer, namespaced_bus, random_namespace};
 use swarmbus_redis::{AdoptionMode, RedisBus, RedisConfig, ReindexCursor};
 
@@ -131,6 +132,10 @@ async fn raw_keys_of_each_shape_are_adopted_and_read(bus: &RedisBus, cli: impl F
         "a LIST is reported, never adopted: {unreadable:?}"
     );
     assert_eq!(bus.count_findings().await.unwrap(), before + 3);
+    let status = SwarmStatus::snapshot(bus, &StatusConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(status.findings, before + 3, "the status block counts them");
     assert_eq!(reindex_all(bus).await, 0, "adopting twice counts once");
     assert_eq!(bus.count_findings().await.unwrap(), before + 3);
 
