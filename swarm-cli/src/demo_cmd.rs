@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use swarmbus_agents::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::memory::MemoryBus;
-use swarmbus_core::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{SessionId, Task, WorkerId};
 
@@ -231,7 +231,10 @@ async fn session<B: Bus + Clone + 'static>(
         ),
         Task::new(session.clone(), "largest", "List the largest files"),
     ];
-    let routed = coordinator.dispatch(tasks, &workers).await.map_err(e)?;
+    let routed = coordinator
+        .dispatch(tasks, &workers)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "I'll spawn {} workers in parallel for these independent tasks:",
         workers.len()
@@ -254,7 +257,10 @@ async fn session<B: Bus + Clone + 'static>(
         })
         .collect();
     let ids: Vec<_> = routed.iter().map(|r| r.task.id).collect();
-    let gathered = coordinator.gather(&ids, timeout).await.map_err(e)?;
+    let gathered = coordinator
+        .gather(&ids, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("\nAll workers reported. Their findings:");
     for f in &gathered.findings {
         println!("  [{}] {}", f.worker, f.title);

@@ -20,6 +20,8 @@
 //! - `shards_cmd.rs`: `swarm shards test`.
 //! - `cost_cmd.rs`: `swarm cost quote` and `swarm cost report`.
 //! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
+//! - `run_cmd.rs`: `swarm run GOAL` (plan, workers, synthesis, status, cost).
+//! - `worker_cmd.rs`: `swarm worker run` (a worker process on the bus).
 
 use std::process::ExitCode;
 
@@ -35,9 +37,11 @@ mod librarian_cmd;
 mod mcp;
 mod ops;
 mod prompt_cmd;
+mod run_cmd;
 mod shards_cmd;
 mod status_cmd;
 mod task_cmd;
+mod worker_cmd;
 
 /// Run and inspect a swarm of LLM agents sharing a Redis bus.
 #[derive(Debug, Parser)]
@@ -86,6 +90,11 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Print a starter prompt for a Claude Code coordinator or worker.
     Prompt(prompt_cmd::PromptArgs),
+    /// Run a goal: plan, workers in parallel, synthesis, status and cost.
+    Run(Box<run_cmd::RunArgs>),
+    /// Worker processes on the bus.
+    #[command(subcommand)]
+    Worker(worker_cmd::WorkerCmd),
 }
 
 #[tokio::main]
@@ -124,6 +133,8 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(args, &ctx).await,
         Command::Prompt(args) => prompt_cmd::run(args, &ctx).await,
         Command::Mcp(_) => ExitCode::SUCCESS,
+        Command::Run(args) => run_cmd::run(*args, &ctx).await,
+        Command::Worker(cmd) => worker_cmd::run(cmd, &ctx).await,
     }
 }
 
