@@ -11,8 +11,9 @@ use swarmbus_redis::testing::RedisServer;
 fn swarm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_swarm"))
         .args(args)
-        // The tests choose the bus and the prices themselves.
-        .env_remove("REDIS_URL")
+        // The tests choose the bus and the prices themselves: a test that
+        // forgets to must fail here, never reach a Redis on the default port.
+        .env("REDIS_URL", "redis://127.0.0.1:1")
         .env_remove("REDIS_CLUSTER")
         .env_remove("SWARM_NAMESPACE")
         .env_remove("SWARM_PRICES")
@@ -220,7 +221,7 @@ fn prices_lists_every_row_with_its_source() {
 
 #[test]
 fn report_on_an_empty_bus_prints_the_brief_lines() {
-    let out = swarm(&["cost", "report"]);
+    let out = swarm(&["--memory", "cost", "report"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
