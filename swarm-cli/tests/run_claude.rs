@@ -116,6 +116,7 @@ async fn swarm_run_on_a_mock_claude_plans_uses_tools_and_accounts_exactly() {
             .env("ANTHROPIC_API_KEY", "sk-ant-test-key-never-printed")
             .env("ANTHROPIC_BASE_URL", server.uri())
             .env_remove("REDIS_URL")
+            .env("SWARM_MEMORY", "1")
             .env_remove("SWARM_NAMESPACE")
             .current_dir(root)
             .output()

@@ -25,9 +25,11 @@ fn swarm(redis: Option<&str>) -> Command {
         .env_remove("SWARM_NAMESPACE")
         .env_remove("REDIS_URL")
         .current_dir(repo_root());
-    if let Some(url) = redis {
-        c.env("REDIS_URL", url);
-    }
+    match redis {
+        Some(url) => c.env("REDIS_URL", url),
+        // No Redis named: the in-process bus, never a Redis on the default port.
+        None => c.env("SWARM_MEMORY", "1"),
+    };
     c
 }
 
