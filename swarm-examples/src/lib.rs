@@ -9,6 +9,13 @@
 //! - [`example_session`]: the brief's complete example session on any bus.
 //! - [`scripted_coordinator`], [`scripted_worker`]: scripted local models for
 //!   offline runs of the model-backed swarm; [`model_run`]: a goal run on models.
+//! - [`cross_session`]: the librarian answering one session's question over
+//!   another session's findings (`examples/librarian_query.rs`).
+//! - [`shard_testing`]: the shard test protocol and the 80 % rule
+//!   (`examples/shard_testing.rs`).
+
+pub mod cross_session;
+pub mod shard_testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
