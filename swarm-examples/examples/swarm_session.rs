@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use swarm_examples::{
-    AnyError, example_accountant, example_bus, example_models, model_run, print_run, repo_root,
+    AnyError, example_accountant, example_bus, model_run, print_run, repo_root, run_models,
 };
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_cost::ReportFilter;
@@ -22,12 +22,12 @@ async fn main() -> Result<(), AnyError> {
     let status = StatusConfig::default();
     println!("{}", SwarmStatus::snapshot(&*bus, &status).await?.render());
     let accountant = example_accountant(&bus)?;
-    let (coordinator, worker) = example_models();
+    let (coordinator, worker) = run_models()?;
     let since = chrono::Utc::now();
     let report = model_run(
         Arc::clone(&bus),
-        Arc::new(coordinator),
-        Arc::new(worker),
+        coordinator,
+        worker,
         Arc::new(accountant.clone()),
         &repo_root(),
         3,

@@ -341,21 +341,44 @@ pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
     }
 }
 
-/// The models of the examples: scripted local models named after the tier
-/// defaults (so the price table prices them). The examples stay offline
-/// even with `ANTHROPIC_API_KEY` set (and say so); `swarm run` uses Claude.
+/// The scripted local models, named after the tier defaults (so the price
+/// table prices them). `cost_report` always uses them (it checks the ledger
+/// against the usage they served); the other examples take [`run_models`].
 pub fn example_models() -> (ScriptedModel, ScriptedModel) {
-    if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
-        println!(
-            "ANTHROPIC_API_KEY is set: the examples stay on scripted models; `swarm run` uses Claude."
-        );
-    }
     println!("Models: scripted local models (offline), priced as the tier defaults");
     let tiers = Tiers::default();
     (
         scripted_coordinator(&tiers.coordinator.model),
         scripted_worker(&tiers.worker.model),
     )
+}
+
+/// The models of a goal run: Claude when `ANTHROPIC_API_KEY` is set (the
+/// coordinator and worker tier defaults, through `swarmbus-anthropic`;
+/// `ANTHROPIC_BASE_URL` is honoured), else the scripted local models.
+pub fn run_models() -> Result<(Arc<dyn LanguageModel>, Arc<dyn LanguageModel>), AnyError> {
+    let tiers = Tiers::default();
+    let key = std::env::var("ANTHROPIC_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let Some(key) = key else {
+        let (coordinator, worker) = example_models();
+        return Ok((Arc::new(coordinator), Arc::new(worker)));
+    };
+    println!(
+        "Models: Claude ({} coordinates, {} works)",
+        tiers.coordinator.model, tiers.worker.model
+    );
+    let claude = |model: &str| -> Result<Arc<dyn LanguageModel>, AnyError> {
+        Ok(Arc::new(swarmbus_anthropic::AnthropicClient::new(
+            secrecy::SecretString::from(key.clone()),
+            swarmbus_anthropic::ClientConfig::from_env().model(model),
+        )?))
+    };
+    Ok((
+        claude(&tiers.coordinator.model)?,
+        claude(&tiers.worker.model)?,
+    ))
 }
 
 /// An accountant on `bus` with the built-in prices and no budget.
