@@ -353,10 +353,13 @@ pub fn example_models() -> (ScriptedModel, ScriptedModel) {
     )
 }
 
+/// A goal run's models: (coordinator, worker).
+pub type ModelPair = (Arc<dyn LanguageModel>, Arc<dyn LanguageModel>);
+
 /// The models of a goal run: Claude when `ANTHROPIC_API_KEY` is set (the
 /// coordinator and worker tier defaults, through `swarmbus-anthropic`;
 /// `ANTHROPIC_BASE_URL` is honoured), else the scripted local models.
-pub fn run_models() -> Result<(Arc<dyn LanguageModel>, Arc<dyn LanguageModel>), AnyError> {
+pub fn run_models() -> Result<ModelPair, AnyError> {
     let tiers = Tiers::default();
     let key = std::env::var("ANTHROPIC_API_KEY")
         .ok()
