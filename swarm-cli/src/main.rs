@@ -13,6 +13,8 @@
 //! - `shards_cmd.rs`: `swarm shards test`.
 //! - `cost_cmd.rs`: `swarm cost quote` and `swarm cost report`.
 //! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
+//! - `run_cmd.rs`: `swarm run GOAL` (plan, workers, synthesis, status, cost).
+//! - `worker_cmd.rs`: `swarm worker run` (a worker process on the bus).
 
 use std::process::ExitCode;
 
@@ -23,8 +25,10 @@ mod cost_cmd;
 mod ctx;
 mod gemini_cmd;
 mod librarian_cmd;
+mod run_cmd;
 mod shards_cmd;
 mod status_cmd;
+mod worker_cmd;
 
 /// Run and inspect a swarm of LLM agents sharing a Redis bus.
 #[derive(Debug, Parser)]
@@ -57,6 +61,11 @@ enum Command {
     /// Answer questions over the swarm's findings.
     #[command(subcommand)]
     Librarian(librarian_cmd::LibrarianCmd),
+    /// Run a goal: plan, workers in parallel, synthesis, status and cost.
+    Run(Box<run_cmd::RunArgs>),
+    /// Worker processes on the bus.
+    #[command(subcommand)]
+    Worker(worker_cmd::WorkerCmd),
 }
 
 #[tokio::main]
@@ -80,5 +89,7 @@ async fn main() -> ExitCode {
         Command::Shards(cmd) => shards_cmd::run(cmd, &ctx).await,
         Command::Cost(cmd) => cost_cmd::run(cmd, &ctx).await,
         Command::Librarian(cmd) => librarian_cmd::run(cmd, &ctx).await,
+        Command::Run(args) => run_cmd::run(*args, &ctx).await,
+        Command::Worker(cmd) => worker_cmd::run(cmd, &ctx).await,
     }
 }

@@ -1,7 +1,9 @@
 //! # swarmbus-core
 //!
 //! The core of `swarm`: the key schema, the domain types and the bus traits
-//! every other crate meets through. It does no network I/O.
+//! every other crate meets through. It does no network I/O and holds no
+//! runtime: workers, coordinators, the delegation policy and context safety
+//! live in `swarmbus-agents`.
 //!
 //! # Layout
 //!
@@ -15,10 +17,8 @@
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
 //! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
-//! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
-//! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
-//! - [`runtime`]: worker and coordinator runtime, and the halt protocol for multi-step jobs.
 //! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
 //! - [`error`]: the crate's one error type, which says whether to retry.
 //!
@@ -45,7 +45,6 @@ pub mod accounting;
 pub mod bus;
 #[cfg(feature = "testing")]
 pub mod conformance;
-pub mod context;
 pub mod error;
 pub mod keys;
 pub mod llm;
@@ -53,7 +52,6 @@ pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod quota;
-pub mod runtime;
 pub mod status;
 
 pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};

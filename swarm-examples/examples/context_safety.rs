@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use swarm_examples::AnyError;
-use swarmbus_core::context::{ContextGuard, compact};
+use swarmbus_agents::context::{ContextGuard, compact};
 use swarmbus_core::{
     Completion, CompletionRequest, Finding, FindingFilter, FindingStore, LanguageModel, MemoryBus,
     SessionId, Usage, WorkerId,

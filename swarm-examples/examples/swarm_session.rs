@@ -1,30 +1,47 @@
-//! The brief's "complete example session": a coordinator routes three
-//! independent tasks through the delegation policy, three workers run them in
-//! parallel on this repository's own files, write findings and notify
-//! `channel:findings`; the status block is printed before and after.
+//! The brief's complete example session, with a planning coordinator and
+//! workers that think: the coordinator model plans three independent tasks,
+//! three agent workers run them in parallel with sandboxed tools on this
+//! repository, write findings and notify `channel:findings`; the coordinator
+//! synthesises an answer citing them. Every call is priced in the ledger.
+//! The status block is printed before and after.
 //!
-//! `cargo run -p swarm-examples --example swarm_session`
-//!
-//! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379`) the same session runs
-//! on Redis and leaves the brief's keys for its Python tools to read.
+//! `cargo run -p swarm-examples --example swarm_session` (offline, scripted
+//! models); `REDIS_URL` runs it on Redis.
 
-use swarm_examples::{AnyError, example_session};
-use swarmbus_core::MemoryBus;
-use swarmbus_redis::{RedisBus, RedisConfig};
+use std::sync::Arc;
+
+use swarm_examples::{
+    AnyError, example_accountant, example_bus, example_models, model_run, print_run, repo_root,
+};
+use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_cost::ReportFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), AnyError> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            let bus = RedisBus::connect(RedisConfig::from_url(&url)?).await?;
-            println!("Bus: Redis");
-            example_session(bus).await?;
-            Ok(())
-        }
-        _ => {
-            println!("Bus: in-memory (set REDIS_URL to use Redis)");
-            example_session(MemoryBus::new()).await?;
-            Ok(())
-        }
+    let bus = example_bus().await?;
+    let status = StatusConfig::default();
+    println!("{}", SwarmStatus::snapshot(&*bus, &status).await?.render());
+    let accountant = example_accountant(&bus)?;
+    let (coordinator, worker) = example_models();
+    let since = chrono::Utc::now();
+    let report = model_run(
+        Arc::clone(&bus),
+        Arc::new(coordinator),
+        Arc::new(worker),
+        Arc::new(accountant.clone()),
+        &repo_root(),
+        3,
+        "Summarise this repository: its crates, public traits and documentation",
+    )
+    .await?;
+    print_run(&report);
+    let cost = accountant
+        .report(&ReportFilter::all().between(Some(since), None))
+        .await?;
+    println!("\n{}", cost.render());
+    println!("{}", SwarmStatus::snapshot(&*bus, &status).await?.render());
+    if !report.failed.is_empty() {
+        return Err("some tasks were stopped".into());
     }
+    Ok(())
 }

@@ -2,23 +2,31 @@
 //!
 //! # Layout
 //!
-//! - [`LocalWork`]: a [`TaskHandler`] doing real work on this repository's own
+//! - [`LocalWork`] (from `swarmbus-agents`): real work on this repository's own
 //!   files (search, count, read headings), standing in for a worker model so
 //!   the examples run with no API key.
 //! - [`repo_root`]: where this repository is.
 //! - [`example_session`]: the brief's complete example session on any bus.
+//! - [`scripted_coordinator`], [`scripted_worker`]: scripted local models for
+//!   offline runs of the model-backed swarm; [`model_run`]: a goal run on models.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use swarmbus_agents::agent::AgentWorker;
+use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
+pub use swarmbus_agents::local::LocalWork;
+use swarmbus_agents::metering::Metering;
+use swarmbus_agents::run::{GoalRun, RunConfig, RunReport};
+use swarmbus_agents::runtime::{Coordinator, Worker, WorkerConfig};
+pub use swarmbus_agents::scripted::ScriptedModel;
+use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
+use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::llm::{Completion, CompletionRequest, ContentBlock, LanguageModel, StopReason};
 use swarmbus_core::model::estimate_tokens;
-use swarmbus_core::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
-use swarmbus_core::{Bus, Channel, SessionId, Task, TaskId, Tier, Usage, WorkerId};
+use swarmbus_core::{Bus, Channel, SessionId, Task, Tier, Usage, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};
 
 /// Any error of an example.
@@ -30,178 +38,6 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Real local work on the repository's files. Task kinds:
-///
-/// - `grep`: payload `{"pattern": "..."}`: count lines containing the
-///   pattern in `*.rs` files, per crate.
-/// - `count`: lines of Rust and Markdown per top-level folder.
-/// - `headings`: the Markdown headings of README.md and `docs/`.
-#[derive(Debug, Clone)]
-pub struct LocalWork {
-    root: PathBuf,
-    read: Arc<Mutex<HashMap<TaskId, usize>>>,
-}
-
-impl LocalWork {
-    /// Works on the files under `root`.
-    pub fn new(root: PathBuf) -> Self {
-        Self {
-            root,
-            read: Arc::default(),
-        }
-    }
-
-    /// Characters of file text each task read: what a worker model would
-    /// have had in its prompt.
-    pub fn chars_read(&self, task: TaskId) -> usize {
-        self.read
-            .lock()
-            .map(|m| m.get(&task).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    fn read_file(&self, task: TaskId, path: &Path) -> Result<String, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Ok(mut m) = self.read.lock() {
-            *m.entry(task).or_default() += text.len();
-        }
-        Ok(text)
-    }
-
-    fn files(&self, ext: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') || name == "target" {
-                    continue;
-                }
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == ext) {
-                    out.push(p);
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    fn top_folder(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root)
-            .ok()
-            .and_then(|r| r.components().next())
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-
-    fn grep(&self, task: TaskId, pattern: &str) -> Result<TaskOutput, String> {
-        if pattern.is_empty() {
-            return Err("grep needs a non-empty \"pattern\" in the payload".into());
-        }
-        let mut per: BTreeMap<String, usize> = BTreeMap::new();
-        for f in self.files("rs") {
-            let text = self.read_file(task, &f)?;
-            let n = text.lines().filter(|l| l.contains(pattern)).count();
-            if n > 0 {
-                *per.entry(self.top_folder(&f)).or_default() += n;
-            }
-        }
-        let total: usize = per.values().sum();
-        let body = per
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(TaskOutput::new(
-            format!("{total} lines contain {pattern:?}"),
-            format!("Lines containing {pattern:?} per folder: {body}."),
-        )
-        .with_tags(["search", "code"]))
-    }
-
-    fn count(&self, task: TaskId) -> Result<TaskOutput, String> {
-        let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for (ext, md) in [("rs", false), ("md", true)] {
-            for f in self.files(ext) {
-                let text = self.read_file(task, &f)?;
-                let e = per.entry(self.top_folder(&f)).or_default();
-                if md {
-                    e.1 += text.lines().count();
-                } else {
-                    e.0 += text.lines().count();
-                }
-            }
-        }
-        let rust: usize = per.values().map(|v| v.0).sum();
-        let md: usize = per.values().map(|v| v.1).sum();
-        let body = per
-            .iter()
-            .map(|(k, (r, m))| format!("{k}: {r} Rust / {m} Markdown"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Ok(TaskOutput::new(
-            format!("{rust} lines of Rust, {md} of Markdown"),
-            format!("Lines per folder: {body}."),
-        )
-        .with_tags(["analysis", "code"]))
-    }
-
-    fn headings(&self, task: TaskId) -> Result<TaskOutput, String> {
-        let mut files = vec![self.root.join("README.md")];
-        files.extend(
-            self.files("md")
-                .into_iter()
-                .filter(|p| self.top_folder(p) == "docs"),
-        );
-        let mut heads = Vec::new();
-        for f in files.iter().filter(|f| f.exists()) {
-            let text = self.read_file(task, f)?;
-            let name = f
-                .strip_prefix(&self.root)
-                .unwrap_or(f)
-                .display()
-                .to_string();
-            let h: Vec<&str> = text
-                .lines()
-                .filter(|l| l.starts_with("## "))
-                .map(|l| l.trim_start_matches("## "))
-                .collect();
-            heads.push(format!("{name} ({} sections: {})", h.len(), h.join(" / ")));
-        }
-        Ok(TaskOutput::new(
-            format!("{} documentation files read", heads.len()),
-            heads.join("\n"),
-        )
-        .with_tags(["docs"]))
-    }
-}
-
-#[async_trait]
-impl TaskHandler for LocalWork {
-    async fn handle(&self, task: &Task) -> Result<TaskOutput, String> {
-        match task.kind.as_str() {
-            "grep" => {
-                let pattern = task
-                    .payload
-                    .get("pattern")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("");
-                self.grep(task.id, pattern)
-            }
-            "count" => self.count(task.id),
-            "headings" => self.headings(task.id),
-            other => Err(format!("no handler for task kind {other:?}")),
-        }
-    }
 }
 
 /// The brief's example session on `bus`: prints the status block, routes three
@@ -339,4 +175,219 @@ pub async fn example_session<B: Bus + Clone + 'static>(bus: B) -> Result<SwarmSt
         return Err("some tasks did not complete".into());
     }
     Ok(after)
+}
+
+/// A scripted coordinator model (offline stand-in for the coordinator
+/// tier): asked for a plan (JSON schema) it plans three independent tasks;
+/// asked to synthesise, it answers citing every finding id it was shown.
+pub fn scripted_coordinator(model: &str) -> ScriptedModel {
+    let id = model.to_owned();
+    ScriptedModel::new(model).responding(move |req: &CompletionRequest| {
+        if req.json_schema.is_some() {
+            let plan = serde_json::json!({"tasks": [
+                {"kind": "list", "instructions": "List the workspace's top-level files and folders and say what each crate folder is."},
+                {"kind": "search", "instructions": "Search the sources for public traits (pattern `pub trait`) and count them per crate."},
+                {"kind": "read", "instructions": "Read README.md and report its sections."}
+            ]});
+            return Ok(Completion::new(plan.to_string(), &id, Usage::new(900, 150)));
+        }
+        let prompt = req.prompt_text();
+        let ids: Vec<&str> = prompt
+            .split('[')
+            .filter_map(|p| p.split(']').next())
+            .filter(|p| p.len() == 36 && p.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .collect();
+        let cites: Vec<String> = ids.iter().map(|i| format!("[{i}]")).collect();
+        Ok(Completion::new(
+            format!(
+                "The workspace's crates, traits and docs are summarised by the workers' findings {}.",
+                cites.join(" ")
+            ),
+            &id,
+            Usage::new(2_500, 300).with_cache_read(0),
+        ))
+    })
+}
+
+/// A scripted worker model (offline stand-in for the worker tier): one tool
+/// call chosen from the task's words, then an answer built from the tool's
+/// result. Its first call writes the cached prefix, the second reads it.
+pub fn scripted_worker(model: &str) -> ScriptedModel {
+    let id = model.to_owned();
+    ScriptedModel::new(model).responding(move |req: &CompletionRequest| {
+        let last = req.messages.last();
+        let result = last.and_then(|m| {
+            m.content.iter().find_map(|b| match b {
+                ContentBlock::ToolResult { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+        });
+        match result {
+            Some(out) => {
+                let first = out.lines().next().unwrap_or("").to_owned();
+                Ok(Completion::new(
+                    format!(
+                        "{} lines of tool output read\nFirst line: {first}\n{}",
+                        out.lines().count(),
+                        out.lines().take(20).collect::<Vec<_>>().join("\n")
+                    ),
+                    &id,
+                    Usage::new(420, 120).with_cache_read(1_800),
+                ))
+            }
+            None => {
+                let task = req.messages.first().map(|m| m.text()).unwrap_or_default();
+                let (tool, input) = if task.contains("Search") {
+                    ("search_text", serde_json::json!({"pattern": "pub trait"}))
+                } else if task.contains("README") {
+                    ("read_file", serde_json::json!({"path": "README.md"}))
+                } else {
+                    ("list_files", serde_json::json!({"max_depth": 1}))
+                };
+                Ok(Completion::from_blocks(
+                    vec![ContentBlock::ToolUse {
+                        id: "toolu_scripted_1".into(),
+                        name: tool.into(),
+                        input,
+                    }],
+                    &id,
+                    Usage::new(350, 60).with_cache_write(1_800, 0),
+                )
+                .stop_reason(StopReason::ToolUse))
+            }
+        }
+    })
+}
+
+/// A goal run on models: `workers` agent workers (tokio tasks) on
+/// `worker_model` with tools on `workspace`, the coordinator on
+/// `coordinator_model`, every call recorded by `recorder`. Returns the run
+/// report once the workers have stopped.
+pub async fn model_run(
+    bus: Arc<dyn Bus>,
+    coordinator_model: Arc<dyn LanguageModel>,
+    worker_model: Arc<dyn LanguageModel>,
+    recorder: Arc<dyn UsageRecorder>,
+    workspace: &Path,
+    workers: usize,
+    goal: &str,
+) -> Result<RunReport, AnyError> {
+    let session = SessionId::new(format!(
+        "run-{}",
+        &swarmbus_core::FindingId::random().to_string()[..8]
+    ))?;
+    let ws = Arc::new(Workspace::new(workspace)?);
+    let metering = Metering::none().recorder(recorder);
+    let ids: Vec<WorkerId> = (1..=workers)
+        .map(|i| WorkerId::new(format!("haiku-{i}")))
+        .collect::<Result<_, _>>()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut running = Vec::new();
+    for id in &ids {
+        let agent = AgentWorker::new(
+            Arc::clone(&worker_model),
+            Arc::clone(&bus),
+            Arc::clone(&ws),
+            Toolbox::built_in(CommandAllowList::default()),
+            id.clone(),
+        )
+        .metering(metering.clone());
+        let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(100));
+        let mut rx = stop_rx.clone();
+        running.push(tokio::spawn(
+            Worker::shared(Arc::clone(&bus), agent, cfg).run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }),
+        ));
+    }
+    let me = WorkerId::new("sonnet-coordinator")?;
+    let calls = CoordinatorCalls::new(coordinator_model, me.clone(), session.clone())
+        .metering(metering.clone());
+    let run = GoalRun::new(
+        Arc::clone(&bus),
+        Arc::new(ModelPlanner::new(calls.clone())),
+        Arc::new(ModelSynthesis::new(calls, Arc::clone(&bus), 150_000)),
+        RunConfig::new(session, ids, me).deadline(Duration::from_secs(60)),
+    );
+    let outcome = run.run(goal).await;
+    let _ = stop_tx.send(true);
+    for r in running {
+        r.await??;
+    }
+    Ok(outcome?)
+}
+
+/// Opens the examples' bus: Redis when `REDIS_URL` is set, else in-memory.
+pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            println!("Bus: Redis");
+            Ok(Arc::new(
+                swarmbus_redis::RedisBus::connect(swarmbus_redis::RedisConfig::from_url(&url)?)
+                    .await?,
+            ))
+        }
+        _ => {
+            println!("Bus: in-memory (set REDIS_URL to use Redis)");
+            Ok(Arc::new(swarmbus_core::MemoryBus::new()))
+        }
+    }
+}
+
+/// The models of the examples: scripted local models named after the tier
+/// defaults (so the price table prices them). With `ANTHROPIC_API_KEY` set
+/// this build still runs them offline (the Anthropic client is not on main
+/// yet) and says so.
+pub fn example_models() -> (ScriptedModel, ScriptedModel) {
+    if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
+        println!("ANTHROPIC_API_KEY is set, but this build has no Anthropic client yet: offline.");
+    }
+    println!("Models: scripted local models (offline), priced as the tier defaults");
+    let tiers = Tiers::default();
+    (
+        scripted_coordinator(&tiers.coordinator.model),
+        scripted_worker(&tiers.worker.model),
+    )
+}
+
+/// An accountant on `bus` with the built-in prices and no budget.
+pub fn example_accountant(bus: &Arc<dyn Bus>) -> Result<Accountant<dyn Bus>, AnyError> {
+    Ok(Accountant::new(
+        Arc::clone(bus),
+        Arc::new(PriceTable::built_in()?),
+        Tiers::default(),
+        BudgetLimits::default(),
+    )?)
+}
+
+/// Prints a run report: plan, findings, answer.
+pub fn print_run(report: &RunReport) {
+    println!(
+        "Plan by {} ({} tasks):",
+        report.planned.by,
+        report.routed.len()
+    );
+    for r in &report.routed {
+        println!(
+            "  {} → {} ({:?}, {:?}): {}",
+            r.task.kind,
+            r.worker
+                .as_ref()
+                .map_or("coordinator".to_owned(), ToString::to_string),
+            r.routing.tier,
+            r.routing.reason,
+            r.task.instructions
+        );
+    }
+    println!("Findings:");
+    for f in &report.findings {
+        println!("  [{}] {} ({})", f.id, f.title, f.worker);
+    }
+    for f in &report.failed {
+        println!("  STOPPED {}: {}", f.task.instructions, f.report);
+    }
+    println!(
+        "Answer by {} (finding {}):\n{}",
+        report.answered_by, report.answer.id, report.answer.body
+    );
 }

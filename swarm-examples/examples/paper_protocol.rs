@@ -3,12 +3,13 @@
 //! saved), every worker stops before its next task, and the caller gets the
 //! report to decide: retry, skip the librarian, or pause.
 //!
-//! `cargo run -p swarm-examples --example halt_protocol`
+//! `cargo run -p swarm-examples --example paper_protocol`
 
 use std::time::Duration;
 
 use swarm_examples::{AnyError, LocalWork, repo_root};
-use swarmbus_core::runtime::{Job, Worker, WorkerConfig};
+use swarmbus_agents::AgentError;
+use swarmbus_agents::runtime::{Job, Worker, WorkerConfig};
 use swarmbus_core::{
     Error, HaltSwitch, MemoryBus, ModelAction, ModelError, ModelErrorKind, SessionId, Task,
     TaskQueue, WorkerId,
@@ -38,16 +39,16 @@ async fn main() -> Result<(), AnyError> {
     .await?;
     let failed = job
         .step("section 2 of 3: ask the librarian", async {
-            Err::<String, _>(Error::from(ModelError::new(
+            Err::<String, _>(AgentError::from(Error::from(ModelError::new(
                 "gemini",
                 "gemini-flash-latest",
                 ModelErrorKind::MalformedResponse,
                 ModelAction::Fail,
                 "shard 2 returned a malformed response",
-            )))
+            ))))
         })
         .await;
-    let Err(Error::Halted(report)) = failed else {
+    let Err(AgentError::Halted(report)) = failed else {
         return Err("the failing step should have halted the swarm".into());
     };
     println!(

@@ -6,11 +6,13 @@
 
 use serde::Serialize;
 
-use crate::bus::{Counters, FindingStore};
-use crate::error::Result;
-use crate::keys::{SessionId, WorkerId};
-use crate::llm::{CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind};
-use crate::model::{Finding, FindingFilter};
+use swarmbus_core::bus::{Counters, FindingStore};
+use swarmbus_core::error::Result;
+use swarmbus_core::keys::{SessionId, WorkerId};
+use swarmbus_core::llm::{
+    CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind,
+};
+use swarmbus_core::model::{Finding, FindingFilter};
 
 /// The brief's threshold.
 pub const DEFAULT_FINDING_LIMIT: u64 = 5_000;
@@ -139,7 +141,7 @@ where
     let answer = model.complete(CompletionRequest::new(prompt)).await?;
     let summary = answer.text();
     if summary.trim().is_empty() {
-        let kind = if answer.stop_reason == crate::llm::StopReason::MaxTokens {
+        let kind = if answer.stop_reason == swarmbus_core::llm::StopReason::MaxTokens {
             ModelErrorKind::Truncated
         } else {
             ModelErrorKind::MalformedResponse
@@ -173,9 +175,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Completion, Usage};
-    use crate::memory::MemoryBus;
     use async_trait::async_trait;
+    use swarmbus_core::llm::{Completion, Usage};
+    use swarmbus_core::memory::MemoryBus;
 
     struct Echo;
 
@@ -184,7 +186,7 @@ mod tests {
         fn model_id(&self) -> &str {
             "echo"
         }
-        async fn complete(&self, request: CompletionRequest) -> Result<crate::llm::Completion> {
+        async fn complete(&self, request: CompletionRequest) -> Result<Completion> {
             let lines = request
                 .prompt_text()
                 .lines()

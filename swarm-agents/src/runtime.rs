@@ -4,7 +4,7 @@
 //! - [`Worker`]: heartbeats with a TTL in the background, claims tasks from
 //!   its queue, runs a [`TaskHandler`], writes the finding (which notifies
 //!   `channel:findings`), and acknowledges. A failed job is stopped and
-//!   reported with [`crate::bus::TaskQueue::fail_task`], never retried silently. A halted
+//!   reported with [`swarmbus_core::bus::TaskQueue::fail_task`], never retried silently. A halted
 //!   swarm stops every worker before its next task.
 //! - [`Coordinator`]: routes work through a [`DelegationPolicy`], spreads the
 //!   worker tier's tasks over workers, waits for their findings.
@@ -15,15 +15,19 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use crate::bus::{Bus, HaltSwitch};
-use crate::error::{Error, Result};
-use crate::keys::{Channel, FindingId, SessionId, TaskId, WorkerId};
-use crate::model::{Finding, HaltReport, Progress, Task, TaskFailure, Tier};
+use swarmbus_core::bus::{Bus, HaltSwitch};
+use swarmbus_core::error::Error;
+use swarmbus_core::keys::{Channel, FindingId, SessionId, TaskId, WorkerId};
+use swarmbus_core::llm::Usage;
+use swarmbus_core::model::{Finding, HaltReport, Progress, Task, TaskFailure, Tier};
+
+use crate::error::{AgentError, Result};
 use crate::policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Routing};
 
 /// What a handler produced for a task: becomes a finding.
@@ -36,6 +40,12 @@ pub struct TaskOutput {
     pub body: String,
     /// Tags.
     pub tags: Vec<String>,
+    /// Findings the output relies on (cited by the finding).
+    pub cites: Vec<FindingId>,
+    /// Tokens the model calls of this task used (zero for local work).
+    pub usage: Usage,
+    /// The model that did the work (`None` for local work).
+    pub model: Option<String>,
 }
 
 impl TaskOutput {
@@ -45,7 +55,23 @@ impl TaskOutput {
             title: title.into(),
             body: body.into(),
             tags: Vec::new(),
+            cites: Vec::new(),
+            usage: Usage::default(),
+            model: None,
         }
+    }
+
+    /// Records the usage and the model of the task's calls.
+    pub fn with_usage(mut self, usage: Usage, model: impl Into<String>) -> Self {
+        self.usage = usage;
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Adds findings to cite.
+    pub fn citing(mut self, ids: impl IntoIterator<Item = FindingId>) -> Self {
+        self.cites.extend(ids);
+        self
     }
 
     /// Adds tags.
@@ -66,6 +92,13 @@ pub trait TaskHandler: Send + Sync {
     async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String>;
 }
 
+#[async_trait]
+impl<T: TaskHandler + ?Sized> TaskHandler for Arc<T> {
+    async fn handle(&self, task: &Task) -> std::result::Result<TaskOutput, String> {
+        (**self).handle(task).await
+    }
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -78,6 +111,14 @@ pub struct WorkerConfig {
     pub claim_wait: Duration,
     /// Stop after this long with no task (`None`: run until stopped or halted).
     pub idle_exit: Option<Duration>,
+    /// Stop after this many tasks, finished or failed (`None`: no limit).
+    pub max_tasks: Option<u64>,
+    /// When idle, take over the tasks of dead workers this often (`None`:
+    /// never; someone else reclaims).
+    pub reclaim_every: Option<Duration>,
+    /// A task handed out this many times goes to the failed list instead of
+    /// being reclaimed again.
+    pub max_deliveries: u32,
 }
 
 impl WorkerConfig {
@@ -88,10 +129,26 @@ impl WorkerConfig {
             heartbeat_ttl: Duration::from_secs(60),
             claim_wait: Duration::from_secs(1),
             idle_exit: None,
+            max_tasks: None,
+            reclaim_every: Some(Duration::from_secs(5)),
+            max_deliveries: 3,
         }
     }
 
-    /// Sets the heartbeat TTL.
+    /// Sets how often an idle worker reclaims dead workers' tasks (`None`:
+    /// never).
+    pub fn reclaim_every(mut self, every: Option<Duration>) -> Self {
+        self.reclaim_every = every;
+        self
+    }
+
+    /// Stops after `n` tasks (`1`: the CLI's `--once`).
+    pub fn max_tasks(mut self, n: u64) -> Self {
+        self.max_tasks = Some(n);
+        self
+    }
+
+    /// Sets the heartbeat TTL (at least 1 ms; [`Worker::run`] refuses less).
     pub fn heartbeat_ttl(mut self, ttl: Duration) -> Self {
         self.heartbeat_ttl = ttl;
         self
@@ -125,19 +182,30 @@ pub struct WorkerReport {
 /// A worker: claims tasks from `worker:tasks:<id>` and turns them into
 /// findings.
 #[derive(Debug)]
-pub struct Worker<B, H> {
-    bus: B,
+pub struct Worker<B: ?Sized, H> {
+    bus: Arc<B>,
     handler: H,
     config: WorkerConfig,
 }
 
 impl<B, H> Worker<B, H>
 where
-    B: Bus + Clone + 'static,
+    B: Bus + 'static,
     H: TaskHandler,
 {
     /// A worker on `bus` running `handler`.
     pub fn new(bus: B, handler: H, config: WorkerConfig) -> Self {
+        Self::shared(Arc::new(bus), handler, config)
+    }
+}
+
+impl<B, H> Worker<B, H>
+where
+    B: Bus + ?Sized + 'static,
+    H: TaskHandler,
+{
+    /// A worker on a shared bus (`Arc<dyn Bus>` included).
+    pub fn shared(bus: Arc<B>, handler: H, config: WorkerConfig) -> Self {
         Self {
             bus,
             handler,
@@ -149,12 +217,18 @@ where
     /// for `idle_exit`. Bus errors stop the worker and are returned; its
     /// claimed task is then reclaimed by another worker once its heartbeat
     /// expires.
+    ///
+    /// A heartbeat TTL under 1 ms is refused with
+    /// [`AgentError::InvalidConfig`] before anything starts.
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<WorkerReport> {
         let id = self.config.id.clone();
-        let beat = {
+        let period = beat_period(self.config.heartbeat_ttl)?;
+        // Aborted when this future ends or is dropped (a worker cancelled
+        // mid-task stops beating, so its task is reclaimed like a dead one's).
+        let beat = AbortOnDrop({
             let (bus, id, ttl) = (self.bus.clone(), id.clone(), self.config.heartbeat_ttl);
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(ttl / 3);
+                let mut tick = tokio::time::interval(period);
                 loop {
                     tick.tick().await;
                     if let Err(e) = bus.heartbeat(&id, ttl).await {
@@ -162,7 +236,7 @@ where
                     }
                 }
             })
-        };
+        });
         // The first beat is written before any claim, so the worker is never
         // seen holding a task without a heartbeat.
         let first = self.bus.heartbeat(&id, self.config.heartbeat_ttl).await;
@@ -171,9 +245,9 @@ where
                 tokio::pin!(stop);
                 self.work(&mut stop).await
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
-        beat.abort();
+        drop(beat);
         let _ = self.bus.deregister(&id).await;
         result
     }
@@ -182,6 +256,8 @@ where
         let id = &self.config.id;
         let mut report = WorkerReport::default();
         let mut idle_since = tokio::time::Instant::now();
+        let mut done = 0u64;
+        let mut last_reclaim = tokio::time::Instant::now();
         loop {
             if let Some(h) = self.bus.halted().await? {
                 tracing::info!(worker = %id, "swarm halted; stopping before the next task");
@@ -193,6 +269,19 @@ where
                 c = self.bus.claim_task(id, self.config.claim_wait) => c?,
             };
             let Some(claim) = claim else {
+                if let Some(every) = self.config.reclaim_every
+                    && last_reclaim.elapsed() >= every
+                {
+                    last_reclaim = tokio::time::Instant::now();
+                    let r = self
+                        .bus
+                        .reclaim_abandoned(id, self.config.max_deliveries)
+                        .await?;
+                    if !r.requeued.is_empty() || !r.dead_lettered.is_empty() {
+                        tracing::info!(worker = %id, requeued = r.requeued.len(), dead_lettered = r.dead_lettered.len(), "took over the tasks of dead workers");
+                        continue;
+                    }
+                }
                 if self
                     .config
                     .idle_exit
@@ -222,13 +311,14 @@ where
                             .with_id(task_finding_id(task.id))
                             .with_task(task.id)
                             .with_tags(out.tags)
-                            .citing(task.continues.clone());
+                            .citing(task.continues.clone())
+                            .citing(out.cites);
                     match self.bus.put_finding(&finding).await {
                         Ok(_) => report.findings.push(finding),
                         Err(Error::Conflict { key }) => {
                             tracing::info!(worker = %id, task = %task.id, %key, "an earlier delivery of this task already wrote its finding");
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                     self.bus.ack_task(&claim).await?;
                 }
@@ -239,6 +329,10 @@ where
                 }
             }
             idle_since = tokio::time::Instant::now();
+            done += 1;
+            if self.config.max_tasks.is_some_and(|max| done >= max) {
+                return Ok(report);
+            }
         }
     }
 }
@@ -258,8 +352,8 @@ pub struct Routed {
 
 /// The coordinator: routes work, spreads it over workers, gathers findings.
 #[derive(Debug)]
-pub struct Coordinator<B, P = KeywordPolicy> {
-    bus: B,
+pub struct Coordinator<B: ?Sized, P = KeywordPolicy> {
+    bus: Arc<B>,
     policy: P,
     session: SessionId,
     stats: DelegationStats,
@@ -268,19 +362,31 @@ pub struct Coordinator<B, P = KeywordPolicy> {
 impl<B: Bus> Coordinator<B, KeywordPolicy> {
     /// A coordinator with the default policy.
     pub fn new(bus: B, session: SessionId) -> Self {
-        Self::with_policy(bus, session, KeywordPolicy::default())
+        Self::shared(Arc::new(bus), session, KeywordPolicy::default())
     }
 }
 
 impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
     /// A coordinator with a policy of your own.
     pub fn with_policy(bus: B, session: SessionId, policy: P) -> Self {
+        Self::shared(Arc::new(bus), session, policy)
+    }
+}
+
+impl<B: Bus + ?Sized, P: DelegationPolicy> Coordinator<B, P> {
+    /// A coordinator on a shared bus (`Arc<dyn Bus>` included).
+    pub fn shared(bus: Arc<B>, session: SessionId, policy: P) -> Self {
         Self {
             bus,
             policy,
             session,
             stats: DelegationStats::default(),
         }
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<B> {
+        &self.bus
     }
 
     /// The delegation counts so far.
@@ -298,7 +404,7 @@ impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
     /// any is awaited, so independent tasks run in parallel.
     pub async fn dispatch(&self, tasks: Vec<Task>, workers: &[WorkerId]) -> Result<Vec<Routed>> {
         if let Some(h) = self.bus.halted().await? {
-            return Err(Error::Halted(Box::new(h)));
+            return Err(AgentError::Halted(Box::new(h)));
         }
         let mut routed = Vec::with_capacity(tasks.len());
         let mut next = 0usize;
@@ -308,12 +414,12 @@ impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
                 .route(&format!("{} {}", task.kind, task.instructions));
             self.stats.record(routing.tier);
             let task = task.with_tier(routing.tier);
-            let worker = if routing.tier == Tier::Coordinator || workers.is_empty() {
+            let worker = if routing.tier == Tier::Coordinator {
                 None
             } else {
-                let w = workers[next % workers.len()].clone();
+                let w = workers.get(next % workers.len().max(1)).cloned();
                 next += 1;
-                Some(w)
+                w
             };
             routed.push(Routed {
                 task,
@@ -334,20 +440,23 @@ impl<B: Bus, P: DelegationPolicy> Coordinator<B, P> {
     /// the bus at least every 250 ms, so a lost notification only delays.
     pub async fn gather(&self, tasks: &[TaskId], timeout: Duration) -> Result<Gathered> {
         let mut notes = self.bus.subscribe(Channel::Findings).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        // `Duration::MAX` means "no deadline": it cannot be added to an
+        // instant, so it saturates to none instead of overflowing.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         loop {
             let gathered = self.collect(tasks).await?;
             if gathered.pending.is_empty() {
                 return Ok(gathered);
             }
             if let Some(h) = self.bus.halted().await? {
-                return Err(Error::Halted(Box::new(h)));
+                return Err(AgentError::Halted(Box::new(h)));
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
                 return Ok(gathered);
             }
-            let nap = (deadline - now).min(Duration::from_millis(250));
+            let nap = left.min(Duration::from_millis(250));
             let _ = tokio::time::timeout(nap, notes.next()).await;
         }
     }
@@ -383,6 +492,29 @@ pub fn task_finding_id(task: TaskId) -> FindingId {
     FindingId::from_uuid(task.uuid())
 }
 
+/// Aborts its task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The heartbeat period for a TTL: a third of it, so two beats may be lost
+/// before the worker counts as dead; at least 1 ms and at most an hour (a
+/// TTL of `Duration::MAX` beats hourly instead of overflowing a timer).
+fn beat_period(ttl: Duration) -> Result<Duration> {
+    if ttl < Duration::from_millis(1) {
+        return Err(AgentError::InvalidConfig {
+            field: "heartbeat_ttl",
+            reason: format!("{ttl:?} is under the 1 ms minimum"),
+        });
+    }
+    Ok((ttl / 3).clamp(Duration::from_millis(1), Duration::from_secs(3600)))
+}
+
 /// What [`Coordinator::gather`] found.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -415,13 +547,13 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
 
     /// Runs one step. Refuses to start when the swarm is halted. When the
     /// step fails: stops, writes `halt:reason` with what failed, this step's
-    /// name and what was saved, and returns [`Error::Halted`] with the report.
+    /// name and what was saved, and returns [`AgentError::Halted`] with the report.
     pub async fn step<T, F>(&mut self, step: &str, work: F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
         if let Some(h) = self.bus.halted().await? {
-            return Err(Error::Halted(Box::new(h)));
+            return Err(AgentError::Halted(Box::new(h)));
         }
         match work.await {
             Ok(v) => Ok(v),
@@ -433,7 +565,7 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
                 // the one returned.
                 self.bus.halt(&report).await?;
                 let kept = self.bus.halted().await?.unwrap_or(report);
-                Err(Error::Halted(Box::new(kept)))
+                Err(AgentError::Halted(Box::new(kept)))
             }
         }
     }
@@ -446,13 +578,15 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
     }
 
     /// Saves `content` as a draft on the bus first, then writes the file.
+    /// A failed write is [`AgentError::WriteFile`], which keeps the
+    /// `io::Error` (its kind and OS code) as its source.
     pub async fn write_file(&mut self, draft: &str, path: &Path, content: &str) -> Result<()> {
         self.save_draft(draft, content).await?;
         tokio::fs::write(path, content)
             .await
-            .map_err(|e| Error::InvalidInput {
-                field: "path",
-                reason: format!("cannot write {}: {e}", path.display()),
+            .map_err(|source| AgentError::WriteFile {
+                path: path.to_path_buf(),
+                source,
             })
     }
 
@@ -465,8 +599,8 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{FindingStore, TaskQueue, WorkerRegistry};
-    use crate::memory::MemoryBus;
+    use swarmbus_core::bus::{FindingStore, TaskQueue, WorkerRegistry};
+    use swarmbus_core::memory::MemoryBus;
 
     struct Upper;
 
@@ -627,17 +761,19 @@ mod tests {
         );
         let err = job
             .step("section 2 of 3", async {
-                Err::<(), _>(Error::from(crate::llm::ModelError::new(
-                    "gemini",
-                    "gemini-flash",
-                    crate::llm::ModelErrorKind::Exhausted,
-                    crate::llm::ModelAction::Fail,
-                    "all shards exhausted",
+                Err::<(), _>(AgentError::from(Error::from(
+                    swarmbus_core::llm::ModelError::new(
+                        "gemini",
+                        "gemini-flash",
+                        swarmbus_core::llm::ModelErrorKind::Exhausted,
+                        swarmbus_core::llm::ModelAction::Fail,
+                        "all shards exhausted",
+                    ),
                 )))
             })
             .await
             .unwrap_err();
-        let Error::Halted(report) = err else {
+        let AgentError::Halted(report) = err else {
             panic!("expected a halt")
         };
         assert_eq!(report.step, "section 2 of 3");
@@ -649,5 +785,71 @@ mod tests {
             "no step after a halt"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_ttl_of_zero_is_a_typed_error_not_a_panic() {
+        let bus = MemoryBus::new();
+        let cfg = WorkerConfig::new(w("h")).heartbeat_ttl(Duration::ZERO);
+        let err = Worker::new(bus.clone(), Upper, cfg)
+            .run(futures::future::pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AgentError::InvalidConfig {
+                    field: "heartbeat_ttl",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(bus.count_alive_workers().await.unwrap(), 0);
+    }
+
+    #[test]
+    fn a_heartbeat_ttl_of_duration_max_beats_hourly() {
+        assert_eq!(
+            beat_period(Duration::MAX).unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            beat_period(Duration::from_millis(1)).unwrap(),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn gather_with_duration_max_waits_without_overflowing() {
+        let bus = MemoryBus::new();
+        let session = SessionId::new("s").unwrap();
+        let coord = Coordinator::new(bus.clone(), session.clone());
+        let task = Task::new(session.clone(), "count", "count");
+        let f = Finding::new(w("h"), session, "t", "b")
+            .with_id(task_finding_id(task.id))
+            .with_task(task.id);
+        bus.put_finding(&f).await.unwrap();
+        let got = coord.gather(&[task.id], Duration::MAX).await.unwrap();
+        assert_eq!(got.findings, vec![f]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_keeps_its_io_error_as_the_source() {
+        let bus = MemoryBus::new();
+        let mut job = Job::new(&bus, "paper");
+        let missing = std::env::temp_dir()
+            .join(format!("swarm-missing-{}", uuid::Uuid::new_v4()))
+            .join("out.md");
+        let err = job.write_file("draft", &missing, "text").await.unwrap_err();
+        let source = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("io::Error source");
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            job.saved(),
+            ["draft draft".to_owned()],
+            "the draft was saved first"
+        );
     }
 }

@@ -1,0 +1,601 @@
+//! [`AgentWorker`]: a [`TaskHandler`] that runs a tool-use loop on any
+//! [`LanguageModel`].
+//!
+//! The prompt is a role prompt for the worker tier, the shared context and
+//! the tool definitions (together the cacheable prefix, marked for the
+//! prompt cache so parallel workers read it from the cache), then the task
+//! with the findings it depends on, packed into a token budget. The loop:
+//! call the model; if it asks for tools, run them (sandboxed) and send the
+//! results; again, until it ends its turn.
+//!
+//! Before every call the halt switch and the task's limits are checked
+//! (steps, tokens, dollars, wall time), and the call's cost is reserved from
+//! the budget; reaching a limit, a refused reservation or a halt stops the
+//! task with a report that says which (the runtime reports it as failed:
+//! never retried silently). Every call's usage is recorded with the worker,
+//! task, tier and model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use swarmbus_core::bus::Bus;
+use swarmbus_core::keys::{FindingId, WorkerId};
+use swarmbus_core::llm::{
+    CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, Role,
+    StopReason, ToolSpec, Usage,
+};
+use swarmbus_core::model::{Task, Tier};
+
+use crate::context_pack::pack_dependencies;
+use crate::metering::{CallMeta, Metering};
+use crate::runtime::{TaskHandler, TaskOutput};
+use crate::tools::{ToolContext, ToolDefinition, Toolbox, Workspace};
+
+/// The worker tier's role prompt.
+pub const WORKER_ROLE_PROMPT: &str = "You are a worker agent in a swarm coordinated over a shared \
+bus. You get one task. Do it with the tools: read, list and search files of the workspace, \
+read-only git, allow-listed commands, and the swarm's findings. Every path is relative to the \
+workspace root; you cannot leave it. Be economical: few, targeted tool calls. When done, answer \
+with the result only: a first line that is a short title, then the facts with file paths, \
+numbers and finding ids in brackets where they support a claim. If the task cannot be done, say \
+why in the first line.";
+
+/// Limits of one task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct TaskLimits {
+    /// Model calls at most.
+    pub max_steps: u32,
+    /// Tokens at most (every input bucket plus output, over all calls).
+    pub max_tokens: u64,
+    /// Dollars at most (as priced by the usage recorder), if limited.
+    pub max_usd: Option<f64>,
+    /// Wall time at most.
+    pub wall_time: Duration,
+    /// Output tokens per call.
+    pub max_output_tokens: u32,
+    /// Tokens of dependent findings in the prompt.
+    pub dependency_tokens: u64,
+}
+
+impl Default for TaskLimits {
+    /// 16 calls, 400,000 tokens, no dollar limit of its own (the budget
+    /// still applies), 5 minutes, 4,096 output tokens per call, 8,000 tokens
+    /// of dependent findings.
+    fn default() -> Self {
+        Self {
+            max_steps: 16,
+            max_tokens: 400_000,
+            max_usd: None,
+            wall_time: Duration::from_secs(300),
+            max_output_tokens: 4_096,
+            dependency_tokens: 8_000,
+        }
+    }
+}
+
+impl TaskLimits {
+    /// Sets the step limit.
+    pub fn max_steps(mut self, n: u32) -> Self {
+        self.max_steps = n;
+        self
+    }
+
+    /// Sets the token limit.
+    pub fn max_tokens(mut self, n: u64) -> Self {
+        self.max_tokens = n;
+        self
+    }
+
+    /// Sets the dollar limit.
+    pub fn max_usd(mut self, usd: f64) -> Self {
+        self.max_usd = Some(usd);
+        self
+    }
+
+    /// Sets the wall-time limit.
+    pub fn wall_time(mut self, d: Duration) -> Self {
+        self.wall_time = d;
+        self
+    }
+}
+
+/// Why a task stopped before the model finished.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StopCause {
+    /// The step limit was reached.
+    #[error("step limit of {limit} model calls reached")]
+    Steps {
+        /// The limit.
+        limit: u32,
+    },
+    /// The token limit was reached.
+    #[error("token limit reached: {used} of {limit} tokens used")]
+    Tokens {
+        /// Tokens used.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The task's dollar limit was reached.
+    #[error("dollar limit reached: ${spent:.6} of ${limit:.6} spent")]
+    Dollars {
+        /// Spent so far.
+        spent: f64,
+        /// The limit.
+        limit: f64,
+    },
+    /// The budget refused the next call.
+    #[error("budget refused the next call: {reason}")]
+    Budget {
+        /// What the budget said.
+        reason: String,
+    },
+    /// The wall-time limit was reached.
+    #[error("wall-time limit of {limit:?} reached")]
+    WallTime {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The swarm was halted.
+    #[error("swarm halted: {reason}")]
+    Halted {
+        /// The halt report's `failed`.
+        reason: String,
+    },
+    /// The model call failed.
+    #[error("model call failed: {message}")]
+    Model {
+        /// The error, as the provider classified it.
+        message: String,
+    },
+    /// The answer was cut at the output-token limit without a tool call.
+    #[error("the answer was cut at the {limit}-token output limit")]
+    Truncated {
+        /// The per-call output limit.
+        limit: u32,
+    },
+    /// The model refused or its output was filtered.
+    #[error("the model refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The model ended its turn with no answer.
+    #[error("the model gave an empty answer")]
+    Empty,
+    /// The bus failed.
+    #[error("bus: {message}")]
+    Bus {
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A task the model finished.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AgentRun {
+    /// The final text.
+    pub text: String,
+    /// Tokens of every call.
+    pub usage: Usage,
+    /// The model that answered.
+    pub model: String,
+    /// Model calls made.
+    pub steps: u32,
+    /// Tool calls run.
+    pub tool_calls: u32,
+    /// Dollars spent, as the usage recorder priced them.
+    pub usd: f64,
+    /// Findings the answer relies on: the dependencies it was given and
+    /// cites, and those its tools wrote.
+    pub cites: Vec<FindingId>,
+}
+
+/// A task stopped before the end.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("stopped after {steps} model calls ({tokens} tokens): {cause}", tokens = usage.total_tokens())]
+#[non_exhaustive]
+pub struct AgentStop {
+    /// Why.
+    pub cause: StopCause,
+    /// Model calls made.
+    pub steps: u32,
+    /// Tokens used until then.
+    pub usage: Usage,
+}
+
+/// A worker whose tasks are done by a model with tools.
+#[derive(Clone)]
+pub struct AgentWorker {
+    model: Arc<dyn LanguageModel>,
+    bus: Arc<dyn Bus>,
+    workspace: Arc<Workspace>,
+    tools: Toolbox,
+    worker: WorkerId,
+    tier: Tier,
+    limits: TaskLimits,
+    metering: Metering,
+    role_prompt: String,
+    shared_context: Option<String>,
+    cache: Option<CacheTtl>,
+}
+
+impl std::fmt::Debug for AgentWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentWorker")
+            .field("model", &self.model.model_id())
+            .field("worker", &self.worker)
+            .field("tier", &self.tier)
+            .field("tools", &self.tools)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentWorker {
+    /// A worker-tier agent `worker` on `model`, with `tools` confined to
+    /// `workspace`. Prompt caching is on (5 minutes) by default.
+    pub fn new(
+        model: Arc<dyn LanguageModel>,
+        bus: Arc<dyn Bus>,
+        workspace: Arc<Workspace>,
+        tools: Toolbox,
+        worker: WorkerId,
+    ) -> Self {
+        Self {
+            model,
+            bus,
+            workspace,
+            tools,
+            worker,
+            tier: Tier::Worker,
+            limits: TaskLimits::default(),
+            metering: Metering::none(),
+            role_prompt: WORKER_ROLE_PROMPT.to_owned(),
+            shared_context: None,
+            cache: Some(CacheTtl::FiveMinutes),
+        }
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: TaskLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Reserves every call on the budget and records its usage in the
+    /// ledger.
+    pub fn metering(mut self, metering: Metering) -> Self {
+        self.metering = metering;
+        self
+    }
+
+    /// Sets the tier its calls are recorded under (coordinator-tier work
+    /// done by an agent).
+    pub fn tier(mut self, tier: Tier) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Replaces the role prompt.
+    pub fn role_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.role_prompt = prompt.into();
+        self
+    }
+
+    /// Context shared by every task (it joins the cached prefix).
+    pub fn shared_context(mut self, context: impl Into<String>) -> Self {
+        self.shared_context = Some(context.into());
+        self
+    }
+
+    /// Sets the prompt cache (`None`: no cache marks).
+    pub fn cache(mut self, ttl: Option<CacheTtl>) -> Self {
+        self.cache = ttl;
+        self
+    }
+
+    /// The system prompt: the role prompt and the shared context.
+    fn system(&self) -> String {
+        match &self.shared_context {
+            Some(c) => format!("{}\n\n# Shared context\n{c}", self.role_prompt),
+            None => self.role_prompt.clone(),
+        }
+    }
+
+    /// The first user message: the task and its dependent findings.
+    async fn task_prompt(&self, task: &Task) -> Result<(String, Vec<FindingId>), StopCause> {
+        let deps = pack_dependencies(&*self.bus, task, self.limits.dependency_tokens)
+            .await
+            .map_err(|e| StopCause::Bus {
+                message: e.to_string(),
+            })?;
+        let mut s = format!("# Task ({})\n{}\n", task.kind, task.instructions);
+        if let Some(goal) = task.payload.get("goal").and_then(Value::as_str) {
+            s.push_str(&format!("\nThe swarm's goal: {goal}\n"));
+        }
+        let allow = task
+            .payload
+            .get("allow_write")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        s.push_str(if allow {
+            "\nThis task may write files in the workspace.\n"
+        } else {
+            "\nThis task is read-only: do not write files.\n"
+        });
+        if !deps.included.is_empty() || !deps.left_out.is_empty() {
+            s.push_str("\n# Findings this task builds on\n");
+            s.push_str(&deps.render());
+        }
+        Ok((s, deps.included.iter().map(|f| f.id.clone()).collect()))
+    }
+
+    /// Runs `task` to the end or to the first limit.
+    pub async fn run_task(&self, task: &Task) -> Result<AgentRun, AgentStop> {
+        let started = tokio::time::Instant::now();
+        let mut usage = Usage::default();
+        let mut steps = 0u32;
+        let stop = |cause: StopCause, steps: u32, usage: Usage| AgentStop {
+            cause,
+            steps,
+            usage,
+        };
+        let (prompt, deps) = self
+            .task_prompt(task)
+            .await
+            .map_err(|c| stop(c, 0, usage))?;
+        let ctx = ToolContext::new(
+            Arc::clone(&self.workspace),
+            Arc::clone(&self.bus),
+            self.worker.clone(),
+            task.clone(),
+        );
+        let specs: Vec<ToolSpec> = self.tools.definitions().iter().map(tool_spec).collect();
+        let system = self.system();
+        let mut messages = vec![Message::user(prompt)];
+        let mut tool_calls = 0u32;
+        let mut usd = 0.0f64;
+        loop {
+            // Checked before every step: halt, then each limit.
+            match self.bus.halted().await {
+                Ok(Some(h)) => {
+                    return Err(stop(StopCause::Halted { reason: h.failed }, steps, usage));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(stop(
+                        StopCause::Bus {
+                            message: e.to_string(),
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+            }
+            if steps >= self.limits.max_steps {
+                return Err(stop(
+                    StopCause::Steps {
+                        limit: self.limits.max_steps,
+                    },
+                    steps,
+                    usage,
+                ));
+            }
+            if usage.total_tokens() >= self.limits.max_tokens {
+                return Err(stop(
+                    StopCause::Tokens {
+                        used: usage.total_tokens(),
+                        limit: self.limits.max_tokens,
+                    },
+                    steps,
+                    usage,
+                ));
+            }
+            if let Some(limit) = self.limits.max_usd
+                && usd >= limit
+            {
+                return Err(stop(StopCause::Dollars { spent: usd, limit }, steps, usage));
+            }
+            let left = self.limits.wall_time.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(stop(
+                    StopCause::WallTime {
+                        limit: self.limits.wall_time,
+                    },
+                    steps,
+                    usage,
+                ));
+            }
+
+            let request = self.request(&system, &messages, &specs);
+            let meta = CallMeta::new(
+                self.worker.clone(),
+                task.session.clone(),
+                task.id,
+                self.tier,
+                self.model.model_id(),
+            );
+            let estimate =
+                estimate_usage(&system, &messages, &specs, self.limits.max_output_tokens);
+            let hold = match self.metering.reserve(&meta, &estimate).await {
+                Ok(h) => h,
+                Err(reason) => return Err(stop(StopCause::Budget { reason }, steps, usage)),
+            };
+            steps += 1;
+            let answer = tokio::time::timeout(left, self.model.complete(request)).await;
+            let completion: Completion = match answer {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    self.metering.release(hold).await;
+                    return Err(stop(
+                        StopCause::Model {
+                            message: e.to_string(),
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+                Err(_) => {
+                    self.metering.release(hold).await;
+                    return Err(stop(
+                        StopCause::WallTime {
+                            limit: self.limits.wall_time,
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+            };
+            usage += completion.usage;
+            let meta = meta.model(completion.model.clone());
+            match self.metering.settle(hold, &meta, completion.usage).await {
+                Ok(cost) => usd += cost.unwrap_or(0.0),
+                Err(message) => return Err(stop(StopCause::Bus { message }, steps, usage)),
+            }
+            let calls = tool_uses(&completion);
+            messages.push(completion.to_message());
+            match &completion.stop_reason {
+                StopReason::ToolUse => {}
+                StopReason::PauseTurn => continue,
+                StopReason::EndTurn | StopReason::StopSequence if calls.is_empty() => {
+                    let text = completion.text();
+                    if text.trim().is_empty() {
+                        return Err(stop(StopCause::Empty, steps, usage));
+                    }
+                    let mut cites: Vec<FindingId> = deps
+                        .iter()
+                        .filter(|id| text.contains(&id.to_string()))
+                        .cloned()
+                        .collect();
+                    cites.extend(ctx.written());
+                    return Ok(AgentRun {
+                        text,
+                        usage,
+                        model: completion.model.clone(),
+                        steps,
+                        tool_calls,
+                        usd,
+                        cites,
+                    });
+                }
+                StopReason::MaxTokens if calls.is_empty() => {
+                    return Err(stop(
+                        StopCause::Truncated {
+                            limit: self.limits.max_output_tokens,
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+                StopReason::Refusal | StopReason::ContentFilter(_) => {
+                    return Err(stop(
+                        StopCause::Refused {
+                            reason: completion
+                                .stop_details
+                                .as_ref()
+                                .and_then(|d| d.explanation.clone().or(d.category.clone()))
+                                .unwrap_or_else(|| completion.stop_reason.as_str().to_owned()),
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+                _ if calls.is_empty() => {
+                    return Err(stop(
+                        StopCause::Model {
+                            message: format!("stopped with {}", completion.stop_reason.as_str()),
+                        },
+                        steps,
+                        usage,
+                    ));
+                }
+                _ => {}
+            }
+            // Every tool call gets a result, errors included: the model
+            // reads a refusal and may try something else.
+            let mut results = Vec::with_capacity(calls.len());
+            for (id, name, input) in calls {
+                tool_calls += 1;
+                let left = self.limits.wall_time.saturating_sub(started.elapsed());
+                let out = tokio::time::timeout(left, self.tools.call(&ctx, &name, &input)).await;
+                let (content, is_error) = match out {
+                    Ok(Ok(text)) => (text, false),
+                    Ok(Err(e)) => {
+                        tracing::info!(worker = %self.worker, task = %task.id, tool = %name, error = %e, "tool refused or failed");
+                        (e.to_string(), true)
+                    }
+                    Err(_) => ("killed: the task's wall time ran out".to_owned(), true),
+                };
+                results.push(if is_error {
+                    ContentBlock::tool_error(id, content)
+                } else {
+                    ContentBlock::tool_result(id, content)
+                });
+            }
+            messages.push(Message::new(Role::User, results));
+        }
+    }
+
+    fn request(&self, system: &str, messages: &[Message], specs: &[ToolSpec]) -> CompletionRequest {
+        let mut r = CompletionRequest::from_messages(messages.to_vec())
+            .system(system)
+            .tools(specs.to_vec())
+            .max_output_tokens(self.limits.max_output_tokens);
+        if let Some(ttl) = self.cache {
+            // The cacheable prefix is tools + system: the same for every
+            // task of every worker sharing this configuration.
+            r = r.cache_system(ttl).cache_tools(ttl);
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl TaskHandler for AgentWorker {
+    async fn handle(&self, task: &Task) -> Result<TaskOutput, String> {
+        match self.run_task(task).await {
+            Ok(run) => {
+                let mut lines = run.text.trim().lines();
+                let title = lines
+                    .next()
+                    .map(|l| l.trim_start_matches('#').trim())
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or("result");
+                let title = crate::error::cut(title, 200);
+                Ok(TaskOutput::new(title, run.text.trim())
+                    .with_tags([task.kind.as_str(), "agent"])
+                    .citing(run.cites)
+                    .with_usage(run.usage, run.model))
+            }
+            Err(stop) => Err(stop.to_string()),
+        }
+    }
+}
+
+/// The core tool spec of a tool definition.
+pub fn tool_spec(def: &ToolDefinition) -> ToolSpec {
+    ToolSpec::new(&def.name, &def.description, def.input_schema.clone())
+}
+
+/// The tool calls of a completion: (id, name, input), owned.
+fn tool_uses(c: &Completion) -> Vec<(String, String, Value)> {
+    c.tool_calls()
+        .into_iter()
+        .map(|t| (t.id.to_owned(), t.name.to_owned(), t.input.clone()))
+        .collect()
+}
+
+/// An estimate of a call's usage for the budget: the prompt's characters / 4
+/// as fresh input, and the whole output allowance.
+fn estimate_usage(system: &str, messages: &[Message], specs: &[ToolSpec], max_out: u32) -> Usage {
+    let chars = system.len()
+        + serde_json::to_string(messages).map_or(0, |s| s.len())
+        + serde_json::to_string(specs).map_or(0, |s| s.len());
+    Usage::new((chars / 4) as u64, u64::from(max_out))
+}

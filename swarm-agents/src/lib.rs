@@ -1,0 +1,63 @@
+//! # swarmbus-agents
+//!
+//! The swarm's runtime, given its bus, model and accountant as trait objects
+//! from `swarmbus-core`: workers that run tasks (local handlers or a
+//! tool-use loop on any `LanguageModel`), a coordinator that routes, plans,
+//! dispatches and synthesises, the delegation policy, context safety and the
+//! halt protocol.
+//!
+//! # Layout
+//!
+//! - [`run`]: one goal end to end ([`run::GoalRun`]): plan, route, dispatch, wait, synthesise.
+//! - [`runtime`]: [`Worker`] (heartbeat, claim, handle, finding, ack; a
+//!   failed task is stopped and reported), [`Coordinator`] (route, dispatch,
+//!   gather) and [`Job`] (the halt protocol for multi-step jobs).
+//! - [`plan`]: the coordinator's plan, checked against its JSON Schema (never guessed).
+//! - [`context_pack`]: the findings a task depends on, packed into a token budget.
+//! - [`local`]: [`local::LocalWork`], real work on files without a model (the offline worker).
+//! - [`agent`]: [`agent::AgentWorker`], the tool-use loop on any `LanguageModel`, with its limits.
+//! - [`coordinator`]: planning and synthesis on the coordinator model.
+//! - [`metering`]: budget holds before each call, usage recorded after it.
+//! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
+//! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
+//! - [`context`]: context safety: the finding-count guard and lossless compaction.
+//! - [`synthesis`]: citations checked against the findings given, the extractive offline answer.
+//! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
+//! - [`error`]: [`AgentError`], the crate's one error type.
+//!
+//! # Example
+//!
+//! ```
+//! use swarmbus_agents::policy::{DelegationPolicy, KeywordPolicy};
+//! use swarmbus_core::Tier;
+//!
+//! let routing = KeywordPolicy::default().route("grep the sources for KEYS");
+//! assert_eq!(routing.tier, Tier::Worker);
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod agent;
+pub mod context;
+pub mod context_pack;
+pub mod coordinator;
+pub mod error;
+pub mod local;
+pub mod metering;
+pub mod plan;
+pub mod policy;
+pub mod run;
+pub mod runtime;
+pub mod scripted;
+pub mod synthesis;
+pub mod tools;
+
+pub use error::{AgentError, Result};
+pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
+pub use runtime::{
+    Coordinator, Gathered, Job, Routed, TaskHandler, TaskOutput, Worker, WorkerConfig,
+    WorkerReport, task_finding_id,
+};

@@ -1,0 +1,633 @@
+//! `swarm run "GOAL"`: plan → workers in parallel → synthesis, then the
+//! status block and the cost report.
+//!
+//! With `ANTHROPIC_API_KEY` the coordinator tier plans and synthesises and
+//! the workers run a tool-use loop on the worker tier, tools sandboxed to
+//! `--workspace`. Without it the run is offline: a fixed plan of local tasks
+//! (search, line counts, documentation sections), the local handlers as
+//! workers, and an extractive answer; the output says so.
+//!
+//! Exit status: 0 every task finished, 3 some tasks were stopped with a
+//! report (the answer is still written from the rest), 1 the run stopped
+//! (halt, malformed plan, context full, deadline, bus), 2 bad arguments.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use swarmbus_agents::agent::AgentWorker;
+use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
+use swarmbus_agents::local::LocalWork;
+use swarmbus_agents::metering::{BudgetGate, CallMeta, Metering, SpendHold};
+use swarmbus_agents::run::{
+    ExtractiveSynthesis, GoalRun, OfflinePlanner, Planner, RunConfig, RunReport, Synthesiser,
+};
+use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
+use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
+use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::bus::Bus;
+use swarmbus_core::keys::{Channel, SessionId, WorkerId};
+use swarmbus_core::llm::{LanguageModel, Usage};
+use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_cost::{
+    Accountant, BudgetLimits, Call, Cost, Money, PriceTable, ReportFilter, Reservation, Tiers,
+};
+
+use crate::ctx::{Ctx, fail};
+
+/// Exit status when some tasks were stopped with a report.
+const TASKS_STOPPED: u8 = 3;
+/// The coordinator's worker id on the bus.
+const COORDINATOR_ID: &str = "sonnet-coordinator";
+/// Findings up to this many tokens go into the synthesis prompt; beyond it
+/// the librarian is asked.
+const SYNTHESIS_BUDGET_TOKENS: u64 = 150_000;
+
+/// Which models play the tiers.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ModelArgs {
+    /// The worker tier's model (default: the price table's worker default).
+    #[arg(long, env = "SWARM_WORKER_MODEL", value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+    /// Run offline even when ANTHROPIC_API_KEY is set.
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
+/// `swarm run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// What the swarm should find out.
+    goal: String,
+    /// Workers started in this process (tokio tasks).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    workers: usize,
+    /// Dispatch to these already running workers (`swarm worker run --id …`,
+    /// comma-separated) instead of starting any here.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    worker_ids: Vec<String>,
+    /// Spend limit of this run in dollars: a call that would go over it is
+    /// refused and its task stopped with a report.
+    #[arg(long, value_name = "USD")]
+    budget: Option<String>,
+    /// The folder the workers' tools are confined to (default: here).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// How long to wait for the workers, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    deadline: u64,
+    /// What the offline search task looks for.
+    #[arg(long, default_value = "pub trait", value_name = "TEXT")]
+    offline_pattern: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who thinks: the offline local handlers, or models.
+pub(crate) enum Brains {
+    /// No model: local handlers, a fixed plan, an extractive answer.
+    Offline {
+        /// Why offline.
+        why: String,
+        /// The workspace.
+        workspace: PathBuf,
+    },
+    /// Models: the coordinator tier plans and synthesises, the worker tier
+    /// runs the tool-use loop.
+    Models(Box<ModelBrains>),
+}
+
+/// The models of a run and what meters them.
+pub(crate) struct ModelBrains {
+    coordinator: Arc<dyn LanguageModel>,
+    worker: Arc<dyn LanguageModel>,
+    workspace: Arc<Workspace>,
+    bus: Arc<dyn Bus>,
+    metering: Metering,
+    provider: String,
+}
+
+/// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` and
+/// `ANTHROPIC_BASE_URL`. Until `swarmbus-anthropic` is on main this build
+/// has none (`Ok(None)`): plugging it in is the one line marked below.
+fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, String> {
+    let _ = model;
+    // PLUG-IN: Ok(Some(Arc::new(swarmbus_anthropic::AnthropicClient::from_env()?.model(model))))
+    Ok(None)
+}
+
+/// Budgets of the accountant as the runtime's budget gate: a call's
+/// estimate is held on the session and worker budgets before it is made and
+/// committed at its exact price after.
+struct AccountantBudget {
+    accountant: Accountant<dyn Bus>,
+    holds: std::sync::Mutex<std::collections::HashMap<u64, Reservation>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl AccountantBudget {
+    fn call(&self, meta: &CallMeta) -> Call {
+        let mut call = Call::new(meta.tier.default_name(), meta.model.clone())
+            .role(meta.tier)
+            .worker(meta.worker.clone())
+            .session(meta.session.clone());
+        if let Some(t) = self.accountant.tiers().get(meta.tier) {
+            call = call.billing(t.billing);
+        }
+        call
+    }
+
+    fn price(&self, meta: &CallMeta, usage: &Usage) -> Option<Money> {
+        match self.accountant.quote(&self.call(meta), usage) {
+            Cost::Priced(p) => Some(p.usd),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BudgetGate for AccountantBudget {
+    async fn reserve(&self, meta: &CallMeta, estimate: &Usage) -> Result<SpendHold, String> {
+        let usd = match self.price(meta, estimate) {
+            Some(usd) => usd,
+            None if self.accountant.budgets().limits().is_unlimited() => Money::ZERO,
+            None => {
+                return Err(format!(
+                    "{} has no price, so it cannot be held to the budget",
+                    meta.model
+                ));
+            }
+        };
+        let reservation = self
+            .accountant
+            .budgets()
+            .reserve(Some(&meta.worker), Some(&meta.session), usd)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut h) = self.holds.lock() {
+            h.insert(id, reservation);
+        }
+        Ok(SpendHold::new(id))
+    }
+
+    async fn commit(&self, hold: SpendHold, meta: &CallMeta, usage: &Usage, _usd: Option<f64>) {
+        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
+            return;
+        };
+        // Priced exactly again (the recorder's dollars are for display); an
+        // unpriced call keeps its estimate.
+        let actual = self.price(meta, usage).unwrap_or(reservation.estimate());
+        if let Err(e) = self.accountant.budgets().commit(reservation, actual).await {
+            tracing::warn!(error = %e, "budget commit failed");
+        }
+    }
+
+    async fn release(&self, hold: SpendHold) {
+        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
+            return;
+        };
+        if let Err(e) = self.accountant.budgets().release(reservation).await {
+            tracing::warn!(error = %e, "budget release failed");
+        }
+    }
+}
+
+impl Brains {
+    /// Picks models from the environment: Claude when `ANTHROPIC_API_KEY`
+    /// is set (and `--offline` is not), else offline.
+    pub(crate) fn from_env(
+        args: &ModelArgs,
+        workspace: &Path,
+        bus: Arc<dyn Bus>,
+        accountant: Accountant<dyn Bus>,
+    ) -> Result<Self, String> {
+        let workspace = std::fs::canonicalize(workspace)
+            .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
+        let key = std::env::var_os("ANTHROPIC_API_KEY").filter(|k| !k.is_empty());
+        if args.offline {
+            return Ok(Brains::Offline {
+                why: "offline (--offline)".into(),
+                workspace,
+            });
+        }
+        if key.is_none() {
+            return Ok(Brains::Offline {
+                why: "offline: no ANTHROPIC_API_KEY".into(),
+                workspace,
+            });
+        }
+        let tiers = accountant.tiers().clone();
+        let worker_model = args.model.clone().unwrap_or(tiers.worker.model.clone());
+        let (Some(coordinator), Some(worker)) =
+            (claude(&tiers.coordinator.model)?, claude(&worker_model)?)
+        else {
+            return Ok(Brains::Offline {
+                why: "offline: ANTHROPIC_API_KEY is set but this build has no Anthropic client yet"
+                    .into(),
+                workspace,
+            });
+        };
+        Brains::with_models(coordinator, worker, &workspace, bus, accountant)
+    }
+
+    /// Brains on these models, metered by `accountant` (its ledger records
+    /// every call; its budgets hold each call's estimate before it is made).
+    pub(crate) fn with_models(
+        coordinator: Arc<dyn LanguageModel>,
+        worker: Arc<dyn LanguageModel>,
+        workspace: &Path,
+        bus: Arc<dyn Bus>,
+        accountant: Accountant<dyn Bus>,
+    ) -> Result<Self, String> {
+        let ws = Workspace::new(workspace).map_err(|e| e.to_string())?;
+        let provider = worker.provider_name().to_owned();
+        let recorder: Arc<dyn UsageRecorder> = Arc::new(accountant.clone());
+        let budget: Arc<dyn BudgetGate> = Arc::new(AccountantBudget {
+            accountant,
+            holds: std::sync::Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        });
+        Ok(Brains::Models(Box::new(ModelBrains {
+            coordinator,
+            worker,
+            workspace: Arc::new(ws),
+            bus,
+            metering: Metering::none().recorder(recorder).budget(budget),
+            provider,
+        })))
+    }
+
+    /// One line on what the workers run on.
+    pub(crate) fn describe_worker(&self) -> String {
+        match self {
+            Brains::Offline { why, workspace } => format!(
+                "{why}; local handlers (search, count, headings) on {}",
+                workspace.display()
+            ),
+            Brains::Models(m) => format!(
+                "{} ({}) with tools on {}; coordinator {}",
+                m.worker.model_id(),
+                m.provider,
+                m.workspace.root().display(),
+                m.coordinator.model_id()
+            ),
+        }
+    }
+
+    /// Whether no model is used.
+    pub(crate) fn is_offline(&self) -> bool {
+        matches!(self, Brains::Offline { .. })
+    }
+
+    /// The handler of worker `id`.
+    pub(crate) fn worker_handler(&self, id: &WorkerId) -> Arc<dyn TaskHandler> {
+        match self {
+            Brains::Offline { workspace, .. } => Arc::new(LocalWork::new(workspace.clone())),
+            Brains::Models(m) => Arc::new(
+                AgentWorker::new(
+                    Arc::clone(&m.worker),
+                    Arc::clone(&m.bus),
+                    Arc::clone(&m.workspace),
+                    Toolbox::built_in(CommandAllowList::default()),
+                    id.clone(),
+                )
+                .metering(m.metering.clone()),
+            ),
+        }
+    }
+
+    fn coordinator_calls(m: &ModelBrains, session: &SessionId) -> Result<CoordinatorCalls, String> {
+        let me = WorkerId::new(COORDINATOR_ID).map_err(|e| e.to_string())?;
+        Ok(
+            CoordinatorCalls::new(Arc::clone(&m.coordinator), me, session.clone())
+                .metering(m.metering.clone()),
+        )
+    }
+
+    fn planner(&self, pattern: &str, session: &SessionId) -> Result<Arc<dyn Planner>, String> {
+        Ok(match self {
+            Brains::Offline { .. } => Arc::new(OfflinePlanner::new(pattern)),
+            Brains::Models(m) => Arc::new(ModelPlanner::new(Self::coordinator_calls(m, session)?)),
+        })
+    }
+
+    fn synthesiser(&self, session: &SessionId) -> Result<Arc<dyn Synthesiser>, String> {
+        Ok(match self {
+            Brains::Offline { .. } => Arc::new(ExtractiveSynthesis),
+            Brains::Models(m) => Arc::new(ModelSynthesis::new(
+                Self::coordinator_calls(m, session)?,
+                Arc::clone(&m.bus),
+                SYNTHESIS_BUDGET_TOKENS,
+            )),
+        })
+    }
+}
+
+/// Runs `swarm run`.
+pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
+    let bus = match ctx.bus().await {
+        Ok(b) => b,
+        Err(e) => return fail("cannot open the bus", e),
+    };
+    let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+    let budget = match args.budget.as_deref().map(Money::parse).transpose() {
+        Ok(b) => b,
+        Err(e) => return fail("--budget", e),
+    };
+    let session = match SessionId::new(format!(
+        "run-{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        &uuid_suffix()
+    )) {
+        Ok(s) => s,
+        Err(e) => return fail("session", e),
+    };
+    let table = match PriceTable::built_in() {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail("price table", e),
+    };
+    let mut limits = BudgetLimits::unlimited();
+    if let Some(b) = budget {
+        limits = limits.per_session(b);
+    }
+    let accountant = match Accountant::new(Arc::clone(&bus), table, Tiers::default(), limits) {
+        Ok(a) => a,
+        Err(e) => return fail("accountant", e),
+    };
+    let brains = match Brains::from_env(
+        &args.model,
+        &workspace,
+        Arc::clone(&bus),
+        accountant.clone(),
+    ) {
+        Ok(b) => b,
+        Err(e) => return fail("run", e),
+    };
+    run_with(args, bus, brains, accountant, session).await
+}
+
+/// The run once its parts are chosen (tests call it with scripted models).
+pub(crate) async fn run_with(
+    args: RunArgs,
+    bus: Arc<dyn Bus>,
+    brains: Brains,
+    accountant: Accountant<dyn Bus>,
+    session: SessionId,
+) -> ExitCode {
+    let started_at = chrono::Utc::now();
+
+    // Workers: the ones named, or N here.
+    let external = !args.worker_ids.is_empty();
+    let ids: Vec<WorkerId> = if external {
+        match args.worker_ids.iter().map(WorkerId::new).collect() {
+            Ok(v) => v,
+            Err(e) => return fail("--worker-ids", e),
+        }
+    } else {
+        match (1..=args.workers.max(1))
+            .map(|i| WorkerId::new(format!("haiku-{i}")))
+            .collect()
+        {
+            Ok(v) => v,
+            Err(e) => return fail("worker id", e),
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut running = Vec::new();
+    if !external {
+        for id in &ids {
+            let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(200));
+            let mut rx = stop_rx.clone();
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let worker = Worker::shared(Arc::clone(&bus), brains.worker_handler(id), cfg);
+            running.push(tokio::spawn(worker.run(stop)));
+        }
+    }
+
+    let progress = Progress::start(!args.json && std::io::stderr().is_terminal());
+    progress.say(&format!("{} | planning", brains.describe_worker()));
+    let watcher = progress.watch(Arc::clone(&bus)).await;
+
+    let coordinator = match WorkerId::new(COORDINATOR_ID) {
+        Ok(c) => c,
+        Err(e) => return fail("coordinator id", e),
+    };
+    let config = RunConfig::new(session.clone(), ids.clone(), coordinator)
+        .deadline(Duration::from_secs(args.deadline));
+    let (planner, synthesiser) = match (
+        brains.planner(&args.offline_pattern, &session),
+        brains.synthesiser(&session),
+    ) {
+        (Ok(p), Ok(s)) => (p, s),
+        (Err(e), _) | (_, Err(e)) => return fail("run", e),
+    };
+    let goal_run = GoalRun::new(Arc::clone(&bus), planner, synthesiser, config);
+    let outcome = goal_run.run(&args.goal).await;
+    let _ = stop_tx.send(true);
+    for r in running {
+        match r.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "a worker stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "a worker task panicked"),
+        }
+    }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    progress.finish();
+
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"session": session.to_string(), "error": {"message": e.to_string(), "halt": e.halt_report()}})
+                );
+                return ExitCode::FAILURE;
+            }
+            return fail("run stopped", e);
+        }
+    };
+    let status = SwarmStatus::snapshot(&*bus, &StatusConfig::default()).await;
+    // The ledger's records of this run: every call since it started (core's
+    // usage record carries worker, task, tier and model, not the session).
+    let cost = accountant
+        .report(&ReportFilter::all().between(Some(started_at), None))
+        .await;
+    let code = if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(TASKS_STOPPED)
+    };
+    if args.json {
+        let value = json!({
+            "session": session.to_string(),
+            "goal": report.goal,
+            "mode": if brains.is_offline() { "offline" } else { "claude" },
+            "workers": brains.describe_worker(),
+            "planned_by": report.planned.by,
+            "tasks": report.routed.iter().map(|r| json!({
+                "id": r.task.id.to_string(),
+                "kind": r.task.kind,
+                "instructions": r.task.instructions,
+                "tier": r.routing.tier,
+                "reason": r.routing.reason,
+                "worker": r.worker.as_ref().map(ToString::to_string),
+            })).collect::<Vec<_>>(),
+            "findings": report.findings.iter().map(|f| json!({
+                "id": f.id.to_string(), "worker": f.worker.to_string(), "title": f.title,
+            })).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(|f| json!({
+                "task": f.task.id.to_string(), "report": f.report,
+            })).collect::<Vec<_>>(),
+            "answer": {
+                "id": report.answer.id.to_string(),
+                "by": report.answered_by,
+                "text": report.answer.body,
+                "cites": report.answer.cites.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+            "cost": cost.as_ref().ok(),
+            "cache_savings_usd": cost.as_ref().ok().map(|c| cache_savings(&accountant, c).1.to_string()),
+            "status": status.as_ref().ok().map(SwarmStatus::to_json),
+        });
+        println!("{value}");
+        return code;
+    }
+    print_text(&report, &brains);
+    match status {
+        Ok(s) => println!("{}", s.render()),
+        Err(e) => eprintln!("swarm: status: {e}"),
+    }
+    match cost {
+        Ok(c) => {
+            println!("Cost of this run (session {session}):");
+            print!("{}", c.render());
+            let (tokens, saved) = cache_savings(&accountant, &c);
+            if tokens > 0 {
+                println!("Prompt cache: {tokens} input tokens read from the cache saved ${saved}");
+            }
+            if brains.is_offline() {
+                println!("(offline: no model was called, so nothing was spent)");
+            }
+        }
+        Err(e) => eprintln!("swarm: cost report: {e}"),
+    }
+    code
+}
+
+fn print_text(report: &RunReport, brains: &Brains) {
+    println!("Goal: {}", report.goal);
+    println!("Workers: {}", brains.describe_worker());
+    println!(
+        "Plan ({} tasks, by {}):",
+        report.routed.len(),
+        report.planned.by
+    );
+    for r in &report.routed {
+        println!(
+            "  {} → {} ({:?} tier, {:?}): {}",
+            r.task.kind,
+            r.worker
+                .as_ref()
+                .map_or("coordinator".to_owned(), ToString::to_string),
+            r.routing.tier,
+            r.routing.reason,
+            r.task.instructions
+        );
+    }
+    println!("Findings:");
+    for f in &report.findings {
+        println!("  [{}] {} ({})", f.id, f.title, f.worker);
+    }
+    for f in &report.failed {
+        println!("  STOPPED {}: {}", f.task.instructions, f.report);
+    }
+    println!(
+        "\nAnswer (finding {}, by {}):\n{}",
+        report.answer.id, report.answered_by, report.answer.body
+    );
+}
+
+/// What reading from the prompt cache saved: each model's calls priced as
+/// if their cache reads had been fresh input, minus their price. Per model
+/// totals, so a long-context band that one request alone would cross is not
+/// seen (the figure errs low).
+fn cache_savings(accountant: &Accountant<dyn Bus>, report: &swarmbus_cost::Report) -> (u64, Money) {
+    let mut tokens = 0;
+    let mut saved = Money::ZERO;
+    for (model, totals) in &report.by_model {
+        let read = totals.usage.cache_read_tokens;
+        if read == 0 {
+            continue;
+        }
+        let call = Call::new(swarmbus_core::Tier::Worker.default_name(), model.clone());
+        let mut uncached = totals.usage;
+        uncached.input_tokens = uncached.input_tokens.saturating_add(read);
+        uncached.cache_read_tokens = 0;
+        if let (Some(with), Some(without)) = (
+            accountant.quote(&call, &totals.usage).usd(),
+            accountant.quote(&call, &uncached).usd(),
+        ) {
+            tokens += read;
+            saved += without - with;
+        }
+    }
+    (tokens, saved)
+}
+
+fn uuid_suffix() -> String {
+    let id = swarmbus_core::keys::FindingId::random().to_string();
+    id.chars().take(8).collect()
+}
+
+/// Progress on a terminal (indicatif), nothing when piped.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn start(on_terminal: bool) -> Self {
+        let bar = on_terminal.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Self { bar }
+    }
+
+    fn say(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_owned());
+        }
+    }
+
+    /// Counts findings as they are announced on `channel:findings`.
+    async fn watch(&self, bus: Arc<dyn Bus>) -> Option<tokio::task::JoinHandle<()>> {
+        let bar = self.bar.clone()?;
+        let mut notes = bus.subscribe(Channel::Findings).await.ok()?;
+        Some(tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(Ok(_)) = notes.next().await {
+                n += 1;
+                bar.set_message(format!("{n} findings written"));
+            }
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
