@@ -45,7 +45,7 @@ use swarmbus_core::accounting::UsageRecorder;
 use swarmbus_core::bus::{FindingStore, TaskQueue};
 use swarmbus_core::{Bus, SessionId, Task, TaskId, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
-use swarmbus_redis::testing::RedisServer;
+use swarmbus_redis::testing::{Fault, FaultProxy, RedisServer};
 use swarmbus_redis::{RedisBus, RedisConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -62,6 +62,7 @@ struct Settings {
     kill_every_s: u64,
     raw_findings: u64,
     redis_restart: bool,
+    cut_every_s: u64,
     drain_s: u64,
 }
 
@@ -74,6 +75,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     let mut kill_every_s = 30u64;
     let mut report = None;
     let mut redis_restart = true;
+    let mut cut_every_s = 10u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_default();
@@ -86,6 +88,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
             "--kill-every" => kill_every_s = val().parse().unwrap_or(30).max(1),
             "--report" => report = Some(PathBuf::from(val())),
             "--no-redis-restart" => redis_restart = false,
+            "--cut-every" => cut_every_s = val().parse().unwrap_or(10),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -104,6 +107,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
         kill_every_s,
         raw_findings: (seconds * 5).max(10),
         redis_restart,
+        cut_every_s,
         drain_s: (seconds / 2).max(60),
     };
     (settings, report)
@@ -526,6 +530,8 @@ struct SoakReport {
     ledger_tokens: u64,
     mock_usage_tokens: u64,
     ledger_equal: bool,
+    ledger_tokens_all_workers: u64,
+    mock_usage_tokens_all_workers: u64,
     ledger_tokens_of_killed_workers: u64,
     mock_usage_tokens_of_killed_workers: u64,
     ledger_entries: u64,
@@ -538,6 +544,7 @@ struct SoakReport {
     workers_exited_by_themselves: Vec<String>,
     worker_processes_started: usize,
     redis_restarts: u32,
+    connection_faults_injected: u64,
     findings_per_s: f64,
     tasks_per_s: f64,
     task_latency_p50_ms: f64,
@@ -585,6 +592,13 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let server = Arc::new(Mutex::new(server));
     println!("redis-server (appendonly yes) at {url}, pid {redis_pid}");
 
+    // The workers reach Redis through the fault proxy, which cuts one of
+    // their connections every `cut_every_s` (the coordinator connects
+    // directly).
+    let port = server.lock().unwrap().port;
+    let proxy = Arc::new(FaultProxy::start(port).await);
+    println!("fault proxy for the workers at {}", proxy.url());
+
     let stats = Arc::new(MockStats::default());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let mock_url = format!("http://{}", listener.local_addr()?);
@@ -602,7 +616,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let adopter = bus.spawn_finding_adopter(Duration::from_secs(1));
     let mut fleet = Fleet {
         exe: std::env::current_exe()?,
-        url: url.clone(),
+        url: proxy.url(),
         mock_url,
         dir: dir.path().to_path_buf(),
         slots: Vec::new(),
@@ -654,6 +668,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let chaos_stop = Arc::new(AtomicBool::new(false));
     let restarts = Arc::new(AtomicU64::new(0));
     let chaos = {
+        let proxy = Arc::clone(&proxy);
         let (fleet, server, stop, restarts) = (
             Arc::clone(&fleet),
             Arc::clone(&server),
@@ -663,6 +678,8 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         let s = settings.clone();
         tokio::spawn(async move {
             let mut last_kill = Instant::now();
+            let mut last_cut = Instant::now();
+            let mut cuts = 0u64;
             let restart_at = started + Duration::from_secs_f64(s.seconds as f64 * 0.4);
             let mut restarted = !s.redis_restart;
             while !stop.load(Ordering::SeqCst) {
@@ -682,6 +699,22 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
                         started.elapsed().as_secs_f64(),
                         f.slots[slot].0
                     );
+                }
+                if s.cut_every_s > 0
+                    && Instant::now() < push_end
+                    && last_cut.elapsed() >= Duration::from_secs(s.cut_every_s)
+                {
+                    last_cut = Instant::now();
+                    cuts += 1;
+                    // The next request of any kind on any worker connection:
+                    // alternately its reply is dropped after it ran, or it
+                    // is cut in half before it runs.
+                    let fault = if cuts.is_multiple_of(2) {
+                        Fault::DropReply
+                    } else {
+                        Fault::CutRequest
+                    };
+                    proxy.arm(fault, b"", 1);
                 }
                 if !restarted && Instant::now() >= restart_at {
                     restarted = true;
@@ -921,6 +954,8 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         ledger_tokens: ledger_ok,
         mock_usage_tokens: mock_ok,
         ledger_equal,
+        ledger_tokens_all_workers: ledger_ok + ledger_killed + unknown_ledger,
+        mock_usage_tokens_all_workers: mock_by_key.values().sum(),
         ledger_tokens_of_killed_workers: ledger_killed,
         mock_usage_tokens_of_killed_workers: mock_killed,
         ledger_entries: entries.entries.len() as u64,
@@ -933,6 +968,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         workers_exited_by_themselves: f.exited.clone(),
         worker_processes_started: f.started.len(),
         redis_restarts: restarts.load(Ordering::SeqCst) as u32,
+        connection_faults_injected: proxy.injected(),
         findings_per_s: (completed + raw_adopted) as f64 / work_secs,
         tasks_per_s: completed as f64 / work_secs,
         task_latency_p50_ms: percentile(&lat, 0.5),
