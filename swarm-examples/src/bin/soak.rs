@@ -23,8 +23,10 @@
 //! is printed and, with `--report FILE`, written as JSON. Exit status 1 on
 //! any loss, duplicate or ledger mismatch.
 //!
-//! `cargo run --release -p swarm-examples --example soak -- --minutes 5`
+//! `cargo run --release -p swarm-examples --bin soak -- --minutes 5`
 
+// A test harness program (like `swarmbus_redis::testing`): a broken
+// invariant of the harness itself may stop it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
