@@ -3,6 +3,8 @@
 //! prefix marked; escapes refused and never read; each limit, a refused
 //! budget and a halt stop the task with a report.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -16,7 +16,9 @@
 //! `spend_limit`, `server_error`, `overloaded`, `refused`,
 //! `malformed_response`, `timeout`, `connection` or `invalid_input` (an
 //! empty prompt, `--max-tokens 0`, a model id that is not a Claude model
-//! id); `retry_after_s` is how long to wait before trying again (until the
+//! id); a model the built-in price table lists as retired fails as
+//! `not_found` before anything is sent, naming its replacement;
+//! `retry_after_s` is how long to wait before trying again (until the
 //! stop date for `spend_limit`), or null. The key is never printed.
 
 use std::io::Write;
@@ -171,7 +173,16 @@ fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Er
             Duration::from_millis(500),
             Duration::from_secs(8),
         );
-    let client = AnthropicClient::new(secrecy::SecretString::from(key), config)?;
+    let mut client = AnthropicClient::new(secrecy::SecretString::from(key), config)?;
+    // The built-in price table knows each model's lifecycle: a retired
+    // model is refused before sending (naming its replacement), a
+    // deprecated one warned about on stderr.
+    match swarmbus_cost::PriceTable::built_in() {
+        Ok(table) => client = client.with_catalog(std::sync::Arc::new(table)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no model lifecycle check: the price table did not load")
+        }
+    }
     let mut request = MessagesRequest::new(args.model.clone(), max_tokens, prompt);
     if let Some(s) = &args.system {
         request = request.system(s.clone());

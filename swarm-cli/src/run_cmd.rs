@@ -1,7 +1,8 @@
 //! `swarm run "GOAL"`: plan → workers in parallel → synthesis, then the
 //! status block and the cost report.
 //!
-//! With `ANTHROPIC_API_KEY` the coordinator tier plans and synthesises and
+//! With `ANTHROPIC_API_KEY` (Claude through `swarmbus-anthropic`;
+//! `ANTHROPIC_BASE_URL` overrides the endpoint) the coordinator tier plans and synthesises and
 //! the workers run a tool-use loop on the worker tier, tools sandboxed to
 //! `--workspace`. Without it the run is offline: a fixed plan of local tasks
 //! (search, line counts, documentation sections), the local handlers as
@@ -114,13 +115,21 @@ pub(crate) struct ModelBrains {
     provider: String,
 }
 
-/// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` and
-/// `ANTHROPIC_BASE_URL`. Until `swarmbus-anthropic` is on main this build
-/// has none (`Ok(None)`): plugging it in is the one line marked below.
+/// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` (held as a
+/// secret, sent only in `x-api-key`) and `ANTHROPIC_BASE_URL` when set.
 fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, String> {
-    let _ = model;
-    // PLUG-IN: Ok(Some(Arc::new(swarmbus_anthropic::AnthropicClient::from_env()?.model(model))))
-    Ok(None)
+    let Some(key) = std::env::var("ANTHROPIC_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let client = swarmbus_anthropic::AnthropicClient::new(
+        secrecy::SecretString::from(key),
+        swarmbus_anthropic::ClientConfig::from_env().model(model),
+    )
+    .map_err(|e| format!("Anthropic client: {e}"))?;
+    Ok(Some(Arc::new(client)))
 }
 
 /// Budgets of the accountant as the runtime's budget gate: a call's
@@ -230,8 +239,7 @@ impl Brains {
             (claude(&tiers.coordinator.model)?, claude(&worker_model)?)
         else {
             return Ok(Brains::Offline {
-                why: "offline: ANTHROPIC_API_KEY is set but this build has no Anthropic client yet"
-                    .into(),
+                why: "offline: no ANTHROPIC_API_KEY".into(),
                 workspace,
             });
         };

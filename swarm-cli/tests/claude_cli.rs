@@ -138,7 +138,7 @@ async fn generate_json_prints_exactly_the_promised_object() {
     let s = server(response_of(&fx)).await;
     let o = generate(
         &s.uri(),
-        &["--model", "claude-sonnet-4-5", "--json", "explain"],
+        &["--model", "claude-sonnet-5-5", "--json", "explain"],
     );
     assert!(o.status.success());
     assert_eq!(
@@ -159,7 +159,7 @@ async fn generate_stream_prints_the_text_as_it_arrives_without_thinking() {
     let s = server(response_of(&fx)).await;
     let o = generate(
         &s.uri(),
-        &["--model", "claude-sonnet-4-5", "--stream", "safety?"],
+        &["--model", "claude-sonnet-5-5", "--stream", "safety?"],
     );
     assert!(o.status.success(), "{o:?}");
     let out = stdout(&o);
@@ -184,7 +184,7 @@ async fn generate_stream_json_prints_one_object() {
         &s.uri(),
         &[
             "--model",
-            "claude-sonnet-4-5",
+            "claude-sonnet-5-5",
             "--stream",
             "--json",
             "safety?",
@@ -476,4 +476,21 @@ async fn a_missing_key_exits_1_as_unauthenticated() {
             .unwrap()
             .contains("ANTHROPIC_API_KEY")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retired_model_exits_1_naming_its_replacement_and_sends_nothing() {
+    let s = server(ResponseTemplate::new(200)).await;
+    let o = generate(&s.uri(), &["--model", "claude-sonnet-4-0", "--json", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["kind"], "not_found");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("claude-sonnet-4-6"),
+        "{v}"
+    );
+    assert!(s.received_requests().await.unwrap().is_empty());
 }

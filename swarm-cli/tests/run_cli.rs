@@ -2,6 +2,8 @@
 //! in-memory bus and on a real Redis, with in-process workers and with
 //! worker processes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 

@@ -335,12 +335,13 @@ pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
 }
 
 /// The models of the examples: scripted local models named after the tier
-/// defaults (so the price table prices them). With `ANTHROPIC_API_KEY` set
-/// this build still runs them offline (the Anthropic client is not on main
-/// yet) and says so.
+/// defaults (so the price table prices them). The examples stay offline
+/// even with `ANTHROPIC_API_KEY` set (and say so); `swarm run` uses Claude.
 pub fn example_models() -> (ScriptedModel, ScriptedModel) {
     if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
-        println!("ANTHROPIC_API_KEY is set, but this build has no Anthropic client yet: offline.");
+        println!(
+            "ANTHROPIC_API_KEY is set: the examples stay on scripted models; `swarm run` uses Claude."
+        );
     }
     println!("Models: scripted local models (offline), priced as the tier defaults");
     let tiers = Tiers::default();

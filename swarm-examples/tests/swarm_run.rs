@@ -5,6 +5,8 @@
 //! killed mid-task on Redis has its task reclaimed and finished once; a halt
 //! stops every worker before its next step.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::sync::Arc;
 use std::time::Duration;
 

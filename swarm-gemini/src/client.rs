@@ -743,6 +743,7 @@ impl LanguageModel for GeminiClient {
 
     async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
         let model = self.config.model.clone();
+        crate::error::check_request(&request).map_err(|e| e.into_core(PROVIDER_NAME, &model))?;
         let g = self
             .generate(&model, &GenerateContentRequest::from_completion(&request))
             .await

@@ -21,7 +21,7 @@
 //! Cache breakpoints have no Gemini counterpart (Gemini caches implicitly)
 //! and `RedactedThinking` blocks are Anthropic's: both are left out.
 //!
-//! Responses ([`blocks_from_parts`]): a `thought: true` part is a
+//! Responses (`Generation::into_completion`): a `thought: true` part is a
 //! [`ContentBlock::Thinking`] (never text); a `thoughtSignature` on any
 //! other part comes as an empty `Thinking` block carrying the signature,
 //! just before that part's block, so sending the completion back as the

@@ -441,6 +441,15 @@ pub enum Error {
     /// with its kind, HTTP status, retry delay and action.
     #[error("{0}")]
     Model(Box<swarmbus_core::llm::ModelError>),
+    /// The request was refused before it was sent: no message, a zero
+    /// token cap, a last message that is not the caller's.
+    #[error("invalid request: {field}: {reason}")]
+    InvalidInput {
+        /// The request field at fault.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The model's answer is empty because the token cap cut it (finish
     /// reason `MAX_TOKENS`, or thinking used the whole budget): the call
     /// succeeded, but a caller that needs text cannot use it.
@@ -466,6 +475,24 @@ impl From<swarmbus_core::Error> for Error {
             other => Error::Ledger(other),
         }
     }
+}
+
+/// Refuses a provider-neutral request no provider could answer, before it
+/// is sent: no message, a token cap of 0.
+pub(crate) fn check_request(request: &swarmbus_core::llm::CompletionRequest) -> Result<()> {
+    if request.messages.iter().all(|m| m.content.is_empty()) {
+        return Err(Error::InvalidInput {
+            field: "messages",
+            reason: "the request has no message content".into(),
+        });
+    }
+    if request.max_output_tokens == Some(0) {
+        return Err(Error::InvalidInput {
+            field: "max_output_tokens",
+            reason: "a token cap of 0 leaves no room for an answer".into(),
+        });
+    }
+    Ok(())
 }
 
 /// This crate's kind for another model's error kind.
@@ -537,6 +564,7 @@ impl Error {
             | Error::MalformedResponse { .. }
             | Error::BodyTooLarge { .. }
             | Error::Config { .. }
+            | Error::InvalidInput { .. }
             | Error::Truncated { .. }
             | Error::Citation { .. }
             | Error::NoFindings { .. }
@@ -564,6 +592,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Transport { .. } => ErrorKind::Transport,
             Error::Config { .. } => ErrorKind::Config,
+            Error::InvalidInput { .. } => ErrorKind::InvalidRequest,
             Error::AllShardsExhausted { .. } => ErrorKind::AllShardsExhausted,
             Error::Citation { .. } => ErrorKind::Citation,
             Error::NoFindings { .. } => ErrorKind::NoFindings,
@@ -662,6 +691,7 @@ impl Error {
             return e;
         }
         let kind = match self.kind() {
+            _ if matches!(self, Error::InvalidInput { .. }) => K::InvalidInput,
             ErrorKind::InvalidKey => K::Unauthenticated,
             ErrorKind::PermissionDenied => K::PermissionDenied,
             ErrorKind::NotFound => K::NotFound,

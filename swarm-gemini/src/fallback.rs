@@ -454,6 +454,7 @@ impl OpenAiCompatible {
     /// choice `tool_choice`, JSON mode `response_format: json_object`).
     /// One `chat` span per call, after the GenAI conventions.
     pub async fn complete_chat(&self, request: &CompletionRequest) -> Result<Completion> {
+        crate::error::check_request(request)?;
         let span = gen_ai_span(&self.config.name, OPERATION, &self.config.model);
         if let Some(n) = request.max_output_tokens {
             span.record("gen_ai.request.max_tokens", n);

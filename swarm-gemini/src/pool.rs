@@ -482,6 +482,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
     /// Answers a provider-neutral request: the shards get its Gemini form,
     /// a fallback the request itself.
     pub async fn complete_request(&self, request: &CompletionRequest) -> Result<PoolAnswer> {
+        crate::error::check_request(request)?;
         let gemini = GenerateContentRequest::from_completion(request);
         self.route(&gemini, Some(request), self.config.max_wait)
             .await

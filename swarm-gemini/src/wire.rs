@@ -568,7 +568,7 @@ impl GenerateContentRequest {
         crate::convert::from_gemini(self)
     }
 
-    /// Every text of the request, for the fallback provider: the system
+    /// Every text of the request (a plain-text view): the system
     /// instruction and each message as (role, text).
     pub fn texts(&self) -> (Option<String>, Vec<(String, String)>) {
         let system = self.system_instruction.as_ref().map(Content::text);

@@ -629,3 +629,29 @@ async fn a_retired_model_is_refused_before_anything_is_sent() {
     assert!(e.to_string().contains("gemini-3.5-flash-lite"), "{e}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_request_no_model_could_answer_is_refused_before_it_is_sent() {
+    let server = MockServer::start().await;
+    serve_unary(&server, KEY, 200, success_body("never")).await;
+    let client = client_for(&server, KEY);
+    for bad in [
+        CompletionRequest::from_messages(vec![]),
+        CompletionRequest::new("hi").max_output_tokens(0),
+    ] {
+        let e = client.complete(bad.clone()).await.unwrap_err();
+        let swarmbus_core::Error::Model(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(m.kind, ModelErrorKind::InvalidInput);
+        assert_eq!(m.action, ModelAction::Fail);
+        let e = deepseek(&server).complete(bad.clone()).await.unwrap_err();
+        assert_eq!(e.retry(), swarmbus_core::error::Retry::Never);
+        let e = exhausted_pool(&server)
+            .complete_request(&bad)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}

@@ -1,5 +1,6 @@
 //! Shared test helpers: recorded fixtures, a local Messages API (wiremock)
 //! answering with them, and a client pointed at it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 #![allow(dead_code, unreachable_pub)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 

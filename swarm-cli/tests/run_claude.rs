@@ -1,0 +1,143 @@
+//! `swarm run` on Claude against a local mock of the Messages API that
+//! scripts multi-turn tool use: the coordinator's plan, each worker's
+//! `tool_use` → our `tool_result` → final text, the synthesis. The ledger's
+//! totals equal the usage the mock reported, exactly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn message(
+    model: &str,
+    content: Value,
+    stop: &str,
+    input: u64,
+    output: u64,
+    cache_read: u64,
+) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "msg_mock",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": input,
+            "output_tokens": output,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation_input_tokens": 0
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_run_on_a_mock_claude_plans_uses_tools_and_accounts_exactly() {
+    let server = MockServer::start().await;
+    let plan = json!({"tasks": [
+        {"kind": "list", "instructions": "List the top-level files"},
+        {"kind": "list", "instructions": "List the crate folders"},
+        {"kind": "list", "instructions": "List the docs folder"}
+    ]});
+    // Synthesis (its system prompt), then the plan, then workers: second
+    // call (carries a tool_result) before the first.
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("Workers wrote the findings below"))
+        .respond_with(message(
+            "claude-sonnet-4-5",
+            json!([{"type": "text", "text": "The repository is organised in crates."}]),
+            "end_turn",
+            3000,
+            200,
+            0,
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("Plan at most"))
+        .respond_with(message(
+            "claude-sonnet-4-5",
+            json!([{"type": "text", "text": plan.to_string()}]),
+            "end_turn",
+            800,
+            120,
+            0,
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("tool_result"))
+        .respond_with(message(
+            "claude-haiku-4-5",
+            json!([{"type": "text", "text": "Listed\nThe folder holds the crates."}]),
+            "end_turn",
+            500,
+            60,
+            1500,
+        ))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(message(
+            "claude-haiku-4-5",
+            json!([{"type": "tool_use", "id": "toolu_01", "name": "list_files", "input": {"max_depth": 1}}]),
+            "tool_use",
+            400,
+            50,
+            0,
+        ))
+        .with_priority(5)
+        .mount(&server)
+        .await;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
+            .args([
+                "run",
+                "how is this repository organised?",
+                "--json",
+                "--deadline",
+                "60",
+            ])
+            .env("ANTHROPIC_API_KEY", "sk-ant-test-key-never-printed")
+            .env("ANTHROPIC_BASE_URL", server.uri())
+            .env_remove("REDIS_URL")
+            .env_remove("SWARM_NAMESPACE")
+            .current_dir(root)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout {stdout}\nstderr {stderr}");
+    assert!(!stdout.contains("sk-ant-test") && !stderr.contains("sk-ant-test"));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["mode"], "claude");
+    assert_eq!(v["findings"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        v["answer"]["text"],
+        "The repository is organised in crates."
+    );
+    let usage = &v["cost"]["total"]["usage"];
+    // 1 plan + 3 × (tool_use + final) + 1 synthesis.
+    assert_eq!(v["cost"]["total"]["calls"], 8);
+    assert_eq!(usage["input_tokens"], 800 + 3 * (400 + 500) + 3000);
+    assert_eq!(usage["output_tokens"], 120 + 3 * (50 + 60) + 200);
+    assert_eq!(usage["cache_read_tokens"], 3 * 1500);
+}
