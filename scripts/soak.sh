@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak of the whole swarm (issue 12): worker processes on a persistent
+# Soak of the whole swarm (issue 12): `swarm worker run` processes on a persistent
 # redis-server against a faulty mock Anthropic server, with worker kills, a
 # Redis restart and cut connections, then an exact account of every task.
 #
@@ -34,8 +34,14 @@ case " $* " in
     *) ARGS+=(--report "${CARGO_TARGET_DIR:-$ROOT/target}/soak-report.json") ;;
 esac
 
-cargo build --release -q -p swarm-examples --bin soak
+# The workers are the CLI's `swarm worker run` processes (pass
+# --worker-bin to use another binary).
+cargo build --release -q -p swarm-examples --bin soak -p swarmbus-cli --bin swarm
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/soak"
+case " $* " in
+    *" --worker-bin "*) ;;
+    *) ARGS+=(--worker-bin "${CARGO_TARGET_DIR:-$ROOT/target}/release/swarm") ;;
+esac
 
 # Temp dirs of the run (redis data, worker logs) live here and go at the end.
 WORK=$(mktemp -d -t swarm-soak.XXXXXX)

@@ -66,6 +66,9 @@ struct Settings {
     redis_restart: bool,
     cut_every_s: u64,
     drain_s: u64,
+    /// `swarm` binary whose `worker run` the workers are (`None`: this
+    /// program's own `worker` mode, the same loop composed here).
+    worker_bin: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
@@ -78,6 +81,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     let mut report = None;
     let mut redis_restart = true;
     let mut cut_every_s = 10u64;
+    let mut worker_bin = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_default();
@@ -90,6 +94,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
             "--kill-every" => kill_every_s = val().parse().unwrap_or(30).max(1),
             "--report" => report = Some(PathBuf::from(val())),
             "--no-redis-restart" => redis_restart = false,
+            "--worker-bin" => worker_bin = Some(PathBuf::from(val())),
             "--cut-every" => cut_every_s = val().parse().unwrap_or(10),
             other => {
                 eprintln!("unknown argument {other}");
@@ -110,6 +115,7 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
         raw_findings: (seconds * 5).max(10),
         redis_restart,
         cut_every_s,
+        worker_bin,
         drain_s: (seconds / 2).max(60),
     };
     (settings, report)
@@ -337,9 +343,16 @@ async fn mock_connection(
                     "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\nrequest-id: req_soak{n}\r\ncontent-length: {}\r\n\r\n{payload}",
                     payload.len()
                 );
+                if midstream && !stream {
+                    // Not streaming: the body breaks off halfway.
+                    let cut = r.len() - payload.len() / 2;
+                    sock.write_all(&r.as_bytes()[..cut]).await?;
+                    sock.flush().await?;
+                    return Ok(());
+                }
                 sock.write_all(r.as_bytes()).await?;
                 sock.flush().await?;
-                if !midstream || !stream {
+                if !midstream {
                     stats.served.fetch_add(1, Ordering::Relaxed);
                     *stats.usage_by_key.lock().unwrap().entry(key).or_default() += input + output;
                 }
@@ -401,6 +414,7 @@ fn sse_message(
 /// The worker processes and the peak RSS seen of each.
 struct Fleet {
     exe: PathBuf,
+    swarm_cli: bool,
     url: String,
     mock_url: String,
     dir: PathBuf,
@@ -427,8 +441,15 @@ impl Fleet {
         self.generation += 1;
         let id = WorkerId::new(format!("soak-w{slot}-g{}", self.generation))?;
         let log = std::fs::File::create(self.dir.join(format!("{id}.log")))?;
-        let child = Command::new(&self.exe)
-            .args(["worker", "--id", id.as_str(), "--redis", &self.url])
+        let mut cmd = Command::new(&self.exe);
+        if self.swarm_cli {
+            // The CLI's worker: `swarm worker run`, Redis from REDIS_URL.
+            cmd.args(["worker", "run", "--id", id.as_str(), "--heartbeat-ttl", "3"])
+                .env("REDIS_URL", &self.url);
+        } else {
+            cmd.args(["worker", "--id", id.as_str(), "--redis", &self.url]);
+        }
+        let child = cmd
             .arg("--workspace")
             .arg(&self.dir)
             .env("ANTHROPIC_BASE_URL", &self.mock_url)
@@ -617,7 +638,11 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let bus = Arc::new(RedisBus::connect(bus_config(&url)?).await?);
     let adopter = bus.spawn_finding_adopter(Duration::from_secs(1));
     let mut fleet = Fleet {
-        exe: std::env::current_exe()?,
+        exe: match &settings.worker_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        },
+        swarm_cli: settings.worker_bin.is_some(),
         url: proxy.url(),
         mock_url,
         dir: dir.path().to_path_buf(),
