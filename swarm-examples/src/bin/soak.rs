@@ -575,6 +575,7 @@ struct SoakReport {
     redis_used_memory_bytes: u64,
     redis_memory_per_finding_bytes: f64,
     peak_rss_kb: BTreeMap<String, u64>,
+    failure_kinds: BTreeMap<String, u64>,
     failure_reports_sample: Vec<String>,
     ok: bool,
 }
@@ -1003,6 +1004,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         redis_used_memory_bytes: used_memory,
         redis_memory_per_finding_bytes: used_memory as f64 / findings_indexed.max(1) as f64,
         peak_rss_kb: peak,
+        failure_kinds: failure_kinds(&failures),
         failure_reports_sample: failures.iter().take(5).map(|f| f.report.clone()).collect(),
         ok,
     };
@@ -1027,6 +1029,25 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     drop(fleet);
     drop(server);
     Ok(ok)
+}
+
+/// Failure reports counted by what stopped the task.
+fn failure_kinds(failures: &[swarmbus_core::model::TaskFailure]) -> BTreeMap<String, u64> {
+    let mut kinds = BTreeMap::new();
+    for f in failures {
+        let r = f.report.to_ascii_lowercase();
+        let kind = if r.contains("http 429") || r.contains("rate_limited") {
+            "rate limited (429)"
+        } else if r.contains("529") || r.contains("overloaded") {
+            "overloaded (529 or stream error), retries exhausted"
+        } else if r.contains("deliver") {
+            "delivery limit"
+        } else {
+            "other"
+        };
+        *kinds.entry(kind.to_owned()).or_default() += 1;
+    }
+    kinds
 }
 
 fn write_report(path: &Path, json: &str) -> Result<(), AnyError> {
