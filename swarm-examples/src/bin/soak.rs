@@ -811,26 +811,33 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     // Drain: until every task has a finding or a failure report.
     let drain_end = Instant::now() + Duration::from_secs(settings.drain_s);
     let finding_ids: Vec<_> = pushed.iter().map(|t| task_finding_id(*t)).collect();
-    let mut completed_at = HashSet::new();
+    let mut finished = HashSet::new();
     loop {
         let failed: HashSet<TaskId> = bus
             .failed_tasks()
             .await
             .map(|f| f.into_iter().map(|f| f.task.id).collect())
             .unwrap_or_default();
-        for (chunk_ids, chunk_tasks) in finding_ids.chunks(500).zip(pushed.chunks(500)) {
-            if let Ok(got) = bus.get_findings(chunk_ids).await {
-                for (f, t) in got.into_iter().zip(chunk_tasks) {
-                    if let Some(f) = f {
-                        let _ = f;
-                        completed_at.insert(*t);
+        // Only the tasks not seen finished yet are read again.
+        let open: Vec<(swarmbus_core::FindingId, TaskId)> = finding_ids
+            .iter()
+            .zip(&pushed)
+            .filter(|(_, t)| !finished.contains(*t) && !failed.contains(*t))
+            .map(|(f, t)| (f.clone(), *t))
+            .collect();
+        for chunk in open.chunks(500) {
+            let ids: Vec<_> = chunk.iter().map(|(f, _)| f.clone()).collect();
+            if let Ok(got) = bus.get_findings(&ids).await {
+                for (f, (_, t)) in got.into_iter().zip(chunk) {
+                    if f.is_some() {
+                        finished.insert(*t);
                     }
                 }
             }
         }
         let accounted = pushed
             .iter()
-            .filter(|t| completed_at.contains(t) || failed.contains(t))
+            .filter(|t| finished.contains(t) || failed.contains(t))
             .count();
         if accounted == pushed.len() && raw_done.load(Ordering::SeqCst) {
             break;
