@@ -1012,7 +1012,19 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         redis_memory_per_finding_bytes: used_memory as f64 / findings_indexed.max(1) as f64,
         peak_rss_kb: peak,
         failure_kinds: failure_kinds(&failures),
-        failure_reports_sample: failures.iter().take(5).map(|f| f.report.clone()).collect(),
+        // Every kind but 429 in full (up to 20), and two 429s.
+        failure_reports_sample: failures
+            .iter()
+            .filter(|f| !f.report.contains("HTTP 429"))
+            .take(20)
+            .chain(
+                failures
+                    .iter()
+                    .filter(|f| f.report.contains("HTTP 429"))
+                    .take(2),
+            )
+            .map(|f| f.report.clone())
+            .collect(),
         ok,
     };
     drop(f);
