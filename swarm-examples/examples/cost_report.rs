@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use swarm_examples::{
-    AnyError, example_accountant, example_bus, example_models, model_run, repo_root,
+    AnyError, Counted, example_accountant, example_bus, model_run, repo_root, run_models,
 };
 use swarmbus_cost::ReportFilter;
 
@@ -16,12 +16,13 @@ use swarmbus_cost::ReportFilter;
 async fn main() -> Result<(), AnyError> {
     let bus = example_bus().await?;
     let accountant = example_accountant(&bus)?;
-    let (coordinator, worker) = example_models();
+    let (coordinator, worker) = run_models()?;
+    let (coordinator, worker) = (Counted::new(coordinator), Counted::new(worker));
     let since = chrono::Utc::now();
     let report = model_run(
         Arc::clone(&bus),
-        Arc::new(coordinator.clone()),
-        Arc::new(worker.clone()),
+        coordinator.clone(),
+        worker.clone(),
         Arc::new(accountant.clone()),
         &repo_root(),
         3,

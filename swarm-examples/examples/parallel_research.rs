@@ -7,18 +7,19 @@
 use std::sync::Arc;
 
 use swarm_examples::{
-    AnyError, example_accountant, example_bus, example_models, model_run, print_run, repo_root,
+    AnyError, Counted, example_accountant, example_bus, model_run, print_run, repo_root, run_models,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), AnyError> {
     let bus = example_bus().await?;
     let accountant = example_accountant(&bus)?;
-    let (coordinator, worker) = example_models();
+    let (coordinator, worker) = run_models()?;
+    let worker = Counted::new(worker);
     let report = model_run(
         Arc::clone(&bus),
-        Arc::new(coordinator),
-        Arc::new(worker.clone()),
+        coordinator,
+        worker.clone(),
         Arc::new(accountant),
         &repo_root(),
         5,
@@ -30,7 +31,7 @@ async fn main() -> Result<(), AnyError> {
     println!(
         "{on_workers} of {} tasks ran on workers; worker model calls: {}",
         report.routed.len(),
-        worker.requests().len()
+        worker.requests()
     );
     Ok(())
 }

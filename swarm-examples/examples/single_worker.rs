@@ -24,10 +24,22 @@ async fn main() -> Result<(), AnyError> {
         .then_text("The workspace has these members\nswarm-core, swarm-cost, swarm-redis, swarm-gemini, swarm-agents, swarm-cli, swarm-examples.", Usage::new(300, 60).with_cache_read(1_500))
         .then_tool("toolu_2", "read_file", serde_json::json!({"path": "../../etc/passwd"}), Usage::new(900, 40))
         .then_text("Refused: the file is outside the workspace\nThe sandbox refused the path; nothing was read.", Usage::new(300, 30));
-    println!("Model: scripted local model (offline)");
+    // With ANTHROPIC_API_KEY the same two tasks go to Claude (the worker
+    // tier's default model); offline, the script above answers.
+    let claude = swarm_examples::claude(&swarmbus_cost::Tiers::default().worker.model)?;
+    let worker_model: Arc<dyn swarmbus_core::LanguageModel> = match &claude {
+        Some(m) => {
+            println!("Model: Claude ({})", m.model_id());
+            Arc::clone(m)
+        }
+        None => {
+            println!("Model: scripted local model (offline)");
+            Arc::new(model.clone())
+        }
+    };
     let id = WorkerId::new("haiku-1")?;
     let agent = AgentWorker::new(
-        Arc::new(model.clone()),
+        worker_model,
         Arc::clone(&bus),
         Arc::new(Workspace::new(repo_root())?),
         Toolbox::built_in(CommandAllowList::default()),
@@ -55,19 +67,21 @@ async fn main() -> Result<(), AnyError> {
             f.body.lines().nth(1).unwrap_or("")
         );
     }
-    for (i, r) in model.requests().iter().enumerate() {
-        if let Some(ContentBlock::ToolResult {
-            content, is_error, ..
-        }) = r.messages.last().and_then(|m| m.content.first())
-        {
-            println!(
-                "call {}: sent a tool result (error: {is_error}): {}",
-                i + 1,
-                content.lines().next().unwrap_or("")
-            );
+    if claude.is_none() {
+        for (i, r) in model.requests().iter().enumerate() {
+            if let Some(ContentBlock::ToolResult {
+                content, is_error, ..
+            }) = r.messages.last().and_then(|m| m.content.first())
+            {
+                println!(
+                    "call {}: sent a tool result (error: {is_error}): {}",
+                    i + 1,
+                    content.lines().next().unwrap_or("")
+                );
+            }
         }
+        println!("Usage of the 4 calls: {:?}", model.usage_served());
     }
-    println!("Usage of the 4 calls: {:?}", model.usage_served());
     if report.findings.len() != 2 {
         return Err("expected two findings".into());
     }

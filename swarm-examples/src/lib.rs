@@ -342,8 +342,7 @@ pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
 }
 
 /// The scripted local models, named after the tier defaults (so the price
-/// table prices them). `cost_report` always uses them (it checks the ledger
-/// against the usage they served); the other examples take [`run_models`].
+/// table prices them): what [`run_models`] gives without an API key.
 pub fn example_models() -> (ScriptedModel, ScriptedModel) {
     println!("Models: scripted local models (offline), priced as the tier defaults");
     let tiers = Tiers::default();
@@ -351,6 +350,62 @@ pub fn example_models() -> (ScriptedModel, ScriptedModel) {
         scripted_coordinator(&tiers.coordinator.model),
         scripted_worker(&tiers.worker.model),
     )
+}
+
+/// Any model, counting the requests it served and summing their usage, so an
+/// example can check the ledger against what the models reported whichever
+/// provider answers (scripted offline, Claude with a key).
+pub struct Counted {
+    inner: Arc<dyn LanguageModel>,
+    served: std::sync::Mutex<(u64, Usage)>,
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("model", &self.inner.model_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Counted {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn LanguageModel>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            served: std::sync::Mutex::new((0, Usage::default())),
+        })
+    }
+
+    /// Requests answered successfully.
+    pub fn requests(&self) -> u64 {
+        self.served.lock().map(|s| s.0).unwrap_or(0)
+    }
+
+    /// The sum of the usage of every answered request.
+    pub fn usage_served(&self) -> Usage {
+        self.served.lock().map(|s| s.1).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl LanguageModel for Counted {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn provider_name(&self) -> &str {
+        self.inner.provider_name()
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        let answer = self.inner.complete(request).await?;
+        if let Ok(mut s) = self.served.lock() {
+            s.0 += 1;
+            s.1 += answer.usage;
+        }
+        Ok(answer)
+    }
 }
 
 /// A goal run's models: (coordinator, worker).
@@ -361,27 +416,37 @@ pub type ModelPair = (Arc<dyn LanguageModel>, Arc<dyn LanguageModel>);
 /// `ANTHROPIC_BASE_URL` is honoured), else the scripted local models.
 pub fn run_models() -> Result<ModelPair, AnyError> {
     let tiers = Tiers::default();
-    let key = std::env::var("ANTHROPIC_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let Some(key) = key else {
-        let (coordinator, worker) = example_models();
-        return Ok((Arc::new(coordinator), Arc::new(worker)));
-    };
-    println!(
-        "Models: Claude ({} coordinates, {} works)",
-        tiers.coordinator.model, tiers.worker.model
-    );
-    let claude = |model: &str| -> Result<Arc<dyn LanguageModel>, AnyError> {
-        Ok(Arc::new(swarmbus_anthropic::AnthropicClient::new(
-            secrecy::SecretString::from(key.clone()),
-            swarmbus_anthropic::ClientConfig::from_env().model(model),
-        )?))
-    };
-    Ok((
+    match (
         claude(&tiers.coordinator.model)?,
         claude(&tiers.worker.model)?,
-    ))
+    ) {
+        (Some(coordinator), Some(worker)) => {
+            println!(
+                "Models: Claude ({} coordinates, {} works)",
+                tiers.coordinator.model, tiers.worker.model
+            );
+            Ok((coordinator, worker))
+        }
+        _ => {
+            let (coordinator, worker) = example_models();
+            Ok((Arc::new(coordinator), Arc::new(worker)))
+        }
+    }
+}
+
+/// Claude as `model` when `ANTHROPIC_API_KEY` is set (held as a secret, sent
+/// only in `x-api-key`; `ANTHROPIC_BASE_URL` honoured), else `None`.
+pub fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, AnyError> {
+    let Some(key) = std::env::var("ANTHROPIC_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(swarmbus_anthropic::AnthropicClient::new(
+        secrecy::SecretString::from(key),
+        swarmbus_anthropic::ClientConfig::from_env().model(model),
+    )?)))
 }
 
 /// An accountant on `bus` with the built-in prices and no budget.
