@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const KEY: &str = "sk-ant-cli-secret-DO-NOT-LEAK-9012";
+const KEY: &str = "fake-anthropic-cli-secret-DO-NOT-LEAK-9012";
 
 fn fixture(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -113,7 +113,7 @@ async fn swarm_run_on_a_mock_claude_plans_uses_tools_and_accounts_exactly() {
                 "--deadline",
                 "60",
             ])
-            .env("ANTHROPIC_API_KEY", "sk-ant-test-key-never-printed")
+            .env("ANTHROPIC_API_KEY", "fake-anthropic-key-never-printed")
             .env("ANTHROPIC_BASE_URL", server.uri())
             .env_remove("REDIS_URL")
             .env("SWARM_MEMORY", "1")
@@ -127,7 +127,7 @@ async fn swarm_run_on_a_mock_claude_plans_uses_tools_and_accounts_exactly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout {stdout}\nstderr {stderr}");
-    assert!(!stdout.contains("sk-ant-test") && !stderr.contains("sk-ant-test"));
+    assert!(!stdout.contains("fake-anthropic-key") && !stderr.contains("fake-anthropic-key"));
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["mode"], "claude");
     assert_eq!(v["findings"].as_array().unwrap().len(), 3);

@@ -13,7 +13,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The test key: it must never appear in any output.
-pub const KEY: &str = "sk-ant-test-secret-DO-NOT-LEAK-5678";
+pub const KEY: &str = "fake-anthropic-test-secret-DO-NOT-LEAK-5678";
 
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
