@@ -790,6 +790,9 @@ mod tests {
     #[test]
     fn the_key_is_replaced_in_server_text() {
         let r = Redactor::for_key(&SecretString::from("fake-anthropic-secret-123"));
-        assert_eq!(r.clean("bad key fake-anthropic-secret-123\n"), "bad key [REDACTED]");
+        assert_eq!(
+            r.clean("bad key fake-anthropic-secret-123\n"),
+            "bad key [REDACTED]"
+        );
     }
 }
