@@ -214,6 +214,48 @@ pub struct RunReport {
     pub coordinator_usage: Usage,
 }
 
+impl RunReport {
+    /// The run as text: the plan and where each task went, the findings,
+    /// the stopped tasks and the answer (what `swarm run` and the examples
+    /// print).
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Plan ({} tasks, by {}):",
+            self.routed.len(),
+            self.planned.by
+        );
+        for r in &self.routed {
+            let _ = writeln!(
+                out,
+                "  {} → {} ({:?} tier, {:?}): {}",
+                r.task.kind,
+                r.worker
+                    .as_ref()
+                    .map_or("coordinator".to_owned(), ToString::to_string),
+                r.routing.tier,
+                r.routing.reason,
+                r.task.instructions
+            );
+        }
+        let _ = writeln!(out, "Findings:");
+        for f in &self.findings {
+            let _ = writeln!(out, "  [{}] {} ({})", f.id, f.title, f.worker);
+        }
+        for f in &self.failed {
+            let _ = writeln!(out, "  STOPPED {}: {}", f.task.instructions, f.report);
+        }
+        let _ = write!(
+            out,
+            "\nAnswer (finding {}, by {}):\n{}",
+            self.answer.id, self.answered_by, self.answer.body
+        );
+        out
+    }
+}
+
 /// The coordinator side of a goal run.
 pub struct GoalRun<P = KeywordPolicy> {
     bus: Arc<dyn Bus>,

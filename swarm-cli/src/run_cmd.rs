@@ -537,34 +537,7 @@ pub(crate) async fn run_with(
 fn print_text(report: &RunReport, brains: &Brains) {
     println!("Goal: {}", report.goal);
     println!("Workers: {}", brains.describe_worker());
-    println!(
-        "Plan ({} tasks, by {}):",
-        report.routed.len(),
-        report.planned.by
-    );
-    for r in &report.routed {
-        println!(
-            "  {} → {} ({:?} tier, {:?}): {}",
-            r.task.kind,
-            r.worker
-                .as_ref()
-                .map_or("coordinator".to_owned(), ToString::to_string),
-            r.routing.tier,
-            r.routing.reason,
-            r.task.instructions
-        );
-    }
-    println!("Findings:");
-    for f in &report.findings {
-        println!("  [{}] {} ({})", f.id, f.title, f.worker);
-    }
-    for f in &report.failed {
-        println!("  STOPPED {}: {}", f.task.instructions, f.report);
-    }
-    println!(
-        "\nAnswer (finding {}, by {}):\n{}",
-        report.answer.id, report.answered_by, report.answer.body
-    );
+    println!("{}", report.render());
 }
 
 /// What reading from the prompt cache saved: each model's calls priced as

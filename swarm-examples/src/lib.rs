@@ -461,32 +461,5 @@ pub fn example_accountant(bus: &Arc<dyn Bus>) -> Result<Accountant<dyn Bus>, Any
 
 /// Prints a run report: plan, findings, answer.
 pub fn print_run(report: &RunReport) {
-    println!(
-        "Plan by {} ({} tasks):",
-        report.planned.by,
-        report.routed.len()
-    );
-    for r in &report.routed {
-        println!(
-            "  {} → {} ({:?}, {:?}): {}",
-            r.task.kind,
-            r.worker
-                .as_ref()
-                .map_or("coordinator".to_owned(), ToString::to_string),
-            r.routing.tier,
-            r.routing.reason,
-            r.task.instructions
-        );
-    }
-    println!("Findings:");
-    for f in &report.findings {
-        println!("  [{}] {} ({})", f.id, f.title, f.worker);
-    }
-    for f in &report.failed {
-        println!("  STOPPED {}: {}", f.task.instructions, f.report);
-    }
-    println!(
-        "Answer by {} (finding {}):\n{}",
-        report.answered_by, report.answer.id, report.answer.body
-    );
+    println!("{}", report.render());
 }
