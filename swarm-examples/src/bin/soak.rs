@@ -66,6 +66,12 @@ struct Settings {
     redis_restart: bool,
     cut_every_s: u64,
     drain_s: u64,
+    /// Closed loop instead of a fixed push rate: keep `saturate_depth`
+    /// tasks queued per worker for the whole run (`--saturate`), so
+    /// tasks/s measures what the workers can do (the scaling runs).
+    saturate: bool,
+    /// Tasks kept queued per worker with `saturate`.
+    saturate_depth: u64,
     /// `swarm` binary whose `worker run` the workers are (`None`: this
     /// program's own `worker` mode, the same loop composed here).
     worker_bin: Option<PathBuf>,
@@ -82,6 +88,8 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     let mut redis_restart = true;
     let mut cut_every_s = 10u64;
     let mut worker_bin = None;
+    let mut saturate = false;
+    let mut saturate_depth = 4u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_default();
@@ -96,6 +104,8 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
             "--no-redis-restart" => redis_restart = false,
             "--worker-bin" => worker_bin = Some(PathBuf::from(val())),
             "--cut-every" => cut_every_s = val().parse().unwrap_or(10),
+            "--saturate" => saturate = true,
+            "--depth" => saturate_depth = val().parse().unwrap_or(4).max(1),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -104,8 +114,13 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     }
     let seconds = seconds.unwrap_or_else(|| (minutes.unwrap_or(5.0) * 60.0).round() as u64);
     let seconds = seconds.max(5);
-    // 20,000 tasks for 5 minutes, scaled with the time.
-    let tasks = tasks.unwrap_or(20_000 * seconds / 300);
+    // 20,000 tasks for 5 minutes, scaled with the time; saturated, as
+    // many as the workers take (up to `--tasks`).
+    let tasks = tasks.unwrap_or(if saturate {
+        u64::MAX
+    } else {
+        20_000 * seconds / 300
+    });
     let settings = Settings {
         seconds,
         workers,
@@ -117,6 +132,8 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
         cut_every_s,
         worker_bin,
         drain_s: (seconds / 2).max(60),
+        saturate,
+        saturate_depth,
     };
     (settings, report)
 }
@@ -570,6 +587,9 @@ struct SoakReport {
     connection_faults_injected: u64,
     findings_per_s: f64,
     tasks_per_s: f64,
+    /// Completed tasks per second from the first push to the last finding.
+    tasks_per_s_busy: f64,
+    busy_s: f64,
     task_latency_p50_ms: f64,
     task_latency_p99_ms: f64,
     redis_used_memory_bytes: u64,
@@ -765,19 +785,30 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     };
 
     // The coordinator: M tasks evenly over the run, round-robin over the
-    // workers alive now.
+    // workers alive now; saturated, to whichever worker has fewer than
+    // `saturate_depth` queued, until the run's time is up.
     let session = SessionId::new("soak")?;
-    let mut pushed: Vec<TaskId> = Vec::with_capacity(settings.tasks as usize);
+    let mut pushed: Vec<TaskId> = Vec::with_capacity(settings.tasks.min(1 << 20) as usize);
     let mut pushed_at = HashMap::new();
     let per_task = Duration::from_secs_f64(settings.seconds as f64 / settings.tasks.max(1) as f64);
     let mut next = Instant::now();
+    let mut rr = 0usize;
     for i in 0..settings.tasks {
-        next += per_task;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
-        }
-        let ids = fleet.lock().unwrap().ids();
-        let to = &ids[i as usize % ids.len()];
+        let to = if settings.saturate {
+            match saturated_target(&*bus, &fleet, &mut rr, settings.saturate_depth, push_end).await
+            {
+                Some(w) => w,
+                None => break,
+            }
+        } else {
+            next += per_task;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let ids = fleet.lock().unwrap().ids();
+            ids[i as usize % ids.len()].clone()
+        };
+        let to = &to;
         let task = Task::new(
             session.clone(),
             "grep",
@@ -889,6 +920,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let mut both = 0u64;
     let mut lost = 0u64;
     let mut latencies = Vec::new();
+    let mut last_finding_at = None;
     for (chunk_ids, chunk_tasks) in finding_ids.chunks(500).zip(pushed.chunks(500)) {
         let got = bus.get_findings(chunk_ids).await?;
         for (f, t) in got.into_iter().zip(chunk_tasks) {
@@ -898,6 +930,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
                     if is_failed {
                         both += 1;
                     }
+                    last_finding_at = last_finding_at.max(Some(f.created_at));
                     if let Some(at) = pushed_at.get(t) {
                         let ms = (f.created_at - *at).num_microseconds().unwrap_or(0);
                         latencies.push(ms as f64 / 1000.0);
@@ -908,6 +941,13 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
             }
         }
     }
+    // Completed tasks over the time from the first push to the last finding
+    // (without the drain's polling or the shutdown).
+    let first_push_at = pushed.first().and_then(|t| pushed_at.get(t)).copied();
+    let busy_s = match (first_push_at, last_finding_at) {
+        (Some(a), Some(b)) if b > a => (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6,
+        _ => work_secs,
+    };
     let failed_reported = pushed.iter().filter(|t| failed.contains(t)).count() as u64 - both;
     // Latency: the finding's time minus the task's (pushed) time.
     latencies.sort_by(f64::total_cmp);
@@ -1006,6 +1046,8 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         connection_faults_injected: proxy.injected(),
         findings_per_s: (completed + raw_adopted) as f64 / work_secs,
         tasks_per_s: completed as f64 / work_secs,
+        tasks_per_s_busy: completed as f64 / busy_s.max(1e-3),
+        busy_s,
         task_latency_p50_ms: percentile(&lat, 0.5),
         task_latency_p99_ms: percentile(&lat, 0.99),
         redis_used_memory_bytes: used_memory,
@@ -1048,6 +1090,33 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     drop(fleet);
     drop(server);
     Ok(ok)
+}
+
+/// Saturated push: the next worker (round-robin from `rr`) with fewer than
+/// `depth` tasks queued, waiting while every queue is full; `None` once
+/// `until` has passed.
+async fn saturated_target(
+    bus: &RedisBus,
+    fleet: &Mutex<Fleet>,
+    rr: &mut usize,
+    depth: u64,
+    until: Instant,
+) -> Option<WorkerId> {
+    loop {
+        if Instant::now() >= until {
+            return None;
+        }
+        let ids = fleet.lock().unwrap().ids();
+        for _ in 0..ids.len() {
+            *rr = (*rr + 1) % ids.len();
+            let w = &ids[*rr];
+            match bus.queued_tasks(w).await {
+                Ok(n) if n < depth => return Some(w.clone()),
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Failure reports counted by what stopped the task.
