@@ -11,7 +11,10 @@
 //! text is printed as it arrives and the JSON object, if asked, comes at
 //! the end. On failure the exit status
 //! is 1 and, with `--json`, the object is `{"error": {"kind", "http_status",
-//! "message"}}`.
+//! "message", "retry_after_s"}}`: `retry_after_s` is how long to wait before
+//! trying again (a per-minute 429's retry delay, a server error's backoff,
+//! or the seconds until a per-day quota resets at midnight in
+//! America/Los_Angeles), `null` when waiting cannot help.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,7 +24,7 @@ use futures::StreamExt;
 use serde_json::json;
 use swarmbus_gemini::decode::StreamAccumulator;
 use swarmbus_gemini::wire::GenerateContentRequest;
-use swarmbus_gemini::{ClientConfig, Error, ErrorKind, GeminiClient, Generation};
+use swarmbus_gemini::{Action, ClientConfig, Error, ErrorKind, GeminiClient, Generation};
 
 use crate::ctx::Ctx;
 
@@ -71,11 +74,26 @@ fn cli_kind(e: &Error) -> &'static str {
     }
 }
 
+/// Seconds to wait before trying again, rounded up; `None` when waiting
+/// cannot help (a disabled key, a request no shard could serve).
+fn retry_after_s(e: &Error) -> Option<u64> {
+    match e.action() {
+        Action::RetryAfter(d) | Action::Cool(d) => Some(d.as_secs_f64().ceil() as u64),
+        Action::ExhaustUntil(t) => Some(
+            (t - chrono::Utc::now())
+                .to_std()
+                .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+        ),
+        _ => None,
+    }
+}
+
 fn error_json(e: &Error) -> serde_json::Value {
     json!({"error": {
         "kind": cli_kind(e),
         "http_status": e.http_status(),
         "message": e.to_string(),
+        "retry_after_s": retry_after_s(e),
     }})
 }
 

@@ -212,7 +212,12 @@ async fn max_tokens_without_text_is_a_success_with_an_empty_text() {
     assert_eq!(v["usage"]["thoughts_tokens"], 99);
 }
 
-async fn failure_case(status: u16, fixture_name: &str, kind: &str, http: Option<u16>) {
+async fn failure_case(
+    status: u16,
+    fixture_name: &str,
+    kind: &str,
+    http: Option<u16>,
+) -> serde_json::Value {
     let server = unary_server(status, fixture(fixture_name)).await;
     let o = generate(&server.uri(), &["--json", "hello"]);
     assert_eq!(o.status.code(), Some(1), "{fixture_name}");
@@ -229,23 +234,26 @@ async fn failure_case(status: u16, fixture_name: &str, kind: &str, http: Option<
             .is_some_and(|m| !m.is_empty())
     );
     assert_eq!(v.as_object().unwrap().len(), 1);
-    assert_eq!(v["error"].as_object().unwrap().len(), 3);
+    assert_eq!(v["error"].as_object().unwrap().len(), 4);
     // Without --json: status 1, the kind on stderr, nothing on stdout.
     let o = generate(&server.uri(), &["hello"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
     assert!(String::from_utf8_lossy(&o.stderr).contains(kind));
+    v
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_key_fails_as_invalid_key() {
-    failure_case(
+    let v = failure_case(
         400,
         "googleai/unary-failure-api-key.json",
         "invalid_key",
         Some(400),
     )
     .await;
+    // Waiting cannot help a bad key.
+    assert!(v["error"]["retry_after_s"].is_null(), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,24 +291,30 @@ async fn a_bad_request_fails_as_invalid_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_per_minute_429_fails_as_rate_limited() {
-    failure_case(
+    let v = failure_case(
         429,
         "transcribed/error-429-per-minute-free-tier.json",
         "rate_limited",
         Some(429),
     )
     .await;
+    // The RetryInfo delay of the fixture, 58 s.
+    assert_eq!(v["error"]["retry_after_s"], 58, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_per_day_429_fails_as_quota_exhausted() {
-    failure_case(
+    let v = failure_case(
         429,
         "transcribed/error-429-per-day-free-tier.json",
         "quota_exhausted",
         Some(429),
     )
     .await;
+    // Until the next midnight in Los Angeles: within a day (25 h on the
+    // day the clocks go back), not the RetryInfo's few seconds.
+    let s = v["error"]["retry_after_s"].as_u64().unwrap_or(0);
+    assert!((1..=25 * 3600).contains(&s), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
