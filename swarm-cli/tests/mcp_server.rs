@@ -591,3 +591,57 @@ async fn a_raw_key_written_while_the_server_runs_is_adopted_within_seconds() {
     assert_eq!(page["findings"][0]["id"], "late_note", "{page}");
     client.cancel().await.unwrap();
 }
+
+/// Redis goes away in the middle of a session and comes back: the calls made
+/// while it is down are tool errors that say so (the password never shown),
+/// the server process lives on, and once Redis is back the same session
+/// stores and reads again, with what was stored before still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_mid_session_is_a_tool_error_and_the_session_recovers() {
+    let mut server = RedisServer::start_persistent();
+    let client = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    let before = ok(
+        &client,
+        "put_finding",
+        json!({ "title": "before the outage" }),
+    )
+    .await;
+
+    server.stop();
+    let down = refused(
+        &client,
+        "put_finding",
+        json!({ "title": "during the outage" }),
+    )
+    .await;
+    assert!(!down.trim().is_empty());
+    let status = call(&client, "swarm_status", json!({})).await;
+    assert_eq!(status.is_error, Some(true), "{}", text(&status));
+    // The server answers the protocol while Redis is down.
+    assert_eq!(client.list_all_tools().await.unwrap().len(), TOOLS.len());
+
+    server.start_again();
+    let mut after = None;
+    for _ in 0..100 {
+        let r = call(
+            &client,
+            "put_finding",
+            json!({ "title": "after the outage" }),
+        )
+        .await;
+        if r.is_error != Some(true) {
+            after = r.structured_content;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after = after.expect("the session stores again within 10 s of Redis coming back");
+    let got = ok(&client, "get_finding", json!({ "id": before["id"] })).await;
+    assert_eq!(got["title"], "before the outage");
+    let got = ok(&client, "get_finding", json!({ "id": after["id"] })).await;
+    assert_eq!(got["title"], "after the outage");
+    // The refused write was not stored behind the caller's back.
+    let page = ok(&client, "search_findings", json!({ "query": "during" })).await;
+    assert_eq!(page["findings"].as_array().map(Vec::len), Some(0), "{page}");
+    client.cancel().await.unwrap();
+}
