@@ -662,6 +662,82 @@ async fn an_overloaded_model_is_retried_then_fails_over_to_the_fallback() {
     );
 }
 
+/// A server that answers `first` once, then `then` to every request.
+async fn first_then(first: ResponseTemplate, then: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(then)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_and_the_second_answer_is_returned() {
+    let server = first_then(
+        response_of(&fixture("errors/api_error_500.json")),
+        ResponseTemplate::new(200).set_body_json(ok_body("claude-haiku-5-5")),
+    )
+    .await;
+    let c = AnthropicClient::new(
+        SecretString::from(KEY),
+        config(&server.uri()).retries(2, Duration::from_millis(1), Duration::from_millis(5)),
+    )
+    .unwrap();
+    let r = c.send(&request(), false).await.unwrap();
+    assert_eq!(r.model, "claude-haiku-5-5");
+    let sent = sent_bodies(&server).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1], "the same request is sent again");
+}
+
+#[tokio::test]
+async fn a_stream_broken_by_an_error_event_is_sent_again_and_only_the_whole_answer_counts() {
+    let whole = sse(&[
+        start(40),
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Whole answer"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        ),
+        (
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}),
+        ),
+        ("message_stop", json!({"type":"message_stop"})),
+    ]);
+    let server = first_then(
+        response_of(&fixture("errors/stream_error_overloaded.json")),
+        ResponseTemplate::new(200).set_body_raw(whole.into_bytes(), "text/event-stream"),
+    )
+    .await;
+    let c = AnthropicClient::new(
+        SecretString::from(KEY),
+        config(&server.uri()).retries(2, Duration::from_millis(1), Duration::from_millis(5)),
+    )
+    .unwrap();
+    let r = c.send(&request(), true).await.unwrap();
+    let text = r.text();
+    // Nothing of the broken stream ("Partial answ") is kept, and the usage
+    // is the whole answer's alone.
+    assert_eq!(text, "Whole answer");
+    let u = r.usage();
+    assert_eq!((u.input_tokens, u.output_tokens), (40, 9));
+    assert_eq!(sent_bodies(&server).await.len(), 2);
+}
+
 #[tokio::test]
 async fn an_invalid_request_is_neither_retried_nor_failed_over() {
     let server = server_with(response_of(&fixture("errors/invalid_request_400.json"))).await;
@@ -856,4 +932,64 @@ async fn bad_input_is_refused_before_sending() {
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
     }
     assert!(sent_bodies(&server).await.is_empty());
+}
+
+/// A raw HTTP server whose stream sends its head and `first`, then goes
+/// silent with the connection open (a stalled stream).
+async fn stalling_server(first: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let first = first.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(first.as_bytes()).await;
+                let _ = sock.flush().await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(sock);
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_part_way_is_a_timeout_to_retry() {
+    let first = sse(&[
+        start(12),
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Half"}}),
+        ),
+    ]);
+    let url = stalling_server(first).await;
+    let mut cfg = config(&url);
+    cfg.read_timeout = Duration::from_millis(300);
+    let c = AnthropicClient::new(SecretString::from(KEY), cfg).unwrap();
+    let mut stream = c.stream_message(&request()).await.unwrap();
+    let mut text = String::new();
+    let err = loop {
+        match stream.next_update().await {
+            Some(Ok(StreamUpdate::Text(t))) => text.push_str(&t),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+            None => panic!("a silent stream ended without an error"),
+        }
+    };
+    assert_eq!(text, "Half", "what came before the silence is delivered");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+    assert_eq!(err.action(), Action::Retry);
+    assert!(!format!("{err} {err:?}").contains(KEY));
+    // The collecting call fails the same way (no retries configured here).
+    let e = c.stream_collect(&request()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
 }
