@@ -14,6 +14,15 @@
 //! task with a report that says which (the runtime reports it as failed:
 //! never retried silently). Every call's usage is recorded with the worker,
 //! task, tier and model.
+//!
+//! A model call that failed with a wait the provider named (a 429 with
+//! `retry-after`: core's [`Retry::After`]) is made again after that wait,
+//! at most [`TaskLimits::model_retries`] times in a row and only when the
+//! wait fits in what is left of the task's wall time; its hold is released
+//! first (a failed call billed nothing) and a new one taken for the retry.
+//! Any other failure stops the task at once: [`Retry::Retry`] (no wait
+//! named) is not retried here, since the provider clients retry those
+//! themselves with backoff before they give up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use swarmbus_core::bus::Bus;
+use swarmbus_core::error::{Error as CoreError, Retry};
 use swarmbus_core::keys::{FindingId, WorkerId};
 use swarmbus_core::llm::{
     CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, Role,
@@ -58,12 +68,17 @@ pub struct TaskLimits {
     pub max_output_tokens: u32,
     /// Tokens of dependent findings in the prompt.
     pub dependency_tokens: u64,
+    /// Times one model call is made again after the provider asked for a
+    /// wait ([`Retry::After`], such as a 429 with `retry-after`), each time
+    /// only when the wait fits in what is left of the wall time. 0: never.
+    pub model_retries: u32,
 }
 
 impl Default for TaskLimits {
     /// 16 calls, 400,000 tokens, no dollar limit of its own (the budget
     /// still applies), 5 minutes, 4,096 output tokens per call, 8,000 tokens
-    /// of dependent findings.
+    /// of dependent findings, 3 retries of a call the provider asked to
+    /// wait for.
     fn default() -> Self {
         Self {
             max_steps: 16,
@@ -72,6 +87,7 @@ impl Default for TaskLimits {
             wall_time: Duration::from_secs(300),
             max_output_tokens: 4_096,
             dependency_tokens: 8_000,
+            model_retries: 3,
         }
     }
 }
@@ -98,6 +114,13 @@ impl TaskLimits {
     /// Sets the wall-time limit.
     pub fn wall_time(mut self, d: Duration) -> Self {
         self.wall_time = d;
+        self
+    }
+
+    /// Sets how many times one model call is retried after a wait the
+    /// provider asked for (0: never).
+    pub fn model_retries(mut self, n: u32) -> Self {
+        self.model_retries = n;
         self
     }
 }
@@ -149,7 +172,9 @@ pub enum StopCause {
     /// The model call failed.
     #[error("model call failed: {message}")]
     Model {
-        /// The error, as the provider classified it.
+        /// The error, as the provider classified it: provider, model, kind,
+        /// HTTP status, message, retry delay and request id when known, and
+        /// why it was not retried when the provider asked for a wait.
         message: String,
     },
     /// The answer was cut at the output-token limit without a tool call.
@@ -361,6 +386,8 @@ impl AgentWorker {
         let mut messages = vec![Message::user(prompt)];
         let mut tool_calls = 0u32;
         let mut usd = 0.0f64;
+        // Retries of the call in progress (reset once a call succeeds).
+        let mut retries = 0u32;
         loop {
             // Checked before every step: halt, then each limit.
             match self.bus.halted().await {
@@ -432,14 +459,37 @@ impl AgentWorker {
             let completion: Completion = match answer {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
+                    // A failed call billed nothing: its hold goes back now,
+                    // before any wait; a retry takes a hold of its own.
                     self.metering.release(hold).await;
-                    return Err(stop(
-                        StopCause::Model {
-                            message: e.to_string(),
-                        },
-                        steps,
-                        usage,
-                    ));
+                    let left = self.limits.wall_time.saturating_sub(started.elapsed());
+                    match self.retry_wait(&e, retries, left) {
+                        Ok(wait) => {
+                            retries += 1;
+                            tracing::info!(
+                                worker = %self.worker,
+                                task = %task.id,
+                                model = %self.model.model_id(),
+                                retry = retries,
+                                of = self.limits.model_retries,
+                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                error = %model_failure(&e),
+                                "model asked to wait: retrying the call after the wait"
+                            );
+                            tokio::time::sleep(wait).await;
+                            // The same call again: it is one step, not two.
+                            steps -= 1;
+                            continue;
+                        }
+                        Err(not_retried) => {
+                            let mut message = model_failure(&e);
+                            if let Some(why) = not_retried {
+                                message.push_str("; not retried: ");
+                                message.push_str(&why);
+                            }
+                            return Err(stop(StopCause::Model { message }, steps, usage));
+                        }
+                    }
                 }
                 Err(_) => {
                     self.metering.release(hold).await;
@@ -452,6 +502,7 @@ impl AgentWorker {
                     ));
                 }
             };
+            retries = 0;
             usage += completion.usage;
             let meta = meta.model(completion.model.clone());
             match self.metering.settle(hold, &meta, completion.usage).await {
@@ -542,6 +593,38 @@ impl AgentWorker {
         }
     }
 
+    /// How long to wait before making a failed call again, or why not
+    /// (`Err(None)`: a failure that is never retried here, so nothing to
+    /// add to its report). Only a wait the provider named is retried: once
+    /// per call at most `model_retries` times, and only when it ends before
+    /// the wall time left (`left`) does.
+    fn retry_wait(
+        &self,
+        e: &CoreError,
+        retries: u32,
+        left: Duration,
+    ) -> Result<Duration, Option<String>> {
+        let Retry::After(wait) = e.retry() else {
+            return Err(None);
+        };
+        let limit = self.limits.model_retries;
+        if retries >= limit {
+            return Err(Some(if limit == 0 {
+                "model retries are off for this task".to_owned()
+            } else {
+                format!("{retries} retries of this call used, the limit")
+            }));
+        }
+        if wait >= left {
+            return Err(Some(format!(
+                "the wait of {:.3} s does not fit in the {:.3} s left of the task's wall time",
+                wait.as_secs_f64(),
+                left.as_secs_f64()
+            )));
+        }
+        Ok(wait)
+    }
+
     fn request(&self, system: &str, messages: &[Message], specs: &[ToolSpec]) -> CompletionRequest {
         let mut r = CompletionRequest::from_messages(messages.to_vec())
             .system(system)
@@ -575,6 +658,26 @@ impl TaskHandler for AgentWorker {
             }
             Err(stop) => Err(stop.to_string()),
         }
+    }
+}
+
+/// A failed call, for a report: the provider's own account once (core's
+/// `Error::Model` display would add a second "model call failed: " to
+/// [`StopCause::Model`]'s), with the request id and who served it when
+/// known.
+fn model_failure(e: &CoreError) -> String {
+    match e {
+        CoreError::Model(m) => {
+            let mut s = m.to_string();
+            if let Some(id) = &m.request_id {
+                s.push_str(&format!("; request id {id}"));
+            }
+            if let Some(who) = &m.served_by {
+                s.push_str(&format!("; served by {who}"));
+            }
+            s
+        }
+        other => other.to_string(),
     }
 }
 

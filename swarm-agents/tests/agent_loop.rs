@@ -1,7 +1,10 @@
 //! The tool-use loop on a scripted model: tool_use → tool_result → final
 //! text; every call recorded with worker, task, tier and model; the cached
 //! prefix marked; escapes refused and never read; each limit, a refused
-//! budget and a halt stop the task with a report.
+//! budget and a halt stop the task with a report; a call the provider asked
+//! to wait for (429 with `retry-after`) is made again after the wait when it
+//! fits in the wall time, its hold released and a new one taken; a failed
+//! call's report names the failure once, with the provider's facts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -16,7 +19,9 @@ use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
-use swarmbus_core::llm::{CacheTtl, ContentBlock, Role, Usage};
+use swarmbus_core::llm::{
+    CacheTtl, ContentBlock, ModelAction, ModelError, ModelErrorKind, Role, Usage,
+};
 use swarmbus_core::{
     Bus, FindingStore, HaltReport, HaltSwitch, MemoryBus, SessionId, Task, TaskQueue, Tier,
     WorkerId,
@@ -350,4 +355,213 @@ async fn dependent_findings_go_into_the_prompt_and_are_cited() {
     let first = model.requests()[0].messages[0].text();
     assert!(first.contains("the answer lives in src/lib.rs"), "{first}");
     let _: &dyn Bus = &s.bus;
+}
+
+/// A 429 as the Anthropic client hands it over after its own retries: rate
+/// limited, wait `after`, with the HTTP status and the request id.
+fn rate_limited(after: Duration) -> swarmbus_core::Error {
+    ModelError::new(
+        "anthropic",
+        "claude-haiku-5-5",
+        ModelErrorKind::RateLimited,
+        ModelAction::RetryAfter { after },
+        "rate limited (HTTP 429): fake limit for tests",
+    )
+    .http_status(429)
+    .retry_after(after)
+    .request_id("req_fake_429")
+    .into()
+}
+
+/// A budget gate that keeps every hold it gave, committed and released.
+#[derive(Default)]
+struct Holds {
+    reserved: Mutex<Vec<u64>>,
+    committed: Mutex<Vec<u64>>,
+    released: Mutex<Vec<u64>>,
+}
+
+#[async_trait]
+impl BudgetGate for Holds {
+    async fn reserve(&self, _: &CallMeta, _: &Usage) -> Result<SpendHold, String> {
+        let mut r = self.reserved.lock().unwrap();
+        let id = r.len() as u64 + 1;
+        r.push(id);
+        Ok(SpendHold::new(id))
+    }
+    async fn commit(&self, hold: SpendHold, _: &CallMeta, _: &Usage, _: Option<f64>) {
+        self.committed.lock().unwrap().push(hold.id);
+    }
+    async fn release(&self, hold: SpendHold) {
+        self.released.lock().unwrap().push(hold.id);
+    }
+}
+
+impl Holds {
+    /// (reserved, committed, released), after checking that every hold was
+    /// settled exactly once: committed or released, never both, never twice.
+    fn settled(&self) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+        let r = self.reserved.lock().unwrap().clone();
+        let c = self.committed.lock().unwrap().clone();
+        let l = self.released.lock().unwrap().clone();
+        let mut all: Vec<u64> = c.iter().chain(&l).copied().collect();
+        all.sort_unstable();
+        assert_eq!(
+            all, r,
+            "every hold settled once: committed {c:?}, released {l:?}"
+        );
+        (r, c, l)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_call_is_made_again_after_the_wait_the_provider_asked() {
+    let s = setup();
+    let model = ScriptedModel::new("claude-haiku-5-5")
+        .then_fail(rate_limited(Duration::from_secs(1)))
+        .then_text("answer() returns 42\nIt returns 42.", Usage::new(500, 20));
+    let gate = Arc::new(Holds::default());
+    let started = tokio::time::Instant::now();
+    let run = agent(&s, &model)
+        .metering(
+            Metering::none()
+                .budget(gate.clone())
+                .recorder(s.ledger.clone()),
+        )
+        .limits(TaskLimits::default().max_steps(1))
+        .run_task(&task())
+        .await
+        .unwrap();
+    assert_eq!(run.text, "answer() returns 42\nIt returns 42.");
+    assert_eq!(run.usage, Usage::new(500, 20));
+    assert_eq!(run.steps, 1, "the retried call is one step");
+    // The same call was sent twice, after the wait (on tokio's paused clock:
+    // the wait is what the provider asked, not a timing of this machine).
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].messages, requests[1].messages);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    // Recorded once; the failed call's hold released, the retry's committed.
+    let records = s.ledger.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].usage, Usage::new(500, 20));
+    let (reserved, committed, released) = gate.settled();
+    assert_eq!(reserved, vec![1, 2]);
+    assert_eq!(released, vec![1]);
+    assert_eq!(committed, vec![2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_longer_than_the_wall_time_left_fails_at_once_with_the_providers_facts() {
+    let s = setup();
+    let model = ScriptedModel::new("claude-haiku-5-5")
+        .then_fail(rate_limited(Duration::from_secs(30)))
+        .then_text("never sent", Usage::new(1, 1));
+    let gate = Arc::new(Holds::default());
+    let started = tokio::time::Instant::now();
+    let stop = agent(&s, &model)
+        .metering(
+            Metering::none()
+                .budget(gate.clone())
+                .recorder(s.ledger.clone()),
+        )
+        .limits(TaskLimits::default().wall_time(Duration::from_secs(10)))
+        .run_task(&task())
+        .await
+        .unwrap_err();
+    assert_eq!(model.requests().len(), 1, "not retried");
+    assert!(started.elapsed() < Duration::from_secs(10), "did not wait");
+    let StopCause::Model { message } = &stop.cause else {
+        panic!("{stop}");
+    };
+    for fact in [
+        "anthropic",
+        "rate_limited",
+        "HTTP 429",
+        "retry after 30.0 s",
+        "req_fake_429",
+        "does not fit",
+    ] {
+        assert!(message.contains(fact), "{fact} missing from {message}");
+    }
+    assert_eq!(stop.steps, 1);
+    assert!(s.ledger.records.lock().unwrap().is_empty());
+    let (_, committed, released) = gate.settled();
+    assert!(committed.is_empty());
+    assert_eq!(released, vec![1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn model_retries_are_bounded_per_call() {
+    let s = setup();
+    let model = ScriptedModel::new("claude-haiku-5-5")
+        .responding(|_| Err(rate_limited(Duration::from_millis(10))));
+    let gate = Arc::new(Holds::default());
+    let stop = agent(&s, &model)
+        .metering(Metering::none().budget(gate.clone()))
+        .limits(TaskLimits::default().model_retries(2))
+        .run_task(&task())
+        .await
+        .unwrap_err();
+    assert_eq!(model.requests().len(), 3, "the call and 2 retries");
+    let StopCause::Model { message } = &stop.cause else {
+        panic!("{stop}");
+    };
+    assert!(message.contains("2 retries of this call used"), "{message}");
+    let (reserved, committed, released) = gate.settled();
+    assert_eq!(reserved.len(), 3);
+    assert!(committed.is_empty());
+    assert_eq!(released.len(), 3);
+
+    // Off: the first 429 stops the task.
+    let model =
+        ScriptedModel::new("m").responding(|_| Err(rate_limited(Duration::from_millis(10))));
+    let stop = agent(&s, &model)
+        .limits(TaskLimits::default().model_retries(0))
+        .run_task(&task())
+        .await
+        .unwrap_err();
+    assert_eq!(model.requests().len(), 1);
+    assert!(stop.to_string().contains("model retries are off"), "{stop}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_without_a_named_wait_are_not_retried_by_the_agent() {
+    let s = setup();
+    let stop_error = |action: ModelAction, kind: ModelErrorKind| -> swarmbus_core::Error {
+        ModelError::new("anthropic", "m", kind, action, "fake failure").into()
+    };
+    let cases = [
+        // A spend limit: stop every call to the provider.
+        stop_error(
+            ModelAction::Stop { until: None },
+            ModelErrorKind::SpendLimit,
+        ),
+        // Overloaded after the client's own retries, no wait named.
+        stop_error(ModelAction::Retry, ModelErrorKind::Overloaded),
+        stop_error(ModelAction::Fail, ModelErrorKind::InvalidRequest),
+    ];
+    for error in cases {
+        let shown = error.to_string();
+        let model = ScriptedModel::new("m")
+            .then_fail(error)
+            .then_text("never sent", Usage::new(1, 1));
+        let stop = agent(&s, &model).run_task(&task()).await.unwrap_err();
+        assert_eq!(model.requests().len(), 1, "{shown} was retried");
+        assert!(matches!(stop.cause, StopCause::Model { .. }), "{stop}");
+        assert!(!stop.to_string().contains("not retried"), "{stop}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_calls_report_says_model_call_failed_once_and_keeps_the_facts() {
+    let s = setup();
+    let model =
+        ScriptedModel::new("claude-haiku-5-5").then_fail(rate_limited(Duration::from_secs(600)));
+    // Through the handler the runtime reports with: the report string.
+    let report = agent(&s, &model).handle(&task()).await.unwrap_err();
+    assert_eq!(report.matches("model call failed").count(), 1, "{report}");
+    for fact in ["HTTP 429", "retry after 600.0 s", "request id req_fake_429"] {
+        assert!(report.contains(fact), "{fact} missing from {report}");
+    }
 }

@@ -225,6 +225,59 @@ async fn an_oversized_output_is_refused_and_a_slow_command_killed() {
     );
 }
 
+/// Whether process `pid` still runs (a zombie waiting for its reaper does
+/// not: it is dead, only not yet collected).
+#[cfg(target_os = "linux")]
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_timeout_kills_the_commands_whole_process_group() {
+    let limits = ToolLimits::default().command_timeout(Duration::from_millis(500));
+    let f = fixture(false, limits, &["sh"]);
+    // The shell starts a grandchild in the background, writes its pid and
+    // exits; the grandchild keeps stdout open, so the call runs into the
+    // timeout with the shell already gone.
+    let e = f
+        .call(
+            "run_command",
+            json!({"program": "sh", "args": ["-c", "sleep 100 & echo $! > grandchild.pid"]}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ToolError::Timeout { .. }), "{e:?}");
+    let pid: u32 = std::fs::read_to_string(f.root().join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SIGKILL is delivered asynchronously: give it a moment (bounded).
+    let mut alive = running(pid);
+    for _ in 0..50 {
+        if !alive {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alive = running(pid);
+    }
+    if alive {
+        // Do not leave it behind, then fail.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(!alive, "the grandchild {pid} survived the timeout");
+}
+
 #[tokio::test]
 async fn a_file_over_the_size_cap_is_refused() {
     let f = fixture(false, ToolLimits::default().max_file_bytes(16), &[]);

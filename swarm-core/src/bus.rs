@@ -181,8 +181,12 @@ pub trait WorkerRegistry: Send + Sync {
     /// Records that `worker` is alive for `ttl` from now.
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()>;
 
-    /// Records what `worker` is doing (also counts as a heartbeat with the
-    /// default TTL).
+    /// Records what `worker` is doing. It also counts as a heartbeat
+    /// (the beat time is now), but a worker whose heartbeat is current
+    /// keeps its expiry, set by the TTL it last beat with: progress never
+    /// stretches a worker's own TTL to the bus default, so a worker killed
+    /// after reporting progress is dead when its own TTL runs out. A worker
+    /// with no current heartbeat is alive for the bus's default TTL.
     async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()>;
 
     /// Whether `worker`'s heartbeat is current.

@@ -103,6 +103,7 @@ macro_rules! __conformance_checks {
             publish_fans_out_and_put_finding_notifies_its_key,
             heartbeat_expires_after_its_ttl,
             progress_counts_as_a_heartbeat_and_is_reported,
+            progress_keeps_the_workers_own_ttl,
             deregister_removes_a_worker,
             tasks_are_claimed_in_order_and_ack_forgets_them,
             claim_waits_for_a_task_then_times_out,
@@ -587,6 +588,44 @@ pub async fn progress_counts_as_a_heartbeat_and_is_reported<B: Bus>(bus: &B) {
         .expect("listed");
     assert_eq!(hb.progress.map(|p| p.step), Some("reading docs".to_owned()));
     assert!((Utc::now() - hb.at).num_seconds().abs() < 60);
+    bus.deregister(&w).await.unwrap();
+}
+
+pub async fn progress_keeps_the_workers_own_ttl<B: Bus>(bus: &B) {
+    // A worker beating with a short TTL reports progress, then dies (beats
+    // no more): it must be dead once its own TTL is over, not kept alive
+    // for the bus's default TTL (a minute unless configured otherwise).
+    let w = worker("short-lived");
+    bus.heartbeat(&w, Duration::from_millis(400)).await.unwrap();
+    bus.progress(&w, &Progress::new(None, "step 1"))
+        .await
+        .unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
+    let hb = bus
+        .alive_workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.worker == w)
+        .expect("listed");
+    assert_eq!(hb.progress.map(|p| p.step), Some("step 1".to_owned()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !bus.is_alive(&w).await.unwrap(),
+        "progress stretched the worker's 400 ms TTL"
+    );
+    assert!(
+        !bus.alive_workers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.worker == w)
+    );
+    // With no current heartbeat, progress beats with the default TTL.
+    bus.progress(&w, &Progress::new(None, "step 2"))
+        .await
+        .unwrap();
+    assert!(bus.is_alive(&w).await.unwrap());
     bus.deregister(&w).await.unwrap();
 }
 

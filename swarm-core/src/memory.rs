@@ -707,6 +707,20 @@ impl WorkerRegistry for MemoryBus {
     async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()> {
         let key = || format!("{}:progress", self.key(Key::WorkerStatus(worker.clone())));
         self.inner.limits.check_value(key, progress)?;
+        {
+            // A live worker keeps the expiry of its own last heartbeat (the
+            // TTL it beat with, not the bus default): a worker killed after
+            // reporting progress dies on its own schedule.
+            let mut state = self.state();
+            let now = Instant::now();
+            if let Some(l) = state.workers.get_mut(worker)
+                && l.expires > now
+            {
+                l.beat_at = Utc::now();
+                l.progress = Some(progress.clone());
+                return Ok(());
+            }
+        }
         let ttl = self.inner.limits.heartbeat_ttl;
         self.heartbeat(worker, ttl).await?;
         if let Some(l) = self.state().workers.get_mut(worker) {

@@ -131,13 +131,21 @@ return moved
 ///
 /// KEYS: `worker:status:<id>`, registry (ZSET), progress key, seen (HASH).
 /// ARGV: value, TTL in ms, worker id, progress JSON (empty: keep the
-/// current one, with its TTL renewed).
+/// current one, with its TTL renewed), `keep` to keep the remaining TTL of
+/// a live status key (progress: a worker keeps the expiry of its own last
+/// heartbeat; the TTL given applies only when the key is gone).
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
+if ARGV[5] == 'keep' then
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then
+    ttl = left
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], 'b')

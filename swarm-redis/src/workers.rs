@@ -23,6 +23,7 @@ impl RedisBus {
         worker: &WorkerId,
         ttl: Duration,
         progress: Option<&Progress>,
+        keep_ttl: bool,
     ) -> Result<()> {
         // Zero is refused; `Duration::MAX` ("forever") is cut to the
         // longest TTL stored, a sub-millisecond one rounded up to 1 ms.
@@ -51,7 +52,13 @@ impl RedisBus {
                 "heartbeat",
                 &scripts::HEARTBEAT,
                 &keys,
-                &[&value, &ttl_ms, &worker.as_str(), &progress_json],
+                &[
+                    &value,
+                    &ttl_ms,
+                    &worker.as_str(),
+                    &progress_json,
+                    &if keep_ttl { "keep" } else { "" },
+                ],
             )
             .await?;
         Ok(())
@@ -69,12 +76,14 @@ impl RedisBus {
 #[async_trait]
 impl WorkerRegistry for RedisBus {
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<()> {
-        self.beat(worker, ttl, None).await
+        self.beat(worker, ttl, None, false).await
     }
 
     async fn progress(&self, worker: &WorkerId, progress: &Progress) -> Result<()> {
+        // A live worker keeps the expiry of its own last heartbeat; the
+        // bus default applies only to one with none (as MemoryBus does).
         let ttl = self.limits().heartbeat_ttl;
-        self.beat(worker, ttl, Some(progress)).await
+        self.beat(worker, ttl, Some(progress), true).await
     }
 
     async fn is_alive(&self, worker: &WorkerId) -> Result<bool> {

@@ -1,6 +1,8 @@
 //! `run_command`: a program from an allow-list, run directly (no shell) in
 //! the workspace with a cleared environment, a timeout (killed when it runs
-//! over) and an output cap (killed when it prints more).
+//! over) and an output cap (killed when it prints more). On Unix a command
+//! runs in a process group of its own, and the whole group is killed (what
+//! it started in the background too), not only the command.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -185,7 +187,10 @@ impl ProcessOutput {
 /// Runs `cmd` in the workspace root with a cleared environment (only `PATH`
 /// and a neutral locale kept, `HOME` set to the root), stdin closed. Killed
 /// and refused when it prints more than the output cap, killed and reported
-/// when it runs over the timeout.
+/// when it runs over the timeout. On Unix it leads a process group of its
+/// own, and "killed" means the whole group (a grandchild it left running in
+/// the background too), also when the call is dropped (the task's wall time
+/// ran out).
 pub(crate) async fn run_process(
     mut cmd: tokio::process::Command,
     ws: &Workspace,
@@ -203,30 +208,43 @@ pub(crate) async fn run_process(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| ToolError::Failed {
         message: format!("cannot start: {e}"),
     })?;
+    // Declared after `child`, so dropped before it: the group is killed
+    // while the child, its leader, is not yet reaped (its id still names
+    // this group and no other).
+    let mut group = ProcessGroup::of(&child);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let timeout = limits.command_timeout;
     let started = tokio::time::Instant::now();
     let reads = async { tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap)) };
     let Ok((out, err)) = tokio::time::timeout(timeout, reads).await else {
+        group.kill();
         let _ = child.kill().await;
         return Err(ToolError::Timeout { after: timeout });
     };
     if out.len().saturating_add(err.len()) > cap {
+        group.kill();
         let _ = child.kill().await;
         return Err(ToolError::OutputTooLarge { cap });
     }
     let left = timeout.saturating_sub(started.elapsed());
     let status = match tokio::time::timeout(left, child.wait()).await {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            // Reaped: its id may name another group from now on.
+            group.forget();
+            s
+        }
         Ok(Err(e)) => {
             return Err(ToolError::Failed {
                 message: e.to_string(),
             });
         }
         Err(_) => {
+            group.kill();
             let _ = child.kill().await;
             return Err(ToolError::Timeout { after: timeout });
         }
@@ -236,6 +254,58 @@ pub(crate) async fn run_process(
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
     })
+}
+
+/// The process group a command leads (Unix): killed with SIGKILL by
+/// [`ProcessGroup::kill`] or when dropped, unless [`ProcessGroup::forget`]
+/// was called once the command was reaped. Elsewhere it does nothing: the
+/// command alone is killed.
+struct ProcessGroup {
+    #[cfg(unix)]
+    leader: Option<nix::unistd::Pid>,
+}
+
+impl ProcessGroup {
+    fn of(child: &tokio::process::Child) -> Self {
+        #[cfg(unix)]
+        {
+            Self {
+                leader: child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .map(nix::unistd::Pid::from_raw),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = child;
+            Self {}
+        }
+    }
+
+    /// Kills every process of the group (at most once).
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(pgid) = self.leader.take() {
+            // ESRCH (nothing left in the group) is the expected outcome
+            // when every process has exited already.
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// The leader was reaped: nothing to kill from now on.
+    fn forget(&mut self) {
+        #[cfg(unix)]
+        {
+            self.leader = None;
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Reads until EOF or until more than `cap` bytes came (then stops reading).

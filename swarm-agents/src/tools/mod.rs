@@ -10,7 +10,7 @@
 //!   `search_text` (regex), `write_file` (only when the task allows it).
 //! - [`git`]: `git` read-only (`status`, `log`, `diff`, `show`, `blame`).
 //! - [`command`]: `run_command` from an allow-list: no shell, a timeout, an
-//!   output cap, killed on timeout.
+//!   output cap, killed on timeout with its whole process group (Unix).
 //! - [`findings`]: the bus: `read_finding`, `search_findings`,
 //!   `ask_librarian`, `write_finding`.
 
