@@ -28,7 +28,8 @@ use futures::StreamExt;
 use crate::bus::{Bus, Stored};
 use crate::error::Error;
 use crate::keys::{
-    Channel, CounterName, FindingId, GroupName, JournalName, SessionId, ShardId, TierName, WorkerId,
+    Channel, CounterName, FindingId, GroupName, JournalName, SessionId, ShardId, TaskId, TierName,
+    WorkerId,
 };
 use crate::model::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
@@ -778,11 +779,37 @@ pub async fn tasks_of_a_dead_worker_are_reclaimed<B: Bus>(bus: &B) {
         .unwrap()
         .unwrap();
     assert_eq!(second.task.id, t2.id);
-    // The dead worker's late ack does not drop the new holder's claim.
+    // The dead worker's late ack does not drop the new holder's claim: when
+    // the new holder dies too, the task is reclaimed once more.
     bus.ack_task(&c).await.unwrap();
-    bus.ack_task(&first).await.unwrap();
     bus.ack_task(&second).await.unwrap();
+    bus.heartbeat(&alive, Duration::from_millis(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let heir = worker("heir");
+    bus.heartbeat(&heir, Duration::from_secs(60)).await.unwrap();
+    let again = bus.reclaim_abandoned(&heir, 5).await.unwrap();
+    assert_eq!(
+        again.requeued,
+        vec![t1.id],
+        "the late ack of the dead worker's claim dropped the new holder's: {again:?}"
+    );
+    let third = bus
+        .claim_task(&heir, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((third.task.id, third.deliveries), (t1.id, 3));
+    // The second holder's late ack does not drop the third's either.
+    bus.ack_task(&first).await.unwrap();
+    bus.ack_task(&third).await.unwrap();
+    assert_eq!(
+        bus.reclaim_abandoned(&heir, 5).await.unwrap().requeued,
+        Vec::<TaskId>::new()
+    );
     bus.deregister(&alive).await.unwrap();
+    bus.deregister(&heir).await.unwrap();
 }
 
 /// A worker that was sent tasks before its first heartbeat is not dead: it
