@@ -229,6 +229,49 @@ async fn a_citation_of_an_unknown_id_is_an_error() {
     assert!(matches!(e, Error::Citation { .. }), "{e:?}");
 }
 
+/// A model that cites a real finding of the archive it was not shown: one
+/// of another session (outside the filter), or one the context budget left
+/// out. Both are refused: an answer may only cite what it was given.
+#[tokio::test]
+async fn a_citation_of_a_real_finding_left_out_of_the_prompt_is_an_error() {
+    let (bus, fs) = archive().await;
+    let outside = fs[2].id.to_string(); // session instance-9
+    let model = scripted(move |_| {
+        serde_json::json!({"answer": "Pub/sub loses messages.", "citations": [outside.clone()]})
+            .to_string()
+    });
+    let librarian = Librarian::new(Arc::clone(&bus), AnswerSource::model(model.clone()));
+    let filter = FindingFilter::all().session(SessionId::new("instance-10").unwrap());
+    let e = librarian
+        .ask("What about cost?", &filter)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Citation { .. }), "{e:?}");
+    assert!(e.to_string().contains(&fs[2].id.to_string()), "{e}");
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
+    assert!(!prompt.contains(&fs[2].id.to_string()));
+
+    // Dropped by the budget: only the Redis finding fits, the model cites
+    // the Gemini one (a real id of the same session set).
+    let dropped = fs[0].id.to_string();
+    let model = scripted(move |_| {
+        serde_json::json!({"answer": "1,500 a day.", "citations": [dropped.clone()]}).to_string()
+    });
+    let per = u64::from(fs.iter().map(|f| f.tokens).max().unwrap()) + 40;
+    let librarian = Librarian::new(bus, AnswerSource::model(model.clone()))
+        .with_config(LibrarianConfig::default().context_budget(per));
+    let e = librarian
+        .ask(
+            "Which subscriber misses messages on Redis pub/sub?",
+            &FindingFilter::all(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Citation { .. }), "{e:?}");
+    let prompt = model.prompts.lock().unwrap()[0].prompt_text();
+    assert!(!prompt.contains(&fs[0].id.to_string()), "it was left out");
+}
+
 #[tokio::test]
 async fn a_malformed_answer_is_an_error_not_a_guess() {
     let (bus, _) = archive().await;
