@@ -20,7 +20,7 @@
 # --shards N (4), --gemini-rpm R (15, the pool's limit per shard), --gemini-rpd D
 # (1500), --gemini-rpm-low R (2: shard 1's real per-minute limit),
 # --gemini-rpd-low D (10: shard 2's real daily limit), --gemini-503-rate F
-# (0.05), --ask-every-ms MS (1500), --no-librarian; --memory-every S (5).
+# (0.05), --ask-every-ms MS (2000), --no-librarian; --memory-every S (5).
 # The report is printed and written as JSON (default
 # target/soak-report.json). Exit status 0 only when no task was lost, no
 # finding stored twice, the ledger equals the mock's usage, every archive

@@ -647,7 +647,11 @@ struct SoakReport {
     findings_indexed: u64,
     findings_stored_twice: u64,
     raw_findings_written: u64,
+    /// Raw keys found in the index of active findings at the end.
     raw_findings_adopted: u64,
+    /// Raw keys this program's adopter joined to the index while running
+    /// (the librarian's adopter may join others).
+    raw_findings_adopted_by_this_adopter: u64,
     raw_findings_adopted_by_final_reindex: u64,
     ledger_tokens: u64,
     mock_usage_tokens: u64,
@@ -1204,7 +1208,6 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     // Raw keys in the index: adopted by this program's adopter or by
     // another one (`swarm librarian serve` runs one too).
     let raw_adopted = raw_in_index(&url, raw_written_n).await?;
-    let _ = adopted_live;
     let stored_twice = findings_indexed.saturating_sub(completed + raw_adopted);
 
     // Ledger against the mock.
@@ -1287,6 +1290,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         findings_stored_twice: stored_twice,
         raw_findings_written: raw_written_n,
         raw_findings_adopted: raw_adopted,
+        raw_findings_adopted_by_this_adopter: adopted_live,
         raw_findings_adopted_by_final_reindex: adopted_at_end,
         ledger_tokens: ledger_ok,
         mock_usage_tokens: mock_ok,

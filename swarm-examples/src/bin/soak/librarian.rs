@@ -62,7 +62,11 @@ impl Default for LibrarianSettings {
             shard1_real_rpm: 2,
             shard2_real_rpd: 10,
             rate_503: 0.05,
-            ask_every_ms: 1500,
+            // 30 a minute: under what the shards serve once shard 2 is out
+            // (2 + 15 + 15), so the one daemon keeps up; the per-minute
+            // limits are still reached (shard 1's at once, the others'
+            // in busy minutes).
+            ask_every_ms: 2000,
             answer_timeout_s: 150,
         }
     }
@@ -346,6 +350,15 @@ pub(crate) async fn librarian_process(args: &[String]) -> Result<(), AnyError> {
         }
     }
     let url = url.ok_or("--redis")?;
+    // Logs to stderr as `swarm` does (the soak counts what the pool did).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
     let bus: Arc<dyn Bus> = Arc::new(RedisBus::connect(bus_config(&url)?).await?);
     let shards = shards_from_env(QuotaLimits::free_tier())?;
     let pool = ShardPool::new(
@@ -366,6 +379,7 @@ pub(crate) async fn librarian_process(args: &[String]) -> Result<(), AnyError> {
 /// The running librarian process.
 pub(crate) struct LibrarianProc {
     child: Child,
+    log: PathBuf,
     pub(crate) peak_rss_kb: u64,
 }
 
@@ -397,12 +411,14 @@ impl LibrarianProc {
         let child = cmd
             .env("GEMINI_BASE_URL", gemini_url)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
+            .stderr(std::fs::File::create(&log)?)
             .spawn()?;
         Ok(Self {
             child,
+            log,
             peak_rss_kb: 0,
         })
     }
@@ -668,6 +684,12 @@ pub(crate) struct LibrarianReport {
     /// counted without being sent).
     pub(crate) ledger_equals_mock: bool,
     pub(crate) librarian_exited_by_itself: Option<String>,
+    /// What the daemon's log (`RUST_LOG=info`) says the pool did: lines
+    /// naming a shard cooled, a shard exhausted, a wait for a cooling shard,
+    /// a warning.
+    pub(crate) librarian_log_counts: BTreeMap<String, u64>,
+    /// The log's last lines, when the daemon exited by itself.
+    pub(crate) librarian_log_tail: Vec<String>,
     pub(crate) librarian_peak_rss_kb: u64,
 }
 
@@ -710,6 +732,25 @@ fn minute_windows(times: &[Received], limit: u32) -> (u64, u64, u64, u64) {
     (busiest_rx, busiest_adm, over, in_transit)
 }
 
+fn log_counts(log: &str) -> BTreeMap<String, u64> {
+    let kinds = [
+        ("shard cooled (rate limited)", "shard rate limited; cooling"),
+        ("shard exhausted (daily quota)", "daily quota exhausted"),
+        ("limit learnt from a 429", "limit from a 429"),
+        ("waited for a cooling shard", "waiting for the earliest"),
+        ("warnings", "WARN"),
+    ];
+    kinds
+        .iter()
+        .map(|(name, needle)| {
+            (
+                (*name).to_owned(),
+                log.lines().filter(|l| l.contains(needle)).count() as u64,
+            )
+        })
+        .collect()
+}
+
 pub(crate) async fn account(
     bus: &RedisBus,
     mock: &GeminiMock,
@@ -717,6 +758,7 @@ pub(crate) async fn account(
     mut proc_: LibrarianProc,
 ) -> Result<LibrarianReport, AnyError> {
     let exited = proc_.stop();
+    let log = std::fs::read_to_string(&proc_.log).unwrap_or_default();
     let s = mock.settings.clone();
     let by_key = mock.by_key.lock().unwrap().clone();
     let by_question = mock.by_question.lock().unwrap().clone();
@@ -838,6 +880,16 @@ pub(crate) async fn account(
         shards,
         quota_never_over: never_over,
         ledger_equals_mock: ledger_equal,
+        librarian_log_counts: log_counts(&log),
+        librarian_log_tail: if exited.is_some() {
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(20)..]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        },
         librarian_exited_by_itself: exited,
         librarian_peak_rss_kb: proc_.peak_rss_kb,
     })
