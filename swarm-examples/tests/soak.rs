@@ -3,7 +3,17 @@
 //! server: one worker killed every 10 s, Redis restarted once, a worker
 //! connection cut every 5 s. Fails on any lost task, any finding stored
 //! twice, any raw finding not adopted, or a ledger that differs from the
-//! usage the mock served. No timing is asserted.
+//! usage the mock served.
+//!
+//! The librarian part: the daemon with 4 shards against the mock Gemini,
+//! asked an archive query every second. Shard 1's real limit is 1 a minute
+//! (it is asked first on every 4th query, so it gets a second request in
+//! one minute: a per-minute 429), shard 2's real daily limit is 3 (it is
+//! asked first on every 4th query, so it gets a fourth: a per-day 429, and
+//! that query is answered by another shard: a failover). Fails on any query
+//! unanswered or failed for another reason than exhausted shards, on any
+//! shard sent more than its configured limit, or on no failover. No timing
+//! is asserted.
 
 use std::process::Command;
 
@@ -24,6 +34,14 @@ fn thirty_second_soak_loses_nothing() {
             "--cut-every",
             "5",
             "--fault-rate",
+            "0.05",
+            "--ask-every-ms",
+            "1000",
+            "--gemini-rpm-low",
+            "1",
+            "--gemini-rpd-low",
+            "3",
+            "--gemini-503-rate",
             "0.05",
             "--report",
         ])
@@ -62,6 +80,39 @@ fn thirty_second_soak_loses_nothing() {
     // The faults did happen.
     assert!(n("workers_killed") >= 2, "{report}");
     assert_eq!(n("redis_restarts"), 1, "{report}");
+    // The librarian: every query answered (or reported exhausted), no
+    // shard sent more than the pool was configured for, and the per-day
+    // 429 of shard 2 made at least one query fail over.
+    let lib = &report["librarian"];
+    assert!(n("librarian_queries_asked") > 0, "{report}");
+    assert_eq!(n("librarian_queries_unanswered"), 0, "{report}");
+    assert_eq!(n("librarian_queries_failed_other"), 0, "{report}");
+    assert_eq!(
+        n("librarian_queries_answered") + n("librarian_queries_exhausted"),
+        n("librarian_queries_asked"),
+        "{report}"
+    );
+    assert!(report["quota_never_over"].as_bool().unwrap(), "{lib}");
+    assert!(lib["mock_per_day_429"].as_u64().unwrap() >= 1, "{lib}");
+    assert!(n("librarian_queries_failed_over") >= 1, "{lib}");
+    for s in lib["shards"].as_array().unwrap() {
+        assert_eq!(s["requests_over_minute_limit"].as_u64(), Some(0), "{s}");
+        assert!(
+            s["busiest_day_received"].as_u64().unwrap() <= s["configured_rpd"].as_u64().unwrap(),
+            "{s}"
+        );
+        // Every request the mock received was granted by the ledger first.
+        assert!(
+            s["ledger_granted_today"].as_u64().unwrap()
+                >= s["mock_received_today"].as_u64().unwrap(),
+            "{s}"
+        );
+    }
+    // Redis memory was sampled over the run.
+    assert!(
+        report["redis_memory_samples"].as_array().unwrap().len() >= 2,
+        "{report}"
+    );
     assert!(report["ok"].as_bool().unwrap(), "{report}");
     assert!(out.status.success(), "exit {}: {stderr}", out.status);
 }

@@ -16,14 +16,43 @@
 //!   started; one that exits by itself is replaced too;
 //! - a coordinator pushing M tasks evenly over the run, and a writer of raw
 //!   `finding:<name>` keys with a plain redis client, adopted by the
-//!   library's finding adopter.
+//!   library's finding adopter;
+//! - a mock Gemini API on loopback (`soak/librarian.rs`) answering
+//!   `generateContent` with recorded-shaped JSON answers (usageMetadata
+//!   included) after a random latency, keeping Google's limits per key
+//!   itself: over its per-minute limit a 429 RESOURCE_EXHAUSTED with a
+//!   per-minute QuotaFailure and a RetryInfo to the next minute, over its
+//!   daily limit a 429 with a `…PerDay…` quotaId, and 503 UNAVAILABLE at
+//!   `--gemini-503-rate`. Shard 1's real per-minute limit is lower than the
+//!   pool's (`--gemini-rpm-low`: per-minute 429s, and the pool learns the
+//!   `quotaValue`), shard 2's daily limit is low (`--gemini-rpd-low`: a
+//!   per-day 429, the shard exhausted until the Pacific midnight);
+//! - the librarian daemon: `swarm librarian serve` with `--worker-bin`, else
+//!   this program re-run as `soak librarian` (the same composition), with
+//!   `--shards` fake keys `fake-gemini-shard-<n>` (`GEMINI_API_KEY_SHARD<n>`,
+//!   `GEMINI_SHARD<n>_PER_MINUTE` = `--gemini-rpm`, `_PER_DAY` =
+//!   `--gemini-rpd`), `GEMINI_BASE_URL` at the mock, Redis directly;
+//! - agents asking it an archive query every `--ask-every-ms` over the bus
+//!   (`ArchiveDesk::ask`, then `get_response`), each about the findings
+//!   around one finished task;
+//! - a sampler of Redis `used_memory` and the finding count every
+//!   `--memory-every` seconds.
 //!
-//! Then it drains, stops the workers, and checks every pushed task: completed
-//! with its finding, or reported failed; anything else is lost. The report
-//! is printed and, with `--report FILE`, written as JSON. Exit status 1 on
-//! any loss, duplicate or ledger mismatch.
+//! Then it drains (until every task and every query is accounted for),
+//! stops the workers and the librarian, and checks every pushed task:
+//! completed with its finding, or reported failed; anything else is lost.
+//! Every query is answered, answered after a failover (the mock saw it on
+//! two keys), answered with an error saying no shard could serve
+//! (exhausted), or unanswered; the mock's count of requests per key per
+//! minute and per day is checked against the limits the pool was
+//! configured with (`quota_never_over`: every request it received had been
+//! granted by the Redis ledger first, 429s and 503s included), and against
+//! the ledger's own count. The report is printed and, with
+//! `--report FILE`, written as JSON. Exit status 1 on any loss, duplicate,
+//! ledger mismatch, unanswered query or quota overrun.
 //!
 //! `cargo run --release -p swarm-examples --bin soak -- --minutes 5`
+//! (`--no-librarian` leaves the librarian part out).
 
 // A test harness program (like `swarmbus_redis::testing`): a broken
 // invariant of the harness itself may stop it.
@@ -52,6 +81,12 @@ use swarmbus_redis::{RedisBus, RedisConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+// Not `src/bin/librarian.rs`: that would be a binary of its own.
+#[path = "soak/librarian.rs"]
+mod librarian;
+
+use librarian::LibrarianSettings;
+
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Settings of a run.
@@ -73,8 +108,13 @@ struct Settings {
     /// Tasks kept queued per worker with `saturate`.
     saturate_depth: u64,
     /// `swarm` binary whose `worker run` the workers are (`None`: this
-    /// program's own `worker` mode, the same loop composed here).
+    /// program's own `worker` mode, the same loop composed here), and
+    /// whose `librarian serve` the librarian is.
     worker_bin: Option<PathBuf>,
+    /// The librarian part (`None` with `--no-librarian`).
+    librarian: Option<LibrarianSettings>,
+    /// Redis memory and the finding count are sampled this often.
+    memory_sample_s: u64,
 }
 
 fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
@@ -90,6 +130,9 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     let mut worker_bin = None;
     let mut saturate = false;
     let mut saturate_depth = 4u64;
+    let mut lib = LibrarianSettings::default();
+    let mut with_librarian = true;
+    let mut memory_sample_s = 5u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_default();
@@ -106,6 +149,19 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
             "--cut-every" => cut_every_s = val().parse().unwrap_or(10),
             "--saturate" => saturate = true,
             "--depth" => saturate_depth = val().parse().unwrap_or(4).max(1),
+            "--no-librarian" => with_librarian = false,
+            "--shards" => lib.shards = val().parse().unwrap_or(lib.shards).clamp(2, 64),
+            "--gemini-rpm" => lib.rpm = val().parse().unwrap_or(lib.rpm).max(1),
+            "--gemini-rpd" => lib.rpd = val().parse().unwrap_or(lib.rpd).max(1),
+            "--gemini-rpm-low" => {
+                lib.shard1_real_rpm = val().parse().unwrap_or(lib.shard1_real_rpm).max(1)
+            }
+            "--gemini-rpd-low" => {
+                lib.shard2_real_rpd = val().parse().unwrap_or(lib.shard2_real_rpd).max(1)
+            }
+            "--gemini-503-rate" => lib.rate_503 = val().parse().unwrap_or(lib.rate_503),
+            "--ask-every-ms" => lib.ask_every_ms = val().parse().unwrap_or(lib.ask_every_ms),
+            "--memory-every" => memory_sample_s = val().parse().unwrap_or(5).max(1),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -131,9 +187,17 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
         redis_restart,
         cut_every_s,
         worker_bin,
-        drain_s: (seconds / 2).max(60),
+        // Queries waiting for a shard's next minute finish in the drain
+        // (a query is unanswered after `answer_timeout_s`).
+        drain_s: (seconds / 2).max(if with_librarian {
+            lib.answer_timeout_s + 10
+        } else {
+            60
+        }),
         saturate,
         saturate_depth,
+        librarian: with_librarian.then_some(lib),
+        memory_sample_s,
     };
     (settings, report)
 }
@@ -141,6 +205,15 @@ fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("librarian") {
+        match librarian::librarian_process(&args[1..]).await {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("soak librarian: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     if args.first().map(String::as_str) == Some("worker") {
         match worker_process(&args[1..]).await {
             Ok(()) => std::process::exit(0),
@@ -261,39 +334,47 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Reads one HTTP/1.1 request (headers, then Content-Length bytes) from
+/// `sock`, keeping what follows it in `buf`; `None` when the peer closed.
+async fn read_request(
+    sock: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..head_end + len].to_vec();
+    buf.drain(..head_end + len);
+    Ok(Some((head, body)))
+}
+
 async fn mock_connection(
     mut sock: TcpStream,
     stats: Arc<MockStats>,
     fault_rate: f64,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
-    let mut chunk = [0u8; 8192];
-    loop {
-        // One request: headers, then Content-Length bytes.
-        let head_end = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let len: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body: serde_json::Value =
-            serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or_default();
-        buf.drain(..head_end + len);
+    while let Some((head, body)) = read_request(&mut sock, &mut buf).await? {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let key = header(&head, "x-api-key").unwrap_or("").to_owned();
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let (latency, fault, input, output) = {
@@ -376,6 +457,7 @@ async fn mock_connection(
             }
         }
     }
+    Ok(())
 }
 
 /// A recorded-shaped Messages stream; with `midstream` it breaks off with an
@@ -565,7 +647,11 @@ struct SoakReport {
     findings_indexed: u64,
     findings_stored_twice: u64,
     raw_findings_written: u64,
+    /// Raw keys found in the index of active findings at the end.
     raw_findings_adopted: u64,
+    /// Raw keys this program's adopter joined to the index while running
+    /// (the librarian's adopter may join others).
+    raw_findings_adopted_by_this_adopter: u64,
     raw_findings_adopted_by_final_reindex: u64,
     ledger_tokens: u64,
     mock_usage_tokens: u64,
@@ -594,6 +680,23 @@ struct SoakReport {
     task_latency_p99_ms: f64,
     redis_used_memory_bytes: u64,
     redis_memory_per_finding_bytes: f64,
+    /// Slope of used_memory over the finding count between the first and
+    /// the last sample (bytes per finding); `None` without growth in
+    /// findings.
+    redis_memory_growth_per_finding_bytes: Option<f64>,
+    redis_memory_samples: Vec<MemorySample>,
+    librarian_queries_asked: u64,
+    librarian_queries_answered: u64,
+    /// Answered after the pool moved on from a shard the mock refused.
+    librarian_queries_failed_over: u64,
+    /// Answered with an error saying no shard could serve.
+    librarian_queries_exhausted: u64,
+    librarian_queries_failed_other: u64,
+    librarian_queries_unanswered: u64,
+    /// No shard got more requests in a minute (or day) than the pool was
+    /// configured to send it.
+    quota_never_over: bool,
+    librarian: Option<librarian::LibrarianReport>,
     peak_rss_kb: BTreeMap<String, u64>,
     failure_kinds: BTreeMap<String, u64>,
     failure_reports_sample: Vec<String>,
@@ -607,6 +710,81 @@ fn redis_info_field(server: &RedisServer, section: &str, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// One sample of Redis memory.
+#[derive(Debug, Clone, Serialize)]
+struct MemorySample {
+    t_s: f64,
+    used_memory: u64,
+    findings: u64,
+}
+
+/// Samples `INFO memory used_memory` and the finding count every `every`
+/// until `stop`, then once more.
+async fn sample_memory(
+    bus: Arc<RedisBus>,
+    url: String,
+    started: Instant,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> Vec<MemorySample> {
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut samples = Vec::new();
+    loop {
+        // Redis may be restarting: that sample is skipped.
+        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+            let info: redis::RedisResult<String> =
+                redis::cmd("INFO").arg("memory").query_async(&mut c).await;
+            if let (Ok(info), Ok(findings)) = (info, bus.count_findings().await) {
+                let used_memory = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("used_memory:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                samples.push(MemorySample {
+                    t_s: started.elapsed().as_secs_f64(),
+                    used_memory,
+                    findings,
+                });
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return samples;
+        }
+        let next = Instant::now() + every;
+        while Instant::now() < next && !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Bytes of Redis memory per finding added, first sample to last.
+fn memory_growth(samples: &[MemorySample]) -> Option<f64> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    let findings = last
+        .findings
+        .checked_sub(first.findings)
+        .filter(|n| *n > 0)?;
+    Some((last.used_memory as f64 - first.used_memory as f64) / findings as f64)
+}
+
+/// How many of the raw keys `finding:soak-raw-<i>` (i < n) are in the
+/// library's index of active findings.
+async fn raw_in_index(url: &str, n: u64) -> Result<u64, AnyError> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    let mut found = 0;
+    let ids: Vec<String> = (0..n).map(|i| format!("soak-raw-{i}")).collect();
+    for chunk in ids.chunks(1000) {
+        let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            .arg("swarm:findings")
+            .arg(chunk)
+            .query_async(&mut c)
+            .await?;
+        found += scores.iter().filter(|s| s.is_some()).count() as u64;
+    }
+    Ok(found)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -656,13 +834,43 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         settings.fault_rate
     );
 
+    let exe = match &settings.worker_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    // The librarian: a mock Gemini keeping Google's quotas per key, and the
+    // daemon (its shard pool on `shards` fake keys) against it. It reaches
+    // Redis directly (the restart still hits it).
+    let gemini = settings
+        .librarian
+        .clone()
+        .map(|l| Arc::new(librarian::GeminiMock::new(l)));
+    let (gemini_task, librarian_proc) = match (&gemini, &settings.librarian) {
+        (Some(g), Some(l)) => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let gemini_url = format!("http://{}", listener.local_addr()?);
+            let task = tokio::spawn(librarian::serve_gemini(listener, Arc::clone(g)));
+            let p = librarian::LibrarianProc::start(
+                &exe,
+                settings.worker_bin.is_some(),
+                &url,
+                &gemini_url,
+                l,
+                dir.path().join("librarian.log"),
+            )?;
+            println!(
+                "mock Gemini at {gemini_url}; librarian with {} shards, {} a minute and {} a day each (shard 1 really {} a minute, shard 2 really {} a day), 503 rate {}",
+                l.shards, l.rpm, l.rpd, l.shard1_real_rpm, l.shard2_real_rpd, l.rate_503
+            );
+            (Some(task), Some(p))
+        }
+        _ => (None, None),
+    };
+
     let bus = Arc::new(RedisBus::connect(bus_config(&url)?).await?);
     let adopter = bus.spawn_finding_adopter(Duration::from_secs(1));
     let mut fleet = Fleet {
-        exe: match &settings.worker_bin {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()?,
-        },
+        exe,
         swarm_cli: settings.worker_bin.is_some(),
         url: proxy.url(),
         mock_url,
@@ -713,6 +921,30 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     // Chaos: kill a random worker every `kill_every_s`, restart Redis once at
     // 40% of the run; replace workers that exit by themselves.
     let push_end = started + Duration::from_secs(settings.seconds);
+
+    // Agents asking the librarian, from the first finished task to the end
+    // of the pushing.
+    let pushed_shared: Arc<Mutex<Vec<TaskId>>> = Arc::new(Mutex::new(Vec::new()));
+    let librarian_done = Arc::new(AtomicBool::new(settings.librarian.is_none()));
+    let asker = settings.librarian.clone().map(|l| {
+        tokio::spawn(librarian::ask_loop(
+            Arc::clone(&bus),
+            Arc::clone(&pushed_shared),
+            l,
+            push_end,
+            Arc::clone(&librarian_done),
+        ))
+    });
+
+    // Redis memory against the finding count, every `memory_sample_s`.
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_memory(
+        Arc::clone(&bus),
+        url.clone(),
+        started,
+        Duration::from_secs(settings.memory_sample_s),
+        Arc::clone(&sampler_stop),
+    ));
     let chaos_stop = Arc::new(AtomicBool::new(false));
     let restarts = Arc::new(AtomicU64::new(0));
     let chaos = {
@@ -795,8 +1027,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let mut rr = 0usize;
     for i in 0..settings.tasks {
         let to = if settings.saturate {
-            match saturated_target(&*bus, &fleet, &mut rr, settings.saturate_depth, push_end).await
-            {
+            match saturated_target(&bus, &fleet, &mut rr, settings.saturate_depth, push_end).await {
                 Some(w) => w,
                 None => break,
             }
@@ -825,6 +1056,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         }
         pushed_at.insert(task.id, task.created_at);
         pushed.push(task.id);
+        pushed_shared.lock().unwrap().push(task.id);
         if i % 1000 == 999 {
             println!(
                 "[{:>5.1}s] pushed {}",
@@ -870,7 +1102,10 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
             .iter()
             .filter(|t| finished.contains(t) || failed.contains(t))
             .count();
-        if accounted == pushed.len() && raw_done.load(Ordering::SeqCst) {
+        if accounted == pushed.len()
+            && raw_done.load(Ordering::SeqCst)
+            && librarian_done.load(Ordering::SeqCst)
+        {
             break;
         }
         if Instant::now() > drain_end {
@@ -887,9 +1122,23 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     chaos_stop.store(true, Ordering::SeqCst);
     let _ = chaos.await;
     let _ = raw.await;
+    sampler_stop.store(true, Ordering::SeqCst);
+    let memory_samples = sampler.await.unwrap_or_default();
     {
         let mut f = fleet.lock().unwrap();
         f.stop_all();
+    }
+    // The librarian's account: the asking agents' fates, the mock's counts
+    // per key, the ledger's.
+    let lib = match (asker, gemini, librarian_proc) {
+        (Some(asker), Some(g), Some(p)) => {
+            let asked = asker.await?;
+            Some(librarian::account(&bus, &g, asked, p).await?)
+        }
+        _ => None,
+    };
+    if let Some(t) = gemini_task {
+        t.abort();
     }
     // Adopt anything the adopter has not met yet.
     let adopted_live = adopter.adopted();
@@ -956,7 +1205,9 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
     let raw_written_n = raw_written.load(Ordering::SeqCst);
     // The library's own count of keys that joined the index (adopting
     // again changes nothing, so each raw key counts once).
-    let raw_adopted = adopted_live + adopted_at_end;
+    // Raw keys in the index: adopted by this program's adopter or by
+    // another one (`swarm librarian serve` runs one too).
+    let raw_adopted = raw_in_index(&url, raw_written_n).await?;
     let stored_twice = findings_indexed.saturating_sub(completed + raw_adopted);
 
     // Ledger against the mock.
@@ -1009,10 +1260,24 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         );
     }
     if let Some(kb) = vm_hwm_kb(std::process::id()) {
-        peak.insert("soak coordinator + mock".into(), kb);
+        peak.insert("soak coordinator + mocks".into(), kb);
     }
-    let ok =
-        lost == 0 && stored_twice == 0 && both == 0 && ledger_equal && raw_adopted == raw_written_n;
+    if let Some(l) = &lib {
+        peak.insert("librarian".into(), l.librarian_peak_rss_kb);
+    }
+    let n_lib = |f: fn(&librarian::LibrarianReport) -> u64| lib.as_ref().map_or(0, f);
+    let quota_never_over = lib.as_ref().is_none_or(|l| l.quota_never_over);
+    let lib_unanswered = n_lib(|l| l.queries_unanswered);
+    let lib_failed_other = n_lib(|l| l.queries_failed_other);
+    let ok = lost == 0
+        && stored_twice == 0
+        && both == 0
+        && ledger_equal
+        && raw_adopted == raw_written_n
+        && quota_never_over
+        && lib_unanswered == 0
+        && lib_failed_other == 0;
+    let growth = memory_growth(&memory_samples);
     let report = SoakReport {
         settings: settings.clone(),
         duration_s: work_secs,
@@ -1025,6 +1290,7 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         findings_stored_twice: stored_twice,
         raw_findings_written: raw_written_n,
         raw_findings_adopted: raw_adopted,
+        raw_findings_adopted_by_this_adopter: adopted_live,
         raw_findings_adopted_by_final_reindex: adopted_at_end,
         ledger_tokens: ledger_ok,
         mock_usage_tokens: mock_ok,
@@ -1052,6 +1318,16 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         task_latency_p99_ms: percentile(&lat, 0.99),
         redis_used_memory_bytes: used_memory,
         redis_memory_per_finding_bytes: used_memory as f64 / findings_indexed.max(1) as f64,
+        redis_memory_growth_per_finding_bytes: growth,
+        redis_memory_samples: memory_samples,
+        librarian_queries_asked: n_lib(|l| l.queries_asked),
+        librarian_queries_answered: n_lib(|l| l.queries_answered),
+        librarian_queries_failed_over: n_lib(|l| l.queries_failed_over),
+        librarian_queries_exhausted: n_lib(|l| l.queries_exhausted),
+        librarian_queries_failed_other: lib_failed_other,
+        librarian_queries_unanswered: lib_unanswered,
+        quota_never_over,
+        librarian: lib,
         peak_rss_kb: peak,
         failure_kinds: failure_kinds(&failures),
         // Every kind but 429 in full (up to 20), and two 429s.
@@ -1087,6 +1363,25 @@ async fn run(settings: Settings, report_path: Option<PathBuf>) -> Result<bool, A
         report.mock_usage_tokens,
         if ledger_equal { "equal" } else { "NOT EQUAL" }
     );
+    if report.librarian.is_some() {
+        println!(
+            "librarian: asked {}, answered {} ({} after a failover), exhausted {}, failed otherwise {}, UNANSWERED {}; quota {}; Redis memory {} per finding",
+            report.librarian_queries_asked,
+            report.librarian_queries_answered,
+            report.librarian_queries_failed_over,
+            report.librarian_queries_exhausted,
+            report.librarian_queries_failed_other,
+            report.librarian_queries_unanswered,
+            if report.quota_never_over {
+                "never over"
+            } else {
+                "OVER"
+            },
+            report
+                .redis_memory_growth_per_finding_bytes
+                .map_or_else(|| "n/a".to_owned(), |b| format!("+{b:.0} B")),
+        );
+    }
     drop(fleet);
     drop(server);
     Ok(ok)

@@ -1,0 +1,896 @@
+//! The soak's librarian part: a mock Gemini API that keeps Google's quotas
+//! per key, the librarian daemon process (`swarm librarian serve` or this
+//! program's own `soak librarian`), agents asking archive queries over the
+//! bus, and the account of it all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde::Serialize;
+use swarmbus_agents::runtime::task_finding_id;
+use swarmbus_core::bus::{ArchiveDesk, Bus, FindingStore, QuotaLedger};
+use swarmbus_core::model::{ArchiveQuery, FindingFilter, ResponseStatus};
+use swarmbus_core::quota::pacific_day;
+use swarmbus_core::{QueryId, QuotaLimits, ShardId, TaskId};
+use swarmbus_gemini::pool::shards_from_env;
+use swarmbus_gemini::{AnswerSource, ClientConfig, LibrarianDaemon, PoolConfig, ShardPool};
+use swarmbus_redis::RedisBus;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{AnyError, bus_config, percentile, read_request};
+
+/// How the librarian part runs (`--no-librarian` turns it off).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LibrarianSettings {
+    /// Shards of the pool (`--shards`), keys `fake-gemini-shard-<n>`.
+    pub(crate) shards: u32,
+    /// Requests per minute the pool is configured with, per shard
+    /// (`--gemini-rpm`); the mock enforces the same on every shard but
+    /// shard 1.
+    pub(crate) rpm: u32,
+    /// Requests per day the pool is configured with (`--gemini-rpd`); the
+    /// mock enforces the same on every shard but shard 2.
+    pub(crate) rpd: u32,
+    /// Shard 1's real per-minute limit at the mock (`--gemini-rpm-low`):
+    /// its project's quota is partly used elsewhere, so it answers per-minute
+    /// 429s (reporting this `quotaValue`) before the pool's count is full.
+    pub(crate) shard1_real_rpm: u32,
+    /// Shard 2's real daily limit at the mock (`--gemini-rpd-low`): it
+    /// answers a per-day 429 once this many were admitted today.
+    pub(crate) shard2_real_rpd: u32,
+    /// Share of requests answered 503 UNAVAILABLE (`--gemini-503-rate`).
+    pub(crate) rate_503: f64,
+    /// One archive query every this many ms (`--ask-every-ms`).
+    pub(crate) ask_every_ms: u64,
+    /// A query with no response after this long is unanswered.
+    pub(crate) answer_timeout_s: u64,
+}
+
+impl Default for LibrarianSettings {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            // The brief's free tier: 15 a minute, 1,500 a day.
+            rpm: 15,
+            rpd: 1500,
+            shard1_real_rpm: 2,
+            shard2_real_rpd: 10,
+            rate_503: 0.05,
+            // 30 a minute: under what the shards serve once shard 2 is out
+            // (2 + 15 + 15), so the one daemon keeps up; the per-minute
+            // limits are still reached (shard 1's at once, the others'
+            // in busy minutes).
+            ask_every_ms: 2000,
+            answer_timeout_s: 150,
+        }
+    }
+}
+
+impl LibrarianSettings {
+    fn key(n: u32) -> String {
+        format!("fake-gemini-shard-{n}")
+    }
+
+    fn real_limits(&self, n: u32) -> (u32, u32) {
+        match n {
+            1 => (self.shard1_real_rpm.max(1), self.rpd),
+            2 => (self.rpm, self.shard2_real_rpd),
+            _ => (self.rpm, self.rpd),
+        }
+    }
+}
+
+// ------------------------------------------------------------ mock Gemini --
+
+/// What one request to the mock got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    PerMinute429,
+    PerDay429,
+    Unavailable503,
+    /// Not a `generateContent` call, an unknown key or an unreadable body.
+    Refused,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    /// Unix milliseconds when the request was read.
+    at_ms: i64,
+    outcome: Outcome,
+}
+
+/// What the mock Gemini saw: every request per key, and per question which
+/// shards it went to.
+#[derive(Debug, Default)]
+pub(crate) struct GeminiMock {
+    settings: LibrarianSettings,
+    by_key: Mutex<HashMap<String, Vec<Received>>>,
+    /// Question number (`[soak-q N]` in the prompt) → (shard, outcome) in
+    /// order of arrival.
+    by_question: Mutex<HashMap<u64, Vec<(u32, Outcome)>>>,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl GeminiMock {
+    pub(crate) fn new(settings: LibrarianSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    /// Decides a request's fate as Google would, and records it.
+    fn admit(&self, key: &str, question: Option<u64>) -> (Outcome, u32, u32) {
+        let shard = key
+            .strip_prefix("fake-gemini-shard-")
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| (1..=self.settings.shards).contains(n));
+        let Some(shard) = shard else {
+            return (Outcome::Refused, 0, 0);
+        };
+        let (rpm, rpd) = self.settings.real_limits(shard);
+        let now = unix_ms();
+        let mut by_key = self.by_key.lock().unwrap();
+        let seen = by_key.entry(key.to_owned()).or_default();
+        // Google counts what it admitted: per fixed minute, per Pacific day.
+        let minute = now.div_euclid(60_000);
+        let today = pacific_day(chrono::DateTime::from_timestamp_millis(now).unwrap_or_default());
+        let admitted = seen.iter().filter(|r| r.outcome == Outcome::Ok);
+        let (mut in_minute, mut in_day) = (0u32, 0u32);
+        for r in admitted {
+            if r.at_ms.div_euclid(60_000) == minute {
+                in_minute += 1;
+            }
+            if pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default())
+                == today
+            {
+                in_day += 1;
+            }
+        }
+        let outcome = if in_day >= rpd {
+            Outcome::PerDay429
+        } else if in_minute >= rpm {
+            Outcome::PerMinute429
+        } else if rand::rng().random_bool(self.settings.rate_503.clamp(0.0, 1.0)) {
+            Outcome::Unavailable503
+        } else {
+            Outcome::Ok
+        };
+        seen.push(Received {
+            at_ms: now,
+            outcome,
+        });
+        drop(by_key);
+        if let Some(q) = question {
+            self.by_question
+                .lock()
+                .unwrap()
+                .entry(q)
+                .or_default()
+                .push((shard, outcome));
+        }
+        let to_next_minute = (60 - (now.div_euclid(1000) % 60)).max(1) as u32;
+        let value = if outcome == Outcome::PerDay429 {
+            rpd
+        } else {
+            rpm
+        };
+        (outcome, value, to_next_minute)
+    }
+}
+
+pub(crate) async fn serve_gemini(listener: TcpListener, mock: Arc<GeminiMock>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let mock = Arc::clone(&mock);
+        tokio::spawn(async move {
+            let _ = gemini_connection(sock, mock).await;
+        });
+    }
+}
+
+/// The prompt's text: every text part of every content.
+fn prompt_text(body: &serde_json::Value) -> String {
+    let mut s = String::new();
+    for c in body["contents"].as_array().into_iter().flatten() {
+        for p in c["parts"].as_array().into_iter().flatten() {
+            if let Some(t) = p["text"].as_str() {
+                s.push_str(t);
+            }
+        }
+    }
+    s
+}
+
+/// `[soak-q N]` in the question.
+fn question_number(prompt: &str) -> Option<u64> {
+    let at = prompt.rfind("[soak-q ")? + "[soak-q ".len();
+    let rest = &prompt[at..];
+    rest[..rest.find(']')?].trim().parse().ok()
+}
+
+/// The id of the first finding the librarian put in the prompt
+/// (`FINDINGS\n\n[<id>] session …`).
+fn first_finding_id(prompt: &str) -> Option<&str> {
+    let at = prompt.find("FINDINGS")?;
+    let rest = &prompt[at..];
+    let open = rest.find('[')? + 1;
+    let close = rest[open..].find(']')? + open;
+    Some(&rest[open..close])
+}
+
+async fn gemini_connection(mut sock: TcpStream, mock: Arc<GeminiMock>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(8192);
+    while let Some((head, body)) = read_request(&mut sock, &mut buf).await? {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let request_line = head.lines().next().unwrap_or("").to_owned();
+        let key = crate::header(&head, "x-goog-api-key")
+            .unwrap_or("")
+            .to_owned();
+        let prompt = prompt_text(&body);
+        let question = question_number(&prompt);
+        let (outcome, quota_value, retry_s) =
+            if request_line.starts_with("POST ") && request_line.contains(":generateContent") {
+                mock.admit(&key, question)
+            } else {
+                (Outcome::Refused, 0, 0)
+            };
+        let latency = rand::rng().random_range(20..150u64);
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+        let (status, payload) = match outcome {
+            Outcome::Ok => {
+                let model = request_line
+                    .split("/models/")
+                    .nth(1)
+                    .and_then(|m| m.split(':').next())
+                    .unwrap_or("gemini");
+                let cited = first_finding_id(&prompt).unwrap_or("none");
+                let answer = serde_json::json!({
+                    "answer": format!("The archive holds what was asked (question {}); see the cited finding.", question.unwrap_or(0)),
+                    "citations": [cited],
+                })
+                .to_string();
+                let prompt_tokens = (prompt.len() / 4).max(1);
+                let out_tokens = (answer.len() / 4).max(1);
+                (
+                    "200 OK",
+                    serde_json::json!({
+                        "candidates": [{
+                            "content": {"parts": [{"text": answer}], "role": "model"},
+                            "finishReason": "STOP",
+                            "index": 0
+                        }],
+                        "usageMetadata": {
+                            "promptTokenCount": prompt_tokens,
+                            "candidatesTokenCount": out_tokens,
+                            "totalTokenCount": prompt_tokens + out_tokens,
+                            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+                        },
+                        "modelVersion": model,
+                        "responseId": format!("soak-{}", question.unwrap_or(0))
+                    }),
+                )
+            }
+            Outcome::PerMinute429 | Outcome::PerDay429 => {
+                let per_day = outcome == Outcome::PerDay429;
+                let quota_id = if per_day {
+                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+                } else {
+                    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+                };
+                (
+                    "429 Too Many Requests",
+                    serde_json::json!({"error": {
+                        "code": 429,
+                        "message": format!("You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {quota_value}\nPlease retry in {retry_s}s."),
+                        "status": "RESOURCE_EXHAUSTED",
+                        "details": [
+                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                "quotaId": quota_id,
+                                "quotaDimensions": {"location": "global", "model": "gemini"},
+                                "quotaValue": quota_value.to_string()
+                            }]},
+                            // A per-day 429 carries a short RetryInfo too
+                            // (the recorded one says 22 s).
+                            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                             "retryDelay": format!("{}s", if per_day { 22 } else { retry_s })}
+                        ]
+                    }}),
+                )
+            }
+            Outcome::Unavailable503 => (
+                "503 Service Unavailable",
+                serde_json::json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
+            ),
+            Outcome::Refused => (
+                "400 Bad Request",
+                serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
+            ),
+        };
+        let payload = payload.to_string();
+        let r = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: {}\r\n\r\n{payload}",
+            payload.len()
+        );
+        sock.write_all(r.as_bytes()).await?;
+        sock.flush().await?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------- librarian process --
+
+/// `soak librarian --redis URL`: the same composition as `swarm librarian
+/// serve` (the shard pool from `GEMINI_API_KEY_SHARD<N>` and
+/// `GEMINI_SHARD<N>_PER_MINUTE/_PER_DAY`, `GEMINI_BASE_URL` for the mock),
+/// until SIGINT.
+pub(crate) async fn librarian_process(args: &[String]) -> Result<(), AnyError> {
+    let mut url = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--redis" => url = it.next().cloned(),
+            _ => return Err(format!("unknown librarian argument {a}").into()),
+        }
+    }
+    let url = url.ok_or("--redis")?;
+    // Logs to stderr as `swarm` does (the soak counts what the pool did).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let bus: Arc<dyn Bus> = Arc::new(RedisBus::connect(bus_config(&url)?).await?);
+    let shards = shards_from_env(QuotaLimits::free_tier())?;
+    let pool = ShardPool::new(
+        shards,
+        Arc::clone(&bus),
+        PoolConfig::default().client(ClientConfig::from_env()),
+    )?;
+    let daemon = LibrarianDaemon::new(bus, AnswerSource::model(pool));
+    let stats = daemon
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    eprintln!("librarian stopped: {stats:?}");
+    Ok(())
+}
+
+/// The running librarian process.
+pub(crate) struct LibrarianProc {
+    child: Child,
+    log: PathBuf,
+    pub(crate) peak_rss_kb: u64,
+}
+
+impl LibrarianProc {
+    /// Starts it: `swarm librarian serve` with `cli`, else this program's
+    /// `librarian` mode.
+    pub(crate) fn start(
+        exe: &Path,
+        cli: bool,
+        redis_url: &str,
+        gemini_url: &str,
+        s: &LibrarianSettings,
+        log: PathBuf,
+    ) -> Result<Self, AnyError> {
+        let mut cmd = Command::new(exe);
+        if cli {
+            cmd.args(["librarian", "serve"]).env("REDIS_URL", redis_url);
+        } else {
+            cmd.args(["librarian", "--redis", redis_url]);
+        }
+        for n in 1..=s.shards {
+            cmd.env(
+                format!("GEMINI_API_KEY_SHARD{n}"),
+                LibrarianSettings::key(n),
+            )
+            .env(format!("GEMINI_SHARD{n}_PER_MINUTE"), s.rpm.to_string())
+            .env(format!("GEMINI_SHARD{n}_PER_DAY"), s.rpd.to_string());
+        }
+        let child = cmd
+            .env("GEMINI_BASE_URL", gemini_url)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(Self {
+            child,
+            log,
+            peak_rss_kb: 0,
+        })
+    }
+
+    pub(crate) fn sample(&mut self) {
+        if let Some(kb) = crate::vm_hwm_kb(self.child.id()) {
+            self.peak_rss_kb = self.peak_rss_kb.max(kb);
+        }
+    }
+
+    /// SIGINT, then SIGKILL after 15 s; whether it had exited by itself
+    /// before (with its status).
+    pub(crate) fn stop(&mut self) -> Option<String> {
+        self.sample();
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status.to_string());
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("librarian did not stop on SIGINT; killed");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for LibrarianProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------ asking --
+
+/// How one archive query ended.
+#[derive(Debug, Clone)]
+enum Fate {
+    Answered {
+        by: String,
+        ms: f64,
+    },
+    /// An error response saying every shard was out (or kept failing).
+    Exhausted {
+        kind: String,
+    },
+    /// An error response of another kind.
+    Failed {
+        kind: String,
+        message: String,
+    },
+    Unanswered,
+}
+
+/// What the asking agents saw.
+#[derive(Debug, Default)]
+pub(crate) struct Asked {
+    /// Question number → fate.
+    fates: BTreeMap<u64, Fate>,
+    /// Ticks when no finished task could be found to ask about.
+    pub(crate) skipped: u64,
+}
+
+/// Error kinds that mean the pool had no shard left to serve (or every one
+/// it tried kept failing): the query was answered, with "exhausted".
+const EXHAUSTED_KINDS: &[&str] = &[
+    "all_shards_exhausted",
+    "quota_exhausted",
+    "rate_limited",
+    "overloaded",
+    "server_error",
+    "timeout",
+    "transport",
+];
+
+/// Agents asking: one archive query every `ask_every_ms` until `ask_until`,
+/// each about the findings around one finished task (so the filter always
+/// selects at least that finding), then waiting for every response up to
+/// `answer_timeout_s` after it was asked.
+pub(crate) async fn ask_loop(
+    bus: Arc<RedisBus>,
+    pushed: Arc<Mutex<Vec<TaskId>>>,
+    s: LibrarianSettings,
+    ask_until: Instant,
+    done: Arc<AtomicBool>,
+) -> Asked {
+    let mut asked = Asked::default();
+    let mut open: Vec<(u64, QueryId, Instant)> = Vec::new();
+    let mut next_ask = Instant::now();
+    let mut n = 0u64;
+    let every = Duration::from_millis(s.ask_every_ms.max(10));
+    let timeout = Duration::from_secs(s.answer_timeout_s);
+    loop {
+        let now = Instant::now();
+        if now < ask_until && now >= next_ask {
+            next_ask += every;
+            match ask_one(&bus, &pushed, n).await {
+                Some(id) => {
+                    open.push((n, id, Instant::now()));
+                    n += 1;
+                }
+                None => asked.skipped += 1,
+            }
+        }
+        let mut still = Vec::with_capacity(open.len());
+        for (q, id, at) in open {
+            match bus.get_response(id).await {
+                Ok(Some(r)) => {
+                    let fate = if r.status == ResponseStatus::Ok {
+                        Fate::Answered {
+                            by: r.answered_by.unwrap_or_default(),
+                            ms: at.elapsed().as_secs_f64() * 1000.0,
+                        }
+                    } else {
+                        let (kind, message) = r
+                            .error
+                            .map(|e| (e.kind, e.message))
+                            .unwrap_or_else(|| ("unknown".into(), String::new()));
+                        if EXHAUSTED_KINDS.contains(&kind.as_str()) {
+                            Fate::Exhausted { kind }
+                        } else {
+                            Fate::Failed { kind, message }
+                        }
+                    };
+                    asked.fates.insert(q, fate);
+                }
+                _ if at.elapsed() > timeout => {
+                    asked.fates.insert(q, Fate::Unanswered);
+                }
+                _ => still.push((q, id, at)),
+            }
+        }
+        open = still;
+        if Instant::now() >= ask_until && open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    asked
+}
+
+/// Asks question `n` about a random finished task's neighbourhood; `None`
+/// when no finished task was found (yet).
+async fn ask_one(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<QueryId> {
+    for _ in 0..5 {
+        let task = {
+            let p = pushed.lock().unwrap();
+            if p.is_empty() {
+                return None;
+            }
+            p[rand::rng().random_range(0..p.len())]
+        };
+        let Ok(Some(f)) = bus.get_finding(&task_finding_id(task)).await else {
+            continue;
+        };
+        let filter = FindingFilter::all().between(
+            Some(f.created_at - chrono::Duration::seconds(2)),
+            Some(f.created_at + chrono::Duration::seconds(1)),
+        );
+        let query = ArchiveQuery::new(
+            format!("[soak-q {n}] What did the swarm find around task {task}? Cite what you use."),
+            filter,
+        )
+        .asked_by("soak-agent");
+        for _ in 0..10 {
+            match bus.ask(&query).await {
+                Ok(()) => return Some(query.id),
+                Err(e) => {
+                    eprintln!("ask failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+        return None;
+    }
+    None
+}
+
+// ------------------------------------------------------------------ report --
+
+/// One shard as the mock and the ledger saw it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ShardAccount {
+    pub(crate) shard: u32,
+    /// The limits the pool was configured with.
+    pub(crate) configured_rpm: u32,
+    pub(crate) configured_rpd: u32,
+    /// The limits the mock enforced (Google's side).
+    pub(crate) mock_real_rpm: u32,
+    pub(crate) mock_real_rpd: u32,
+    /// Requests the mock received (every one was granted by the ledger
+    /// first: a 429 or 503 was still sent).
+    pub(crate) requests_received: u64,
+    pub(crate) answered_200: u64,
+    pub(crate) per_minute_429: u64,
+    pub(crate) per_day_429: u64,
+    pub(crate) unavailable_503: u64,
+    /// Requests received in the busiest minute window (fixed windows of
+    /// arrival, as the ledger counts them).
+    pub(crate) busiest_minute_received: u64,
+    /// Admitted in the busiest minute (answered 200 or 503: not refused
+    /// for quota).
+    pub(crate) busiest_minute_admitted: u64,
+    /// Requests over the configured per-minute limit in any window (must
+    /// be 0).
+    pub(crate) requests_over_minute_limit: u64,
+    /// Requests over it by arrival that came within `transit_allowance_ms`
+    /// after the window began while the window before had room: sent (and
+    /// granted) in that one.
+    pub(crate) requests_over_minute_limit_in_transit: u64,
+    /// Requests received on the busiest Pacific day.
+    pub(crate) busiest_day_received: u64,
+    /// The ledger's count of requests granted today (`shard_states`).
+    pub(crate) ledger_granted_today: u32,
+    /// The mock's count for the same Pacific day.
+    pub(crate) mock_received_today: u64,
+    /// The ledger's status and `librarian:shard<N>:quota` at the end.
+    pub(crate) ledger_status: String,
+    pub(crate) ledger_quota_left: Option<i64>,
+}
+
+/// The librarian part of the report.
+#[derive(Debug, Serialize)]
+pub(crate) struct LibrarianReport {
+    pub(crate) settings: LibrarianSettings,
+    pub(crate) queries_asked: u64,
+    pub(crate) queries_answered: u64,
+    /// Answered after the pool moved on from a shard the mock refused
+    /// (the mock saw the question on two or more keys).
+    pub(crate) queries_failed_over: u64,
+    /// Answered with an error saying no shard could serve.
+    pub(crate) queries_exhausted: u64,
+    /// Answered with an error of another kind (must be 0).
+    pub(crate) queries_failed_other: u64,
+    pub(crate) queries_unanswered: u64,
+    pub(crate) asks_skipped_no_finding_yet: u64,
+    pub(crate) answered_by: BTreeMap<String, u64>,
+    pub(crate) answer_latency_p50_ms: f64,
+    pub(crate) answer_latency_p99_ms: f64,
+    pub(crate) exhausted_kinds: BTreeMap<String, u64>,
+    pub(crate) failed_other_sample: Vec<String>,
+    pub(crate) mock_requests: u64,
+    pub(crate) mock_per_minute_429: u64,
+    pub(crate) mock_per_day_429: u64,
+    pub(crate) mock_503: u64,
+    pub(crate) transit_allowance_ms: i64,
+    pub(crate) shards: Vec<ShardAccount>,
+    /// No shard ever received more requests in a minute window than its
+    /// configured per-minute limit, nor more in a Pacific day than its
+    /// configured daily limit.
+    pub(crate) quota_never_over: bool,
+    /// Every shard's ledger count today equals what the mock received
+    /// today (fact, not required: a grant whose reply Redis dropped is
+    /// counted without being sent).
+    pub(crate) ledger_equals_mock: bool,
+    pub(crate) librarian_exited_by_itself: Option<String>,
+    /// What the daemon's log (`RUST_LOG=info`) says the pool did: lines
+    /// naming a shard cooled, a shard exhausted, a wait for a cooling shard,
+    /// a warning.
+    pub(crate) librarian_log_counts: BTreeMap<String, u64>,
+    /// The log's last lines, when the daemon exited by itself.
+    pub(crate) librarian_log_tail: Vec<String>,
+    pub(crate) librarian_peak_rss_kb: u64,
+}
+
+/// A request sent up to this long before a minute began may arrive after.
+const TRANSIT_ALLOWANCE_MS: i64 = 1000;
+
+/// The minute windows of one key's requests (fixed windows of arrival, as
+/// the ledger counts them): the busiest one's requests received and
+/// admitted, and the requests over `limit` in any window. Requests over
+/// the limit that arrived within [`TRANSIT_ALLOWANCE_MS`] after their
+/// window began, while the window before had room for them, were sent in
+/// that window (the ledger granted them there) and are counted apart.
+fn minute_windows(times: &[Received], limit: u32) -> (u64, u64, u64, u64) {
+    // minute → (received, admitted, received early in the minute)
+    let mut counts: BTreeMap<i64, (u64, u64, u64)> = BTreeMap::new();
+    for r in times {
+        let e = counts.entry(r.at_ms.div_euclid(60_000)).or_default();
+        e.0 += 1;
+        if matches!(r.outcome, Outcome::Ok | Outcome::Unavailable503) {
+            e.1 += 1;
+        }
+        if r.at_ms.rem_euclid(60_000) < TRANSIT_ALLOWANCE_MS {
+            e.2 += 1;
+        }
+    }
+    let limit = u64::from(limit);
+    let (mut over, mut in_transit) = (0, 0);
+    for (m, (rx, _, early)) in &counts {
+        let excess = rx.saturating_sub(limit);
+        if excess == 0 {
+            continue;
+        }
+        let room_before = limit.saturating_sub(counts.get(&(m - 1)).map_or(0, |c| c.0));
+        let explained = excess.min(*early).min(room_before);
+        in_transit += explained;
+        over += excess - explained;
+    }
+    let busiest_rx = counts.values().map(|c| c.0).max().unwrap_or(0);
+    let busiest_adm = counts.values().map(|c| c.1).max().unwrap_or(0);
+    (busiest_rx, busiest_adm, over, in_transit)
+}
+
+fn log_counts(log: &str) -> BTreeMap<String, u64> {
+    let kinds = [
+        ("shard cooled (rate limited)", "shard rate limited; cooling"),
+        ("shard exhausted (daily quota)", "daily quota exhausted"),
+        ("limit learnt from a 429", "limit from a 429"),
+        ("waited for a cooling shard", "waiting for the earliest"),
+        ("warnings", "WARN"),
+    ];
+    kinds
+        .iter()
+        .map(|(name, needle)| {
+            (
+                (*name).to_owned(),
+                log.lines().filter(|l| l.contains(needle)).count() as u64,
+            )
+        })
+        .collect()
+}
+
+pub(crate) async fn account(
+    bus: &RedisBus,
+    mock: &GeminiMock,
+    asked: Asked,
+    mut proc_: LibrarianProc,
+) -> Result<LibrarianReport, AnyError> {
+    let exited = proc_.stop();
+    let log = std::fs::read_to_string(&proc_.log).unwrap_or_default();
+    let s = mock.settings.clone();
+    let by_key = mock.by_key.lock().unwrap().clone();
+    let by_question = mock.by_question.lock().unwrap().clone();
+    let now = chrono::Utc::now();
+    let today = pacific_day(now);
+    let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
+    let mut shards = Vec::new();
+    let mut never_over = true;
+    let mut ledger_equal = true;
+    for n in 1..=s.shards {
+        let id = ShardId::new(n)?;
+        let state = bus
+            .shard_states(&[id], configured, now)
+            .await?
+            .into_iter()
+            .next();
+        let quota_left = bus.shard_quotas(&[id]).await?.into_iter().next().flatten();
+        let seen = by_key
+            .get(&LibrarianSettings::key(n))
+            .cloned()
+            .unwrap_or_default();
+        let count = |o: Outcome| seen.iter().filter(|r| r.outcome == o).count() as u64;
+        let (busiest_rx, busiest_adm, over, in_transit) = minute_windows(&seen, s.rpm);
+        let mut per_day: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
+        for r in &seen {
+            let d =
+                pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default());
+            *per_day.entry(d).or_default() += 1;
+        }
+        let busiest_day = per_day.values().copied().max().unwrap_or(0);
+        let mock_today = per_day.get(&today).copied().unwrap_or(0);
+        let granted = state.as_ref().map_or(0, |st| st.used_today);
+        if over > 0 || busiest_day > u64::from(s.rpd) {
+            never_over = false;
+        }
+        if u64::from(granted) != mock_today {
+            ledger_equal = false;
+        }
+        let (real_rpm, real_rpd) = s.real_limits(n);
+        shards.push(ShardAccount {
+            shard: n,
+            configured_rpm: s.rpm,
+            configured_rpd: s.rpd,
+            mock_real_rpm: real_rpm,
+            mock_real_rpd: real_rpd,
+            requests_received: seen.len() as u64,
+            answered_200: count(Outcome::Ok),
+            per_minute_429: count(Outcome::PerMinute429),
+            per_day_429: count(Outcome::PerDay429),
+            unavailable_503: count(Outcome::Unavailable503),
+            busiest_minute_received: busiest_rx,
+            busiest_minute_admitted: busiest_adm,
+            requests_over_minute_limit: over,
+            requests_over_minute_limit_in_transit: in_transit,
+            busiest_day_received: busiest_day,
+            ledger_granted_today: granted,
+            mock_received_today: mock_today,
+            ledger_status: state.map_or_else(|| "unknown".into(), |st| st.status.to_string()),
+            ledger_quota_left: quota_left,
+        });
+    }
+    let mut answered_by: BTreeMap<String, u64> = BTreeMap::new();
+    let mut exhausted_kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed_sample = Vec::new();
+    let mut lat = Vec::new();
+    let (mut answered, mut failed_over, mut exhausted, mut failed, mut unanswered) =
+        (0, 0, 0, 0, 0);
+    for (q, fate) in &asked.fates {
+        match fate {
+            Fate::Answered { by, ms } => {
+                answered += 1;
+                lat.push(*ms);
+                *answered_by.entry(by.clone()).or_default() += 1;
+                let mut keys: Vec<u32> = by_question
+                    .get(q)
+                    .map(|v| v.iter().map(|(k, _)| *k).collect())
+                    .unwrap_or_default();
+                keys.sort_unstable();
+                keys.dedup();
+                if keys.len() > 1 {
+                    failed_over += 1;
+                }
+            }
+            Fate::Exhausted { kind } => {
+                exhausted += 1;
+                *exhausted_kinds.entry(kind.clone()).or_default() += 1;
+            }
+            Fate::Failed { kind, message } => {
+                failed += 1;
+                if failed_sample.len() < 10 {
+                    failed_sample.push(format!("{kind}: {message}"));
+                }
+            }
+            Fate::Unanswered => unanswered += 1,
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let all: Vec<&Received> = by_key.values().flatten().collect();
+    let total = |o: Outcome| all.iter().filter(|r| r.outcome == o).count() as u64;
+    Ok(LibrarianReport {
+        settings: s,
+        queries_asked: asked.fates.len() as u64,
+        queries_answered: answered,
+        queries_failed_over: failed_over,
+        queries_exhausted: exhausted,
+        queries_failed_other: failed,
+        queries_unanswered: unanswered,
+        asks_skipped_no_finding_yet: asked.skipped,
+        answered_by,
+        answer_latency_p50_ms: percentile(&lat, 0.5),
+        answer_latency_p99_ms: percentile(&lat, 0.99),
+        exhausted_kinds,
+        failed_other_sample: failed_sample,
+        mock_requests: all.len() as u64,
+        mock_per_minute_429: total(Outcome::PerMinute429),
+        mock_per_day_429: total(Outcome::PerDay429),
+        mock_503: total(Outcome::Unavailable503),
+        transit_allowance_ms: TRANSIT_ALLOWANCE_MS,
+        shards,
+        quota_never_over: never_over,
+        ledger_equals_mock: ledger_equal,
+        librarian_log_counts: log_counts(&log),
+        librarian_log_tail: if exited.is_some() {
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(20)..]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        librarian_exited_by_itself: exited,
+        librarian_peak_rss_kb: proc_.peak_rss_kb,
+    })
+}
