@@ -174,6 +174,7 @@ fn draw_workers(w: &Workers, out: &Path) -> Result<(), AnyError> {
         .x_desc("worker processes (log2 scale)")
         .y_desc("tasks/s (first push to last finding)")
         .x_label_formatter(&pow2_label)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_labels(12)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
@@ -183,17 +184,10 @@ fn draw_workers(w: &Workers, out: &Path) -> Result<(), AnyError> {
         .iter()
         .map(|r| (lx(r), r.ideal_tasks_per_s))
         .collect();
-    let measured: Vec<(f64, f64)> = w
-        .rows
-        .iter()
-        .map(|r| (lx(r), r.tasks_per_s_busy))
-        .collect();
+    let measured: Vec<(f64, f64)> = w.rows.iter().map(|r| (lx(r), r.tasks_per_s_busy)).collect();
     let grey = RGBColor(120, 120, 120);
     chart
-        .draw_series(LineSeries::new(
-            ideal.clone(),
-            grey.stroke_width(2),
-        ))?
+        .draw_series(LineSeries::new(ideal.clone(), grey.stroke_width(2)))?
         .label(format!(
             "ideal: N x 1000 / {} ms (mean mock latency)",
             w.mock_mean_latency_ms
@@ -208,7 +202,7 @@ fn draw_workers(w: &Workers, out: &Path) -> Result<(), AnyError> {
     chart.draw_series(measured.iter().map(|(x, y)| {
         Text::new(
             format!("{y:.0}"),
-            (*x, *y + y_max * 0.02),
+            (*x - 0.12, *y + y_max * 0.045),
             ("sans-serif", 15).into_font().color(&BLUE),
         )
     }))?;
@@ -238,19 +232,26 @@ fn draw_workers(w: &Workers, out: &Path) -> Result<(), AnyError> {
         .x_desc("worker processes (log2 scale)")
         .y_desc("ms")
         .x_label_formatter(&pow2_label)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_labels(12)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
         .draw()?;
     for (name, color, pick) in [
-        ("p50", BLUE, (|r: &WorkersRow| r.task_latency_p50_ms) as fn(&WorkersRow) -> f64),
+        (
+            "p50",
+            BLUE,
+            (|r: &WorkersRow| r.task_latency_p50_ms) as fn(&WorkersRow) -> f64,
+        ),
         ("p99", RED, |r: &WorkersRow| r.task_latency_p99_ms),
     ] {
         let points: Vec<(f64, f64)> = w.rows.iter().map(|r| (lx(r), pick(r))).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     }
     chart
@@ -298,16 +299,36 @@ fn draw_cluster(c: &Cluster, out: &Path) -> Result<(), AnyError> {
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .draw()?;
-        for (topology, label, color) in [
-            ("single", "one redis-server", RGBColor(120, 120, 120)),
-            ("cluster", "Cluster, 3 masters", BLUE),
+        // A value's label goes above its point when it is the higher of
+        // the two at that x, else below, so that close values stay readable.
+        let value_at = |topology: &str, k: u32| {
+            rows.iter()
+                .find(|r| r.topology == topology && r.namespaces == k)
+                .map_or(0.0, |r| r.findings_per_s)
+        };
+        for (topology, other, label, color) in [
+            (
+                "single",
+                "cluster",
+                "one redis-server",
+                RGBColor(120, 120, 120),
+            ),
+            ("cluster", "single", "Cluster, 3 masters", BLUE),
         ] {
-            let mut points: Vec<(f64, f64)> = rows
+            // (x, findings/s, label above the point), in x order.
+            let mut marks: Vec<(f64, f64, bool)> = rows
                 .iter()
                 .filter(|r| r.topology == topology)
-                .map(|r| (f64::from(r.namespaces).log2(), r.findings_per_s))
+                .map(|r| {
+                    (
+                        f64::from(r.namespaces).log2(),
+                        r.findings_per_s,
+                        r.findings_per_s >= value_at(other, r.namespaces),
+                    )
+                })
                 .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let points: Vec<(f64, f64)> = marks.iter().map(|(x, y, _)| (*x, *y)).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))?
                 .label(label)
@@ -315,10 +336,11 @@ fn draw_cluster(c: &Cluster, out: &Path) -> Result<(), AnyError> {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                 });
             chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
-            chart.draw_series(points.iter().map(|(x, y)| {
+            chart.draw_series(marks.iter().map(|(x, y, up)| {
+                let dy = if *up { 0.045 } else { -0.03 };
                 Text::new(
-                    format!("{:.0}k", y / 1000.0),
-                    (*x, *y + y_max * 0.02),
+                    format!("{:.1}k", y / 1000.0),
+                    (*x - 0.1, *y + y_max * dy),
                     ("sans-serif", 14).into_font().color(&color),
                 )
             }))?;
