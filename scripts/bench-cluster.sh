@@ -75,6 +75,13 @@ PID=""
 
 if [ "$PLOT" -eq 1 ]; then
     echo "bench-cluster: drawing docs/cluster.png" >&2
+    # plot_scaling draws its text with DejaVu Sans (fonts-dejavu-core).
+    if ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; then
+        echo "bench-cluster: installing fonts-dejavu-core" >&2
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq fonts-dejavu-core >&2
+    fi
     cargo build --release -q -p swarm-examples --bin plot_scaling
     "$TARGET/release/plot_scaling" --workers "$OUT/workers.json" --cluster "$OUT/cluster.json" \
         --out-dir docs >&2
