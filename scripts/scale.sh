@@ -2,7 +2,7 @@
 # Workers scaling (issue 12): tasks/s of the swarm against the number of
 # worker processes, with the soak program in its closed loop (`--saturate`:
 # `--depth` tasks kept queued per worker), no faults, no kills, no cuts, no
-# Redis restart. The workers are the CLI's `swarm worker run` processes on a
+# Redis restart, no librarian. The workers are the CLI's `swarm worker run` processes on a
 # mock Anthropic server that answers after a latency drawn uniformly from
 # 5..60 ms (`random_range(5..60)`: 5 to 59 ms, mean 32 ms); a worker runs one
 # task at a time, so the ideal is 1000 / 32 = 31.25 tasks/s per worker, less
@@ -81,7 +81,7 @@ for N in $WORKERS; do
     rm -f "$REPORT"
     echo "scale: $N worker(s), $SECONDS_EACH s (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     setsid "$SOAK" --saturate --depth "$DEPTH" --fault-rate 0 --kill-every 100000 \
-        --cut-every 0 --no-redis-restart --seconds "$SECONDS_EACH" --workers "$N" \
+        --cut-every 0 --no-redis-restart --no-librarian --seconds "$SECONDS_EACH" --workers "$N" \
         --worker-bin "$SWARM" --report "$REPORT" >"$WORK/soak-$N.log" 2>&1 &
     PID=$!
     # The load average sampled during the run, every 5 s.
@@ -161,7 +161,7 @@ doc = {
     "mock_mean_latency_ms": MOCK_MEAN_MS,
     "ideal_tasks_per_s_per_worker": IDEAL_PER_WORKER,
     "depth": depth,
-    "command": "soak --saturate --depth %d --fault-rate 0 --kill-every 100000 --cut-every 0 "
+    "command": "soak --saturate --depth %d --fault-rate 0 --kill-every 100000 --cut-every 0 --no-librarian "
                "--no-redis-restart --seconds S --workers N --worker-bin swarm" % depth,
     "rows": rows,
 }
