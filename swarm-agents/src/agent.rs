@@ -20,6 +20,8 @@
 //! at most [`TaskLimits::model_retries`] times in a row and only when the
 //! wait fits in what is left of the task's wall time; its hold is released
 //! first (a failed call billed nothing) and a new one taken for the retry.
+//! A halt during the wait ends it (the switch is read every
+//! [`HALT_POLL_DURING_WAIT`]) and the task stops as halted.
 //! Any other failure stops the task at once: [`Retry::Retry`] (no wait
 //! named) is not retried here, since the provider clients retry those
 //! themselves with backoff before they give up.
@@ -51,6 +53,10 @@ workspace root; you cannot leave it. Be economical: few, targeted tool calls. Wh
 with the result only: a first line that is a short title, then the facts with file paths, \
 numbers and finding ids in brackets where they support a claim. If the task cannot be done, say \
 why in the first line.";
+
+/// How often a task waiting to retry a rate-limited call looks at the halt
+/// switch: a halted swarm stops it within this long, not after the wait.
+pub const HALT_POLL_DURING_WAIT: Duration = Duration::from_secs(1);
 
 /// Limits of one task.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -476,7 +482,9 @@ impl AgentWorker {
                                 error = %model_failure(&e),
                                 "model asked to wait: retrying the call after the wait"
                             );
-                            tokio::time::sleep(wait).await;
+                            // A halt during the wait ends it; the check at
+                            // the top of the loop then stops the task.
+                            self.wait_unless_halted(wait).await;
                             // The same call again: it is one step, not two.
                             steps -= 1;
                             continue;
@@ -590,6 +598,23 @@ impl AgentWorker {
                 });
             }
             messages.push(Message::new(Role::User, results));
+        }
+    }
+
+    /// Sleeps `wait`, looking at the halt switch every
+    /// [`HALT_POLL_DURING_WAIT`]: a halt ends the wait early (a bus that
+    /// cannot be read does not; the next step's check reports it).
+    async fn wait_unless_halted(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            tokio::time::sleep((until - now).min(HALT_POLL_DURING_WAIT)).await;
+            if let Ok(Some(_)) = self.bus.halted().await {
+                return;
+            }
         }
     }
 

@@ -452,6 +452,37 @@ async fn a_rate_limited_call_is_made_again_after_the_wait_the_provider_asked() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_halt_during_a_rate_limit_wait_stops_the_task_without_the_retry() {
+    let s = setup();
+    let model = ScriptedModel::new("claude-haiku-5-5")
+        .then_fail(rate_limited(Duration::from_secs(60)))
+        .then_text("never sent", Usage::new(1, 1));
+    let bus = s.bus.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        bus.halt(&HaltReport::new("shard 3 failed", "step 1"))
+            .await
+            .unwrap();
+    });
+    let started = tokio::time::Instant::now();
+    let stop = agent(&s, &model).run_task(&task()).await.unwrap_err();
+    assert_eq!(
+        stop.cause,
+        StopCause::Halted {
+            reason: "shard 3 failed".into()
+        }
+    );
+    assert_eq!(model.requests().len(), 1, "the retry was never sent");
+    // Stopped about a poll after the halt (tokio's paused clock), not after
+    // the 60 s the provider asked for.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_wait_longer_than_the_wall_time_left_fails_at_once_with_the_providers_facts() {
     let s = setup();
     let model = ScriptedModel::new("claude-haiku-5-5")
