@@ -59,6 +59,14 @@ pub const API_KEY_VAR: &str = "ANTHROPIC_API_KEY";
 /// The model used when none is configured (the coordinator tier's).
 pub const DEFAULT_MODEL: &str = "claude-sonnet-5-5";
 
+/// A request as sent: the caller's request, borrowed, with `stream` set.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    #[serde(flatten)]
+    request: &'a MessagesRequest,
+    stream: bool,
+}
+
 /// How the client connects and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -390,6 +398,19 @@ impl AnthropicClient {
             return Err(Error::InvalidInput {
                 field: "messages",
                 reason: format!("{reason} is refused by anthropic-version {API_VERSION}"),
+            });
+        }
+        // The common case sends the request as it is, with `stream` set,
+        // without copying it; a copy only when something must be dropped.
+        if request.stream.is_none()
+            && !request.has_removed_parameters()
+            && !request.extra.contains_key("stream")
+        {
+            return serde_json::to_vec(&Outgoing { request, stream }).map_err(|e| {
+                Error::InvalidInput {
+                    field: "request",
+                    reason: format!("does not serialise: {e}"),
+                }
             });
         }
         let mut body = request.clone();
@@ -798,5 +819,48 @@ fn transport_error(e: reqwest::Error, config: &ClientConfig, redact: &Redactor) 
     }
     Error::Connection {
         reason: redact.clean(&error_chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    fn client() -> AnthropicClient {
+        AnthropicClient::new(
+            SecretString::from("fake-anthropic-unit"),
+            ClientConfig::default().base_url("http://127.0.0.1:9"),
+        )
+        .unwrap()
+    }
+
+    /// The body sent without a copy equals the one built from a copy, for
+    /// both values of `stream`, with extra fields passed through.
+    #[test]
+    fn the_body_sent_as_is_equals_the_copied_one() {
+        let c = client();
+        let mut r = MessagesRequest::new("claude-haiku-5-5", 64, "hi");
+        r.extra
+            .insert("service_tier".into(), serde_json::json!("auto"));
+        for stream in [false, true] {
+            let direct: serde_json::Value =
+                serde_json::from_slice(&c.prepare(&r, stream).unwrap()).unwrap();
+            let mut copy = r.clone();
+            copy.stream = Some(stream);
+            let expected = serde_json::to_value(&copy).unwrap();
+            assert_eq!(direct, expected);
+            assert_eq!(direct["stream"], stream);
+        }
+        // A caller's own `stream` and a removed parameter take the copy path:
+        // `stream` is the call's, the parameter is gone.
+        r.stream = Some(true);
+        r.extra.insert("temperature".into(), serde_json::json!(0.2));
+        let sent: serde_json::Value =
+            serde_json::from_slice(&c.prepare(&r, false).unwrap()).unwrap();
+        assert_eq!(sent["stream"], false);
+        assert!(sent.get("temperature").is_none());
+        assert_eq!(sent["service_tier"], "auto");
     }
 }

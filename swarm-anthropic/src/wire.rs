@@ -584,9 +584,20 @@ impl MessagesRequest {
         self
     }
 
+    /// Whether the request carries a parameter API version `2026-10-21`
+    /// removed (`temperature`, `top_p`, `top_k`).
+    pub fn has_removed_parameters(&self) -> bool {
+        REMOVED_SAMPLING_PARAMETERS
+            .iter()
+            .any(|p| self.extra.contains_key(*p))
+    }
+
     /// Removes the sampling parameters API version `2026-10-21` rejects and
     /// returns the names of those it found.
     pub fn strip_removed_parameters(&mut self) -> Vec<&'static str> {
+        if !self.has_removed_parameters() {
+            return Vec::new();
+        }
         REMOVED_SAMPLING_PARAMETERS
             .into_iter()
             .filter(|p| self.extra.remove(*p).is_some())
