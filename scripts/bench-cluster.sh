@@ -47,19 +47,8 @@ cargo build --release -q -p swarmbus-redis --example bench_cluster
 OUT="$TARGET/scaling"
 mkdir -p "$OUT"
 
-WORK=$(mktemp -d -t swarm-bench-cluster.XXXXXX)
-export TMPDIR="$WORK"
-PID=""
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -TERM -- "-$PID" 2>/dev/null || true
-        sleep 1
-        kill -KILL -- "-$PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/scripts/lib/group.sh"
+run_dir swarm-bench-cluster TERM
 
 setsid "$TARGET/release/examples/bench_cluster" --out "$OUT/cluster.json" "${ARGS[@]}" &
 PID=$!

@@ -59,20 +59,8 @@ SWARM="$TARGET/release/swarm"
 OUT="$TARGET/scaling"
 mkdir -p "$OUT"
 
-WORK=$(mktemp -d -t swarm-scale.XXXXXX)
-export TMPDIR="$WORK"
-PID=""
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        # The soak runs in its own process group: stop all of it.
-        kill -INT -- "-$PID" 2>/dev/null || true
-        sleep 2
-        kill -KILL -- "-$PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/scripts/lib/group.sh"
+run_dir swarm-scale INT
 
 REPORTS=()
 LOADS=()

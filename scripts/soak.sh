@@ -59,20 +59,8 @@ case " $* " in
 esac
 
 # Temp dirs of the run (redis data, worker logs) live here and go at the end.
-WORK=$(mktemp -d -t swarm-soak.XXXXXX)
-export TMPDIR="$WORK"
-PID=""
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        # The program runs in its own process group: stop all of it.
-        kill -INT -- "-$PID" 2>/dev/null || true
-        sleep 2
-        kill -KILL -- "-$PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/scripts/lib/group.sh"
+run_dir swarm-soak INT
 
 setsid "$BIN" "${ARGS[@]}" &
 PID=$!

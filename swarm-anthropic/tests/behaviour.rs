@@ -62,6 +62,31 @@ fn start(input: u64) -> (&'static str, Value) {
     )
 }
 
+/// A whole streamed text answer: `text` in one delta, then `stop_reason`
+/// with `output` tokens.
+fn text_stream(input: u64, text: &str, stop_reason: &str, output: u64) -> String {
+    sse(&[
+        start(input),
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        ),
+        (
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":stop_reason},"usage":{"output_tokens":output}}),
+        ),
+        ("message_stop", json!({"type":"message_stop"})),
+    ])
+}
+
 async fn stream_server(body: impl Into<Vec<u8>>) -> MockServer {
     server_with(ResponseTemplate::new(200).set_body_raw(body.into(), "text/event-stream")).await
 }
@@ -698,26 +723,7 @@ async fn a_server_error_is_retried_and_the_second_answer_is_returned() {
 
 #[tokio::test]
 async fn a_stream_broken_by_an_error_event_is_sent_again_and_only_the_whole_answer_counts() {
-    let whole = sse(&[
-        start(40),
-        (
-            "content_block_start",
-            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
-        ),
-        (
-            "content_block_delta",
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Whole answer"}}),
-        ),
-        (
-            "content_block_stop",
-            json!({"type":"content_block_stop","index":0}),
-        ),
-        (
-            "message_delta",
-            json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}),
-        ),
-        ("message_stop", json!({"type":"message_stop"})),
-    ]);
+    let whole = text_stream(40, "Whole answer", "end_turn", 9);
     let server = first_then(
         response_of(&fixture("errors/stream_error_overloaded.json")),
         ResponseTemplate::new(200).set_body_raw(whole.into_bytes(), "text/event-stream"),
