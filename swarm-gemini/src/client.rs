@@ -35,7 +35,6 @@ use swarmbus_core::llm::{
 };
 use tracing::Instrument;
 
-use crate::clock::{Clock, SystemClock};
 use crate::decode::{
     DEFAULT_MAX_BODY_BYTES, Generation, SseDecoder, StreamAccumulator, decode_response_with,
     http_error,
@@ -44,6 +43,7 @@ use crate::error::{Error, Redactor, Result};
 use crate::wire::{
     CountTokensRequest, CountTokensResponse, GenerateContentRequest, GenerateContentResponse,
 };
+use swarmbus_core::clock::{Clock, SystemClock};
 
 /// The Gemini Developer API.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";

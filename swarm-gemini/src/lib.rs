@@ -22,7 +22,6 @@
 //! - [`librarian`]: [`Librarian`], archive Q&A with citations from any core `LanguageModel`;
 //!   the offline extractive provider.
 //! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
-//! - [`clock`]: injectable time ([`SystemClock`], [`ManualClock`]).
 //!
 //! # Errors say what to do
 //!
@@ -64,7 +63,6 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-pub mod clock;
 pub mod convert;
 pub mod daemon;
 pub mod decode;
@@ -76,7 +74,6 @@ pub mod probe;
 pub mod wire;
 
 pub use client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use daemon::{DaemonStats, LibrarianDaemon};
 pub use decode::Generation;
 pub use error::{Action, Error, ErrorKind, Result};
@@ -84,3 +81,4 @@ pub use fallback::{FallbackConfig, OpenAiCompatible};
 pub use librarian::{AnswerSource, Librarian, LibrarianAnswer, LibrarianConfig};
 pub use pool::{PoolAnswer, PoolConfig, ServedBy, ShardConfig, ShardPool};
 pub use probe::{ShardProbe, ShardTestReport};
+pub use swarmbus_core::clock::{Clock, ManualClock, SystemClock};

@@ -55,10 +55,10 @@ use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::{Acquire, Denial, QuotaLimits};
 
 use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
-use crate::clock::{Clock, SystemClock};
 use crate::decode::Generation;
 use crate::error::{Action, Error, Result, ShardReport};
 use crate::wire::GenerateContentRequest;
+use swarmbus_core::clock::{Clock, SystemClock};
 
 /// The prefix of the shard key variables: `GEMINI_API_KEY_SHARD1`, …
 pub const SHARD_KEY_PREFIX: &str = "GEMINI_API_KEY_SHARD";

@@ -1,21 +1,50 @@
-//! Time, injectable: the pool reads the time and waits through a [`Clock`],
-//! so tests move time forward (past a cooling delay, across a Pacific
-//! midnight) without waiting.
+//! Time, injectable: one [`Clock`] every component that decides from the
+//! date or the time reads (spend-limit stops, the Pacific-midnight quota
+//! reset, price rows by effective date, model lifecycles, heartbeat ages,
+//! retry-after dates, budgets by day and month), so tests set "today" and
+//! move time forward (past a cooling delay, across a Pacific midnight)
+//! without waiting, and no test depends on the day it runs.
+//!
+//! The system clock is the default everywhere; a component built without a
+//! clock reads [`SystemClock`]. [`ManualClock`] is the one tests set.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 
-/// Where the time comes from, and how to wait.
+/// Where the time comes from, and how to wait for it.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now.
     fn now(&self) -> DateTime<Utc>;
 
-    /// Waits for `duration`.
+    /// Waits for `duration` (on this clock: a manual clock moves at once).
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// Today's date, UTC.
+    fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+}
+
+/// A clock shared by the components of one process.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system clock as a [`SharedClock`]: the default of every component.
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        (**self).sleep(duration)
+    }
 }
 
 /// The real clock: `Utc::now()` and `tokio::time::sleep`.
@@ -74,6 +103,16 @@ impl ManualClock {
     /// Sets the time.
     pub fn set(&self, now: DateTime<Utc>) {
         self.lock().now = now;
+    }
+
+    /// A clock showing `rfc3339` (`"2026-11-29T11:00:00Z"`), for tests.
+    ///
+    /// # Errors
+    /// When the text is not an RFC 3339 date-time.
+    pub fn at(rfc3339: &str) -> Result<Self, chrono::ParseError> {
+        Ok(Self::new(
+            DateTime::parse_from_rfc3339(rfc3339)?.with_timezone(&Utc),
+        ))
     }
 
     /// Every sleep asked of this clock, in order.
