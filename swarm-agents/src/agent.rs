@@ -32,6 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use swarmbus_core::bus::Bus;
+use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::error::{Error as CoreError, Retry};
 use swarmbus_core::keys::{FindingId, WorkerId};
 use swarmbus_core::llm::{
@@ -254,6 +255,7 @@ pub struct AgentWorker {
     role_prompt: String,
     shared_context: Option<String>,
     cache: Option<CacheTtl>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for AgentWorker {
@@ -290,7 +292,15 @@ impl AgentWorker {
             role_prompt: WORKER_ROLE_PROMPT.to_owned(),
             shared_context: None,
             cache: Some(CacheTtl::FiveMinutes),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` (the system clock by default): a failed
+    /// call that names the moment to wait until waits from its now.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets the limits.
@@ -629,7 +639,7 @@ impl AgentWorker {
         retries: u32,
         left: Duration,
     ) -> Result<Duration, Option<String>> {
-        let Retry::After(wait) = e.retry() else {
+        let Retry::After(wait) = e.retry_at(self.clock.now()) else {
             return Err(None);
         };
         let limit = self.limits.model_retries;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::keys::{SessionId, TaskId, WorkerId};
 use swarmbus_core::llm::Usage;
 use swarmbus_core::model::Tier;
@@ -87,12 +88,24 @@ pub trait BudgetGate: Send + Sync {
 
 /// The budget gate and the usage recorder of one runtime; either may be
 /// absent (then that side is not enforced or not recorded).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metering {
     /// Reserves before each call.
     pub budget: Option<Arc<dyn BudgetGate>>,
     /// Records each call's usage.
     pub recorder: Option<Arc<dyn UsageRecorder>>,
+    /// Stamps each record (the stamp chooses the price row in force).
+    pub clock: SharedClock,
+}
+
+impl Default for Metering {
+    fn default() -> Self {
+        Self {
+            budget: None,
+            recorder: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metering {
@@ -119,6 +132,13 @@ impl Metering {
     /// Reserves through `budget`.
     pub fn budget(mut self, budget: Arc<dyn BudgetGate>) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Stamps records with the time of `clock` (the system clock by
+    /// default).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -154,7 +174,8 @@ impl Metering {
             Some(r) => {
                 let mut record =
                     UsageRecord::new(call.tier.default_name(), call.model.clone(), usage)
-                        .worker(call.worker.clone());
+                        .worker(call.worker.clone())
+                        .at(self.clock.now());
                 if let Some(t) = call.task {
                     record = record.task(t);
                 }

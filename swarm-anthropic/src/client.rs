@@ -35,6 +35,7 @@ use futures::stream::{BoxStream, StreamExt};
 use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::llm::ModelCatalog;
 use tracing::Instrument;
 
@@ -241,6 +242,9 @@ pub struct AnthropicClient {
     /// No request before this time (an exhausted rate limit).
     paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
     lifecycle: LifecycleCheck,
+    /// Reads the time for every decision by date (rate-limit resets,
+    /// spend-limit dates, model lifecycles) and waits for resets.
+    clock: SharedClock,
 }
 
 impl fmt::Debug for AnthropicClient {
@@ -289,6 +293,7 @@ impl AnthropicClient {
             redact: Redactor::for_key(&key),
             paused_until: Arc::new(Mutex::new(None)),
             lifecycle: LifecycleCheck::default(),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -321,10 +326,18 @@ impl AnthropicClient {
         self
     }
 
+    /// Reads the time from `clock` (the system clock by default): the
+    /// date a spend limit lifts, a rate limit's reset and a model's
+    /// lifecycle are decided on it, and waits for a reset sleep on it.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// When the next request may go out, if a rate limit is exhausted.
     pub fn paused_until(&self) -> Option<DateTime<Utc>> {
         let guard = self.paused_until.lock().ok()?;
-        (*guard).filter(|t| *t > Utc::now())
+        (*guard).filter(|t| *t > self.clock.now())
     }
 
     fn pause_until(&self, until: DateTime<Utc>) {
@@ -339,7 +352,9 @@ impl AnthropicClient {
         let Some(until) = self.paused_until() else {
             return Ok(());
         };
-        let wait = (until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (until - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         if wait > self.config.max_rate_limit_wait {
             return Err(Error::RateLimitPending {
                 until,
@@ -350,12 +365,12 @@ impl AnthropicClient {
             wait_ms = wait.as_millis() as u64,
             "anthropic rate limit exhausted: waiting for its reset"
         );
-        tokio::time::sleep(wait).await;
+        self.clock.sleep(wait).await;
         Ok(())
     }
 
     fn note_limits(&self, headers: &HeaderMap, status: u16) {
-        let now = Utc::now();
+        let now = self.clock.now();
         if let Some(until) = RateLimitHeaders::from_headers(headers).exhausted_until(now)
             && until > now
         {
@@ -378,7 +393,7 @@ impl AnthropicClient {
     /// parameters dropped, shapes the API version refuses refused.
     fn prepare(&self, request: &MessagesRequest, stream: bool) -> Result<Vec<u8>> {
         check_model_id(&request.model)?;
-        self.lifecycle.check(&request.model)?;
+        self.lifecycle.check(&request.model, self.clock.today())?;
         if request.max_tokens == 0 {
             return Err(Error::InvalidInput {
                 field: "max_tokens",
@@ -469,14 +484,17 @@ impl AnthropicClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         match self.read_body(response).await {
-            Ok(body) => self.lifecycle.name_replacement(Error::from_http(
-                status,
-                &headers,
-                &body,
-                model,
-                Utc::now(),
-                &self.redact,
-            )),
+            Ok(body) => self.lifecycle.name_replacement(
+                Error::from_http(
+                    status,
+                    &headers,
+                    &body,
+                    model,
+                    self.clock.now(),
+                    &self.redact,
+                ),
+                self.clock.today(),
+            ),
             Err(e) => e,
         }
     }

@@ -305,12 +305,17 @@ pub enum Error {
         retry_after: Duration,
     },
     /// 429 `enforced_spend_limit_reached`: the organisation's spend limit
-    /// is reached; nothing helps before `until`.
-    #[error("spend limit reached (HTTP 429); stop until {}: {message}", until.to_rfc3339())]
+    /// is reached; nothing helps before `until`. When the message names a
+    /// moment that has already passed, `until` is `None` and the action is
+    /// [`Action::Retry`]: see [`spend_limit_until`].
+    #[error("spend limit reached (HTTP 429); {}: {message}", spend_limit_advice(*until, *named))]
     SpendLimit {
-        /// When access returns (from the message, else the 1st of next
-        /// month 00:00 UTC).
-        until: DateTime<Utc>,
+        /// When access returns: the moment the message names while it is
+        /// ahead, the 1st of next month 00:00 UTC when it names none, and
+        /// `None` when the named moment has passed (retry).
+        until: Option<DateTime<Utc>>,
+        /// The moment the message names, if it names one.
+        named: Option<DateTime<Utc>>,
         /// The server's message.
         message: String,
         /// The `request-id`.
@@ -433,7 +438,10 @@ impl Error {
             },
             Error::RateLimited { retry_after, .. }
             | Error::RateLimitPending { retry_after, .. } => Action::RetryAfter(*retry_after),
-            Error::SpendLimit { until, .. } => Action::StopUntil(*until),
+            Error::SpendLimit { until, .. } => match until {
+                Some(t) => Action::StopUntil(*t),
+                None => Action::Retry,
+            },
             Error::MissingKey { .. } => Action::Disable,
             other => other.kind().default_action(),
         }
@@ -548,6 +556,7 @@ impl Error {
             ErrorKind::RateLimited if error_code == Some("enforced_spend_limit_reached") => {
                 Error::SpendLimit {
                     until: spend_limit_until(&message, now),
+                    named: named_date(&message),
                     message,
                     request_id,
                 }
@@ -614,13 +623,37 @@ pub fn parse_retry_after(text: &str) -> Option<Duration> {
     ))
 }
 
-/// When a spend limit lifts: the first `YYYY-MM-DD` date in the message
-/// (with `at HH:MM` when given, UTC), if it is after `now`; else the first
-/// day of the next month, 00:00 UTC.
-pub fn spend_limit_until(message: &str, now: DateTime<Utc>) -> DateTime<Utc> {
-    named_date(message)
-        .filter(|t| *t > now)
-        .unwrap_or_else(|| first_of_next_month(now))
+/// When a spend limit lifts, as of `now` (the client's clock).
+///
+/// - The message names a moment (the first `YYYY-MM-DD`, with `at HH:MM`
+///   when given, UTC) still ahead of `now`: stop until then.
+/// - It names a moment at or before `now`: `None`, the limit is lifted, try
+///   again. The server's own word is that access returns at that moment, and
+///   it has come: most often the two clocks disagree by a little, or the
+///   message was written before the reset. Stopping until the month after
+///   would idle the swarm for weeks on a limit nobody stated, while a retry
+///   costs one request, goes through the client's bounded backoff, and a
+///   limit still in force answers with a fresh date.
+/// - It names none: the limit is the monthly one, stop until the first day
+///   of the next month, 00:00 UTC.
+pub fn spend_limit_until(message: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match named_date(message) {
+        Some(t) if t > now => Some(t),
+        Some(_) => None,
+        None => Some(first_of_next_month(now)),
+    }
+}
+
+/// The advice in a spend-limit error's message.
+fn spend_limit_advice(until: Option<DateTime<Utc>>, named: Option<DateTime<Utc>>) -> String {
+    match (until, named) {
+        (Some(t), _) => format!("stop until {}", t.to_rfc3339()),
+        (None, Some(n)) => format!(
+            "the message says access returned at {}, which has passed: retry",
+            n.to_rfc3339()
+        ),
+        (None, None) => "retry".to_owned(),
+    }
 }
 
 /// The first day of the month after `now`'s, 00:00 UTC.
@@ -752,29 +785,50 @@ mod tests {
         let m = "You will regain access on 2026-12-01 at 00:00 UTC.";
         assert_eq!(
             spend_limit_until(m, t("2026-11-29T11:00:00Z")),
-            t("2026-12-01T00:00:00Z")
+            Some(t("2026-12-01T00:00:00Z"))
         );
         let m = "You will regain access on 2027-01-15 at 09:30 UTC.";
         assert_eq!(
             spend_limit_until(m, t("2026-11-29T11:00:00Z")),
-            t("2027-01-15T09:30:00Z")
+            Some(t("2027-01-15T09:30:00Z"))
         );
+    }
+
+    #[test]
+    fn a_named_moment_one_second_ahead_stops_and_at_or_past_it_retries() {
+        let m = "You will regain access on 2026-12-01 at 00:00 UTC.";
+        assert_eq!(
+            spend_limit_until(m, t("2026-11-30T23:59:59Z")),
+            Some(t("2026-12-01T00:00:00Z"))
+        );
+        assert_eq!(spend_limit_until(m, t("2026-12-01T00:00:00Z")), None);
+        assert_eq!(spend_limit_until(m, t("2031-12-02T00:00:00Z")), None);
     }
 
     #[test]
     fn without_a_date_the_spend_limit_lifts_on_the_first_of_next_month() {
         assert_eq!(
             spend_limit_until("limit reached", t("2026-11-29T11:00:00Z")),
-            t("2026-12-01T00:00:00Z")
+            Some(t("2026-12-01T00:00:00Z"))
         );
         assert_eq!(
             spend_limit_until("limit reached", t("2026-12-31T23:59:59Z")),
-            t("2027-01-01T00:00:00Z")
+            Some(t("2027-01-01T00:00:00Z"))
         );
-        // A date in the past is not a date to wait for.
-        assert_eq!(
-            spend_limit_until("access on 2020-01-01", t("2026-02-10T00:00:00Z")),
-            t("2026-03-01T00:00:00Z")
+    }
+
+    #[test]
+    fn a_lifted_spend_limit_says_retry_and_names_the_passed_moment() {
+        let e = Error::SpendLimit {
+            until: None,
+            named: Some(t("2026-12-01T00:00:00Z")),
+            message: "m".into(),
+            request_id: None,
+        };
+        assert_eq!(e.action(), Action::Retry);
+        assert!(
+            e.to_string()
+                .contains("2026-12-01T00:00:00+00:00, which has passed: retry")
         );
     }
 

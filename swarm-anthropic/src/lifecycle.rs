@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::NaiveDate;
 use swarmbus_core::llm::ModelCatalog;
 
 use crate::error::{Error, Result};
@@ -31,12 +31,15 @@ impl LifecycleCheck {
         self.catalog = Some(catalog);
     }
 
-    /// Refuses a retired model; warns about a deprecated one.
-    pub(crate) fn check(&self, model: &str) -> Result<()> {
-        let Some(life) = self.catalog.as_ref().and_then(|c| c.lifecycle(model)) else {
+    /// Refuses a model retired by `today`; warns about a deprecated one.
+    pub(crate) fn check(&self, model: &str, today: NaiveDate) -> Result<()> {
+        let Some(life) = self
+            .catalog
+            .as_ref()
+            .and_then(|c| c.lifecycle(model, today))
+        else {
             return Ok(());
         };
-        let today = Utc::now().date_naive();
         if life.is_retired(today) {
             return Err(Error::ModelRetired {
                 model: model.to_owned(),
@@ -56,7 +59,7 @@ impl LifecycleCheck {
     }
 
     /// Adds the replacement to a 404 about a model the catalog knows.
-    pub(crate) fn name_replacement(&self, e: Error) -> Error {
+    pub(crate) fn name_replacement(&self, e: Error, today: NaiveDate) -> Error {
         match e {
             Error::NotFound {
                 model,
@@ -67,7 +70,7 @@ impl LifecycleCheck {
                 let replacement = self
                     .catalog
                     .as_ref()
-                    .and_then(|c| c.lifecycle(&model))
+                    .and_then(|c| c.lifecycle(&model, today))
                     .and_then(|l| l.replacement);
                 Error::NotFound {
                     model,

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use secrecy::SecretString;
@@ -15,6 +15,7 @@ use swarmbus_anthropic::{
     Action, AnthropicClient, ContentBlock, Error, ErrorKind, MessageParam, MessagesRequest, Role,
     StopReason, StreamUpdate, Tool, ToolChoice,
 };
+use swarmbus_core::ManualClock;
 use swarmbus_core::llm::{ModelCatalog, ModelLifecycle};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -510,9 +511,19 @@ async fn a_429_keeps_its_rate_limit_headers() {
     assert_eq!(e.retry_after(), Some(Duration::from_secs(17)));
 }
 
+/// A client on `server` whose clock shows `now`.
+fn client_at(server: &MockServer, now: &str) -> (AnthropicClient, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::at(now).unwrap());
+    (client(&server.uri()).with_clock(clock.clone()), clock)
+}
+
 #[tokio::test]
 async fn a_spend_limit_stops_until_the_date_in_the_message() {
-    let e = error_of("errors/rate_limit_429_spend_limit.json").await;
+    // The message says "You will regain access on 2026-12-01 at 00:00 UTC".
+    let fx = fixture("errors/rate_limit_429_spend_limit.json");
+    let server = server_with(response_of(&fx)).await;
+    let (c, _) = client_at(&server, "2026-11-30T23:59:59Z");
+    let e = c.create_message(&request()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SpendLimit);
     assert_eq!(
         e.action(),
@@ -522,23 +533,89 @@ async fn a_spend_limit_stops_until_the_date_in_the_message() {
 }
 
 #[tokio::test]
+async fn a_spend_limit_stop_is_not_retried_before_its_date() {
+    let fx = fixture("errors/rate_limit_429_spend_limit.json");
+    let server = server_with(response_of(&fx)).await;
+    let clock = Arc::new(ManualClock::at("2026-11-30T23:59:59Z").unwrap());
+    let c = AnthropicClient::new(
+        SecretString::from(KEY),
+        config(&server.uri()).retries(3, Duration::from_millis(1), Duration::from_millis(5)),
+    )
+    .unwrap()
+    .with_clock(clock);
+    let e = c.send(&request(), false).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SpendLimit);
+    assert_eq!(
+        sent_bodies(&server).await.len(),
+        1,
+        "a stop is never retried"
+    );
+}
+
+#[tokio::test]
+async fn a_spend_limit_whose_named_moment_has_passed_is_lifted() {
+    let fx = fixture("errors/rate_limit_429_spend_limit.json");
+    let server = server_with(response_of(&fx)).await;
+    // From the named moment on (2026-12-01 00:00 UTC), access has returned.
+    for now in [
+        "2026-12-01T00:00:00Z",
+        "2027-12-02T08:00:00Z",
+        "2031-12-02T08:00:00Z",
+    ] {
+        let (c, _) = client_at(&server, now);
+        let e = c.create_message(&request()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SpendLimit);
+        assert_eq!(e.action(), Action::Retry, "at {now}");
+        assert!(e.to_string().contains("which has passed: retry"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_lifted_spend_limit_is_retried_and_served() {
+    let fx = fixture("errors/rate_limit_429_spend_limit.json");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(response_of(&fx))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_body("claude-haiku-4-5")))
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at("2026-12-01T00:00:01Z").unwrap());
+    let c = AnthropicClient::new(
+        SecretString::from(KEY),
+        config(&server.uri()).retries(2, Duration::from_millis(1), Duration::from_millis(5)),
+    )
+    .unwrap()
+    .with_clock(clock);
+    c.send(&request(), false).await.unwrap();
+    assert_eq!(
+        sent_bodies(&server).await.len(),
+        2,
+        "refused once, then served"
+    );
+}
+
+#[tokio::test]
 async fn a_spend_limit_without_a_date_stops_until_the_first_of_next_month() {
     let body = json!({"type":"error","error":{"type":"rate_limit_error",
         "message":"You have reached your specified API usage limits.",
         "details":{"error_code":"enforced_spend_limit_reached"}}});
     let server = server_with(ResponseTemplate::new(429).set_body_json(body)).await;
-    let e = client(&server.uri())
-        .create_message(&request())
-        .await
-        .unwrap_err();
-    let Action::StopUntil(until) = e.action() else {
-        panic!("{e:?}");
-    };
-    assert_eq!(
-        until,
-        swarmbus_anthropic::error::first_of_next_month(Utc::now())
-    );
-    assert_eq!(until.format("%d %H:%M:%S").to_string(), "01 00:00:00");
+    for (now, until) in [
+        ("2026-11-29T11:00:00Z", "2026-12-01T00:00:00Z"),
+        ("2031-12-31T23:59:59Z", "2032-01-01T00:00:00Z"),
+    ] {
+        let (c, _) = client_at(&server, now);
+        let e = c.create_message(&request()).await.unwrap_err();
+        assert_eq!(
+            e.action(),
+            Action::StopUntil(until.parse().unwrap()),
+            "at {now}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -549,7 +626,7 @@ async fn not_found_names_the_model() {
 
 struct Catalog;
 impl ModelCatalog for Catalog {
-    fn lifecycle(&self, model: &str) -> Option<ModelLifecycle> {
+    fn lifecycle(&self, model: &str, _today: chrono::NaiveDate) -> Option<ModelLifecycle> {
         let l = ModelLifecycle::new(model);
         match model {
             "claude-sonnet-4-5" => Some(
@@ -565,7 +642,8 @@ impl ModelCatalog for Catalog {
 #[tokio::test]
 async fn a_retired_model_is_refused_before_sending_and_names_its_replacement() {
     let server = server_with(ResponseTemplate::new(200)).await;
-    let c = client(&server.uri()).with_catalog(Arc::new(Catalog));
+    let (c, _) = client_at(&server, "2026-11-02T00:00:00Z");
+    let c = c.with_catalog(Arc::new(Catalog));
     let e = c
         .create_message(&MessagesRequest::new("claude-sonnet-4-5", 10, "hi"))
         .await
@@ -761,7 +839,8 @@ async fn an_invalid_request_is_neither_retried_nor_failed_over() {
 
 #[tokio::test]
 async fn an_exhausted_rate_limit_is_waited_for_before_the_next_request() {
-    let reset = Utc::now() + chrono::Duration::milliseconds(1500);
+    let now: chrono::DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
+    let reset = now + chrono::Duration::milliseconds(1500);
     let server = server_with(
         ResponseTemplate::new(200)
             .set_body_json(ok_body("claude-haiku-4-5"))
@@ -773,18 +852,14 @@ async fn an_exhausted_rate_limit_is_waited_for_before_the_next_request() {
             ),
     )
     .await;
-    let c = client(&server.uri());
+    let clock = Arc::new(ManualClock::new(now));
+    let c = client(&server.uri()).with_clock(clock.clone());
     c.create_message(&request()).await.unwrap();
     let paused = c.paused_until().expect("paused after remaining=0");
-    assert_eq!(paused.timestamp(), reset.timestamp());
-    let before = Instant::now();
+    assert_eq!(paused, reset);
     c.create_message(&request()).await.unwrap();
-    // The second request went out only after the reset.
-    assert!(
-        before.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        before.elapsed()
-    );
+    // The second request went out only after waiting for the reset.
+    assert_eq!(clock.sleeps(), vec![Duration::from_millis(1500)]);
     assert_eq!(sent_bodies(&server).await.len(), 2);
 }
 

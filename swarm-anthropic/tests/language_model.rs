@@ -21,8 +21,14 @@ use wiremock::ResponseTemplate;
 
 use common::*;
 
+/// A client whose clock shows a fixed day (2026-11-29 12:00 UTC): the
+/// spend-limit fixture's date is ahead of it, whatever day the test runs.
 fn model(base: &str, id: &str) -> AnthropicClient {
-    AnthropicClient::new(SecretString::from(KEY), config(base).model(id)).unwrap()
+    AnthropicClient::new(SecretString::from(KEY), config(base).model(id))
+        .unwrap()
+        .with_clock(std::sync::Arc::new(
+            swarmbus_core::ManualClock::at("2026-11-29T12:00:00Z").unwrap(),
+        ))
 }
 
 #[tokio::test]
@@ -235,7 +241,7 @@ async fn errors_keep_kind_status_delay_and_action_through_core() {
 
 struct Catalog;
 impl ModelCatalog for Catalog {
-    fn lifecycle(&self, model: &str) -> Option<ModelLifecycle> {
+    fn lifecycle(&self, model: &str, _today: chrono::NaiveDate) -> Option<ModelLifecycle> {
         (model == "claude-sonnet-4-5").then(|| {
             ModelLifecycle::new(model)
                 .retires_on(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())

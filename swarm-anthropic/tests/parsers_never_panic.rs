@@ -36,7 +36,7 @@ proptest! {
     fn any_bytes_decode_or_fail_typed(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode_response(&body, 200);
         let _ = decode_stream(&body, 4096);
-        let now = chrono::Utc::now();
+        let now = chrono::DateTime::from_timestamp(1_798_000_000, 0).unwrap();
         for status in [400u16, 404, 429, 500, 529, 302] {
             let e = Error::from_http(status, &HeaderMap::new(), &body, "m", now, &Redactor::none());
             let _ = (e.kind(), e.action(), e.to_string());
@@ -44,9 +44,13 @@ proptest! {
     }
 
     #[test]
-    fn any_text_gives_a_spend_limit_date_after_now(text in ".{0,200}") {
-        let now = chrono::Utc::now();
-        prop_assert!(spend_limit_until(&text, now) > now);
+    fn any_text_gives_a_spend_limit_stop_after_now_or_a_retry(text in ".{0,200}", secs in 0i64..8_000_000_000) {
+        let now = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        // A stop is always ahead of now; no stop (a named moment already
+        // passed) means retry.
+        if let Some(until) = spend_limit_until(&text, now) {
+            prop_assert!(until > now);
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use swarmbus_anthropic::client::{API_KEY_VAR, check_model_id};
 use swarmbus_anthropic::{
@@ -77,26 +77,26 @@ pub(crate) struct GenerateArgs {
 }
 
 /// Runs a Claude command.
-pub(crate) async fn run(cmd: ClaudeCmd, _ctx: &Ctx) -> ExitCode {
+pub(crate) async fn run(cmd: ClaudeCmd, ctx: &Ctx) -> ExitCode {
     match cmd {
-        ClaudeCmd::Generate(args) => generate(args).await,
+        ClaudeCmd::Generate(args) => generate(args, ctx).await,
     }
 }
 
-fn retry_after_s(e: &Error) -> Option<u64> {
+fn retry_after_s(e: &Error, now: DateTime<Utc>) -> Option<u64> {
     match e.action() {
         Action::RetryAfter(d) => Some(d.as_secs_f64().ceil() as u64),
-        Action::StopUntil(t) => Some((t - Utc::now()).num_seconds().max(0) as u64),
+        Action::StopUntil(t) => Some((t - now).num_seconds().max(0) as u64),
         _ => None,
     }
 }
 
-fn error_json(e: &Error) -> serde_json::Value {
+fn error_json(e: &Error, now: DateTime<Utc>) -> serde_json::Value {
     json!({"error": {
         "kind": e.kind().as_str(),
         "http_status": e.http_status(),
         "message": e.to_string(),
-        "retry_after_s": retry_after_s(e),
+        "retry_after_s": retry_after_s(e, now),
     }})
 }
 
@@ -118,7 +118,7 @@ fn answer_json(r: &MessagesResponse) -> serde_json::Value {
 
 /// Checks the arguments and builds the client and request; nothing is
 /// sent when they are wrong.
-fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Error> {
+fn prepare(args: &GenerateArgs, ctx: &Ctx) -> Result<(AnthropicClient, MessagesRequest), Error> {
     let prompt = args.prompt.join(" ");
     if prompt.trim().is_empty() {
         return Err(Error::InvalidInput {
@@ -173,7 +173,8 @@ fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Er
             Duration::from_millis(500),
             Duration::from_secs(8),
         );
-    let mut client = AnthropicClient::new(secrecy::SecretString::from(key), config)?;
+    let mut client =
+        AnthropicClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock());
     // The built-in price table knows each model's lifecycle: a retired
     // model is refused before sending (naming its replacement), a
     // deprecated one warned about on stderr.
@@ -190,12 +191,12 @@ fn prepare(args: &GenerateArgs) -> Result<(AnthropicClient, MessagesRequest), Er
     Ok((client, request))
 }
 
-async fn generate(args: GenerateArgs) -> ExitCode {
+async fn generate(args: GenerateArgs, ctx: &Ctx) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut printed_text = false;
     let mut ends_nl = false;
     let result = async {
-        let (client, request) = prepare(&args)?;
+        let (client, request) = prepare(&args, ctx)?;
         // Streamed text is echoed only without --json, so --json output is
         // always exactly one object.
         if !args.stream || args.json {
@@ -235,7 +236,7 @@ async fn generate(args: GenerateArgs) -> ExitCode {
         }
         Err(e) => {
             if args.json {
-                let _ = writeln!(out, "{}", error_json(&e));
+                let _ = writeln!(out, "{}", error_json(&e, ctx.clock().now()));
                 let _ = out.flush();
                 ExitCode::FAILURE
             } else {

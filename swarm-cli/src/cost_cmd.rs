@@ -282,18 +282,18 @@ struct ImportArgs {
 /// Runs a cost command.
 pub(crate) async fn run(cmd: CostCmd, ctx: &Ctx) -> ExitCode {
     let result = match cmd {
-        CostCmd::Quote(args) => quote(*args),
+        CostCmd::Quote(args) => quote(*args, ctx),
         CostCmd::Report(args) => report(*args, ctx).await,
         CostCmd::Record(args) => record(*args, ctx).await,
         CostCmd::Prices(args) => match args.action {
-            Some(PricesAction::Import(import)) => import_litellm(import),
-            None => prices(args),
+            Some(PricesAction::Import(import)) => import_litellm(import, ctx),
+            None => prices(args, ctx),
         },
     };
     result.unwrap_or_else(|code| code)
 }
 
-fn quote(args: QuoteArgs) -> Result<ExitCode, ExitCode> {
+fn quote(args: QuoteArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     let table = args.prices.table()?;
     let usage = args.tokens.usage();
     let billing = if args.batch {
@@ -301,7 +301,7 @@ fn quote(args: QuoteArgs) -> Result<ExitCode, ExitCode> {
     } else {
         Billing::Standard
     };
-    let at = args.at.unwrap_or_else(Utc::now);
+    let at = args.at.unwrap_or_else(|| ctx.clock().now());
     let cost = table.price(&args.model, &usage, billing, at);
     let lifecycle = lifecycle_note(&table, &args.model, at);
     if args.json {
@@ -495,7 +495,7 @@ async fn record(args: RecordArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     };
     let mut call = Call::new(tier, args.model.as_str())
         .billing(billing)
-        .at(args.at.unwrap_or_else(Utc::now));
+        .at(args.at.unwrap_or_else(|| ctx.clock().now()));
     if let Some(role) = role {
         call = call.role(role);
     }
@@ -516,8 +516,9 @@ async fn record(args: RecordArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
         limits = limits.per_worker(usd);
     }
     let bus = ctx.bus().await.map_err(|e| fail("bus", e))?;
-    let accountant =
-        Accountant::new(bus, Arc::new(table), tiers, limits).map_err(|e| fail("ledger", e))?;
+    let accountant = Accountant::new(bus, Arc::new(table), tiers, limits)
+        .map_err(|e| fail("ledger", e))?
+        .with_clock(ctx.clock());
     // The usage is known, so the estimate is exact: the reservation is the cost.
     let pending = match accountant.reserve(call, &usage).await {
         Ok(pending) => pending,
@@ -559,7 +560,7 @@ fn usage_from_file(path: &PathBuf, provider: Provider) -> Result<Usage, ExitCode
     provider.usage(&json).map_err(|e| fail("usage JSON", e))
 }
 
-fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
+fn prices(args: PricesArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     use std::fmt::Write as _;
     let table = args.prices.table()?;
     if args.json {
@@ -567,7 +568,7 @@ fn prices(args: PricesArgs) -> Result<ExitCode, ExitCode> {
             serde_json::to_string_pretty(table.rows()).map_err(|e| fail("price table", e))?;
         return Ok(print_all(&format!("{text}\n")));
     }
-    let today = Utc::now().date_naive();
+    let today = ctx.clock().today();
     let mut out = String::new();
     let rates = |r: &swarmbus_cost::Rates| {
         Bucket::ALL
@@ -655,10 +656,10 @@ fn print_all(text: &str) -> ExitCode {
 }
 
 /// `swarm cost prices import --litellm FILE [--out FILE]`.
-fn import_litellm(args: ImportArgs) -> Result<ExitCode, ExitCode> {
+fn import_litellm(args: ImportArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     let origin = args.litellm.display().to_string();
     let text = std::fs::read_to_string(&args.litellm).map_err(|e| fail(&origin, e))?;
-    let effective = args.effective.unwrap_or_else(Utc::now);
+    let effective = args.effective.unwrap_or_else(|| ctx.clock().now());
     let import = LitellmImport::from_json(&text, &origin, effective, &args.source)
         .map_err(|e| fail("import", e))?;
     // The file must load as `--prices` loads it: checked before anything is written.

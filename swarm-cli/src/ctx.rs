@@ -10,7 +10,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use swarmbus_core::bus::Bus;
+use swarmbus_core::clock::{Clock, OffsetClock, SharedClock, SystemClock};
 use swarmbus_core::keys::{Key, KeySpace, Namespace};
 use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::BusLimits;
@@ -53,12 +55,20 @@ pub(crate) struct CtxArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub(crate) memory: bool,
+    /// Run as if the time were this (RFC 3339, e.g. `2027-06-01T09:00:00Z`);
+    /// the clock runs on from there. Every decision by date (spend-limit
+    /// stops, quota days, price rows, model retirements) reads it. For tests
+    /// and rehearsals; said on stderr when set.
+    #[arg(long, env = "SWARM_NOW", global = true, value_name = "TIME")]
+    pub(crate) now: Option<DateTime<Utc>>,
 }
 
 /// The shared context of a command.
 #[derive(Debug)]
 pub(crate) struct Ctx {
     args: CtxArgs,
+    /// The one clock of the process (the system's, or `--now`'s).
+    clock: SharedClock,
 }
 
 /// Reads `.env` from the working directory (or a parent). Variables already
@@ -70,9 +80,47 @@ pub(crate) fn load_dotenv() {
 }
 
 impl Ctx {
-    /// Keeps the options.
+    /// Keeps the options, and makes the process's clock.
     pub(crate) fn new(args: CtxArgs) -> Self {
-        Self { args }
+        let clock: SharedClock = match args.now {
+            Some(start) => {
+                eprintln!(
+                    "swarm: the clock starts at {} (--now / SWARM_NOW), not the system's",
+                    start.to_rfc3339()
+                );
+                Arc::new(OffsetClock::starting_at(start))
+            }
+            None => Arc::new(SystemClock),
+        };
+        Self { args, clock }
+    }
+
+    /// The process's clock: every decision by date or time reads it.
+    pub(crate) fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
+    /// Checks the models a command is about to call against the price
+    /// table's lifecycles on the clock's today: a retired one is an error
+    /// naming its replacement and how to choose another model, a deprecated
+    /// one a warning on stderr. `models` pairs each with what chooses it
+    /// (`"the worker model (--model, SWARM_WORKER_MODEL)"`).
+    pub(crate) fn check_models(
+        &self,
+        table: &swarmbus_cost::PriceTable,
+        models: &[(&str, &str)],
+    ) -> std::result::Result<(), String> {
+        let today = self.clock.today();
+        for (what, model) in models {
+            match table.check_model(model, today) {
+                Ok(None) => {}
+                Ok(Some(d)) => eprintln!("swarm: warning: {what}: {}", one_line(&d.to_string())),
+                Err(retired) => {
+                    return Err(format!("{what}: {}", one_line(&retired.to_string())));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether commands run on the in-process bus.
@@ -203,7 +251,53 @@ pub(crate) fn deadline_after(wait: std::time::Duration) -> tokio::time::Instant 
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Ctx, CtxArgs, redact_url};
+    use clap::Parser;
+
+    /// A context whose clock starts at `now`.
+    fn ctx_at(now: &str) -> Ctx {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            ctx: CtxArgs,
+        }
+        Ctx::new(Args::parse_from(["swarm", "--memory", "--now", now]).ctx)
+    }
+
+    #[test]
+    fn a_default_model_the_catalog_retires_later_is_warned_about_then_refused_by_name() {
+        // Price data that one day retires today's coordinator default.
+        let later = swarmbus_cost::PriceTable::from_toml(
+            r#"
+            [[lifecycle]]
+            model = "claude-sonnet-5-5"
+            retires = "2028-03-01"
+            replacement = "claude-sonnet-6"
+            source = "https://example.com/a-future-notice"
+            "#,
+            "test",
+        )
+        .unwrap();
+        let table = swarmbus_cost::PriceTable::built_in()
+            .unwrap()
+            .with_overrides(later)
+            .unwrap();
+        let models = [("the coordinator model", "claude-sonnet-5-5")];
+        // Before the date: a warning on stderr, the command goes on.
+        assert!(
+            ctx_at("2028-02-29T23:00:00Z")
+                .check_models(&table, &models)
+                .is_ok()
+        );
+        // From the date: a startup error naming the replacement.
+        let e = ctx_at("2028-03-01T00:00:00Z")
+            .check_models(&table, &models)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "the coordinator model: model claude-sonnet-5-5 was retired on 2028-03-01; use claude-sonnet-6"
+        );
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -57,9 +57,9 @@ pub(crate) struct GenerateArgs {
 }
 
 /// Runs a Gemini command.
-pub(crate) async fn run(cmd: GeminiCmd, _ctx: &Ctx) -> ExitCode {
+pub(crate) async fn run(cmd: GeminiCmd, ctx: &Ctx) -> ExitCode {
     match cmd {
-        GeminiCmd::Generate(args) => generate(args).await,
+        GeminiCmd::Generate(args) => generate(args, ctx).await,
     }
 }
 
@@ -76,11 +76,11 @@ fn cli_kind(e: &Error) -> &'static str {
 
 /// Seconds to wait before trying again, rounded up; `None` when waiting
 /// cannot help (a disabled key, a request no shard could serve).
-fn retry_after_s(e: &Error) -> Option<u64> {
+fn retry_after_s(e: &Error, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
     match e.action() {
         Action::RetryAfter(d) | Action::Cool(d) => Some(d.as_secs_f64().ceil() as u64),
         Action::ExhaustUntil(t) => Some(
-            (t - chrono::Utc::now())
+            (t - now)
                 .to_std()
                 .map_or(0, |d| d.as_secs_f64().ceil() as u64),
         ),
@@ -88,12 +88,12 @@ fn retry_after_s(e: &Error) -> Option<u64> {
     }
 }
 
-fn error_json(e: &Error) -> serde_json::Value {
+fn error_json(e: &Error, now: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
     json!({"error": {
         "kind": cli_kind(e),
         "http_status": e.http_status(),
         "message": e.to_string(),
-        "retry_after_s": retry_after_s(e),
+        "retry_after_s": retry_after_s(e, now),
     }})
 }
 
@@ -111,7 +111,7 @@ fn answer_json(g: &Generation) -> serde_json::Value {
     })
 }
 
-fn client(args: &GenerateArgs) -> Result<GeminiClient, Error> {
+fn client(args: &GenerateArgs, ctx: &Ctx) -> Result<GeminiClient, Error> {
     let key = std::env::var(swarmbus_gemini::client::API_KEY_VAR)
         .ok()
         .filter(|k| !k.trim().is_empty())
@@ -122,16 +122,16 @@ fn client(args: &GenerateArgs) -> Result<GeminiClient, Error> {
         Duration::from_secs(10).min(Duration::from_secs(args.timeout.max(1))),
         Duration::from_secs(args.timeout.max(1)),
     );
-    GeminiClient::new(secrecy::SecretString::from(key), config)
+    Ok(GeminiClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock()))
 }
 
-async fn generate(args: GenerateArgs) -> ExitCode {
+async fn generate(args: GenerateArgs, ctx: &Ctx) -> ExitCode {
     let prompt = args.prompt.join(" ");
     let request = GenerateContentRequest::user(prompt);
     let mut out = std::io::stdout().lock();
     let mut printed_text = false;
     let result = async {
-        let client = client(&args)?;
+        let client = client(&args, ctx)?;
         if !args.stream {
             return client.generate(&args.model, &request).await;
         }
@@ -175,7 +175,7 @@ async fn generate(args: GenerateArgs) -> ExitCode {
         Err(e) => {
             ends_line(&mut out, false);
             if args.json {
-                let _ = writeln!(out, "{}", error_json(&e));
+                let _ = writeln!(out, "{}", error_json(&e, ctx.clock().now()));
                 let _ = out.flush();
                 ExitCode::FAILURE
             } else {

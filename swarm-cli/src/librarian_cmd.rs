@@ -84,12 +84,12 @@ pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
     };
     match cmd {
         LibrarianCmd::Serve(args) => serve(args, bus, ctx).await,
-        LibrarianCmd::Ask(args) => ask(args, bus).await,
+        LibrarianCmd::Ask(args) => ask(args, bus, ctx).await,
     }
 }
 
-fn source(args: &SourceArgs, bus: &Arc<dyn Bus>) -> Result<AnswerSource, String> {
-    answer_source(args.offline, &args.model, bus)
+fn source(args: &SourceArgs, bus: &Arc<dyn Bus>, ctx: &Ctx) -> Result<AnswerSource, String> {
+    answer_source(args.offline, &args.model, bus, ctx.clock())
 }
 
 /// Who answers: the shard pool when `GEMINI_API_KEY_SHARD<N>` keys are set
@@ -98,6 +98,7 @@ pub(crate) fn answer_source(
     offline: bool,
     model: &str,
     bus: &Arc<dyn Bus>,
+    clock: swarmbus_core::SharedClock,
 ) -> Result<AnswerSource, String> {
     if offline {
         return Ok(AnswerSource::Extractive);
@@ -112,7 +113,9 @@ pub(crate) fn answer_source(
     let config = PoolConfig::default()
         .model(model.to_owned())
         .client(ClientConfig::from_env());
-    let pool = ShardPool::new(shards, Arc::clone(bus), config).map_err(|e| e.to_string())?;
+    let pool = ShardPool::new(shards, Arc::clone(bus), config)
+        .map_err(|e| e.to_string())?
+        .with_clock(clock);
     Ok(AnswerSource::model(pool))
 }
 
@@ -188,7 +191,7 @@ async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
             Err(e) => return fail("cannot open the bus", e),
         }
     };
-    let source = match source(&args.source, &bus) {
+    let source = match source(&args.source, &bus, ctx) {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),
     };
@@ -229,7 +232,7 @@ fn filter(args: &AskArgs) -> swarmbus_core::Result<FindingFilter> {
     Ok(f)
 }
 
-async fn ask(args: AskArgs, bus: Arc<dyn Bus>) -> ExitCode {
+async fn ask(args: AskArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
     let filter = match filter(&args) {
         Ok(f) => f,
         Err(e) => return fail("librarian ask", e),
@@ -237,7 +240,7 @@ async fn ask(args: AskArgs, bus: Arc<dyn Bus>) -> ExitCode {
     if let Some(secs) = args.via_bus {
         return ask_via_bus(&args, filter, bus, Duration::from_secs(secs)).await;
     }
-    let source = match source(&args.source, &bus) {
+    let source = match source(&args.source, &bus, ctx) {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),
     };

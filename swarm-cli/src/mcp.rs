@@ -276,7 +276,7 @@ impl SwarmMcp {
     )]
     async fn ask_librarian(&self, Parameters(a): Parameters<AskLibrarianArgs>) -> ToolResult {
         ops::check_question(&a.question)?;
-        let source = answer_source(self.offline, &self.model, &self.bus)?;
+        let source = answer_source(self.offline, &self.model, &self.bus, self.ctx.clock())?;
         let tags: Vec<String> = a
             .tags
             .iter()

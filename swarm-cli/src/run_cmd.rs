@@ -113,11 +113,18 @@ pub(crate) struct ModelBrains {
     bus: Arc<dyn Bus>,
     metering: Metering,
     provider: String,
+    clock: swarmbus_core::SharedClock,
 }
 
 /// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` (held as a
-/// secret, sent only in `x-api-key`) and `ANTHROPIC_BASE_URL` when set.
-fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, String> {
+/// secret, sent only in `x-api-key`) and `ANTHROPIC_BASE_URL` when set, on
+/// the process's clock, checking every model against the price table's
+/// lifecycles before sending.
+fn claude(
+    model: &str,
+    ctx: &Ctx,
+    table: &Arc<PriceTable>,
+) -> Result<Option<Arc<dyn LanguageModel>>, String> {
     let Some(key) = std::env::var("ANTHROPIC_API_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
@@ -128,7 +135,9 @@ fn claude(model: &str) -> Result<Option<Arc<dyn LanguageModel>>, String> {
         secrecy::SecretString::from(key),
         swarmbus_anthropic::ClientConfig::from_env().model(model),
     )
-    .map_err(|e| format!("Anthropic client: {e}"))?;
+    .map_err(|e| format!("Anthropic client: {e}"))?
+    .with_clock(ctx.clock())
+    .with_catalog(Arc::clone(table) as Arc<dyn swarmbus_core::llm::ModelCatalog>);
     Ok(Some(Arc::new(client)))
 }
 
@@ -217,6 +226,7 @@ impl Brains {
         workspace: &Path,
         bus: Arc<dyn Bus>,
         accountant: Accountant<dyn Bus>,
+        ctx: &Ctx,
     ) -> Result<Self, String> {
         let workspace = std::fs::canonicalize(workspace)
             .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
@@ -235,15 +245,36 @@ impl Brains {
         }
         let tiers = accountant.tiers().clone();
         let worker_model = args.model.clone().unwrap_or(tiers.worker.model.clone());
-        let (Some(coordinator), Some(worker)) =
-            (claude(&tiers.coordinator.model)?, claude(&worker_model)?)
-        else {
+        // A retired model stops the command here, naming its replacement,
+        // before any worker starts; a deprecated one is warned about.
+        let table = accountant.ledger().shared_table();
+        ctx.check_models(
+            &table,
+            &[
+                ("the coordinator model", tiers.coordinator.model.as_str()),
+                (
+                    "the worker model (--model, SWARM_WORKER_MODEL)",
+                    worker_model.as_str(),
+                ),
+            ],
+        )?;
+        let (Some(coordinator), Some(worker)) = (
+            claude(&tiers.coordinator.model, ctx, &table)?,
+            claude(&worker_model, ctx, &table)?,
+        ) else {
             return Ok(Brains::Offline {
                 why: "offline: no ANTHROPIC_API_KEY".into(),
                 workspace,
             });
         };
-        Brains::with_models(coordinator, worker, &workspace, bus, accountant)
+        Brains::with_models(
+            coordinator,
+            worker,
+            &workspace,
+            bus,
+            accountant,
+            ctx.clock(),
+        )
     }
 
     /// Brains on these models, metered by `accountant` (its ledger records
@@ -254,6 +285,7 @@ impl Brains {
         workspace: &Path,
         bus: Arc<dyn Bus>,
         accountant: Accountant<dyn Bus>,
+        clock: swarmbus_core::SharedClock,
     ) -> Result<Self, String> {
         let ws = Workspace::new(workspace).map_err(|e| e.to_string())?;
         let provider = worker.provider_name().to_owned();
@@ -268,8 +300,12 @@ impl Brains {
             worker,
             workspace: Arc::new(ws),
             bus,
-            metering: Metering::none().recorder(recorder).budget(budget),
+            metering: Metering::none()
+                .recorder(recorder)
+                .budget(budget)
+                .clock(Arc::clone(&clock)),
             provider,
+            clock,
         })))
     }
 
@@ -307,7 +343,8 @@ impl Brains {
                     Toolbox::built_in(CommandAllowList::default()),
                     id.clone(),
                 )
-                .metering(m.metering.clone()),
+                .metering(m.metering.clone())
+                .clock(Arc::clone(&m.clock)),
             ),
         }
     }
@@ -367,7 +404,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         limits = limits.per_session(b);
     }
     let accountant = match Accountant::new(Arc::clone(&bus), table, Tiers::default(), limits) {
-        Ok(a) => a,
+        Ok(a) => a.with_clock(ctx.clock()),
         Err(e) => return fail("accountant", e),
     };
     let brains = match Brains::from_env(
@@ -375,6 +412,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         &workspace,
         Arc::clone(&bus),
         accountant.clone(),
+        ctx,
     ) {
         Ok(b) => b,
         Err(e) => return fail("run", e),

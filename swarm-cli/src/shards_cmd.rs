@@ -83,7 +83,7 @@ async fn test(args: TestArgs, ctx: &Ctx) -> ExitCode {
         .model(args.model.clone())
         .client(ClientConfig::from_env());
     let pool = match ShardPool::new(shards, bus, config) {
-        Ok(p) => p,
+        Ok(p) => p.with_clock(ctx.clock()),
         Err(e) => return failure(args.json, e.kind().as_str(), e.to_string()),
     };
     let report = match pool.test_shards().await {

@@ -73,10 +73,11 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
             BudgetLimits::unlimited(),
         )
     }) {
-        Ok(a) => a,
+        Ok(a) => a.with_clock(ctx.clock()),
         Err(e) => return fail("accountant", e),
     };
-    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus), accountant) {
+    let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus), accountant, ctx)
+    {
         Ok(b) => b,
         Err(e) => return fail("worker", e),
     };

@@ -307,28 +307,70 @@ async fn every_documented_error_exits_1_with_its_kind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spend_limit_says_how_long_to_stop() {
+    // The fixture says "You will regain access on 2026-12-01 at 00:00 UTC";
+    // the process's clock starts 36 hours before that.
     let s = server(response_of(&fixture(
         "errors/rate_limit_429_spend_limit.json",
     )))
     .await;
     let o = generate(
         &s.uri(),
-        &["--model", "claude-haiku-5-5", "--json", "hello"],
+        &[
+            "--now",
+            "2026-11-29T12:00:00Z",
+            "--model",
+            "claude-haiku-5-5",
+            "--json",
+            "hello",
+        ],
     );
     assert_eq!(o.status.code(), Some(1));
     let v = json_of(&o);
     assert_eq!(v["error"]["kind"], "spend_limit");
     assert_eq!(v["error"]["http_status"], 429);
-    assert!(
-        v["error"]["retry_after_s"].as_u64().is_some_and(|s| s > 0),
-        "{v}"
-    );
+    let wait = v["error"]["retry_after_s"].as_u64().unwrap();
+    assert!((36 * 3600 - 60..=36 * 3600).contains(&wait), "{v}");
     assert!(
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("2026-12-01"),
+            .contains("stop until 2026-12-01T00:00:00+00:00"),
         "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spend_limit_whose_date_has_passed_says_retry_without_a_wait() {
+    let s = server(response_of(&fixture(
+        "errors/rate_limit_429_spend_limit.json",
+    )))
+    .await;
+    let o = generate(
+        &s.uri(),
+        &[
+            "--now",
+            "2026-12-02T09:00:00Z",
+            "--model",
+            "claude-haiku-5-5",
+            "--json",
+            "hello",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["kind"], "spend_limit");
+    assert!(v["error"]["retry_after_s"].is_null(), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("which has passed: retry"),
+        "{v}"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("the clock starts at 2026-12-02T09:00:00+00:00"),
+        "a clock that is not the system's is said: {stderr}"
     );
 }
 

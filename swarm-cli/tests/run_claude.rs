@@ -142,3 +142,45 @@ async fn swarm_run_on_a_mock_claude_plans_uses_tools_and_accounts_exactly() {
     assert_eq!(usage["output_tokens"], 120 + 3 * (50 + 60) + 200);
     assert_eq!(usage["cache_read_tokens"], 3 * 1500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_model_stops_swarm_run_at_start_naming_its_replacement() {
+    // Claude Sonnet 4.5 retires on 2026-11-30 (the price table's lifecycle);
+    // the process's clock is set past that, whatever day the test runs.
+    let server = MockServer::start().await;
+    let out = tokio::task::spawn_blocking({
+        let uri = server.uri();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
+                .args([
+                    "run",
+                    "anything",
+                    "--model",
+                    "claude-sonnet-4-5",
+                    "--now",
+                    "2026-12-02T09:00:00Z",
+                ])
+                .env("ANTHROPIC_API_KEY", "fake-anthropic-key-never-printed")
+                .env("ANTHROPIC_BASE_URL", uri)
+                .env_remove("REDIS_URL")
+                .env("SWARM_MEMORY", "1")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the worker model (--model, SWARM_WORKER_MODEL): model claude-sonnet-4-5 \
+             was retired on 2026-11-30; use claude-sonnet-5-5"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing was sent"
+    );
+}

@@ -252,17 +252,30 @@ pub trait QuotaLedger: Send + Sync {
     /// Gives back a request that was granted but never sent.
     async fn release(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()>;
 
-    /// Rate limited: do not use the shard before `until`.
-    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()>;
+    /// Rate limited: do not use the shard before `until` (marked at `now`).
+    async fn cool_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
-    /// Daily quota gone: do not use the shard before `until`.
-    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()>;
+    /// Daily quota gone: do not use the shard before `until` (marked at
+    /// `now`).
+    async fn exhaust_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
-    /// Never use the shard again until [`QuotaLedger::enable`].
-    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()>;
+    /// Never use the shard again until [`QuotaLedger::enable`] (marked at
+    /// `now`).
+    async fn disable(&self, shard: ShardId, reason: &str, now: DateTime<Utc>) -> Result<()>;
 
-    /// Clears disabled, cooling and exhausted marks (a person fixed the key).
-    async fn enable(&self, shard: ShardId) -> Result<()>;
+    /// Clears disabled, cooling and exhausted marks (a person fixed the
+    /// key), at `now`.
+    async fn enable(&self, shard: ShardId, now: DateTime<Utc>) -> Result<()>;
 
     /// Records a successful call: the status becomes `ok`.
     async fn mark_ok(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> Result<()>;

@@ -61,6 +61,37 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock's pace from another starting time: `now()` is `start`
+/// plus the time elapsed (monotonic) since the clock was made, and `sleep`
+/// really waits. For a whole process run at another "today" (a rehearsal, a
+/// process-level test: the CLI's `SWARM_NOW`), where a frozen clock would
+/// stop heartbeats and turn every wait into none.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    start: DateTime<Utc>,
+    made: std::time::Instant,
+}
+
+impl OffsetClock {
+    /// A clock showing `start` now, and running on from there.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            start,
+            made: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        add(self.start, self.made.elapsed())
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
 /// A clock that moves only when told to, or when something sleeps on it
 /// (a sleep advances it by the duration at once). For tests.
 #[derive(Debug)]
@@ -147,6 +178,20 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_offset_clock_starts_where_it_is_told_and_runs_on() {
+        let start = DateTime::parse_from_rfc3339("2031-12-02T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let c = OffsetClock::starting_at(start);
+        let a = c.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = c.now();
+        assert!(a >= start && (a - start).num_seconds() < 5);
+        assert!(b > a);
+        assert_eq!(c.today().to_string(), "2031-12-02");
+    }
 
     #[tokio::test]
     async fn a_manual_sleep_moves_time_at_once() {

@@ -1098,7 +1098,7 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
     let limits = QuotaLimits::new(Some(100), None);
     let now = Utc::now();
     let until = now + ChronoDuration::seconds(58);
-    bus.cool_until(sh, until).await.unwrap();
+    bus.cool_until(sh, until, now).await.unwrap();
     assert_eq!(
         bus.try_acquire(sh, limits, now).await.unwrap(),
         Acquire::Denied(Denial::Cooling { until })
@@ -1116,7 +1116,7 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
 
     let sh2 = shard();
     let midnight = next_pacific_midnight(now);
-    bus.exhaust_until(sh2, midnight).await.unwrap();
+    bus.exhaust_until(sh2, midnight, now).await.unwrap();
     assert_eq!(bus.shard_quotas(&[sh2]).await.unwrap(), vec![Some(0)]);
     assert_eq!(
         bus.try_acquire(sh2, limits, now).await.unwrap(),
@@ -1157,20 +1157,20 @@ pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: 
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, shard_status(false, false, false, true));
     assert_eq!(st.status, ShardStatus::Ok);
-    bus.cool_until(sh, until).await.unwrap();
+    bus.cool_until(sh, until, now).await.unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, shard_status(false, false, true, true));
     assert_eq!(st.status, ShardStatus::Cooling);
     let denied = bus.try_acquire(sh, limits, now).await.unwrap();
     assert_eq!(denied, Acquire::Denied(Denial::Cooling { until }));
-    bus.exhaust_until(sh, until).await.unwrap();
+    bus.exhaust_until(sh, until, now).await.unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, shard_status(false, true, true, true));
     assert_eq!(st.status, ShardStatus::Exhausted, "exhausted beats cooling");
     assert_eq!(st.remaining_today, Some(0));
     let denied = bus.try_acquire(sh, limits, now).await.unwrap();
     assert_eq!(denied, Acquire::Denied(Denial::Exhausted { until }));
-    bus.disable(sh, "leaked key").await.unwrap();
+    bus.disable(sh, "leaked key", now).await.unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, shard_status(true, true, true, true));
     assert_eq!(
@@ -1184,7 +1184,7 @@ pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: 
         matches!(denied, Acquire::Denied(Denial::Disabled { .. })),
         "{denied:?}"
     );
-    bus.enable(sh).await.unwrap();
+    bus.enable(sh, now).await.unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, ShardStatus::Untested, "enable clears every mark");
 }
@@ -1193,7 +1193,7 @@ pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {
     let sh = shard();
     let limits = QuotaLimits::free_tier();
     let now = Utc::now();
-    bus.disable(sh, "API_KEY_INVALID").await.unwrap();
+    bus.disable(sh, "API_KEY_INVALID", now).await.unwrap();
     let far = now + ChronoDuration::days(3);
     assert_eq!(
         bus.try_acquire(sh, limits, far).await.unwrap(),
@@ -1205,7 +1205,7 @@ pub async fn disable_is_permanent_until_enable<B: Bus>(bus: &B) {
     assert_eq!(st.status, ShardStatus::Disabled);
     assert_eq!(st.disabled_reason.as_deref(), Some("API_KEY_INVALID"));
     assert_eq!(st.next_usable(now), None);
-    bus.enable(sh).await.unwrap();
+    bus.enable(sh, now).await.unwrap();
     assert!(bus.try_acquire(sh, limits, now).await.unwrap().is_granted());
 }
 
@@ -1233,7 +1233,7 @@ pub async fn release_gives_a_request_back<B: Bus>(bus: &B) {
             .unwrap()
             .is_granted()
     );
-    bus.exhaust_until(sh2, next_pacific_midnight(now))
+    bus.exhaust_until(sh2, next_pacific_midnight(now), now)
         .await
         .unwrap();
     bus.release(sh2, limits, now).await.unwrap();

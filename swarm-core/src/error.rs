@@ -148,13 +148,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether and how a retry may help.
+    /// Whether and how a retry may help, with a wait until a named moment
+    /// counted from the system clock (see [`Error::retry_at`]).
     pub fn retry(&self) -> Retry {
+        self.retry_at(chrono::Utc::now())
+    }
+
+    /// Whether and how a retry may help, at `now` (the caller's clock): a
+    /// failure that names the moment to wait until becomes the wait from
+    /// `now` to it.
+    pub fn retry_at(&self, now: chrono::DateTime<chrono::Utc>) -> Retry {
         match self {
             Error::Timeout { .. } => Retry::Retry,
             Error::Halted(_) => Retry::Stop,
             Error::Backend { retry, .. } => *retry,
-            Error::Model(e) => model_retry(e),
+            Error::Model(e) => model_retry(e, now),
             Error::Unconfirmed { .. } => Retry::Unknown,
             _ => Retry::Never,
         }
@@ -204,7 +212,7 @@ impl Error {
     }
 }
 
-fn model_retry(e: &crate::llm::ModelError) -> Retry {
+fn model_retry(e: &crate::llm::ModelError, now: chrono::DateTime<chrono::Utc>) -> Retry {
     use crate::llm::ModelAction;
     match e.action {
         ModelAction::Retry | ModelAction::Rotate => match e.retry_after {
@@ -212,11 +220,9 @@ fn model_retry(e: &crate::llm::ModelError) -> Retry {
             None => Retry::Retry,
         },
         ModelAction::RetryAfter { after } => Retry::After(after),
-        ModelAction::WaitUntil { until } => Retry::After(
-            (until - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO),
-        ),
+        ModelAction::WaitUntil { until } => {
+            Retry::After((until - now).to_std().unwrap_or(Duration::ZERO))
+        }
         ModelAction::Stop { .. } => Retry::Stop,
         _ => Retry::Never,
     }

@@ -12,7 +12,8 @@
 //! - [`bus`]: the bus traits by capability (`FindingStore`, `FindingFeed`, `Channels`,
 //!   `WorkerRegistry`, `TaskQueue`, `QuotaLedger`, `HaltSwitch`, `Counters`, `Journal`,
 //!   `ArchiveDesk`) and `Bus`, all of them.
-//! - [`clock`]: the one injectable time source (`Clock`, `SystemClock`, `ManualClock`).
+//! - [`clock`]: the one injectable time source (`Clock`, `SystemClock`, `ManualClock`,
+//!   `OffsetClock`).
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
@@ -61,7 +62,7 @@ pub use bus::{
     ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
     HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SharedClock, SystemClock};
 pub use error::{Error, Result, Retry};
 pub use keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, Namespace, QueryId,

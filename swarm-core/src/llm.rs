@@ -1104,13 +1104,15 @@ impl ModelLifecycle {
 /// Knows models' lifecycles. `swarmbus-cost`'s price table implements it;
 /// providers take one to refuse retired models before a call.
 pub trait ModelCatalog: Send + Sync {
-    /// The lifecycle of `model` (any id or alias), when known.
-    fn lifecycle(&self, model: &str) -> Option<ModelLifecycle>;
+    /// The lifecycle of `model` (any id or alias), when known, as of
+    /// `today` (UTC): the replacement named is one that still answers on
+    /// `today` (the caller's clock, never the catalog's own reading).
+    fn lifecycle(&self, model: &str, today: NaiveDate) -> Option<ModelLifecycle>;
 }
 
 impl<C: ModelCatalog + ?Sized> ModelCatalog for Arc<C> {
-    fn lifecycle(&self, model: &str) -> Option<ModelLifecycle> {
-        (**self).lifecycle(model)
+    fn lifecycle(&self, model: &str, today: NaiveDate) -> Option<ModelLifecycle> {
+        (**self).lifecycle(model, today)
     }
 }
 
@@ -1124,10 +1126,10 @@ pub fn check_lifecycle(
     model: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let Some(life) = catalog.and_then(|c| c.lifecycle(model)) else {
+    let today = now.date_naive();
+    let Some(life) = catalog.and_then(|c| c.lifecycle(model, today)) else {
         return Ok(());
     };
-    let today = now.date_naive();
     if life.is_retired(today) {
         let mut message = match life.retires_on {
             Some(day) => format!("{model} was retired on {day}"),
@@ -1308,7 +1310,7 @@ mod tests {
     fn a_retired_model_is_refused_naming_its_replacement() {
         struct Table;
         impl ModelCatalog for Table {
-            fn lifecycle(&self, model: &str) -> Option<ModelLifecycle> {
+            fn lifecycle(&self, model: &str, _today: NaiveDate) -> Option<ModelLifecycle> {
                 (model == "old").then(|| {
                     ModelLifecycle::new("old")
                         .retires_on(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap_or_default())

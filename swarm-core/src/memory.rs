@@ -1011,12 +1011,17 @@ impl QuotaLedger for MemoryBus {
         Ok(())
     }
 
-    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+    async fn cool_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut state = self.state();
         let book = state
             .shards
             .entry(shard)
-            .or_insert_with(|| ShardBook::new(Utc::now()));
+            .or_insert_with(|| ShardBook::new(now));
         book.cooling_until = Some(book.cooling_until.map_or(until, |c| c.max(until)));
         if book.disabled.is_none() && book.exhausted_until.is_none() {
             book.status_value = ShardStatus::Cooling;
@@ -1024,12 +1029,17 @@ impl QuotaLedger for MemoryBus {
         Ok(())
     }
 
-    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
+    async fn exhaust_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut state = self.state();
         let book = state
             .shards
             .entry(shard)
-            .or_insert_with(|| ShardBook::new(Utc::now()));
+            .or_insert_with(|| ShardBook::new(now));
         book.exhausted_until = Some(book.exhausted_until.map_or(until, |c| c.max(until)));
         book.exhausted_by_count = false;
         book.quota_value = Some(0);
@@ -1039,18 +1049,18 @@ impl QuotaLedger for MemoryBus {
         Ok(())
     }
 
-    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()> {
+    async fn disable(&self, shard: ShardId, reason: &str, now: DateTime<Utc>) -> Result<()> {
         let mut state = self.state();
         let book = state
             .shards
             .entry(shard)
-            .or_insert_with(|| ShardBook::new(Utc::now()));
+            .or_insert_with(|| ShardBook::new(now));
         book.disabled = Some(reason.to_owned());
         book.status_value = ShardStatus::Disabled;
         Ok(())
     }
 
-    async fn enable(&self, shard: ShardId) -> Result<()> {
+    async fn enable(&self, shard: ShardId, _now: DateTime<Utc>) -> Result<()> {
         let mut state = self.state();
         if let Some(book) = state.shards.get_mut(&shard) {
             book.disabled = None;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use swarmbus_core::bus::{Counters, Journal};
+use swarmbus_core::clock::{SharedClock, SystemClock};
 use swarmbus_core::llm::Usage;
 use swarmbus_core::model::Tier;
 
@@ -44,6 +45,7 @@ pub struct Accountant<B: ?Sized> {
     ledger: Ledger<B>,
     budgets: Budgets<B>,
     tiers: Tiers,
+    clock: SharedClock,
 }
 
 impl<B: ?Sized> fmt::Debug for Accountant<B> {
@@ -52,6 +54,7 @@ impl<B: ?Sized> fmt::Debug for Accountant<B> {
             .field("ledger", &self.ledger)
             .field("budgets", &self.budgets)
             .field("tiers", &self.tiers)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -62,6 +65,7 @@ impl<B: ?Sized> Clone for Accountant<B> {
             ledger: self.ledger.clone(),
             budgets: self.budgets.clone(),
             tiers: self.tiers.clone(),
+            clock: Arc::clone(&self.clock),
         }
     }
 }
@@ -78,7 +82,15 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
             ledger: Ledger::new(Arc::clone(&bus), table)?,
             budgets: Budgets::new(bus, limits),
             tiers,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps calls with the time of `clock` (the system clock by default):
+    /// the stamp chooses the price row in force.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The ledger.
@@ -96,9 +108,10 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
         &self.tiers
     }
 
-    /// A call of `role` (its tier, model and billing), made now.
+    /// A call of `role` (its tier, model and billing), made now (on the
+    /// accountant's clock).
     pub fn call(&self, role: Tier) -> Option<Call> {
-        self.tiers.call(role)
+        self.tiers.call(role).map(|c| c.at(self.clock.now()))
     }
 
     /// Prices a call without recording it.

@@ -206,6 +206,11 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
         &self.table
     }
 
+    /// The price table, shared (to give a provider as its model catalog).
+    pub fn shared_table(&self) -> Arc<PriceTable> {
+        Arc::clone(&self.table)
+    }
+
     /// The bus.
     pub fn bus(&self) -> &Arc<B> {
         &self.bus

@@ -244,9 +244,13 @@ impl PriceTable {
 /// The price table is core's model catalog: providers given it refuse a
 /// retired model before the call (`swarmbus_core::llm::check_lifecycle`).
 /// The replacement is the named one followed past retired ones as of today
-/// (UTC), so the error names a model that still answers.
+/// (UTC, the caller's clock), so the error names a model that still answers.
 impl swarmbus_core::llm::ModelCatalog for PriceTable {
-    fn lifecycle(&self, model: &str) -> Option<swarmbus_core::llm::ModelLifecycle> {
+    fn lifecycle(
+        &self,
+        model: &str,
+        today: chrono::NaiveDate,
+    ) -> Option<swarmbus_core::llm::ModelLifecycle> {
         let entry = self.lifecycle_ref(model)?;
         let mut out = swarmbus_core::llm::ModelLifecycle::new(entry.model.clone());
         if let Some(day) = entry.deprecated_on {
@@ -255,7 +259,6 @@ impl swarmbus_core::llm::ModelCatalog for PriceTable {
         if let Some(day) = entry.retires_on {
             out = out.retires_on(day);
         }
-        let today = chrono::Utc::now().date_naive();
         if let Some(next) = self
             .live_replacement(entry, today)
             .or_else(|| entry.replacement.clone())

@@ -241,11 +241,12 @@ fn a_price_file_can_add_a_retirement_without_losing_the_built_in_facts() {
 fn the_price_table_is_cores_model_catalog() {
     use swarmbus_core::llm::{ModelCatalog, ModelErrorKind, check_lifecycle};
     let table = table();
-    let life = ModelCatalog::lifecycle(&table, "claude-sonnet-4-5-20250929").unwrap();
+    let life =
+        ModelCatalog::lifecycle(&table, "claude-sonnet-4-5-20250929", day(2026, 11, 29)).unwrap();
     assert_eq!(life.model, "claude-sonnet-4-5");
     assert_eq!(life.retires_on, Some(day(2026, 11, 30)));
     assert_eq!(life.replacement.as_deref(), Some("claude-sonnet-5-5"));
-    assert!(ModelCatalog::lifecycle(&table, "gpt-nonexistent").is_none());
+    assert!(ModelCatalog::lifecycle(&table, "gpt-nonexistent", day(2026, 11, 29)).is_none());
 
     let at = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
     let catalog: &dyn ModelCatalog = &table;

@@ -726,14 +726,18 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 let until = add(self.clock.now(), d);
                 for s in self.same_project(shard) {
                     tracing::info!(shard = %s.id, until = %until.to_rfc3339(), "shard rate limited; cooling");
-                    self.ledger.cool_until(s.id, until).await?;
+                    self.ledger
+                        .cool_until(s.id, until, self.clock.now())
+                        .await?;
                 }
             }
             Action::ExhaustUntil(until) => {
                 shard.learn(error);
                 for s in self.same_project(shard) {
                     tracing::info!(shard = %s.id, until = %until.to_rfc3339(), "shard's daily quota exhausted");
-                    self.ledger.exhaust_until(s.id, until).await?;
+                    self.ledger
+                        .exhaust_until(s.id, until, self.clock.now())
+                        .await?;
                 }
             }
             Action::Disable => {
@@ -741,7 +745,9 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 // project's other keys.
                 let reason = format!("{}: {error}", error.kind());
                 tracing::warn!(shard = %shard.id, kind = %error.kind(), "shard disabled");
-                self.ledger.disable(shard.id, &reason).await?;
+                self.ledger
+                    .disable(shard.id, &reason, self.clock.now())
+                    .await?;
             }
             Action::RetryAfter(_) | Action::Rotate | Action::Fail => {}
         }

@@ -653,7 +653,7 @@ async fn a_shard_re_enabled_by_an_operator_is_recorded_ok_again_by_its_next_succ
     assert_eq!(rig.state(1).await.status, ShardStatus::Ok);
     // The operator disables the key; the pool is refused it …
     rig.bus
-        .disable(sid(1), "operator: rotating the key")
+        .disable(sid(1), "operator: rotating the key", rig.clock.now())
         .await
         .unwrap();
     assert!(matches!(
@@ -661,7 +661,7 @@ async fn a_shard_re_enabled_by_an_operator_is_recorded_ok_again_by_its_next_succ
         Error::AllShardsExhausted { .. }
     ));
     // … then re-enables it: untested until a call proves it works.
-    rig.bus.enable(sid(1)).await.unwrap();
+    rig.bus.enable(sid(1), rig.clock.now()).await.unwrap();
     assert_eq!(rig.state(1).await.status, ShardStatus::Untested);
     pool.generate(&ask()).await.unwrap();
     assert_eq!(
@@ -679,8 +679,11 @@ async fn a_re_enable_the_pool_never_saw_is_recorded_ok_within_the_refresh_period
     pool.generate(&ask()).await.unwrap();
     // Another process disables and an operator re-enables the shard
     // between two of this pool's calls.
-    rig.bus.disable(sid(1), "another process").await.unwrap();
-    rig.bus.enable(sid(1)).await.unwrap();
+    rig.bus
+        .disable(sid(1), "another process", rig.clock.now())
+        .await
+        .unwrap();
+    rig.bus.enable(sid(1), rig.clock.now()).await.unwrap();
     rig.clock
         .advance(swarmbus_gemini::pool::MARK_OK_REFRESH + Duration::from_secs(1));
     pool.generate(&ask()).await.unwrap();

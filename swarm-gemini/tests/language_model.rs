@@ -589,7 +589,11 @@ async fn the_client_pool_and_fallback_name_their_providers() {
 struct Retiring;
 
 impl swarmbus_core::llm::ModelCatalog for Retiring {
-    fn lifecycle(&self, model: &str) -> Option<swarmbus_core::llm::ModelLifecycle> {
+    fn lifecycle(
+        &self,
+        model: &str,
+        _today: chrono::NaiveDate,
+    ) -> Option<swarmbus_core::llm::ModelLifecycle> {
         (model == MODEL).then(|| {
             swarmbus_core::llm::ModelLifecycle::new(MODEL)
                 .retires_on(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())

@@ -136,7 +136,7 @@ async fn a_shard_the_ledger_knows_is_exhausted_is_not_probed() {
     answer(&server, 1, 200, success_body("OK")).await;
     let bus = Arc::new(MemoryBus::new());
     let until = chrono::Utc::now() + chrono::Duration::hours(3);
-    bus.exhaust_until(ShardId::new(1).unwrap(), until)
+    bus.exhaust_until(ShardId::new(1).unwrap(), until, chrono::Utc::now())
         .await
         .unwrap();
     let report = pool(&server, bus, 1).test_shards().await.unwrap();

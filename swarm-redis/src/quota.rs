@@ -203,8 +203,13 @@ impl QuotaLedger for RedisBus {
         Ok(())
     }
 
-    async fn cool_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
-        let now = micros(Utc::now());
+    async fn cool_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = micros(now);
         self.mark(
             shard,
             "cool_until",
@@ -213,8 +218,13 @@ impl QuotaLedger for RedisBus {
         .await
     }
 
-    async fn exhaust_until(&self, shard: ShardId, until: DateTime<Utc>) -> Result<()> {
-        let now = micros(Utc::now());
+    async fn exhaust_until(
+        &self,
+        shard: ShardId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = micros(now);
         self.mark(
             shard,
             "exhaust_until",
@@ -223,14 +233,14 @@ impl QuotaLedger for RedisBus {
         .await
     }
 
-    async fn disable(&self, shard: ShardId, reason: &str) -> Result<()> {
-        let now = micros(Utc::now());
+    async fn disable(&self, shard: ShardId, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        let now = micros(now);
         self.mark(shard, "disable", &[&"disable", &now, &reason])
             .await
     }
 
-    async fn enable(&self, shard: ShardId) -> Result<()> {
-        let now = micros(Utc::now());
+    async fn enable(&self, shard: ShardId, now: DateTime<Utc>) -> Result<()> {
+        let now = micros(now);
         self.mark(shard, "enable", &[&"enable", &now]).await
     }
 

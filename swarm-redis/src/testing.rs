@@ -30,8 +30,26 @@ use crate::{RedisBus, RedisConfig};
 const INSTALL_HINT: &str = "redis-server is required by the swarmbus-redis tests: \
      install it with `apt-get install redis-server` (it provides redis-server and redis-cli)";
 
+/// A command for one of Redis's own programs, on the real clock: a test run
+/// under `libfaketime` (the clock check in `scripts/clock-check.sh` runs the
+/// suite at other "today"s) fakes only the tests, never `redis-server` or
+/// `redis-cli`, whose event loop hangs on a faked clock.
+pub fn redis_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for var in [
+        "LD_PRELOAD",
+        "FAKETIME",
+        "FAKETIME_DONT_FAKE_MONOTONIC",
+        "FAKETIME_SKIP_CMDS",
+        "FAKETIME_NO_CACHE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn require(binary: &str) {
-    match Command::new(binary).arg("--version").output() {
+    match redis_command(binary).arg("--version").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!("{binary} --version failed ({}): {INSTALL_HINT}", out.status),
         Err(e) => panic!("{binary} not found ({e}): {INSTALL_HINT}"),
@@ -128,7 +146,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let child = redis_command("redis-server")
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -234,7 +252,7 @@ impl Drop for RedisServer {
 /// Runs `redis-cli -p <port> <args…>`.
 pub fn cli(port: u16, args: &[&str]) -> String {
     require("redis-cli");
-    let out = Command::new("redis-cli")
+    let out = redis_command("redis-cli")
         .arg("-p")
         .arg(port.to_string())
         .args(args)

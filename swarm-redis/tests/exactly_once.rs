@@ -184,7 +184,7 @@ async fn every_write_once(bus: &RedisBus, proxies: &[FaultProxy], fault: Fault) 
     let u = used(bus.shard_states(&[shard], limits, now).await);
     inj.check("used after release", matches!(u, Ok(Some(1))), &u);
     let until = Utc::now() + Span::seconds(60);
-    let r = faulted!(inj, "cool_until", &ns, bus.cool_until(shard, until));
+    let r = faulted!(inj, "cool_until", &ns, bus.cool_until(shard, until, now));
     inj.check("cool_until", r.is_ok(), &r);
     let s = bus.shard_states(&[shard], limits, Utc::now()).await;
     inj.check(
@@ -193,7 +193,12 @@ async fn every_write_once(bus: &RedisBus, proxies: &[FaultProxy], fault: Fault) 
         &s,
     );
     let shard2 = ShardId::new(2).unwrap();
-    let r = faulted!(inj, "exhaust_until", &ns, bus.exhaust_until(shard2, until));
+    let r = faulted!(
+        inj,
+        "exhaust_until",
+        &ns,
+        bus.exhaust_until(shard2, until, now)
+    );
     inj.check("exhaust_until", r.is_ok(), &r);
     let s = bus.shard_states(&[shard2], limits, Utc::now()).await;
     inj.check(

@@ -480,10 +480,10 @@ async fn the_status_key_written_by_lua_matches_the_state_computed_in_rust() {
     for step in 0..9 {
         match step {
             0 => bus.mark_ok(sh, limits, Utc::now()).await.unwrap(),
-            1 => bus.cool_until(sh, until).await.unwrap(),
-            2 => bus.exhaust_until(sh, until).await.unwrap(),
-            3 => bus.disable(sh, "test").await.unwrap(),
-            4 => bus.enable(sh).await.unwrap(),
+            1 => bus.cool_until(sh, until, Utc::now()).await.unwrap(),
+            2 => bus.exhaust_until(sh, until, Utc::now()).await.unwrap(),
+            3 => bus.disable(sh, "test", Utc::now()).await.unwrap(),
+            4 => bus.enable(sh, Utc::now()).await.unwrap(),
             5..=7 => {
                 bus.try_acquire(sh, limits, Utc::now()).await.unwrap();
             }
