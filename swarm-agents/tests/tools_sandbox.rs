@@ -450,3 +450,89 @@ async fn bus_tools_write_search_and_read_findings() {
         .unwrap_err();
     assert!(matches!(e, ToolError::NotFound { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn the_probe_finds_the_kernel_sandbox_here() {
+    let status = swarmbus_agents::sandbox::Sandbox::new().probe().await.clone();
+    assert!(
+        matches!(status, swarmbus_agents::sandbox::SandboxStatus::Enforced { landlock_abi, .. } if landlock_abi >= 3),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn commands_are_refused_where_the_kernel_cannot_confine_them() {
+    use swarmbus_agents::sandbox::{Sandbox, SandboxStatus};
+    for (sandbox, says) in [
+        (Sandbox::new().simulate_unsupported("no-landlock"), "Landlock"),
+        (Sandbox::new().simulate_unsupported("no-userns"), "user namespaces"),
+        (Sandbox::unavailable("no launcher here"), "no launcher here"),
+    ] {
+        let sandbox = Arc::new(sandbox);
+        let status = sandbox.probe().await.clone();
+        assert!(
+            matches!(&status, SandboxStatus::Unavailable { reason } if reason.contains(says)),
+            "{status:?}"
+        );
+        let f = fixture_with(false, ToolLimits::default(), &["cat"], |root| {
+            git(root, &["init", "-q"]);
+        })
+        .await;
+        let ws = Workspace::new(f.root())
+            .unwrap()
+            .with_sandbox(Arc::clone(&sandbox));
+        let ctx = ToolContext::new(
+            Arc::new(ws),
+            Arc::new(MemoryBus::new()),
+            WorkerId::new("w").unwrap(),
+            Task::new(SessionId::new("s").unwrap(), "k", "work"),
+        );
+        for (tool, input) in [
+            ("run_command", json!({"program": "cat", "args": ["README.md"]})),
+            ("git", json!({"command": "status"})),
+        ] {
+            let e = f.tools.call(&ctx, tool, &input).await.unwrap_err();
+            assert!(
+                matches!(&e, ToolError::SandboxUnavailable { reason } if reason.contains(says)),
+                "{tool}: {e:?}"
+            );
+            assert!(e.is_refusal());
+            assert!(e.to_string().starts_with("refused: commands are off"), "{e}");
+        }
+        // File tools need no sandbox and still work.
+        assert!(
+            f.tools
+                .call(&ctx, "read_file", &json!({"path": "README.md"}))
+                .await
+                .unwrap()
+                .contains("# Title")
+        );
+    }
+}
+
+#[tokio::test]
+async fn git_ignores_a_repository_planted_after_the_workspace_was_opened() {
+    // Row 4 of the issue: HEAD, config, objects/, refs/ written at the root
+    // of a workspace that is not a repository.
+    let f = fixture(true, ToolLimits::default(), &[]).await;
+    for (path, content) in [
+        ("HEAD", "ref: refs/heads/main\n"),
+        (
+            "config",
+            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tworktree = .\n[blame]\n\tignoreRevsFile = /etc/passwd\n",
+        ),
+        ("objects/info/x", ""),
+        ("refs/heads/x", ""),
+    ] {
+        f.call("write_file", json!({"path": path, "content": content}))
+            .await
+            .unwrap();
+    }
+    let e = f
+        .call("git", json!({"command": "blame", "path": "README.md"}))
+        .await
+        .unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.contains("not a git repository"), "{shown}");
+    assert!(!shown.contains("root:x:0:0"), "{shown}");
+}
