@@ -295,6 +295,13 @@ pub struct Applied {
     pub refused: Vec<(String, String)>,
 }
 
+impl Applied {
+    /// A result of these lists.
+    pub fn listing(applied: Vec<String>, refused: Vec<(String, String)>) -> Self {
+        Self { applied, refused }
+    }
+}
+
 /// Applies the safe part of `review` to the tree at `root` (checked whole
 /// first: all of it or nothing); the refused files are listed, not written.
 pub async fn apply(root: &Path, review: &Review) -> Result<Applied, ToolError> {
