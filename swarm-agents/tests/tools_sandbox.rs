@@ -453,7 +453,10 @@ async fn bus_tools_write_search_and_read_findings() {
 
 #[tokio::test]
 async fn the_probe_finds_the_kernel_sandbox_here() {
-    let status = swarmbus_agents::sandbox::Sandbox::new().probe().await.clone();
+    let status = swarmbus_agents::sandbox::Sandbox::new()
+        .probe()
+        .await
+        .clone();
     assert!(
         matches!(status, swarmbus_agents::sandbox::SandboxStatus::Enforced { landlock_abi, .. } if landlock_abi >= 3),
         "{status:?}"
@@ -464,8 +467,14 @@ async fn the_probe_finds_the_kernel_sandbox_here() {
 async fn commands_are_refused_where_the_kernel_cannot_confine_them() {
     use swarmbus_agents::sandbox::{Sandbox, SandboxStatus};
     for (sandbox, says) in [
-        (Sandbox::new().simulate_unsupported("no-landlock"), "Landlock"),
-        (Sandbox::new().simulate_unsupported("no-userns"), "user namespaces"),
+        (
+            Sandbox::new().simulate_unsupported("no-landlock"),
+            "Landlock",
+        ),
+        (
+            Sandbox::new().simulate_unsupported("no-userns"),
+            "user namespaces",
+        ),
         (Sandbox::unavailable("no launcher here"), "no launcher here"),
     ] {
         let sandbox = Arc::new(sandbox);
@@ -488,7 +497,10 @@ async fn commands_are_refused_where_the_kernel_cannot_confine_them() {
             Task::new(SessionId::new("s").unwrap(), "k", "work"),
         );
         for (tool, input) in [
-            ("run_command", json!({"program": "cat", "args": ["README.md"]})),
+            (
+                "run_command",
+                json!({"program": "cat", "args": ["README.md"]}),
+            ),
             ("git", json!({"command": "status"})),
         ] {
             let e = f.tools.call(&ctx, tool, &input).await.unwrap_err();
@@ -497,7 +509,10 @@ async fn commands_are_refused_where_the_kernel_cannot_confine_them() {
                 "{tool}: {e:?}"
             );
             assert!(e.is_refusal());
-            assert!(e.to_string().starts_with("refused: commands are off"), "{e}");
+            assert!(
+                e.to_string().starts_with("refused: commands are off"),
+                "{e}"
+            );
         }
         // File tools need no sandbox and still work.
         assert!(

@@ -109,7 +109,9 @@ pub(crate) async fn run(cmd: TaskCmd, ctx: &Ctx) -> ExitCode {
             match apply_finding(&finding, &ws, a.dry_run, Show::All).await {
                 Ok(None) => fail(
                     "task apply",
-                    format!("the finding {id} carries no diff (a read-only task, or nothing changed)"),
+                    format!(
+                        "the finding {id} carries no diff (a read-only task, or nothing changed)"
+                    ),
                 ),
                 Ok(Some(r)) if r.refused.is_empty() => ExitCode::SUCCESS,
                 Ok(Some(_)) => ExitCode::from(3),
@@ -282,7 +284,10 @@ pub(crate) async fn apply_finding(
     let task = finding
         .task
         .map_or_else(|| finding.id.to_string(), |t| t.to_string());
-    say(format!("task {task}: {} file(s) in the diff", review.files().count()));
+    say(format!(
+        "task {task}: {} file(s) in the diff",
+        review.files().count()
+    ));
     for f in review.files() {
         let lines = f
             .lines
