@@ -259,9 +259,12 @@ fn header_refusal(chunk: &str) -> Option<&'static str> {
     None
 }
 
-/// `git apply --numstat -z` records: lines and the path, or for a rename
-/// the old and the new path.
-fn parse_numstat(out: &str) -> Vec<(Option<(u64, u64)>, Vec<String>)> {
+/// One `--numstat` record: lines added and removed (none for binary), and
+/// the path (the old and the new one for a rename).
+type NumstatEntry = (Option<(u64, u64)>, Vec<String>);
+
+/// `git apply --numstat -z` records.
+fn parse_numstat(out: &str) -> Vec<NumstatEntry> {
     let mut fields = out.split('\0');
     let mut entries = Vec::new();
     while let Some(head) = fields.next() {
