@@ -458,3 +458,54 @@ async fn a_write_task_writes_its_scratch_copy_and_leaves_a_diff() {
         origin.display()
     );
 }
+
+#[tokio::test]
+async fn cargo_from_a_toolchain_under_home_builds_offline() {
+    let Ok(g) = swarmbus_agents::sandbox::toolchain::resolve("cargo") else {
+        return; // no cargo on PATH
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap();
+    if !g.program.starts_with(&home) {
+        return; // a system cargo needs no grant
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let ws = dir.path().join("hello");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.join("src/main.rs"),
+        "fn main() { println!(\"hello from the sandbox\"); }\n",
+    )
+    .unwrap();
+    let workspace = Arc::new(
+        Workspace::new(&ws)
+            .unwrap()
+            .with_limits(ToolLimits::default().command_timeout(Duration::from_secs(120))),
+    );
+    let task = Task::new(SessionId::new("s").unwrap(), "k", "build")
+        .with_payload(json!({ "allow_write": true }));
+    let ctx = ToolContext::for_task(
+        workspace,
+        Arc::new(MemoryBus::new()),
+        WorkerId::new("w").unwrap(),
+        task,
+    )
+    .await
+    .unwrap();
+    let tools = Toolbox::built_in(CommandAllowList::default_and(["cargo"]).unwrap());
+    let out = tools
+        .call(
+            &ctx,
+            "run_command",
+            &json!({"program": "cargo", "args": ["run", "-q"]}),
+        )
+        .await
+        .unwrap();
+    assert!(out.contains("hello from the sandbox"), "{out}");
+    // The build went to the private /tmp, not the workspace copy.
+    assert!(!ctx.workspace.root().join("target").exists());
+}

@@ -345,14 +345,9 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
             )
             .map_err(|e| format!("cannot bind {} into the private /tmp: {e}", p.display()))?;
         }
-        tmp = Some(if kept.is_empty() {
-            PathBuf::from("/tmp")
-        } else {
-            let sub = PathBuf::from("/tmp/.swarm-tmp");
-            std::fs::create_dir_all(&sub)
-                .map_err(|e| format!("cannot make {}: {e}", sub.display()))?;
-            sub
-        });
+        let dir = spec.tmp_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        tmp = Some(dir);
     }
     Ok(Mounted { own_proc, tmp })
 }

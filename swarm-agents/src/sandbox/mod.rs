@@ -229,6 +229,26 @@ pub struct LaunchSpec {
     pub simulate: Option<String>,
 }
 
+impl LaunchSpec {
+    /// The command's writable temporary folder: its private `/tmp`, or
+    /// `/tmp/.swarm-tmp` inside it when a granted path lies under `/tmp`
+    /// (a rule on `/tmp` itself would then cover that path too).
+    pub fn tmp_dir(&self) -> PathBuf {
+        let under_tmp = self
+            .write
+            .iter()
+            .chain(&self.read)
+            .chain(&self.read_exec)
+            .chain(std::iter::once(&self.cwd))
+            .any(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"));
+        if under_tmp {
+            PathBuf::from("/tmp/.swarm-tmp")
+        } else {
+            PathBuf::from("/tmp")
+        }
+    }
+}
+
 /// The system folders every command may read and execute: programs, their
 /// libraries and the dynamic loader's configuration. Never `/etc/passwd`,
 /// `/home`, `/root`, `/proc` of other processes or the user's projects.

@@ -217,7 +217,7 @@ pub(crate) fn spec(
         read.push(root.clone());
     }
     let timeout = ws.limits().command_timeout;
-    LaunchSpec {
+    let mut spec = LaunchSpec {
         program: grants.program.clone(),
         args: args.to_vec(),
         cwd: root,
@@ -233,7 +233,17 @@ pub(crate) fn spec(
             .saturating_add(2_000),
         probe: false,
         simulate: sandbox.simulated().map(str::to_owned),
+    };
+    // Temporary paths (TMPDIR, a toolchain's /tmp/…) name the writable one.
+    let tmp = spec.tmp_dir();
+    if tmp != std::path::Path::new("/tmp") {
+        for (_, v) in &mut spec.env {
+            if v == "/tmp" || v.starts_with("/tmp/") {
+                *v = format!("{}{}", tmp.display(), &v[4..]);
+            }
+        }
     }
+    spec
 }
 
 /// Runs `grants.program` with `args` in the workspace root, confined by
