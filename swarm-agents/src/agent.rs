@@ -44,7 +44,7 @@ use swarmbus_core::model::{Task, Tier};
 use crate::context_pack::pack_dependencies;
 use crate::metering::{CallMeta, Metering};
 use crate::runtime::{TaskHandler, TaskOutput};
-use crate::tools::{ToolContext, ToolDefinition, Toolbox, Workspace};
+use crate::tools::{TaskDiff, ToolContext, ToolDefinition, Toolbox, Workspace, patch};
 
 /// The worker tier's role prompt.
 pub const WORKER_ROLE_PROMPT: &str = "You are a worker agent in a swarm coordinated over a shared \
@@ -79,13 +79,16 @@ pub struct TaskLimits {
     /// wait ([`Retry::After`], such as a 429 with `retry-after`), each time
     /// only when the wait fits in what is left of the wall time. 0: never.
     pub model_retries: u32,
+    /// Tool calls run from one answer; the rest get an error result the
+    /// model reads (per task, the tools' own limits apply: output, writes).
+    pub max_tool_calls_per_answer: u32,
 }
 
 impl Default for TaskLimits {
     /// 16 calls, 400,000 tokens, no dollar limit of its own (the budget
     /// still applies), 5 minutes, 4,096 output tokens per call, 8,000 tokens
     /// of dependent findings, 3 retries of a call the provider asked to
-    /// wait for.
+    /// wait for, 32 tool calls per answer.
     fn default() -> Self {
         Self {
             max_steps: 16,
@@ -95,6 +98,7 @@ impl Default for TaskLimits {
             max_output_tokens: 4_096,
             dependency_tokens: 8_000,
             model_retries: 3,
+            max_tool_calls_per_answer: 32,
         }
     }
 }
@@ -121,6 +125,12 @@ impl TaskLimits {
     /// Sets the wall-time limit.
     pub fn wall_time(mut self, d: Duration) -> Self {
         self.wall_time = d;
+        self
+    }
+
+    /// Sets how many tool calls of one answer run.
+    pub fn max_tool_calls_per_answer(mut self, n: u32) -> Self {
+        self.max_tool_calls_per_answer = n;
         self
     }
 
@@ -205,6 +215,13 @@ pub enum StopCause {
         /// What failed.
         message: String,
     },
+    /// The task's workspace could not be prepared, or its changes were
+    /// over the task's limits.
+    #[error("workspace: {message}")]
+    Workspace {
+        /// What failed.
+        message: String,
+    },
 }
 
 /// A task the model finished.
@@ -226,6 +243,9 @@ pub struct AgentRun {
     /// Findings the answer relies on: the dependencies it was given and
     /// cites, and those its tools wrote.
     pub cites: Vec<FindingId>,
+    /// A write task's change to its scratch copy (`None` on a read-only task
+    /// or when nothing changed).
+    pub diff: Option<TaskDiff>,
 }
 
 /// A task stopped before the end.
@@ -391,12 +411,23 @@ impl AgentWorker {
             .task_prompt(task)
             .await
             .map_err(|c| stop(c, 0, usage))?;
-        let ctx = ToolContext::new(
+        // A write task works on a scratch copy, never the user's tree.
+        let ctx = ToolContext::for_task(
             Arc::clone(&self.workspace),
             Arc::clone(&self.bus),
             self.worker.clone(),
             task.clone(),
-        );
+        )
+        .await
+        .map_err(|e| {
+            stop(
+                StopCause::Workspace {
+                    message: e.to_string(),
+                },
+                0,
+                usage,
+            )
+        })?;
         let specs: Vec<ToolSpec> = self.tools.definitions().iter().map(tool_spec).collect();
         let system = self.system();
         let mut messages = vec![Message::user(prompt)];
@@ -543,6 +574,17 @@ impl AgentWorker {
                         .cloned()
                         .collect();
                     cites.extend(ctx.written());
+                    let diff = match &ctx.scratch {
+                        Some(scratch) => match scratch.diff().await {
+                            Ok(d) if d.is_empty() => None,
+                            Ok(d) => Some(d),
+                            Err(e) => {
+                                let message = e.to_string();
+                                return Err(stop(StopCause::Workspace { message }, steps, usage));
+                            }
+                        },
+                        None => None,
+                    };
                     return Ok(AgentRun {
                         text,
                         usage,
@@ -551,6 +593,7 @@ impl AgentWorker {
                         tool_calls,
                         usd,
                         cites,
+                        diff,
                     });
                 }
                 StopReason::MaxTokens if calls.is_empty() => {
@@ -589,7 +632,17 @@ impl AgentWorker {
             // Every tool call gets a result, errors included: the model
             // reads a refusal and may try something else.
             let mut results = Vec::with_capacity(calls.len());
-            for (id, name, input) in calls {
+            let per_answer = self.limits.max_tool_calls_per_answer;
+            for (n, (id, name, input)) in calls.into_iter().enumerate() {
+                if n >= usize::try_from(per_answer).unwrap_or(usize::MAX) {
+                    results.push(ContentBlock::tool_error(
+                        id,
+                        format!(
+                            "refused: not run; at most {per_answer} tool calls of one answer run"
+                        ),
+                    ));
+                    continue;
+                }
                 tool_calls += 1;
                 let left = self.limits.wall_time.saturating_sub(started.elapsed());
                 let out = tokio::time::timeout(left, self.tools.call(&ctx, &name, &input)).await;
@@ -686,8 +739,16 @@ impl TaskHandler for AgentWorker {
                     .filter(|l| !l.is_empty())
                     .unwrap_or("result");
                 let title = crate::error::cut(title, 200);
-                Ok(TaskOutput::new(title, run.text.trim())
-                    .with_tags([task.kind.as_str(), "agent"])
+                let mut tags = vec![task.kind.as_str(), "agent"];
+                let body = match &run.diff {
+                    Some(d) => {
+                        tags.push(patch::DIFF_TAG);
+                        patch::attach(run.text.trim(), d)
+                    }
+                    None => patch::neutralize(run.text.trim()),
+                };
+                Ok(TaskOutput::new(title, body)
+                    .with_tags(tags)
                     .citing(run.cites)
                     .with_usage(run.usage, run.model))
             }

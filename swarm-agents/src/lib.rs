@@ -22,7 +22,10 @@
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`synthesis`]: citations checked against the findings given, the extractive offline answer.
-//! - [`tools`]: built-in tools sandboxed to a workspace (files, search, git, commands, bus).
+//! - [`tools`]: built-in tools confined to a workspace (files, search, git, commands, bus,
+//!   the scratch copy of a write task and its diff).
+//! - [`sandbox`]: the kernel sandbox of every command a tool starts (namespaces, Landlock,
+//!   seccomp, rlimits) and its launcher ([`sandbox::launcher_hook`]).
 //! - [`error`]: [`AgentError`], the crate's one error type.
 //!
 //! # Example
@@ -51,6 +54,7 @@ pub mod plan;
 pub mod policy;
 pub mod run;
 pub mod runtime;
+pub mod sandbox;
 pub mod scripted;
 pub mod synthesis;
 pub mod tools;

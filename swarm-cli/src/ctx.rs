@@ -1,7 +1,8 @@
 //! What every command shares: the bus and the environment.
 //!
-//! The bus is Redis: `--redis-url`, else `REDIS_URL` (also from `.env`, which
-//! `main` reads before the arguments are parsed), else the brief's
+//! The bus is Redis: `--redis-url`, else `REDIS_URL` (also from `.env` in
+//! the current folder, never a parent's, which `main` reads before the
+//! arguments are parsed), else the brief's
 //! `redis://127.0.0.1:6379`. `--memory` selects an empty in-process bus
 //! instead, for commands where that makes sense (`swarm demo`). When nothing
 //! answers at the URL the command fails with one line naming it (password
@@ -71,12 +72,42 @@ pub(crate) struct Ctx {
     clock: SharedClock,
 }
 
-/// Reads `.env` from the working directory (or a parent). Variables already
-/// set win over it. Called before the arguments are parsed, so that clap's
-/// `env = "REDIS_URL"` sees a `REDIS_URL` written in `.env`.
+/// Reads `.env` from the current folder only (never a parent's: a `.env`
+/// planted above the folder is not read). Variables already set win over
+/// it. Called before the arguments are parsed, so that clap's
+/// `env = "REDIS_URL"` sees a `REDIS_URL` written in `.env`. A provider base
+/// URL (`*_BASE_URL`) that comes from the file is named on stderr, so a
+/// planted one is seen before any key is sent to it.
 pub(crate) fn load_dotenv() {
-    // A missing .env is normal.
-    let _ = dotenvy::dotenv();
+    for line in dotenv_notes() {
+        eprintln!("swarm: {line}");
+    }
+}
+
+/// Loads `./.env` and says which base URLs it set.
+fn dotenv_notes() -> Vec<String> {
+    let path = std::path::Path::new(".env");
+    if !path.is_file() {
+        return Vec::new();
+    }
+    let from_file: Vec<(String, String)> = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter
+            .filter_map(std::result::Result::ok)
+            .filter(|(k, _)| std::env::var_os(k).is_none())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if let Err(e) = dotenvy::from_path(path) {
+        return vec![format!("./.env not read: {}", one_line(&e.to_string()))];
+    }
+    let shown = std::fs::canonicalize(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "./.env".into());
+    from_file
+        .iter()
+        .filter(|(k, _)| k.ends_with("_BASE_URL"))
+        .map(|(k, v)| format!("{k}={} comes from {shown}", redact_url(v)))
+        .collect()
 }
 
 impl Ctx {

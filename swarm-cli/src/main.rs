@@ -4,15 +4,17 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: argument parsing and dispatch.
+//! - `main.rs`: the sandbox launcher hook (first thing: a worker's commands
+//!   are confined by a second copy of this binary), argument parsing and
+//!   dispatch.
 //! - `ctx.rs`: what every command shares: the bus (Redis at `--redis-url`,
 //!   `REDIS_URL` or `redis://127.0.0.1:6379`; in-process with `--memory`) and
-//!   `.env`, read before the arguments are parsed.
+//!   `.env` (this folder's only), read before the arguments are parsed.
 //! - `ops.rs`: the operations behind the MCP tools and their CLI twins.
 //! - `mcp.rs`: `swarm mcp`, the MCP server over stdio.
 //! - `status_cmd.rs`: `swarm status [--watch]` (the brief's status block) and `swarm monitor`.
 //! - `findings_cmd.rs`: `swarm findings list|show|put|reindex`.
-//! - `task_cmd.rs`: `swarm task push|list`, `swarm halt`, `swarm resume`.
+//! - `task_cmd.rs`: `swarm task push|list|apply`, `swarm halt`, `swarm resume`.
 //! - `demo_cmd.rs`: `swarm demo`.
 //! - `prompt_cmd.rs`: `swarm prompt coordinator|worker`.
 //! - `gemini_cmd.rs`: `swarm gemini generate`.
@@ -97,9 +99,22 @@ enum Command {
     Worker(worker_cmd::WorkerCmd),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // `.env` first, so that clap's `env = "REDIS_URL"` sees what it sets.
+fn main() -> ExitCode {
+    // First, before any thread: started as the sandbox launcher of a
+    // worker's command, this process confines the command and exits here.
+    swarmbus_agents::sandbox::launcher_hook();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => ctx::fail("cannot start the async runtime", e),
+    }
+}
+
+async fn run() -> ExitCode {
+    // `.env` first (this folder's only), so that clap's `env = "REDIS_URL"`
+    // sees what it sets; a provider base URL from it is named on stderr.
     ctx::load_dotenv();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

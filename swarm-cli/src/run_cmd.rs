@@ -57,6 +57,11 @@ pub(crate) struct ModelArgs {
     /// Run offline even when ANTHROPIC_API_KEY is set.
     #[arg(long)]
     pub(crate) offline: bool,
+    /// Programs `run_command` may start besides the default list (`cat echo
+    /// head ls sort tail uniq wc`), comma-separated bare names: `pytest,cargo`.
+    /// They run confined by the kernel like every command.
+    #[arg(long, value_delimiter = ',', value_name = "PROGRAMS")]
+    pub(crate) allow_command: Vec<String>,
 }
 
 /// `swarm run`.
@@ -89,6 +94,10 @@ pub(crate) struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// At the end, apply the write tasks' diffs to the workspace (paths that
+    /// change what runs or where secrets go are refused and listed).
+    #[arg(long)]
+    apply: bool,
 }
 
 /// Who thinks: the offline local handlers, or models.
@@ -114,6 +123,7 @@ pub(crate) struct ModelBrains {
     metering: Metering,
     provider: String,
     clock: swarmbus_core::SharedClock,
+    commands: CommandAllowList,
 }
 
 /// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` (held as a
@@ -267,6 +277,8 @@ impl Brains {
                 workspace,
             });
         };
+        let commands = CommandAllowList::default_and(args.allow_command.iter().cloned())
+            .map_err(|e| format!("--allow-command: {e}"))?;
         Brains::with_models(
             coordinator,
             worker,
@@ -275,6 +287,34 @@ impl Brains {
             accountant,
             ctx.clock(),
         )
+        .map(|b| b.commands(commands))
+    }
+
+    /// Sets the allow-list of `run_command`.
+    pub(crate) fn commands(self, commands: CommandAllowList) -> Self {
+        match self {
+            Brains::Models(mut m) => {
+                m.commands = commands;
+                Brains::Models(m)
+            }
+            offline => offline,
+        }
+    }
+
+    /// What the sandbox probe says about the workers' commands (`None`
+    /// offline: no tools run).
+    pub(crate) async fn sandbox_line(&self) -> Option<String> {
+        let Brains::Models(m) = self else {
+            return None;
+        };
+        let status = m.workspace.sandbox().probe().await;
+        let list: Vec<&str> = m.commands.programs().collect();
+        Some(match status {
+            swarmbus_agents::sandbox::SandboxStatus::Unavailable { reason } => format!(
+                "tools off: run_command and git are refused ({reason}); the file and bus tools work"
+            ),
+            _ => format!("{status}; run_command may start {}", list.join(" ")),
+        })
     }
 
     /// Brains on these models, metered by `accountant` (its ledger records
@@ -306,6 +346,7 @@ impl Brains {
                 .clock(Arc::clone(&clock)),
             provider,
             clock,
+            commands: CommandAllowList::default(),
         })))
     }
 
@@ -340,7 +381,7 @@ impl Brains {
                     Arc::clone(&m.worker),
                     Arc::clone(&m.bus),
                     Arc::clone(&m.workspace),
-                    Toolbox::built_in(CommandAllowList::default()),
+                    Toolbox::built_in(m.commands.clone()),
                     id.clone(),
                 )
                 .metering(m.metering.clone())
@@ -460,6 +501,9 @@ pub(crate) async fn run_with(
         }
     }
 
+    if !external && let Some(line) = brains.sandbox_line().await {
+        eprintln!("swarm run: {line}");
+    }
     let progress = Progress::start(!args.json && std::io::stderr().is_terminal());
     progress.say(&format!("{} | planning", brains.describe_worker()));
     let watcher = progress.watch(Arc::clone(&bus)).await;
@@ -516,6 +560,11 @@ pub(crate) async fn run_with(
     } else {
         ExitCode::from(TASKS_STOPPED)
     };
+    let applied = if args.apply {
+        apply_all(&report, args.workspace.as_deref(), args.json).await
+    } else {
+        Vec::new()
+    };
     if args.json {
         let value = json!({
             "session": session.to_string(),
@@ -546,6 +595,7 @@ pub(crate) async fn run_with(
             "cost": cost.as_ref().ok(),
             "cache_savings_usd": cost.as_ref().ok().map(|c| cache_savings(&accountant, c).1.to_string()),
             "status": status.as_ref().ok().map(SwarmStatus::to_json),
+            "applied": applied,
         });
         println!("{value}");
         return code;
@@ -570,6 +620,42 @@ pub(crate) async fn run_with(
         Err(e) => eprintln!("swarm: cost report: {e}"),
     }
     code
+}
+
+/// `--apply`: every write task's diff applied to the workspace, the
+/// refused paths listed (on stdout when not JSON: `swarm task apply`'s
+/// lines); one JSON entry per task with a diff.
+async fn apply_all(
+    report: &RunReport,
+    workspace: Option<&Path>,
+    json_out: bool,
+) -> Vec<serde_json::Value> {
+    let show = if json_out {
+        crate::task_cmd::Show::Nothing
+    } else {
+        crate::task_cmd::Show::Files
+    };
+    let ws = workspace.unwrap_or_else(|| Path::new("."));
+    let mut out = Vec::new();
+    for f in &report.findings {
+        if !f.tags.contains(swarmbus_agents::tools::patch::DIFF_TAG) {
+            continue;
+        }
+        let entry = match crate::task_cmd::apply_finding(f, ws, false, show).await {
+            Ok(Some(a)) => json!({
+                "finding": f.id.to_string(),
+                "applied": a.applied,
+                "refused": a.refused.iter().map(|(p, why)| json!({"path": p, "why": why})).collect::<Vec<_>>(),
+            }),
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!("swarm run --apply: {}: {e}", f.id);
+                json!({"finding": f.id.to_string(), "error": e})
+            }
+        };
+        out.push(entry);
+    }
+    out
 }
 
 fn print_text(report: &RunReport, brains: &Brains) {

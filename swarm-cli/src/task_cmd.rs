@@ -1,6 +1,16 @@
-//! `swarm task push|list`, `swarm halt` and `swarm resume`.
+//! `swarm task push|list|apply`, `swarm halt` and `swarm resume`.
+//!
+//! `swarm task apply ID` shows the diff a write task left with its finding,
+//! names every file it refuses (paths that change what runs or where
+//! secrets go: `.env*`, `.git/`, `.claude/`, `.mcp.json`, `.cargo/`, CI
+//! workflows, hooks, symlinks, …) and applies the rest to the workspace.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use swarmbus_agents::tools::patch;
+use swarmbus_core::model::Finding;
+use swarmbus_core::{FindingId, TaskId};
 
 use serde_json::{Value, json};
 use swarmbus_core::WorkerId;
@@ -15,6 +25,22 @@ pub(crate) enum TaskCmd {
     Push(PushArgs),
     /// How many tasks wait per worker, and the failed tasks with their reports.
     List(ListArgs),
+    /// Show a write task's diff and apply it to the workspace (dangerous
+    /// paths refused and named).
+    Apply(ApplyArgs),
+}
+
+/// `swarm task apply`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ApplyArgs {
+    /// The task's id (as `swarm task push` printed it), or its finding's.
+    id: String,
+    /// The folder the diff applies to (default: here).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Show the diff and what would be refused; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// `swarm task push`.
@@ -66,6 +92,32 @@ pub(crate) async fn run(cmd: TaskCmd, ctx: &Ctx) -> ExitCode {
         Err(code) => return code,
     };
     match cmd {
+        TaskCmd::Apply(a) => {
+            let id = match TaskId::parse(a.id.trim()) {
+                Ok(t) => swarmbus_agents::task_finding_id(t),
+                Err(_) => match FindingId::parse(a.id.trim()) {
+                    Ok(f) => f,
+                    Err(e) => return fail("task apply", e),
+                },
+            };
+            let finding = match bus.get_finding(&id).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return fail("task apply", format!("no finding {id}")),
+                Err(e) => return fail("task apply", e),
+            };
+            let ws = a.workspace.unwrap_or_else(|| PathBuf::from("."));
+            match apply_finding(&finding, &ws, a.dry_run, Show::All).await {
+                Ok(None) => fail(
+                    "task apply",
+                    format!(
+                        "the finding {id} carries no diff (a read-only task, or nothing changed)"
+                    ),
+                ),
+                Ok(Some(r)) if r.refused.is_empty() => ExitCode::SUCCESS,
+                Ok(Some(_)) => ExitCode::from(3),
+                Err(e) => fail("task apply", e),
+            }
+        }
         TaskCmd::Push(a) => {
             let payload = match a.payload.as_deref().map(serde_json::from_str::<Value>) {
                 None => None,
@@ -195,4 +247,88 @@ pub(crate) async fn resume(ctx: &Ctx) -> ExitCode {
         }
         Err(e) => fail("resume", e),
     }
+}
+
+/// What [`apply_finding`] prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Show {
+    /// The files, the diff and the outcome.
+    All,
+    /// The files and the outcome.
+    Files,
+    /// Nothing.
+    Nothing,
+}
+
+/// Reviews the diff `finding` carries and, unless `dry_run`, applies its
+/// safe part to `workspace`. `None`: the finding has no diff.
+pub(crate) async fn apply_finding(
+    finding: &Finding,
+    workspace: &Path,
+    dry_run: bool,
+    show: Show,
+) -> Result<Option<patch::Applied>, String> {
+    let say = |line: String| {
+        if show != Show::Nothing {
+            println!("{line}");
+        }
+    };
+    let Some(diff) = patch::extract(finding) else {
+        return Ok(None);
+    };
+    let root = std::fs::canonicalize(workspace)
+        .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
+    let review = patch::review(&diff, &root)
+        .await
+        .map_err(|e| e.to_string())?;
+    let task = finding
+        .task
+        .map_or_else(|| finding.id.to_string(), |t| t.to_string());
+    say(format!(
+        "task {task}: {} file(s) in the diff",
+        review.files().count()
+    ));
+    for f in review.files() {
+        let lines = f
+            .lines
+            .map_or_else(|| "binary".to_owned(), |(a, d)| format!("+{a} -{d}"));
+        match &f.refused {
+            Some(why) => say(format!("  refused {}: {why}", f.path)),
+            None => say(format!("  {} ({lines})", f.path)),
+        }
+    }
+    if show == Show::All {
+        print!("{diff}");
+    }
+    if dry_run {
+        let refused: Vec<(String, String)> = review
+            .refused()
+            .map(|f| (f.path.clone(), f.refused.clone().unwrap_or_default()))
+            .collect();
+        say(format!("dry run: nothing changed in {}", root.display()));
+        return Ok(Some(patch::Applied::listing(Vec::new(), refused)));
+    }
+    let applied = patch::apply(&root, &review)
+        .await
+        .map_err(|e| e.to_string())?;
+    say(format!(
+        "applied {} file(s) to {}{}",
+        applied.applied.len(),
+        root.display(),
+        if applied.refused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; refused {}: {}",
+                applied.refused.len(),
+                applied
+                    .refused
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    Ok(Some(applied))
 }

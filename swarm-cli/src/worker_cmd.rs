@@ -4,8 +4,10 @@
 //! halted, idle for `--idle-exit` seconds, or after one task with `--once`.
 //!
 //! With `ANTHROPIC_API_KEY` the tasks run on the worker model with the
-//! sandboxed tools; without it, on the offline local handlers (and the
-//! worker says so on stderr).
+//! tools, their commands confined by the kernel (`--allow-command` adds
+//! programs to the list); without it, on the offline local handlers (and
+//! the worker says so on stderr). At start it says whether commands can be
+//! confined here, and which tools are off and why when they cannot.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,9 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
         Err(e) => return fail("worker", e),
     };
     eprintln!("swarm worker {id}: {}", brains.describe_worker());
+    if let Some(line) = brains.sandbox_line().await {
+        eprintln!("swarm worker {id}: {line}");
+    }
     let handler: Arc<dyn TaskHandler> = brains.worker_handler(&id);
     let mut cfg = WorkerConfig::new(id.clone())
         .heartbeat_ttl(Duration::from_secs(args.heartbeat_ttl))

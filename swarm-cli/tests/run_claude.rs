@@ -184,3 +184,112 @@ async fn a_retired_model_stops_swarm_run_at_start_naming_its_replacement() {
         "nothing was sent"
     );
 }
+
+/// `swarm run --apply`: a write task's diff lands in the workspace at the
+/// end of the run, its `.env` refused and listed; nothing lands before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_run_apply_applies_the_safe_diffs_and_lists_the_refused() {
+    let server = MockServer::start().await;
+    let plan = json!({"tasks": [
+        {"kind": "edit", "instructions": "Write the fix file", "allow_write": true}
+    ]});
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("Workers wrote the findings below"))
+        .respond_with(message(
+            "claude-sonnet-4-5",
+            json!([{"type": "text", "text": "The fix is written."}]),
+            "end_turn",
+            100,
+            10,
+            0,
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("Plan at most"))
+        .respond_with(message(
+            "claude-sonnet-4-5",
+            json!([{"type": "text", "text": plan.to_string()}]),
+            "end_turn",
+            100,
+            10,
+            0,
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_string_contains("tool_result"))
+        .respond_with(message(
+            "claude-haiku-4-5",
+            json!([{"type": "text", "text": "Fixed\nfix.txt written"}]),
+            "end_turn",
+            100,
+            10,
+            0,
+        ))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(message(
+            "claude-haiku-4-5",
+            json!([
+                {"type": "tool_use", "id": "toolu_a", "name": "write_file", "input": {"path": "fix.txt", "content": "fixed\n"}},
+                {"type": "tool_use", "id": "toolu_b", "name": "write_file", "input": {"path": ".env", "content": "ANTHROPIC_BASE_URL=http://attacker.invalid\n"}}
+            ]),
+            "tool_use",
+            100,
+            10,
+            0,
+        ))
+        .with_priority(5)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("README.md"), "# project\n").unwrap();
+    let ws = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
+            .args([
+                "run",
+                "write the fix",
+                "--json",
+                "--apply",
+                "--deadline",
+                "60",
+            ])
+            .arg("--workspace")
+            .arg(&ws)
+            .env("ANTHROPIC_API_KEY", "fake-anthropic-key-never-printed")
+            .env("ANTHROPIC_BASE_URL", server.uri())
+            .env_remove("REDIS_URL")
+            .env("SWARM_MEMORY", "1")
+            .env_remove("SWARM_NAMESPACE")
+            .current_dir(&ws)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let applied = &v["applied"][0];
+    assert_eq!(applied["applied"], json!(["fix.txt"]), "{v}");
+    assert_eq!(applied["refused"][0]["path"], ".env", "{v}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fix.txt")).unwrap(),
+        "fixed\n"
+    );
+    assert!(!dir.path().join(".env").exists());
+}

@@ -1,8 +1,13 @@
 //! `run_command`: a program from an allow-list, run directly (no shell) in
-//! the workspace with a cleared environment, a timeout (killed when it runs
-//! over) and an output cap (killed when it prints more). On Unix a command
-//! runs in a process group of its own, and the whole group is killed (what
-//! it started in the background too), not only the command.
+//! the workspace, **confined by the kernel** ([`crate::sandbox`]): it reads
+//! the workspace and the system folders programs need, writes only a write
+//! task's scratch copy and its private `/tmp`, has no network and no view of
+//! other processes, and everything it starts ends with it. Its environment
+//! is scrubbed (`PATH` without `$HOME` entries, `LANG`, `HOME` = the
+//! workspace, `TMPDIR`). A timeout kills it, an output over the cap is
+//! refused. Arguments are not checked: the kernel, not the list, keeps a
+//! program inside, so `sort -o /elsewhere`, `--compress-program=sh` or
+//! `--files0-from=/proc/…` reach nothing outside.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -12,6 +17,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Tool, ToolContext, ToolDefinition, ToolError, Workspace, required_str};
+use crate::sandbox::toolchain::{self, Grants};
+use crate::sandbox::{EXEC_FAILED, LAUNCHER_PREFIX, LaunchSpec, SETUP_FAILED, scrubbed_path};
 
 /// The programs `run_command` may start, by bare name (looked up on `PATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,28 @@ impl CommandAllowList {
     /// Nothing allowed.
     pub fn none() -> Self {
         Self::new(Vec::<String>::new())
+    }
+
+    /// The default list and `more` (bare program names; a name with a path
+    /// separator is refused).
+    pub fn default_and<I, S>(more: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut list = Self::default();
+        for p in more {
+            let p: String = p.into();
+            let p = p.trim().to_owned();
+            if p.is_empty() {
+                continue;
+            }
+            if p.contains(['/', '\\']) || p.starts_with('-') {
+                return Err(format!("{p:?} is not a bare program name"));
+            }
+            list.programs.insert(p);
+        }
+        Ok(list)
     }
 
     /// Whether `program` is on the list.
@@ -77,7 +106,9 @@ impl Tool for RunCommand {
             "run_command",
             &format!(
                 "Run a program in the workspace root, without a shell (no pipes, globs or \
-                 redirection). Allowed programs: {}. Paths in args must stay inside the workspace.",
+                 redirection). Allowed programs: {}. It runs confined: it reads the workspace \
+                 (writes only on a write task), has a private /tmp, no network, and whatever it \
+                 starts ends with it.",
                 list.join(", ")
             ),
             json!({
@@ -99,12 +130,10 @@ impl Tool for RunCommand {
             });
         }
         let args = string_list(input, "args")?;
-        for a in &args {
-            check_arg(&ctx.workspace, a)?;
-        }
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&args);
-        let out = run_process(cmd, &ctx.workspace, &[]).await?;
+        let grants = toolchain::resolve(program).map_err(|e| ToolError::NotAllowed {
+            what: format!("the command {program:?}: {e}"),
+        })?;
+        let out = run_process(&ctx.workspace, &grants, &args, &[]).await?;
         Ok(out.render())
     }
 }
@@ -127,31 +156,6 @@ pub(crate) fn string_list(input: &Value, name: &str) -> Result<Vec<String>, Tool
             reason: format!("{name} must be a list of strings"),
         }),
     }
-}
-
-/// An argument may not name a path outside the workspace: absolute paths,
-/// `..`, `~` and NUL are refused, also after an `=` (`--file=/etc/x`); an
-/// argument naming something that exists is resolved and must stay inside
-/// (a symlink out is refused).
-fn check_arg(ws: &Workspace, arg: &str) -> Result<(), ToolError> {
-    let value = arg.split_once('=').map_or(arg, |(_, v)| v);
-    for candidate in [arg, value] {
-        if candidate.is_empty() || candidate.starts_with('-') && candidate == arg {
-            continue;
-        }
-        let suspicious = candidate.starts_with(['/', '\\', '~'])
-            || candidate.contains('\0')
-            || candidate.split(['/', '\\']).any(|part| part == "..");
-        if suspicious {
-            return Err(ToolError::OutsideWorkspace {
-                path: crate::error::cut(candidate, 120),
-            });
-        }
-        if std::fs::symlink_metadata(ws.root().join(candidate)).is_ok() {
-            ws.resolve(candidate)?;
-        }
-    }
-    Ok(())
 }
 
 /// What a finished process printed.
@@ -184,26 +188,90 @@ impl ProcessOutput {
     }
 }
 
-/// Runs `cmd` in the workspace root with a cleared environment (only `PATH`
-/// and a neutral locale kept, `HOME` set to the root), stdin closed. Killed
-/// and refused when it prints more than the output cap, killed and reported
-/// when it runs over the timeout. On Unix it leads a process group of its
-/// own, and "killed" means the whole group (a grandchild it left running in
-/// the background too), also when the call is dropped (the task's wall time
-/// ran out).
-pub(crate) async fn run_process(
-    mut cmd: tokio::process::Command,
+/// The launch spec of `grants.program` with `args` in the workspace root.
+pub(crate) fn spec(
     ws: &Workspace,
-    env: &[(&str, std::ffi::OsString)],
+    grants: &Grants,
+    args: &[String],
+    env: &[(&str, String)],
+) -> LaunchSpec {
+    let sandbox = ws.sandbox();
+    let root = ws.root().to_path_buf();
+    let mut full_env: Vec<(String, String)> = vec![
+        ("PATH".into(), scrubbed_path(&grants.path)),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("HOME".into(), root.display().to_string()),
+        ("TMPDIR".into(), "/tmp".into()),
+    ];
+    full_env.extend(grants.env.iter().cloned());
+    full_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let mut read_exec = sandbox.system_read_exec();
+    read_exec.extend(grants.read_exec.iter().cloned());
+    let mut read: Vec<std::path::PathBuf> = grants.read.clone();
+    read.extend(ws.extra_read().iter().cloned());
+    let mut write = Vec::new();
+    if ws.is_scratch() {
+        write.push(root.clone());
+    } else {
+        read.push(root.clone());
+    }
+    let timeout = ws.limits().command_timeout;
+    let mut spec = LaunchSpec {
+        program: grants.program.clone(),
+        args: args.to_vec(),
+        cwd: root,
+        env: full_env,
+        read_exec,
+        read,
+        write,
+        limits: *sandbox.sandbox_limits(),
+        // A little after the worker's own timeout: the worker reports it;
+        // the launcher's deadline holds even if the worker is gone.
+        timeout_ms: u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(2_000),
+        probe: false,
+        simulate: sandbox.simulated().map(str::to_owned),
+    };
+    // Temporary paths (TMPDIR, a toolchain's /tmp/…) name the writable one.
+    let tmp = spec.tmp_dir();
+    if tmp != std::path::Path::new("/tmp") {
+        for (_, v) in &mut spec.env {
+            if v == "/tmp" || v.starts_with("/tmp/") {
+                *v = format!("{}{}", tmp.display(), &v[4..]);
+            }
+        }
+    }
+    spec
+}
+
+/// Runs `grants.program` with `args` in the workspace root, confined by
+/// the workspace's sandbox (refused when it cannot confine), stdin closed.
+/// Killed and refused when it prints more than the output cap, killed and
+/// reported when it runs over the timeout. On Unix the launcher leads a
+/// process group of its own, and "killed" means the whole group (also when
+/// the call is dropped); the command's PID namespace dies with it.
+pub(crate) async fn run_process(
+    ws: &Workspace,
+    grants: &Grants,
+    args: &[String],
+    env: &[(&str, String)],
 ) -> Result<ProcessOutput, ToolError> {
+    let status = ws.sandbox().probe().await;
+    if let crate::sandbox::SandboxStatus::Unavailable { reason } = status {
+        return Err(ToolError::SandboxUnavailable {
+            reason: reason.clone(),
+        });
+    }
+    let spec = spec(ws, grants, args, env);
+    let mut cmd = ws
+        .sandbox()
+        .command(&spec)
+        .map_err(|reason| ToolError::SandboxUnavailable { reason })?;
     let limits = *ws.limits();
     let cap = limits.max_output_bytes;
     cmd.current_dir(ws.root())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LANG", "C.UTF-8")
-        .env("HOME", ws.root())
-        .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -249,10 +317,32 @@ pub(crate) async fn run_process(
             return Err(ToolError::Timeout { after: timeout });
         }
     };
+    let stderr = String::from_utf8_lossy(&err).into_owned();
+    let launcher_says = |what: &str| {
+        stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix(LAUNCHER_PREFIX))
+            .find_map(|l| l.strip_prefix(what).map(str::to_owned))
+    };
+    match status.code() {
+        Some(SETUP_FAILED) => {
+            if let Some(reason) = launcher_says("sandbox setup failed: ") {
+                return Err(ToolError::SandboxUnavailable { reason });
+            }
+        }
+        Some(EXEC_FAILED) => {
+            if let Some(message) = launcher_says("cannot start ") {
+                return Err(ToolError::Failed {
+                    message: format!("cannot start {message}"),
+                });
+            }
+        }
+        _ => {}
+    }
     Ok(ProcessOutput {
         code: status.code(),
         stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
+        stderr,
     })
 }
 

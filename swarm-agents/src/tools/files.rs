@@ -1,4 +1,6 @@
-//! File tools: read, list (respecting `.gitignore`), search, write.
+//! File tools: read, list (respecting `.gitignore`), search, write. Every
+//! file is opened beneath the workspace root by the kernel's rules (the
+//! workspace's `cap_std` `Dir`), never by a path string checked first.
 
 use std::io::Read;
 use std::path::Path;
@@ -37,8 +39,8 @@ impl Tool for ReadFile {
 
     async fn call(&self, ctx: &ToolContext, input: &Value) -> Result<String, ToolError> {
         let path = required_str(input, "path")?;
-        let real = ctx.workspace.resolve(path)?;
-        let text = read_capped(&ctx.workspace, path, &real)?;
+        let rel = ctx.workspace.relative(path)?;
+        let text = read_capped(&ctx.workspace, path, &rel)?;
         let start = u64_field(input, "start_line")?.unwrap_or(1).max(1);
         let end = u64_field(input, "end_line")?;
         if start == 1 && end.is_none() {
@@ -58,9 +60,13 @@ impl Tool for ReadFile {
 }
 
 /// Reads a regular file no larger than the cap, as text (invalid UTF-8
-/// replaced).
-fn read_capped(ws: &Workspace, asked: &str, real: &Path) -> Result<String, ToolError> {
-    let meta = std::fs::metadata(real).map_err(|e| ToolError::Failed {
+/// replaced), opened beneath the workspace root.
+fn read_capped(ws: &Workspace, asked: &str, rel: &Path) -> Result<String, ToolError> {
+    let file = ws
+        .dir()
+        .open(rel)
+        .map_err(|e| super::workspace::io_error(asked, &e))?;
+    let meta = file.metadata().map_err(|e| ToolError::Failed {
         message: format!("{asked}: {e}"),
     })?;
     if !meta.is_file() {
@@ -79,8 +85,8 @@ fn read_capped(ws: &Workspace, asked: &str, real: &Path) -> Result<String, ToolE
     // Read at most cap + 1 bytes: a file that grew since the check is still
     // refused rather than read whole.
     let mut bytes = Vec::new();
-    std::fs::File::open(real)
-        .and_then(|f| f.take(cap.saturating_add(1)).read_to_end(&mut bytes))
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
         .map_err(|e| ToolError::Failed {
             message: format!("{asked}: {e}"),
         })?;
@@ -213,9 +219,18 @@ impl Tool for SearchText {
             if meta.len() > limits.max_file_bytes {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(entry.path()) else {
+            // Opened again beneath the root, by the kernel's rules.
+            let Ok(rel) = entry.path().strip_prefix(ws.root()) else {
                 continue;
             };
+            let mut bytes = Vec::new();
+            let read = ws.dir().open(rel).and_then(|f| {
+                f.take(limits.max_file_bytes.saturating_add(1))
+                    .read_to_end(&mut bytes)
+            });
+            if read.is_err() || bytes.len() as u64 > limits.max_file_bytes {
+                continue;
+            }
             if bytes.iter().take(8192).any(|b| *b == 0) {
                 continue; // binary
             }
@@ -243,8 +258,8 @@ impl Tool for SearchText {
     }
 }
 
-/// `write_file`: writes a file of the workspace, only when the task allows
-/// it; folders are created as needed (inside the workspace).
+/// `write_file`: writes a file of a write task's scratch copy (never the
+/// user's tree); folders are created as needed, beneath the root.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteFile;
 
@@ -277,19 +292,27 @@ impl Tool for WriteFile {
         if content.len() > cap {
             return Err(ToolError::OutputTooLarge { cap });
         }
-        let target = ctx.workspace.resolve_for_write(path)?;
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| ToolError::Failed {
-                    message: format!("{path}: {e}"),
-                })?;
+        if !ctx.workspace.is_scratch() {
+            return Err(ToolError::NotAllowed {
+                what: format!(
+                    "writing {path}: writes go to a write task's scratch copy, and this workspace \
+                     is not one"
+                ),
+            });
         }
-        tokio::fs::write(&target, content)
-            .await
-            .map_err(|e| ToolError::Failed {
-                message: format!("{path}: {e}"),
-            })?;
+        // Checked by words and by where the parents lead, then written
+        // beneath the root by the kernel's rules.
+        ctx.workspace.resolve_for_write(path)?;
+        let rel = ctx.workspace.relative(path)?;
+        let shown = ctx.workspace.display(&ctx.workspace.root().join(&rel));
+        ctx.charge_write(&shown, content.len())?;
+        let dir = ctx.workspace.dir();
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            dir.create_dir_all(parent)
+                .map_err(|e| super::workspace::io_error(path, &e))?;
+        }
+        dir.write(&rel, content)
+            .map_err(|e| super::workspace::io_error(path, &e))?;
         Ok(format!("wrote {} bytes to {path}", content.len()))
     }
 }

@@ -1,10 +1,15 @@
 //! `git`, read-only: `status`, `log`, `diff`, `show`, `blame`, with
 //! arguments the tool builds itself (never passed through from the model),
-//! no pager, no external diff or text conversion, no fsmonitor hook, no
-//! signature programs, and repository discovery stopped at the workspace
-//! (a workspace inside a larger repository does not see it).
-
-use std::ffi::OsString;
+//! confined like every command ([`crate::sandbox`]).
+//!
+//! git reads **only the repository the workspace had when it was opened**:
+//! `GIT_DIR` is fixed to it and `GIT_WORK_TREE` to the workspace, so no
+//! repository is ever discovered (not one planted later as `HEAD`,
+//! `config`, `objects/` at the root, not one above the workspace); a
+//! workspace that had none gets no git at all. No system or global config,
+//! `safe.bareRepository=explicit`, no pager, no external diff or text
+//! conversion, no fsmonitor, hooks, signature programs, credential helpers,
+//! replace objects or network protocols.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -13,6 +18,7 @@ use super::command::run_process;
 use super::{
     Tool, ToolContext, ToolDefinition, ToolError, bool_field, required_str, str_field, u64_field,
 };
+use crate::sandbox::toolchain;
 
 /// The `git` tool.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +42,20 @@ const SAFE: &[&str] = &[
     "core.untrackedCache=false",
     "-c",
     "core.hooksPath=/dev/null",
+    "-c",
+    "safe.bareRepository=explicit",
+    "-c",
+    "core.sshCommand=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "credential.helper=",
+    "-c",
+    "blame.ignoreRevsFile=",
+    "-c",
+    "core.attributesFile=/dev/null",
+    "-c",
+    "core.excludesFile=/dev/null",
 ];
 
 /// A revision (or range) the model may name: refs, hashes, `HEAD~2`,
@@ -138,37 +158,43 @@ impl Tool for GitReadOnly {
             args.push("--".into());
             args.push(p);
         }
-        let mut cmd = tokio::process::Command::new("git");
-        cmd.args(&args);
-        let mut env: Vec<(&str, OsString)> = vec![
+        let Some(repo) = ctx.workspace.git() else {
+            return Err(ToolError::Failed {
+                message: "git: not a git repository: the workspace had no .git when the worker \
+                          opened it (a repository written later is never read)"
+                    .into(),
+            });
+        };
+        let mut env: Vec<(&str, String)> = vec![
+            ("GIT_DIR", repo.git_dir.display().to_string()),
+            ("GIT_WORK_TREE", ctx.workspace.root().display().to_string()),
             ("GIT_CONFIG_NOSYSTEM", "1".into()),
             ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
+            ("GIT_ATTR_NOSYSTEM", "1".into()),
+            ("GIT_NO_REPLACE_OBJECTS", "1".into()),
+            ("GIT_NO_LAZY_FETCH", "1".into()),
+            ("GIT_PROTOCOL_FROM_USER", "0".into()),
             ("GIT_OPTIONAL_LOCKS", "0".into()),
             ("GIT_TERMINAL_PROMPT", "0".into()),
             ("GIT_PAGER", "cat".into()),
         ];
         if let Some(parent) = ctx.workspace.root().parent() {
-            env.push(("GIT_CEILING_DIRECTORIES", parent.as_os_str().to_owned()));
+            env.push(("GIT_CEILING_DIRECTORIES", parent.display().to_string()));
         }
-        run_git(cmd, ctx, &env).await
-    }
-}
-
-async fn run_git(
-    cmd: tokio::process::Command,
-    ctx: &ToolContext,
-    env: &[(&str, OsString)],
-) -> Result<String, ToolError> {
-    let out = run_process(cmd, &ctx.workspace, env).await?;
-    if out.code == Some(0) {
-        Ok(if out.stdout.is_empty() {
-            "(no output)".into()
+        let grants = toolchain::resolve("git").map_err(|e| ToolError::NotAllowed {
+            what: format!("git: {e}"),
+        })?;
+        let out = run_process(&ctx.workspace, &grants, &args, &env).await?;
+        if out.code == Some(0) {
+            Ok(if out.stdout.is_empty() {
+                "(no output)".into()
+            } else {
+                out.stdout
+            })
         } else {
-            out.stdout
-        })
-    } else {
-        Err(ToolError::Failed {
-            message: format!("git: {}", out.stderr.trim()),
-        })
+            Err(ToolError::Failed {
+                message: format!("git: {}", out.stderr.trim()),
+            })
+        }
     }
 }

@@ -1,16 +1,23 @@
-//! Built-in tools for model-backed workers, sandboxed to a [`Workspace`].
+//! Built-in tools for model-backed workers, confined to a [`Workspace`].
 //!
 //! Every tool refuses rather than runs: a path that leaves the workspace,
-//! a command off the allow-list, a write the task did not allow or an output
-//! over its cap is a [`ToolError`] handed back to the model as an error
-//! `tool_result`, and nothing is read, run or written.
+//! a command off the allow-list, a write the task did not allow, an output
+//! over its cap or over the task's total is a [`ToolError`] handed back to
+//! the model as an error `tool_result`, and nothing is read, run or
+//! written. What a tool starts (`run_command`, `git`) runs in the kernel
+//! sandbox ([`crate::sandbox`]), so a program on the list cannot reach what
+//! the list meant to keep out; where the kernel cannot confine it, it is
+//! refused.
 //!
-//! - [`workspace`]: the sandbox and its limits.
+//! - [`workspace`]: the workspace (opened beneath by the OS), its limits.
 //! - [`files`]: `read_file`, `list_files` (respects `.gitignore`),
-//!   `search_text` (regex), `write_file` (only when the task allows it).
-//! - [`git`]: `git` read-only (`status`, `log`, `diff`, `show`, `blame`).
-//! - [`command`]: `run_command` from an allow-list: no shell, a timeout, an
-//!   output cap, killed on timeout with its whole process group (Unix).
+//!   `search_text` (regex), `write_file` (only on a write task's scratch copy).
+//! - [`git`]: `git` read-only (`status`, `log`, `diff`, `show`, `blame`) on
+//!   the repository the workspace had when it was opened.
+//! - [`command`]: `run_command` from an allow-list, no shell, confined.
+//! - [`scratch`]: a write task's scratch copy and the diff it leaves.
+//! - [`patch`]: a diff stored with a finding, reviewed (dangerous paths
+//!   refused, each named) and applied to the user's tree.
 //! - [`findings`]: the bus: `read_finding`, `search_findings`,
 //!   `ask_librarian`, `write_finding`.
 
@@ -28,13 +35,16 @@ pub mod command;
 pub mod files;
 pub mod findings;
 pub mod git;
+pub mod patch;
+pub mod scratch;
 pub mod workspace;
 
 pub use command::{CommandAllowList, RunCommand};
 pub use files::{ListFiles, ReadFile, SearchText, WriteFile};
 pub use findings::{AskLibrarian, ReadFinding, SearchFindings, WriteFinding};
 pub use git::GitReadOnly;
-pub use workspace::{ToolLimits, Workspace};
+pub use scratch::{Scratch, TaskDiff};
+pub use workspace::{GitDirs, ToolLimits, Workspace};
 
 /// Why a tool refused or failed. Its `Display` is what the model reads in
 /// its error `tool_result`.
@@ -100,6 +110,18 @@ pub enum ToolError {
         /// What went wrong.
         message: String,
     },
+    /// Commands cannot run confined here, so they do not run at all.
+    #[error("refused: commands are off on this worker: {reason}")]
+    SandboxUnavailable {
+        /// What the kernel (or the setup) lacks.
+        reason: String,
+    },
+    /// One of the task's limits is used up.
+    #[error("refused: {what}")]
+    TaskLimit {
+        /// Which limit, and what to do instead.
+        what: String,
+    },
 }
 
 impl ToolError {
@@ -111,6 +133,8 @@ impl ToolError {
                 | ToolError::NotAllowed { .. }
                 | ToolError::OutputTooLarge { .. }
                 | ToolError::FileTooLarge { .. }
+                | ToolError::SandboxUnavailable { .. }
+                | ToolError::TaskLimit { .. }
         )
     }
 }
@@ -152,11 +176,27 @@ pub struct ToolContext {
     pub worker: WorkerId,
     /// The task.
     pub task: Task,
-    /// Whether the task allows writing files (payload `"allow_write": true`).
+    /// Whether the task allows writing files (payload `"allow_write": true`);
+    /// writes then go to [`ToolContext::scratch`], never to the user's tree.
     pub allow_write: bool,
     /// How long `ask_librarian` waits for an answer.
     pub librarian_wait: Duration,
+    /// A write task's scratch copy (its workspace is [`ToolContext::workspace`]).
+    pub scratch: Option<Arc<Scratch>>,
     written: Arc<Mutex<Vec<FindingId>>>,
+    usage: Arc<Mutex<TaskToolUsage>>,
+}
+
+/// What a task's tools used so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskToolUsage {
+    /// Tool output handed to the model, in bytes.
+    pub output_bytes: usize,
+    /// Bytes `write_file` wrote.
+    pub written_bytes: usize,
+    /// Files `write_file` wrote.
+    pub written_files: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -171,14 +211,11 @@ impl std::fmt::Debug for ToolContext {
 }
 
 impl ToolContext {
-    /// The context of `task` run by `worker`; writing is allowed when the
-    /// task's payload says `"allow_write": true`.
+    /// The context of `task` run by `worker`, without a scratch copy: file
+    /// writes are refused unless `workspace` already is one. A task whose
+    /// payload says `"allow_write": true` should use [`ToolContext::for_task`].
     pub fn new(workspace: Arc<Workspace>, bus: Arc<dyn Bus>, worker: WorkerId, task: Task) -> Self {
-        let allow_write = task
-            .payload
-            .get("allow_write")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let allow_write = task_allows_write(&task);
         Self {
             workspace,
             bus,
@@ -186,8 +223,63 @@ impl ToolContext {
             task,
             allow_write,
             librarian_wait: Duration::from_secs(60),
+            scratch: None,
             written: Arc::default(),
+            usage: Arc::default(),
         }
+    }
+
+    /// The context of `task`: a write task (payload `"allow_write": true`)
+    /// gets a scratch copy of `workspace` and works there; a read-only one
+    /// works on `workspace` itself, where nothing can be written.
+    pub async fn for_task(
+        workspace: Arc<Workspace>,
+        bus: Arc<dyn Bus>,
+        worker: WorkerId,
+        task: Task,
+    ) -> Result<Self, ToolError> {
+        if !task_allows_write(&task) {
+            return Ok(Self::new(workspace, bus, worker, task));
+        }
+        let scratch = Arc::new(Scratch::create(&workspace).await?);
+        let mut ctx = Self::new(Arc::clone(scratch.workspace()), bus, worker, task);
+        ctx.scratch = Some(scratch);
+        Ok(ctx)
+    }
+
+    /// What the task's tools used so far.
+    pub fn usage(&self) -> TaskToolUsage {
+        self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Counts a write of `bytes` to `path` against the task's limits, or
+    /// refuses it.
+    pub(crate) fn charge_write(&self, path: &str, bytes: usize) -> Result<(), ToolError> {
+        let limits = self.workspace.limits();
+        let mut u = self.usage.lock().map_err(|_| ToolError::Failed {
+            message: "the task's counters are poisoned".into(),
+        })?;
+        let files = u.written_files.len() + usize::from(!u.written_files.contains(path));
+        if files > limits.max_task_write_files {
+            return Err(ToolError::TaskLimit {
+                what: format!(
+                    "this task may change at most {} files",
+                    limits.max_task_write_files
+                ),
+            });
+        }
+        let total = u.written_bytes.saturating_add(bytes);
+        if total > limits.max_task_write_bytes {
+            return Err(ToolError::TaskLimit {
+                what: format!(
+                    "this task may write at most {} bytes ({} written so far)",
+                    limits.max_task_write_bytes, u.written_bytes
+                ),
+            });
+        }
+        u.written_bytes = total;
+        u.written_files.insert(path.to_owned());
+        Ok(())
     }
 
     /// Findings the tools wrote for this task so far.
@@ -271,7 +363,8 @@ impl Toolbox {
     }
 
     /// Runs the tool `name` with `input`; an unknown name is an error result,
-    /// and an output over the cap is refused.
+    /// an output over the cap is refused, and once the task's tools have
+    /// handed back `max_task_output_bytes` every call is refused.
     pub async fn call(
         &self,
         ctx: &ToolContext,
@@ -281,13 +374,35 @@ impl Toolbox {
         let tool = self.tools.get(name).ok_or_else(|| ToolError::UnknownTool {
             name: crate::error::cut(name, 80),
         })?;
+        let limits = *ctx.workspace.limits();
+        let used = ctx.usage().output_bytes;
+        if used >= limits.max_task_output_bytes {
+            return Err(ToolError::TaskLimit {
+                what: format!(
+                    "this task's tools already returned {used} bytes, its limit of {}; answer with \
+                     what you have",
+                    limits.max_task_output_bytes
+                ),
+            });
+        }
         let out = tool.call(ctx, input).await?;
-        let cap = ctx.workspace.limits().max_output_bytes;
+        let cap = limits.max_output_bytes;
         if out.len() > cap {
             return Err(ToolError::OutputTooLarge { cap });
         }
+        if let Ok(mut u) = ctx.usage.lock() {
+            u.output_bytes = u.output_bytes.saturating_add(out.len());
+        }
         Ok(out)
     }
+}
+
+/// Whether the task's payload says `"allow_write": true`.
+pub fn task_allows_write(task: &Task) -> bool {
+    task.payload
+        .get("allow_write")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// A string field of a tool input.
