@@ -141,17 +141,7 @@ impl Ctx {
         table: &swarmbus_cost::PriceTable,
         models: &[(&str, &str)],
     ) -> std::result::Result<(), String> {
-        let today = self.clock.today();
-        for (what, model) in models {
-            match table.check_model(model, today) {
-                Ok(None) => {}
-                Ok(Some(d)) => eprintln!("swarm: warning: {what}: {}", one_line(&d.to_string())),
-                Err(retired) => {
-                    return Err(format!("{what}: {}", one_line(&retired.to_string())));
-                }
-            }
-        }
-        Ok(())
+        check_models(table, models, self.clock.today())
     }
 
     /// Whether commands run on the in-process bus.
@@ -233,6 +223,22 @@ impl Ctx {
     pub(crate) async fn open(&self) -> std::result::Result<Arc<dyn Bus>, ExitCode> {
         self.bus().await.map_err(|e| fail("cannot open the bus", e))
     }
+}
+
+/// [`Ctx::check_models`] on `today`.
+pub(crate) fn check_models(
+    table: &swarmbus_cost::PriceTable,
+    models: &[(&str, &str)],
+    today: chrono::NaiveDate,
+) -> std::result::Result<(), String> {
+    for (what, model) in models {
+        match table.check_model(model, today) {
+            Ok(None) => {}
+            Ok(Some(d)) => eprintln!("swarm: warning: {what}: {}", one_line(&d.to_string())),
+            Err(retired) => return Err(format!("{what}: {}", one_line(&retired.to_string()))),
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the password of a `scheme://user:password@host` URL by `***`.

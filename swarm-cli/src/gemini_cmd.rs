@@ -122,7 +122,17 @@ fn client(args: &GenerateArgs, ctx: &Ctx) -> Result<GeminiClient, Error> {
         Duration::from_secs(10).min(Duration::from_secs(args.timeout.max(1))),
         Duration::from_secs(args.timeout.max(1)),
     );
-    Ok(GeminiClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock()))
+    let mut client =
+        GeminiClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock());
+    // The built-in price table knows each model's lifecycle: a retired
+    // model is refused before sending, naming its replacement.
+    match swarmbus_cost::PriceTable::built_in() {
+        Ok(table) => client = client.with_catalog(std::sync::Arc::new(table)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no model lifecycle check: the price table did not load")
+        }
+    }
+    Ok(client)
 }
 
 async fn generate(args: GenerateArgs, ctx: &Ctx) -> ExitCode {

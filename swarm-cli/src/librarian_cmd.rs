@@ -113,9 +113,18 @@ pub(crate) fn answer_source(
     let config = PoolConfig::default()
         .model(model.to_owned())
         .client(ClientConfig::from_env());
+    // A retired librarian model stops here, naming its replacement; the
+    // pool also checks every call against the table.
+    let table = Arc::new(swarmbus_cost::PriceTable::built_in().map_err(|e| e.to_string())?);
+    crate::ctx::check_models(
+        &table,
+        &[("the librarian model (--model)", model)],
+        clock.today(),
+    )?;
     let pool = ShardPool::new(shards, Arc::clone(bus), config)
         .map_err(|e| e.to_string())?
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_catalog(table);
     Ok(AnswerSource::model(pool))
 }
 

@@ -83,7 +83,12 @@ async fn test(args: TestArgs, ctx: &Ctx) -> ExitCode {
         .model(args.model.clone())
         .client(ClientConfig::from_env());
     let pool = match ShardPool::new(shards, bus, config) {
-        Ok(p) => p.with_clock(ctx.clock()),
+        Ok(p) => match swarmbus_cost::PriceTable::built_in() {
+            Ok(table) => p
+                .with_clock(ctx.clock())
+                .with_catalog(std::sync::Arc::new(table)),
+            Err(_) => p.with_clock(ctx.clock()),
+        },
         Err(e) => return failure(args.json, e.kind().as_str(), e.to_string()),
     };
     let report = match pool.test_shards().await {

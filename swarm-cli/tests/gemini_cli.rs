@@ -527,3 +527,33 @@ async fn shards_test_without_shards_fails_with_a_config_error() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(json_of(&o)["error"]["kind"], "config");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retired_librarian_model_stops_the_librarian_at_start_naming_its_replacement() {
+    // gemini-2.5-flash shut down on 2026-12-01 (the price table's
+    // lifecycle); the process's clock is set past it, whatever day this runs.
+    let server = MockServer::start().await;
+    let out = swarm(
+        &server.uri(),
+        &[("GEMINI_API_KEY_SHARD1", "test-shard-cli-key")],
+        &[
+            "--now",
+            "2026-12-02T09:00:00Z",
+            "librarian",
+            "ask",
+            "--model",
+            "gemini-2.5-flash",
+            "what did we find?",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the librarian model (--model): model gemini-2.5-flash was retired on 2026-12-01; \
+             use gemini-3.5-flash-lite"
+        ),
+        "{stderr}"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
