@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -261,10 +261,37 @@ fn parent_gone() -> bool {
 struct Mounted {
     /// A `/proc` of this PID namespace.
     own_proc: bool,
-    /// The writable temporary folder (the private `/tmp`, or a folder in it
-    /// when a granted path lies under `/tmp`: a rule on `/tmp` itself would
-    /// then cover that path too).
+    /// The writable temporary folder: the private `/tmp`.
     tmp: Option<PathBuf>,
+}
+
+/// Makes the bind mount at `p` read-only, keeping the flags the kernel
+/// locks on mounts inherited into a user namespace (nosuid, nodev, noexec,
+/// the atime mode): a remount that dropped one is refused.
+fn remount_read_only(p: &Path) -> Result<(), String> {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let have = statvfs(p)
+        .map_err(|e| format!("cannot read the mount flags of {}: {e}", p.display()))?
+        .flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if have.contains(fs) {
+            flags |= ms;
+        }
+    }
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>).map_err(|e| {
+        format!(
+            "cannot make {} read-only in the private /tmp: {e}",
+            p.display()
+        )
+    })
 }
 
 /// Nothing propagates to the host; a `/proc` of this PID namespace (when
@@ -288,9 +315,12 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
     .is_ok();
     let mut tmp = None;
     if Path::new("/tmp").is_dir() {
-        // What the command needs under /tmp (a workspace made there, say)
-        // is held open first and bound back into the new /tmp afterwards.
-        let mut kept = Vec::new();
+        // What the command needs under /tmp (a workspace made there, a
+        // launcher built there) is held open first and bound back into the
+        // new /tmp afterwards: read-only unless the task may write it, so
+        // the whole private /tmp can be writable (programs write to /tmp
+        // itself) without the write rule on /tmp reaching those paths.
+        let writable = |p: &Path| spec.write.iter().any(|w| p.starts_with(w));
         let mut needed: Vec<&PathBuf> = spec
             .write
             .iter()
@@ -299,12 +329,16 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
             .chain(std::iter::once(&spec.cwd))
             .filter(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"))
             .collect();
+        // Parents first: a writable path inside a read-only one is bound
+        // again on top of it.
         needed.sort();
         needed.dedup();
+        let mut kept: Vec<(&PathBuf, OwnedFd, bool, bool)> = Vec::new();
         for p in needed {
+            let rw = writable(p);
             if kept
                 .iter()
-                .any(|(q, _, _): &(&PathBuf, _, _)| p.starts_with(q))
+                .any(|(q, _, _, q_rw)| p.starts_with(q) && *q_rw == rw)
             {
                 continue;
             }
@@ -315,7 +349,7 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
             ) else {
                 continue;
             };
-            kept.push((p, fd, p.is_dir()));
+            kept.push((p, fd, p.is_dir(), rw));
         }
         let opts = format!("size={},mode=1777", spec.limits.tmp_bytes.max(4096));
         mount(
@@ -326,15 +360,19 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
             Some(opts.as_str()),
         )
         .map_err(|e| format!("cannot mount a private /tmp: {e}"))?;
-        for (p, fd, is_dir) in &kept {
-            let made = if *is_dir {
-                std::fs::create_dir_all(p)
-            } else {
-                p.parent()
-                    .map_or(Ok(()), std::fs::create_dir_all)
-                    .and_then(|()| std::fs::write(p, b""))
-            };
-            made.map_err(|e| format!("cannot make {} in the private /tmp: {e}", p.display()))?;
+        for (p, fd, is_dir, rw) in &kept {
+            // A mount point inside an earlier bind already exists (it is the
+            // real file): never create, let alone truncate, it.
+            if !p.exists() {
+                let made = if *is_dir {
+                    std::fs::create_dir_all(p)
+                } else {
+                    p.parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(p, b""))
+                };
+                made.map_err(|e| format!("cannot make {} in the private /tmp: {e}", p.display()))?;
+            }
             let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
             mount(
                 Some(source.as_str()),
@@ -344,10 +382,11 @@ fn setup_mounts(spec: &LaunchSpec) -> Result<Mounted, String> {
                 None::<&str>,
             )
             .map_err(|e| format!("cannot bind {} into the private /tmp: {e}", p.display()))?;
+            if !*rw {
+                remount_read_only(p)?;
+            }
         }
-        let dir = spec.tmp_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-        tmp = Some(dir);
+        tmp = Some(PathBuf::from("/tmp"));
     }
     Ok(Mounted { own_proc, tmp })
 }

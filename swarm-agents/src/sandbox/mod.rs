@@ -230,22 +230,11 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
-    /// The command's writable temporary folder: its private `/tmp`, or
-    /// `/tmp/.swarm-tmp` inside it when a granted path lies under `/tmp`
-    /// (a rule on `/tmp` itself would then cover that path too).
+    /// The command's writable temporary folder: its private `/tmp` (paths
+    /// granted under the host's `/tmp` are bound into it read-only unless
+    /// the task may write them).
     pub fn tmp_dir(&self) -> PathBuf {
-        let under_tmp = self
-            .write
-            .iter()
-            .chain(&self.read)
-            .chain(&self.read_exec)
-            .chain(std::iter::once(&self.cwd))
-            .any(|p| p.starts_with("/tmp") && p.as_path() != Path::new("/tmp"));
-        if under_tmp {
-            PathBuf::from("/tmp/.swarm-tmp")
-        } else {
-            PathBuf::from("/tmp")
-        }
+        PathBuf::from("/tmp")
     }
 }
 
