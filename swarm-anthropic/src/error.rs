@@ -28,7 +28,6 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The wait before retrying a 429 that names none.
@@ -37,9 +36,6 @@ pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(60);
 /// The longest delay taken from a server (a server bug must not park a
 /// client for days).
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
-
-/// The longest server message kept in an error, in characters.
-const MAX_MESSAGE_CHARS: usize = 400;
 
 /// The crate's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -692,47 +688,8 @@ fn named_date(message: &str) -> Option<DateTime<Utc>> {
     Some(Utc.from_utc_datetime(&date.and_time(time)))
 }
 
-/// Replaces any copy of the key in server text and cuts it.
-#[derive(Clone)]
-pub struct Redactor {
-    key: Option<SecretString>,
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Redactor([REDACTED])")
-    }
-}
-
-impl Redactor {
-    /// A redactor for `key`.
-    pub fn for_key(key: &SecretString) -> Self {
-        Self {
-            key: Some(key.clone()),
-        }
-    }
-
-    /// A redactor that only cuts.
-    pub fn none() -> Self {
-        Self { key: None }
-    }
-
-    /// The text without the key, control characters or excess length.
-    pub fn clean(&self, text: &str) -> String {
-        let mut s = text.to_owned();
-        if let Some(k) = &self.key {
-            let k = k.expose_secret();
-            if k.len() >= 4 {
-                s = s.replace(k, "[REDACTED]");
-            }
-        }
-        let s: String = s
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        cut(s.trim(), MAX_MESSAGE_CHARS)
-    }
-}
+/// The one redaction rule of every provider (`swarmbus_core::redact`).
+pub use swarmbus_core::redact::Redactor;
 
 fn cut(s: &str, max_chars: usize) -> String {
     if s.chars().count() <= max_chars {
@@ -775,6 +732,7 @@ impl ErrorEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

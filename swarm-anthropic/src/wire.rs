@@ -800,10 +800,20 @@ impl WireUsage {
         }
     }
 
-    /// The usage in billing buckets. Cache writes come from
-    /// `cache_creation` when present (any write it does not account for
-    /// counts as 5-minute), else `cache_creation_input_tokens` counts as
-    /// 5-minute writes.
+    /// The usage in billing buckets.
+    ///
+    /// Cache writes: the total is the final cumulative
+    /// `cache_creation_input_tokens` (in a stream, `message_delta`'s figure
+    /// replaces `message_start`'s). The 5-minute / 1-hour split comes from
+    /// the latest `cache_creation` breakdown. When the total is larger than
+    /// the breakdown (a stream with server tools: `message_start` said
+    /// 3,068 with its split, `message_delta` 3,337 without one), the tokens
+    /// the breakdown does not account for are counted as **1-hour** writes
+    /// if the breakdown has any 1-hour writes, else as 5-minute writes (the
+    /// default TTL). So the extra is never billed below the dearest lifetime
+    /// the request used. A breakdown larger than the total keeps the
+    /// breakdown (never under-reported). Without a breakdown every write is
+    /// a 5-minute one.
     pub fn buckets(&self) -> Usage {
         let total_writes = self.cache_creation_input_tokens.unwrap_or(0);
         let (w5m, w1h) = match self.cache_creation {
@@ -811,11 +821,15 @@ impl WireUsage {
                 let split = c
                     .ephemeral_5m_input_tokens
                     .saturating_add(c.ephemeral_1h_input_tokens);
-                (
-                    c.ephemeral_5m_input_tokens
-                        .saturating_add(total_writes.saturating_sub(split)),
-                    c.ephemeral_1h_input_tokens,
-                )
+                let extra = total_writes.saturating_sub(split);
+                if c.ephemeral_1h_input_tokens > 0 {
+                    (
+                        c.ephemeral_5m_input_tokens,
+                        c.ephemeral_1h_input_tokens.saturating_add(extra),
+                    )
+                } else {
+                    (c.ephemeral_5m_input_tokens.saturating_add(extra), 0)
+                }
             }
             None => (total_writes, 0),
         };

@@ -1074,3 +1074,87 @@ async fn a_stream_that_goes_silent_part_way_is_a_timeout_to_retry() {
     let e = c.stream_collect(&request()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
 }
+
+/// Issue 19 row 6: a stream whose `message_delta` reports a larger
+/// cumulative `cache_creation_input_tokens` (3,337) than the breakdown
+/// `message_start` gave (3,068). The final cumulative figure wins; the
+/// 269 tokens the breakdown does not account for follow the rule of
+/// `WireUsage::buckets` (1-hour when the breakdown has any 1-hour writes,
+/// else 5-minute).
+fn cache_growth_stream(start_5m: u64, start_1h: u64, delta_breakdown: Option<Value>) -> String {
+    let mut delta_usage = json!({"input_tokens":12,"output_tokens":420,
+        "cache_read_input_tokens":0,"cache_creation_input_tokens":3337,
+        "server_tool_use":{"web_search_requests":1}});
+    if let Some(b) = delta_breakdown {
+        delta_usage["cache_creation"] = b;
+    }
+    sse(&[
+        (
+            "message_start",
+            json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant",
+                "content":[],"model":"claude-sonnet-4-6","stop_reason":null,"stop_sequence":null,
+                "usage":{"input_tokens":12,"output_tokens":3,"cache_read_input_tokens":0,
+                         "cache_creation_input_tokens":start_5m + start_1h,
+                         "cache_creation":{"ephemeral_5m_input_tokens":start_5m,
+                                           "ephemeral_1h_input_tokens":start_1h}}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"found it"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        ),
+        (
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":delta_usage}),
+        ),
+        ("message_stop", json!({"type":"message_stop"})),
+    ])
+}
+
+async fn collected_usage(body: String) -> swarmbus_core::llm::Usage {
+    let server = stream_server(body).await;
+    client(&server.uri())
+        .stream_collect(&request())
+        .await
+        .unwrap()
+        .usage()
+}
+
+#[tokio::test]
+async fn stream_cache_writes_are_the_final_cumulative_figure() {
+    // Breakdown all 5-minute at message_start: the excess is 5-minute.
+    let u = collected_usage(cache_growth_stream(3068, 0, None)).await;
+    assert_eq!(
+        u.cache_write_5m_tokens + u.cache_write_1h_tokens,
+        3337,
+        "{u:?}"
+    );
+    assert_eq!(
+        (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+        (3337, 0)
+    );
+    assert_eq!((u.input_tokens, u.output_tokens), (12, 420));
+
+    // A breakdown with 1-hour writes: the unaccounted 269 are billed at the
+    // dearer 1-hour rate, never under-reported.
+    let u = collected_usage(cache_growth_stream(1000, 2068, None)).await;
+    assert_eq!(
+        (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+        (1000, 2337)
+    );
+
+    // A final breakdown in message_delta replaces message_start's.
+    let final_breakdown = json!({"ephemeral_5m_input_tokens":3000,"ephemeral_1h_input_tokens":337});
+    let u = collected_usage(cache_growth_stream(3068, 0, Some(final_breakdown))).await;
+    assert_eq!(
+        (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+        (3000, 337)
+    );
+}

@@ -20,6 +20,7 @@
 //! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
 //! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
+//! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
 //! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
 //! - [`error`]: the crate's one error type, which says whether to retry.
@@ -55,6 +56,7 @@ pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod quota;
+pub mod redact;
 pub mod status;
 
 pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};

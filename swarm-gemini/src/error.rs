@@ -31,7 +31,6 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use swarmbus_core::error::Retry;
 use swarmbus_core::keys::ShardId;
@@ -47,9 +46,6 @@ pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(60);
 /// The longest retry delay taken from a server: anything longer is cut to
 /// this (a server bug must not park a shard for days).
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
-
-/// The longest server message kept in an error, in characters.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// What a caller (the shard pool) should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -744,48 +740,8 @@ impl Error {
 // ---------------------------------------------------------------------------
 // Redaction
 
-/// Cleans server text before it is kept in an error: cuts it, drops control
-/// characters and replaces any copy of the key.
-#[derive(Clone, Default)]
-pub(crate) struct Redactor {
-    secret: Option<SecretString>,
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Redactor")
-    }
-}
-
-impl Redactor {
-    pub(crate) fn none() -> Self {
-        Self { secret: None }
-    }
-
-    pub(crate) fn for_key(secret: &SecretString) -> Self {
-        Self {
-            secret: Some(secret.clone()),
-        }
-    }
-
-    pub(crate) fn clean(&self, text: &str) -> String {
-        let mut text: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if let Some(secret) = &self.secret {
-            let key = secret.expose_secret();
-            if !key.is_empty() && text.contains(key) {
-                text = text.replace(key, "[REDACTED]");
-            }
-        }
-        let mut out: String = text.trim().chars().take(MAX_MESSAGE_CHARS).collect();
-        if text.trim().chars().count() > MAX_MESSAGE_CHARS {
-            out.push('…');
-        }
-        out
-    }
-}
+/// The one redaction rule of every provider (`swarmbus_core::redact`).
+pub(crate) use swarmbus_core::redact::Redactor;
 
 // ---------------------------------------------------------------------------
 // The API's error body
@@ -1049,6 +1005,7 @@ pub(crate) fn classify_api_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     #[test]
     fn proto_durations_parse() {
