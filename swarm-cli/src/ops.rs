@@ -406,7 +406,7 @@ pub(crate) fn halt_json(r: &HaltReport) -> Value {
         "step": r.step,
         "saved": r.saved,
         "by": r.by,
-        "at": r.at.to_rfc3339(),
+        "at": r.at_known().then(|| r.at.to_rfc3339()),
     })
 }
 

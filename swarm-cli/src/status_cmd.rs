@@ -1,4 +1,7 @@
 //! `swarm status` and `swarm monitor`.
+//!
+//! `status --watch` rides out an outage of Redis: a snapshot that fails is
+//! drawn as `unavailable: <error>` and the next tick tries again.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -72,6 +75,17 @@ pub(crate) async fn run(args: StatusArgs, ctx: &Ctx) -> ExitCode {
         let text = match SwarmStatus::snapshot(&*bus, &config).await {
             Ok(s) if args.json => format!("{}\n", s.to_json()),
             Ok(s) => s.render(),
+            // Watching rides out an outage: the block says what failed and
+            // is drawn again at the next tick, until Ctrl-C.
+            Err(e) if args.watch && args.json => {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"unavailable": true, "errors": [{"key": null, "why": e.to_string()}]})
+                )
+            }
+            Err(e) if args.watch => {
+                format!("📊 SWARM STATUS\nunavailable: {e}\n(retrying)\n")
+            }
             Err(e) => return fail("status", e),
         };
         let mut out = std::io::stdout().lock();

@@ -4,6 +4,12 @@
 //! Taking a snapshot costs the same at 1,000 findings as at 1,000,000: it
 //! reads the finding counter, the live workers, one quota value per shard and
 //! one cost per tier, never the findings themselves.
+//!
+//! Bad values in the brief's keys (text under `cost:haiku`, a LIST where a
+//! STRING belongs, NaN or infinite dollars, a negative `context:active`)
+//! never blank the status: each field is read on its own, an unreadable one
+//! is `?` in the block and `null` in JSON, and [`SwarmStatus::errors`] names
+//! its key and why. Only a fault of the connection fails the snapshot.
 
 use std::fmt;
 
@@ -65,8 +71,11 @@ impl StatusConfig {
 pub struct ShardQuota {
     /// The shard.
     pub shard: ShardId,
-    /// Remaining today, `None` when never written (shown as `unknown`).
+    /// Remaining today, `None` when never written (shown as `unknown`) or
+    /// unreadable (shown as `?`, with `readable` false).
     pub quota: Option<i64>,
+    /// False when the value could not be read (see [`SwarmStatus::errors`]).
+    pub readable: bool,
 }
 
 /// Spend of one tier, from `cost:<tier>`.
@@ -75,8 +84,18 @@ pub struct ShardQuota {
 pub struct TierCost {
     /// The tier.
     pub tier: TierName,
-    /// Dollars.
-    pub usd: f64,
+    /// Dollars; `None` when unreadable (see [`SwarmStatus::errors`]).
+    pub usd: Option<f64>,
+}
+
+/// A field of the status that could not be read: the key and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StatusError {
+    /// The key (or, when the error names none, the field).
+    pub key: String,
+    /// Why it could not be read.
+    pub why: String,
 }
 
 /// A share in tenths of a percent, shown with one decimal (`66.7`) and
@@ -146,29 +165,49 @@ impl Efficiency {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct SwarmStatus {
-    /// Active findings.
-    pub findings: u64,
+    /// Active findings; `None` when unreadable.
+    pub findings: Option<u64>,
     /// `findings × tokens_per_finding`, the brief's estimate.
-    pub tokens: u64,
-    /// `context:active`, when set.
+    pub tokens: Option<u64>,
+    /// `context:active`, when set and readable.
     pub context_tokens: Option<u64>,
-    /// Workers with a current heartbeat.
-    pub active_workers: u64,
+    /// Workers with a current heartbeat; `None` when unreadable.
+    pub active_workers: Option<u64>,
     /// Quota per listed shard.
     pub shards: Vec<ShardQuota>,
     /// Coordinator, worker and librarian spend, in that order.
     pub costs: Vec<TierCost>,
-    /// The worker share of spend.
-    pub efficiency: Efficiency,
+    /// The worker share of spend; `None` when a cost it needs is unreadable.
+    pub efficiency: Option<Efficiency>,
     /// The halt report, when halted.
     pub halted: Option<HaltReport>,
+    /// Every field that could not be read: its key and why.
+    pub errors: Vec<StatusError>,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
 }
 
+/// Keeps a read's value, or records why it failed when the failure is
+/// about the data under a key; a fault of the connection is returned.
+fn field<T>(errors: &mut Vec<StatusError>, name: &str, read: Result<T>) -> Result<Option<T>> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.key().is_some() => {
+            errors.push(StatusError {
+                key: e.key().unwrap_or(name).to_owned(),
+                why: e.to_string(),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl SwarmStatus {
     /// Reads a snapshot from a bus: a constant number of reads whatever the
-    /// number of findings.
+    /// number of findings. Each field is read on its own: a bad value makes
+    /// that field unreadable (listed in [`SwarmStatus::errors`]); only a
+    /// fault of the connection (or of the bus) is an error.
     pub async fn snapshot<B>(bus: &B, config: &StatusConfig) -> Result<Self>
     where
         B: FindingStore + WorkerRegistry + QuotaLedger + Counters + HaltSwitch + ?Sized,
@@ -178,36 +217,69 @@ impl SwarmStatus {
             config.worker.clone(),
             config.librarian.clone(),
         ];
-        let (findings, active_workers, quotas, costs, context_tokens, halted) = futures::try_join!(
+        let quota_reads = futures::future::join_all(config.shards.iter().map(|s| async move {
+            bus.shard_quotas(std::slice::from_ref(s))
+                .await
+                .map(|v| v.into_iter().next().flatten())
+        }));
+        let cost_reads = futures::future::join_all(tiers.iter().map(|t| async move {
+            let usd = bus
+                .costs(std::slice::from_ref(t))
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or(0.0);
+            if usd.is_finite() {
+                Ok(usd)
+            } else {
+                Err(crate::error::Error::decode(
+                    format!("cost:{t}"),
+                    format!("not a finite number of dollars: {usd}"),
+                ))
+            }
+        }));
+        let (findings, active_workers, quotas, costs, context_tokens, halted) = futures::join!(
             bus.count_findings(),
             bus.count_alive_workers(),
-            bus.shard_quotas(&config.shards),
-            bus.costs(&tiers),
+            quota_reads,
+            cost_reads,
             bus.context_tokens(),
             bus.halted(),
-        )?;
-        let cost = |i: usize| costs.get(i).copied().unwrap_or(0.0);
+        );
+        let mut errors = Vec::new();
+        let findings = field(&mut errors, "findings", findings)?;
+        let active_workers = field(&mut errors, "workers", active_workers)?;
+        let context_tokens = field(&mut errors, "context:active", context_tokens)?.flatten();
+        let halted = field(&mut errors, "halt:reason", halted)?.flatten();
+        let mut shards = Vec::with_capacity(config.shards.len());
+        for (shard, quota) in config.shards.iter().zip(quotas) {
+            let read = field(&mut errors, "librarian quota", quota)?;
+            shards.push(ShardQuota {
+                shard: *shard,
+                quota: read.flatten(),
+                readable: read.is_some(),
+            });
+        }
+        let mut tier_costs = Vec::with_capacity(tiers.len());
+        for (tier, usd) in tiers.into_iter().zip(costs) {
+            let usd = field(&mut errors, "cost", usd)?;
+            tier_costs.push(TierCost { tier, usd });
+        }
+        let usd = |i: usize| tier_costs.get(i).and_then(|c| c.usd);
+        let efficiency = match (usd(0), usd(1)) {
+            (Some(c), Some(w)) => Some(Efficiency::from_costs(c, w)),
+            _ => None,
+        };
         Ok(Self {
             findings,
-            tokens: findings.saturating_mul(config.tokens_per_finding),
+            tokens: findings.map(|n| n.saturating_mul(config.tokens_per_finding)),
             context_tokens,
             active_workers,
-            shards: config
-                .shards
-                .iter()
-                .zip(quotas)
-                .map(|(shard, quota)| ShardQuota {
-                    shard: *shard,
-                    quota,
-                })
-                .collect(),
-            efficiency: Efficiency::from_costs(cost(0), cost(1)),
-            costs: tiers
-                .into_iter()
-                .zip(costs.iter().copied())
-                .map(|(tier, usd)| TierCost { tier, usd })
-                .collect(),
+            shards,
+            efficiency,
+            costs: tier_costs,
             halted,
+            errors,
             taken_at: Utc::now(),
         })
     }
@@ -215,51 +287,67 @@ impl SwarmStatus {
     /// The brief's status block, line for line as its `context_indicator.py`
     /// prints it; a last line says when the swarm is halted.
     pub fn render(&self) -> String {
+        const UNREADABLE: &str = "?";
         let name = |i: usize| {
             self.costs
                 .get(i)
                 .map(|c| c.tier.display_name())
                 .unwrap_or_default()
         };
-        let usd = |i: usize| self.costs.get(i).map_or(0.0, |c| c.usd);
+        let usd = |i: usize| match self.costs.get(i) {
+            None => Some(0.0),
+            Some(c) => c.usd,
+        };
+        let dollars = |i: usize| match usd(i) {
+            Some(v) => format!("${v:.4}"),
+            None => format!("${UNREADABLE}"),
+        };
+        let count = |n: Option<u64>| n.map_or_else(|| UNREADABLE.to_owned(), |n| n.to_string());
         let (coordinator, worker, librarian) = (name(0), name(1), name(2));
         let shards: Vec<String> = self
             .shards
             .iter()
-            .map(|s| match s.quota {
-                Some(q) => format!("Shard{}:{q}", s.shard),
-                None => format!("Shard{}:unknown", s.shard),
+            .map(|s| match (s.readable, s.quota) {
+                (false, _) => format!("Shard{}:{UNREADABLE}", s.shard),
+                (true, Some(q)) => format!("Shard{}:{q}", s.shard),
+                (true, None) => format!("Shard{}:unknown", s.shard),
             })
             .collect();
         // The brief prints the librarian tier as a constant `$0` (free tier);
         // a paid librarian shows its spend like the other tiers.
-        let librarian_cost = if usd(2) == 0.0 {
-            "$0".to_owned()
-        } else {
-            format!("${:.4}", usd(2))
+        let librarian_cost = match usd(2) {
+            Some(v) if v == 0.0 => "$0".to_owned(),
+            _ => dollars(2),
+        };
+        let (worker_share, coordinator_share) = match &self.efficiency {
+            Some(e) => (e.worker.to_string(), e.coordinator.to_string()),
+            None => (UNREADABLE.to_owned(), UNREADABLE.to_owned()),
         };
         let mut out = String::new();
         out.push_str("📊 SWARM STATUS\n");
         out.push_str(&format!(
             "Redis Context: {} findings, ~{} tokens\n",
-            self.findings, self.tokens
+            count(self.findings),
+            count(self.tokens)
         ));
         out.push_str(&format!(
             "Active Workers: {} {worker}s\n",
-            self.active_workers
+            count(self.active_workers)
         ));
         out.push_str(&format!("Librarians: {}\n", shards.join(", ")));
         out.push_str(&format!(
-            "Cost This Session: {coordinator} ${:.4} | {worker} ${:.4} | {librarian} {librarian_cost}\n",
-            usd(0),
-            usd(1)
+            "Cost This Session: {coordinator} {} | {worker} {} | {librarian} {librarian_cost}\n",
+            dollars(0),
+            dollars(1)
         ));
         out.push_str(&format!(
-            "Token Efficiency: {worker} {}% / {coordinator} {}%\n",
-            self.efficiency.worker, self.efficiency.coordinator
+            "Token Efficiency: {worker} {worker_share}% / {coordinator} {coordinator_share}%\n"
         ));
         if let Some(h) = &self.halted {
             out.push_str(&format!("HALTED: {h}\n"));
+        }
+        for e in &self.errors {
+            out.push_str(&format!("? {}: {}\n", e.key, e.why));
         }
         out
     }
@@ -324,6 +412,7 @@ mod tests {
         let json = status.to_json();
         assert_eq!(json["findings"], 42);
         assert_eq!(json["active_workers"], 3);
+        assert_eq!(json["errors"], serde_json::json!([]));
     }
 
     #[tokio::test]

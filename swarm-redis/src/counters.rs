@@ -26,13 +26,31 @@ impl RedisBus {
         self.internal(&format!("journal:{name}"))
     }
 
-    /// Reads numbers stored as strings; absent ones are `None`.
-    async fn read_numbers<T: std::str::FromStr>(
+    /// Reads numbers stored as strings; absent ones are `None`. A key
+    /// holding another Redis type (MGET reads it as nil) is
+    /// `Error::WrongType`, never an absent 0.
+    pub(crate) async fn read_numbers<T: std::str::FromStr>(
         &self,
         operation: &'static str,
         keys: &[String],
     ) -> Result<Vec<Option<T>>> {
         let values = self.mget(operation, keys).await?;
+        let nil: Vec<String> = keys
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !nil.is_empty() {
+            let types = self.key_types(&nil).await?;
+            if let Some((key, found)) = nil.iter().zip(types).find(|(_, t)| t != "none") {
+                return Err(Error::WrongType {
+                    key: key.clone(),
+                    expected: "string",
+                    found,
+                });
+            }
+        }
         keys.iter()
             .zip(values)
             .map(|(key, v)| match v {
@@ -71,12 +89,17 @@ impl Counters for RedisBus {
             .iter()
             .map(|t| self.key(&Key::Cost(t.clone())))
             .collect();
-        Ok(self
-            .read_numbers::<f64>("costs", &keys)
-            .await?
-            .into_iter()
-            .map(|v| v.unwrap_or(0.0))
-            .collect())
+        keys.iter()
+            .zip(self.read_numbers::<f64>("costs", &keys).await?)
+            .map(|(key, v)| match v {
+                None => Ok(0.0),
+                Some(usd) if usd.is_finite() => Ok(usd),
+                Some(usd) => Err(Error::decode(
+                    key,
+                    format!("not a finite number of dollars: {usd}"),
+                )),
+            })
+            .collect()
     }
 
     async fn set_context_tokens(&self, tokens: u64) -> Result<()> {

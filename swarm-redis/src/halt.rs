@@ -1,20 +1,20 @@
 //! [`HaltSwitch`]: the brief's `halt:reason` STRING (JSON of a
-//! `HaltReport`), set only if absent so the first reason wins, and drafts in
+//! `HaltReport`, or plain text written by the brief's agents: a halt too), set only if absent so the first reason wins, and drafts in
 //! one HASH (`swarm:drafts`), saved before any file is written.
 
 use async_trait::async_trait;
 use swarmbus_core::bus::HaltSwitch;
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{JournalName, Key};
-use swarmbus_core::model::{HaltReport, decode, encode};
+use swarmbus_core::model::{HaltReport, encode};
 
 use crate::bus::RedisBus;
 
 impl RedisBus {
-    fn decode_halt(key: &str, raw: Vec<u8>) -> Result<HaltReport> {
-        let raw =
-            String::from_utf8(raw).map_err(|e| Error::decode(key, format!("not UTF-8: {e}")))?;
-        decode(key, &raw)
+    /// JSON of a report, or the plain text the brief's agents write: both
+    /// are a halt (`HaltReport::from_stored`).
+    fn decode_halt(_key: &str, raw: Vec<u8>) -> Result<HaltReport> {
+        Ok(HaltReport::from_stored(&raw))
     }
 
     /// Draft names follow the id rules, as on every bus.

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use redis::Value;
 use swarmbus_core::bus::QuotaLedger;
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::Result;
 use swarmbus_core::keys::{Key, ShardId};
 use swarmbus_core::model::ShardState;
 use swarmbus_core::quota::{
@@ -286,19 +286,6 @@ impl QuotaLedger for RedisBus {
             .iter()
             .map(|s| self.key(&Key::ShardQuota(*s)))
             .collect();
-        let values = self.mget("shard_quotas", &keys).await?;
-        keys.iter()
-            .zip(values)
-            .map(|(key, v)| match v {
-                None => Ok(None),
-                Some(raw) => {
-                    let raw = String::from_utf8_lossy(&raw);
-                    raw.trim()
-                        .parse::<i64>()
-                        .map(Some)
-                        .map_err(|_| Error::decode(key, format!("not an integer: {raw:?}")))
-                }
-            })
-            .collect()
+        self.read_numbers::<i64>("shard_quotas", &keys).await
     }
 }
