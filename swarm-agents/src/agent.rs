@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use swarmbus_core::accounting::Quote;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::error::{Error as CoreError, Retry};
@@ -497,6 +498,18 @@ impl AgentWorker {
             );
             let estimate =
                 estimate_usage(&system, &messages, &specs, self.limits.max_output_tokens);
+            // Against a dollar limit an unpriced call is never $0: refused
+            // before it is made when the recorder knows it has no price.
+            let quoted = self.metering.quote(&meta, &estimate);
+            if let Some(limit) = self.limits.max_usd
+                && quoted == Quote::Unpriced
+            {
+                let reason = format!(
+                    "{} has no price: an unpriced call cannot be counted against the task's ${limit} limit",
+                    self.model.model_id()
+                );
+                return Err(stop(StopCause::Budget { reason }, steps, usage));
+            }
             let hold = match self.metering.reserve(&meta, &estimate).await {
                 Ok(h) => h,
                 Err(reason) => return Err(stop(StopCause::Budget { reason }, steps, usage)),
@@ -555,7 +568,22 @@ impl AgentWorker {
             usage += completion.usage;
             let meta = meta.model(completion.model.clone());
             match self.metering.settle(hold, &meta, completion.usage).await {
-                Ok(cost) => usd += cost.unwrap_or(0.0),
+                Ok(Some(cost)) => usd += cost,
+                // Unpriced after the call (the answer named another model,
+                // or the recorder cannot quote): held at the estimate when
+                // there is one; against a dollar limit without one the task
+                // stops, never counting the call as $0.
+                Ok(None) => match (quoted, self.limits.max_usd) {
+                    (Quote::Usd(estimated), _) => usd += estimated,
+                    (_, Some(limit)) => {
+                        let reason = format!(
+                            "{} answered unpriced: the call cannot be counted against the task's ${limit} limit",
+                            completion.model
+                        );
+                        return Err(stop(StopCause::Budget { reason }, steps, usage));
+                    }
+                    (_, None) => {}
+                },
                 Err(message) => return Err(stop(StopCause::Bus { message }, steps, usage)),
             }
             let calls = tool_uses(&completion);

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+use swarmbus_core::accounting::{Quote, UsageRecord, UsageRecorder};
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::keys::{SessionId, TaskId, WorkerId};
 use swarmbus_core::llm::Usage;
@@ -140,6 +140,19 @@ impl Metering {
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// What the recorder says `usage` of `call` would cost, before the
+    /// call ([`Quote::Unknown`] without a recorder).
+    pub fn quote(&self, call: &CallMeta, usage: &Usage) -> Quote {
+        match &self.recorder {
+            Some(r) => r.quote(
+                &UsageRecord::new(call.tier.default_name(), call.model.clone(), *usage)
+                    .worker(call.worker.clone())
+                    .at(self.clock.now()),
+            ),
+            None => Quote::Unknown,
+        }
     }
 
     /// Reserves `estimate` for `call`; `Err` is the budget's refusal.

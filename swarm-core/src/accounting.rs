@@ -84,11 +84,34 @@ impl RecordedCost {
 pub trait UsageRecorder: Send + Sync {
     /// Prices and records one call.
     async fn record_usage(&self, record: &UsageRecord) -> Result<RecordedCost>;
+
+    /// Prices `record` without recording it (an estimate before a call).
+    /// The default cannot tell ([`Quote::Unknown`]).
+    fn quote(&self, record: &UsageRecord) -> Quote {
+        let _ = record;
+        Quote::Unknown
+    }
+}
+
+/// A price asked before a call ([`UsageRecorder::quote`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Quote {
+    /// The recorder cannot price in advance.
+    Unknown,
+    /// The model has no price: never counted as $0.
+    Unpriced,
+    /// Dollars.
+    Usd(f64),
 }
 
 #[async_trait]
 impl<R: UsageRecorder + ?Sized> UsageRecorder for std::sync::Arc<R> {
     async fn record_usage(&self, record: &UsageRecord) -> Result<RecordedCost> {
         (**self).record_usage(record).await
+    }
+
+    fn quote(&self, record: &UsageRecord) -> Quote {
+        (**self).quote(record)
     }
 }

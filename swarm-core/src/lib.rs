@@ -59,7 +59,7 @@ pub mod quota;
 pub mod redact;
 pub mod status;
 
-pub use accounting::{RecordedCost, UsageRecord, UsageRecorder};
+pub use accounting::{Quote, RecordedCost, UsageRecord, UsageRecorder};
 pub use bus::{
     ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
     HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,

@@ -204,4 +204,17 @@ where
             entry.cost.usd().map(Money::to_f64_lossy),
         ))
     }
+
+    fn quote(&self, record: &swarmbus_core::accounting::UsageRecord) -> swarmbus_core::Quote {
+        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
+        if let Some(role) = self.tiers.role_of(&record.tier)
+            && let Some(tier) = self.tiers.get(role)
+        {
+            call = call.billing(tier.billing);
+        }
+        match Accountant::quote(self, &call, &record.usage) {
+            Cost::Priced(p) => swarmbus_core::Quote::Usd(p.usd.to_f64_lossy()),
+            Cost::Unpriced(_) => swarmbus_core::Quote::Unpriced,
+        }
+    }
 }
