@@ -62,6 +62,16 @@ pub(crate) struct CtxArgs {
     /// and rehearsals; said on stderr when set.
     #[arg(long, env = "SWARM_NOW", global = true, value_name = "TIME")]
     pub(crate) now: Option<DateTime<Utc>>,
+    /// How long the long-running commands (`worker run`, `librarian serve`,
+    /// `mcp`) retry while Redis is away before giving up (default: never;
+    /// one-shot commands give up after 5 s).
+    #[arg(
+        long,
+        env = "SWARM_REDIS_GIVE_UP",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub(crate) redis_give_up: Option<u64>,
 }
 
 /// The shared context of a command.
@@ -70,6 +80,8 @@ pub(crate) struct Ctx {
     args: CtxArgs,
     /// The one clock of the process (the system's, or `--now`'s).
     clock: SharedClock,
+    /// Set by the long-running commands: the bus rides out outages.
+    ride: std::sync::atomic::AtomicBool,
 }
 
 /// Reads `.env` from the current folder only (never a parent's: a `.env`
@@ -123,7 +135,18 @@ impl Ctx {
             }
             None => Arc::new(SystemClock),
         };
-        Self { args, clock }
+        Self {
+            args,
+            clock,
+            ride: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Makes the bus this context opens ride out Redis outages: transient
+    /// failures are retried (capped backoff with jitter, one warning per
+    /// outage) until Redis answers, or for `--redis-give-up` seconds.
+    pub(crate) fn ride_outages(&self) {
+        self.ride.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The process's clock: every decision by date or time reads it.
@@ -199,6 +222,12 @@ impl Ctx {
             };
             if let Some(ns) = self.namespace()? {
                 config = config.namespace(ns);
+            }
+            if self.ride.load(std::sync::atomic::Ordering::Relaxed) {
+                config = match self.args.redis_give_up {
+                    Some(secs) => config.retry_for(std::time::Duration::from_secs(secs)),
+                    None => config.ride_outages(),
+                };
             }
             Ok(config)
         })()

@@ -78,6 +78,9 @@ pub(crate) struct AskArgs {
 
 /// Runs a librarian command.
 pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
+    if matches!(cmd, LibrarianCmd::Serve(_)) {
+        ctx.ride_outages();
+    }
     let bus = match ctx.open().await {
         Ok(b) => b,
         Err(code) => return code,

@@ -500,6 +500,7 @@ impl ServerHandler for SwarmMcp {
 
 /// Runs the server on stdin/stdout until the client closes it.
 pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
+    ctx.ride_outages();
     // On Redis, keys written around the library (`redis-cli SET
     // finding:<name> …`) join the index within seconds while it serves.
     let (bus, _adopter): (Arc<dyn Bus>, _) = if ctx.is_memory() {

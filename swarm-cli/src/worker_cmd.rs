@@ -2,6 +2,8 @@
 //! `haiku_worker_template.py`): heartbeats, claims tasks from
 //! `worker:tasks:<id>`, runs them and writes findings until interrupted,
 //! halted, idle for `--idle-exit` seconds, or after one task with `--once`.
+//! It rides out Redis outages of any length (`--redis-give-up` to stop
+//! waiting) and first takes back its own in-flight tasks.
 //!
 //! With `ANTHROPIC_API_KEY` the tasks run on the worker model with the
 //! tools, their commands confined by the kernel (`--allow-command` adds
@@ -62,9 +64,28 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
         Ok(id) => id,
         Err(e) => return fail("worker id", e),
     };
-    let bus = match ctx.bus().await {
-        Ok(b) => b,
-        Err(e) => return fail("cannot open the bus", e),
+    // A worker rides out Redis outages (retrying until Redis answers, or
+    // for `--redis-give-up`), and on Redis first takes back the tasks an
+    // earlier run under its id left in flight.
+    ctx.ride_outages();
+    let bus: Arc<dyn swarmbus_core::Bus> = if ctx.is_memory() {
+        match ctx.bus().await {
+            Ok(b) => b,
+            Err(e) => return fail("cannot open the bus", e),
+        }
+    } else {
+        let redis = match ctx.redis().await {
+            Ok(r) => r,
+            Err(e) => return fail("cannot open the bus", e),
+        };
+        match redis.take_back_inflight(&id).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!(
+                "swarm worker {id}: took back {n} task(s) left in flight by an earlier run"
+            ),
+            Err(e) => return fail("take back in-flight tasks", e),
+        }
+        Arc::new(redis)
     };
     let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
     let accountant = match PriceTable::built_in().and_then(|t| {

@@ -267,3 +267,171 @@ fn status_watch_redraws_through_a_three_second_outage() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+// ---- row 1: a worker rides out Redis outages ----
+
+async fn redis_bus(url: &str) -> swarmbus_redis::RedisBus {
+    swarmbus_redis::RedisBus::connect(swarmbus_redis::RedisConfig::from_url(url).unwrap())
+        .await
+        .unwrap()
+}
+
+fn push_tasks(url: &str, worker: &str, n: usize) {
+    for i in 0..n {
+        let out = run(
+            url,
+            &[
+                "task",
+                "push",
+                "--worker",
+                worker,
+                "--title",
+                &format!("count {i}"),
+                "--kind",
+                "count",
+                "--payload",
+                "{}",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
+fn finding_titles(server: &RedisServer) -> Vec<String> {
+    let url = server.url();
+    let out = run(&url, &["findings", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v
+        .as_array()
+        .cloned()
+        .or_else(|| v["findings"].as_array().cloned())
+        .unwrap();
+    let mut titles: Vec<String> = list
+        .iter()
+        .map(|f| {
+            f["task"]
+                .as_str()
+                .or(f["title"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    titles.sort();
+    titles
+}
+
+/// Row 1 with an outage of `outage`: tasks are queued before and during
+/// it; the worker rides it out, every task is done exactly once, nothing
+/// stays queued or in flight, and the worker exits 0 when idle.
+fn a_worker_rides_out(outage: Duration) {
+    let mut server = RedisServer::start_persistent();
+    let url = server.url();
+    push_tasks(&url, "w1", 4);
+    let worker = swarm(&url)
+        .args(["worker", "run", "--id", "w1", "--idle-exit", "8"])
+        .env("RUST_LOG", "swarmbus_redis=info,warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it take the first tasks, then cut Redis.
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    std::thread::sleep(outage);
+    server.start_again();
+    push_tasks(&url, "w1", 2);
+    let out = worker.wait_with_output().unwrap();
+    let shown = text(&out);
+    // Before: exit 1 after ~5 s, `backend error (redis): fail_task:
+    // Connection refused`.
+    assert!(out.status.success(), "{shown}");
+    let warnings = shown.matches("redis unreachable").count();
+    assert!(
+        warnings <= 1,
+        "one warning per outage, got {warnings}: {shown}"
+    );
+    let titles = finding_titles(&server);
+    // One finding per task: none lost, none done twice.
+    let dedup: std::collections::BTreeSet<&String> = titles.iter().collect();
+    assert_eq!(dedup.len(), titles.len(), "a task done twice: {titles:?}");
+    assert_eq!(titles.len(), 6, "a task lost: {titles:?} {shown}");
+    assert_eq!(
+        server.cli(&["LLEN", "swarm:tasks:failed"]).trim(),
+        "0",
+        "{shown}"
+    );
+    assert_eq!(server.cli(&["LLEN", "worker:tasks:w1"]).trim(), "0");
+    assert_eq!(server.cli(&["LLEN", "swarm:tasks:inflight:w1"]).trim(), "0");
+}
+
+#[test]
+fn a_worker_rides_out_a_three_second_outage() {
+    a_worker_rides_out(Duration::from_secs(3));
+}
+
+/// The give-up is configurable: `--redis-give-up 1` under a 3 s outage
+/// ends the worker with exit 1 naming the failure (the old behaviour, on
+/// request).
+#[test]
+fn a_worker_told_to_give_up_stops_during_the_outage() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let worker = swarm(&url)
+        .args([
+            "--redis-give-up",
+            "1",
+            "worker",
+            "run",
+            "--id",
+            "w1",
+            "--idle-exit",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    server.stop();
+    let out = worker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("redis"), "{}", text(&out));
+}
+
+#[test]
+fn a_worker_rides_out_a_thirty_second_outage() {
+    a_worker_rides_out(Duration::from_secs(30));
+}
+
+/// Row 1, restart: before, a worker restarted under the same id left the
+/// task an earlier run had in flight in `swarm:tasks:inflight:w1` forever
+/// (a live worker never reclaims its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_under_its_id_takes_back_its_in_flight_task() {
+    use swarmbus_core::{TaskQueue, WorkerId};
+    let server = RedisServer::start();
+    let url = server.url();
+    push_tasks(&url, "w1", 2);
+    // An earlier run claimed one and died.
+    let bus = redis_bus(&url).await;
+    let w1 = WorkerId::new("w1").unwrap();
+    let claimed = bus
+        .claim_task(&w1, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server.cli(&["LLEN", "swarm:tasks:inflight:w1"]).trim(), "1");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&url, &["worker", "run", "--id", "w1", "--idle-exit", "3"])
+    })
+    .await
+    .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("took back 1 task"), "{shown}");
+    let _ = claimed;
+    assert_eq!(server.cli(&["LLEN", "swarm:tasks:inflight:w1"]).trim(), "0");
+    assert_eq!(server.cli(&["LLEN", "worker:tasks:w1"]).trim(), "0");
+    assert_eq!(finding_titles(&server).len(), 2, "{shown}");
+}

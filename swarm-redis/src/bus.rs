@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     secret: Option<SecretString>,
     /// Consumer groups known to exist (created or seen) by this handle.
     pub(crate) groups: Mutex<HashSet<String>>,
+    /// One warning per outage, one info line on recovery.
+    pub(crate) outage: crate::outage::OutageLog,
 }
 
 impl fmt::Debug for RedisBus {
@@ -193,6 +195,7 @@ impl RedisBus {
                 cluster: config.is_cluster(),
                 secret,
                 groups: Mutex::new(HashSet::new()),
+                outage: crate::outage::OutageLog::default(),
             }),
         };
         bus.load_scripts().await?;
@@ -300,7 +303,7 @@ impl RedisBus {
             deadline: Instant::now()
                 .checked_add(self.inner.retry_for)
                 .unwrap_or_else(far_future),
-            delay: Duration::from_millis(20),
+            delay: crate::outage::FIRST_DELAY,
             retry_timeouts: true,
         }
     }
@@ -324,7 +327,10 @@ impl RedisBus {
         let mut maybe_applied = false;
         loop {
             match attempt().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.inner.outage.answered();
+                    return Ok(v);
+                }
                 Err(e) if is_no_script(&e) && !reloaded => {
                     reloaded = true;
                     if let Err(error) = self.reload_scripts().await {
@@ -337,6 +343,11 @@ impl RedisBus {
                 Err(e) => {
                     if replay == Replay::Once && is_transient(&e) && !surely_not_sent(&e) {
                         maybe_applied = true;
+                    }
+                    if is_transient(&e) && !e.is_timeout() {
+                        self.inner
+                            .outage
+                            .failed(operation, &e, self.inner.retry_for);
                     }
                     if !backoff.wait(&e).await {
                         tracing::debug!(operation, error = %e.category(), "redis request failed");
@@ -700,8 +711,8 @@ impl Backoff {
             Some(next) if next <= self.deadline => {}
             _ => return false,
         }
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Duration::from_millis(500));
+        tokio::time::sleep(crate::outage::jittered(self.delay)).await;
+        self.delay = crate::outage::next_delay(self.delay);
         true
     }
 }
@@ -730,10 +741,13 @@ fn far_future() -> Instant {
 /// How long an operation-id marker lives: four times the longest a request
 /// and its retries can take, and at least a minute.
 fn op_marker_ttl(retry_for: Duration, response_timeout: Duration) -> u64 {
+    // A bus that never gives up keeps its markers a week (Redis refuses
+    // expiry times past its range, and a week covers any real outage).
     let span = retry_for
         .saturating_add(response_timeout)
         .saturating_mul(4)
-        .max(Duration::from_secs(60));
+        .max(Duration::from_secs(60))
+        .min(Duration::from_secs(7 * 86_400));
     u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
 }
 

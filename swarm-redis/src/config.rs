@@ -25,6 +25,10 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// restarting, cluster failover) is retried before the error is returned.
 pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(5);
 
+/// A retry budget that means "never give up" (about 100 years): see
+/// [`RedisConfig::ride_outages`].
+pub const RIDE_OUTAGES: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Where the servers are: one node or the seed nodes of a cluster.
 #[derive(Clone)]
 pub(crate) enum Topology {
@@ -220,6 +224,13 @@ impl RedisConfig {
     pub fn retry_for(mut self, budget: Duration) -> Self {
         self.retry_for = budget;
         self
+    }
+
+    /// Retries transient failures for as long as Redis is away (the
+    /// default of the long-running commands: a worker, a librarian, the MCP
+    /// server). Same as `retry_for(RIDE_OUTAGES)`.
+    pub fn ride_outages(self) -> Self {
+        self.retry_for(RIDE_OUTAGES)
     }
 
     /// Size limits and the default heartbeat TTL.

@@ -29,6 +29,8 @@
 //!   dead letters).
 //! - `quota`: `QuotaLedger` (check-and-count per Pacific day and minute).
 //! - `halt`: `HaltSwitch` and drafts.
+//! - `outage`: retry pacing (capped backoff, jitter), one log line per outage and on
+//!   recovery, a worker taking back its own in-flight tasks.
 //! - `counters`: `Counters` (costs, context size, named counters) and
 //!   `Journal`.
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
@@ -67,6 +69,7 @@ mod errors;
 mod fault_proxy;
 mod findings;
 mod halt;
+mod outage;
 mod quota;
 mod scripts;
 mod tasks;
