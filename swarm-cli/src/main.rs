@@ -27,6 +27,7 @@
 //! - `cc_book.rs`: Claude Code's calls booked in the ledger exactly once.
 //! - `hook_cmd.rs`: `swarm hook EVENT` (Claude Code's hooks).
 //! - `budget_cmd.rs`: `swarm budget set|show|clear`.
+//! - `init_cmd.rs`: `swarm init claude-code [DIR]`.
 //! - `otlp_cmd.rs`: `swarm otlp import` (OpenTelemetry log bodies booked).
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ mod demo_cmd;
 mod findings_cmd;
 mod gemini_cmd;
 mod hook_cmd;
+mod init_cmd;
 mod librarian_cmd;
 mod mcp;
 mod ops;
@@ -113,6 +115,9 @@ enum Command {
     /// Book Claude Code's OpenTelemetry api_request events.
     #[command(subcommand)]
     Otlp(otlp_cmd::OtlpCmd),
+    /// Set a project up (`swarm init claude-code [DIR]`).
+    #[command(subcommand)]
+    Init(init_cmd::InitCmd),
 }
 
 fn main() -> ExitCode {
@@ -169,6 +174,7 @@ async fn run() -> ExitCode {
         Command::Hook(args) => hook_cmd::run(args, &ctx).await,
         Command::Budget(cmd) => budget_cmd::run(cmd, &ctx).await,
         Command::Otlp(cmd) => otlp_cmd::run(cmd, &ctx).await,
+        Command::Init(cmd) => init_cmd::run(cmd),
     }
 }
 

@@ -271,3 +271,180 @@ fn a_bad_payload_or_no_redis_is_said_and_never_blocks_claude_code() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("redis://127.0.0.1:1"));
     let _ = Path::new(FIX);
 }
+
+fn tree(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string() + "/",
+                    String::new(),
+                ));
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn init_merges_is_idempotent_shows_a_dry_run_and_removes_exactly_what_it_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join(".claude")).unwrap();
+    let mine = r#"{"permissions":{"allow":["Read"]},"hooks":{"Stop":[{"hooks":[{"type":"command","command":"echo mine"}]}]}}"#;
+    std::fs::write(d.join(".claude/settings.json"), mine).unwrap();
+    std::fs::write(
+        d.join(".mcp.json"),
+        r#"{"mcpServers":{"other":{"command":"x"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(d.join("CLAUDE.md"), "# My project\n").unwrap();
+    let before = tree(d);
+    let ds = d.to_str().unwrap();
+
+    let dry = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--dry-run", ds],
+        None,
+    ));
+    assert!(
+        dry.contains("+++ b/.claude/agents/swarm-worker.md") && dry.contains("+model: haiku"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("\"command\": \"swarm hook SubagentStop\""),
+        "{dry}"
+    );
+    assert_eq!(tree(d), before, "a dry run writes nothing");
+
+    let out = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", ds],
+        None,
+    ));
+    assert!(
+        out.contains("Pending approval") && out.contains("Continue without using this MCP server"),
+        "{out}"
+    );
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join(".claude/settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["permissions"]["allow"][0], "Read");
+    assert_eq!(
+        settings["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "echo mine"
+    );
+    assert_eq!(
+        settings["hooks"]["Stop"][1]["hooks"][0]["command"],
+        "swarm hook Stop"
+    );
+    for e in [
+        "SubagentStart",
+        "SubagentStop",
+        "PreToolUse",
+        "PostToolUse",
+        "SessionEnd",
+        "UserPromptSubmit",
+    ] {
+        assert_eq!(
+            settings["hooks"][e][0]["hooks"][0]["command"],
+            format!("swarm hook {e}"),
+            "{settings:#}"
+        );
+    }
+    let mcp: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join(".mcp.json")).unwrap()).unwrap();
+    assert_eq!(mcp["mcpServers"]["other"]["command"], "x");
+    assert_eq!(mcp["mcpServers"]["swarm"]["args"][0], "mcp");
+    assert!(
+        mcp["mcpServers"]["swarm"].get("env").is_none(),
+        "no secrets in .mcp.json"
+    );
+    let agent = std::fs::read_to_string(d.join(".claude/agents/swarm-worker.md")).unwrap();
+    assert!(
+        agent.contains("\nmodel: haiku\n")
+            && agent.contains("tools: ")
+            && agent.contains("mcp__swarm__put_finding")
+    );
+    let md = std::fs::read_to_string(d.join("CLAUDE.md")).unwrap();
+    assert!(
+        md.starts_with("# My project\n")
+            && md.contains("`Agent` tool")
+            && md.contains("subagent_type: \"swarm-worker\"")
+            && md.contains("model: \"haiku\"")
+    );
+    assert!(
+        !md.contains("Task tool") && !md.contains("claude-haiku"),
+        "{md}"
+    );
+
+    let after = tree(d);
+    let out = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", ds],
+        None,
+    ));
+    assert!(out.starts_with("nothing to change"), "{out}");
+    assert_eq!(tree(d), after, "a second run changes nothing");
+    let dry = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--dry-run", ds],
+        None,
+    ));
+    assert_eq!(dry.trim(), "nothing to change");
+
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--remove", ds],
+        None,
+    ));
+    assert_eq!(tree(d), before, "--remove gives back the folder as it was");
+
+    // A broken settings file is never overwritten.
+    std::fs::write(d.join(".claude/settings.json"), "{oops").unwrap();
+    let out = swarm("redis://127.0.0.1:1", &["init", "claude-code", ds], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+    assert_eq!(
+        std::fs::read_to_string(d.join(".claude/settings.json")).unwrap(),
+        "{oops"
+    );
+}
+
+#[test]
+fn the_coordinator_prompt_names_the_agent_tool_and_an_alias_claude_code_accepts() {
+    let p = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["prompt", "coordinator"],
+        None,
+    ));
+    assert!(
+        p.contains("Agent tool, subagent_type \"swarm-worker\" and model \"haiku\""),
+        "{p}"
+    );
+    assert!(
+        !p.contains("Use the Task tool") && !p.contains("with model claude-haiku"),
+        "{p}"
+    );
+    let p = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &[
+            "prompt",
+            "coordinator",
+            "--worker-model",
+            "claude-sonnet-5-5",
+        ],
+        None,
+    ));
+    assert!(p.contains("model \"sonnet\""), "{p}");
+}
