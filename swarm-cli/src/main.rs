@@ -28,6 +28,7 @@
 //! - `hook_cmd.rs`: `swarm hook EVENT` (Claude Code's hooks).
 //! - `budget_cmd.rs`: `swarm budget set|show|clear`.
 //! - `init_cmd.rs`: `swarm init claude-code [DIR]`.
+//! - `lazy_bus.rs`: a bus that connects on first use (`swarm mcp` without Redis).
 //! - `otlp_cmd.rs`: `swarm otlp import` (OpenTelemetry log bodies booked).
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ mod findings_cmd;
 mod gemini_cmd;
 mod hook_cmd;
 mod init_cmd;
+mod lazy_bus;
 mod librarian_cmd;
 mod mcp;
 mod ops;
