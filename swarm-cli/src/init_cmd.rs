@@ -249,6 +249,15 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
     {
         m.remove("hooks");
     }
+    let ours = json!({"type": "command", "command": "swarm statusline"});
+    if remove {
+        if m.get("statusLine") == Some(&ours) {
+            m.remove("statusLine");
+        }
+    } else {
+        // A status line of the user's own is kept.
+        m.entry("statusLine").or_insert(ours);
+    }
     if !remove && before.is_none() {
         created.push(".claude/settings.json".to_owned());
     }

@@ -28,6 +28,7 @@
 //! - `hook_cmd.rs`: `swarm hook EVENT` (Claude Code's hooks).
 //! - `budget_cmd.rs`: `swarm budget set|show|clear`.
 //! - `init_cmd.rs`: `swarm init claude-code [DIR]`.
+//! - `statusline_cmd.rs`: `swarm statusline` (Claude Code's status line).
 //! - `lazy_bus.rs`: a bus that connects on first use (`swarm mcp` without Redis).
 //! - `otlp_cmd.rs`: `swarm otlp import` (OpenTelemetry log bodies booked).
 
@@ -54,6 +55,7 @@ mod prompt_cmd;
 mod run_cmd;
 mod shards_cmd;
 mod status_cmd;
+mod statusline_cmd;
 mod task_cmd;
 mod worker_cmd;
 
@@ -120,6 +122,8 @@ enum Command {
     /// Set a project up (`swarm init claude-code [DIR]`).
     #[command(subcommand)]
     Init(init_cmd::InitCmd),
+    /// One status line for Claude Code's statusLine (reads its JSON on stdin; never fails).
+    Statusline,
 }
 
 fn main() -> ExitCode {
@@ -177,6 +181,7 @@ async fn run() -> ExitCode {
         Command::Budget(cmd) => budget_cmd::run(cmd, &ctx).await,
         Command::Otlp(cmd) => otlp_cmd::run(cmd, &ctx).await,
         Command::Init(cmd) => init_cmd::run(cmd),
+        Command::Statusline => statusline_cmd::run(&ctx).await,
     }
 }
 

@@ -448,3 +448,44 @@ fn the_coordinator_prompt_names_the_agent_tool_and_an_alias_claude_code_accepts(
     ));
     assert!(p.contains("model \"sonnet\""), "{p}");
 }
+
+#[test]
+fn the_status_line_shows_workers_while_they_run_and_never_fails() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let input = std::fs::read_to_string(format!("{FIX}/statusline_input_2.1.332.json")).unwrap();
+    let s = lay_out(
+        "A",
+        "8170940d-e053-491d-9284-1988c8ae3842",
+        "a8d671a305efa9d2a",
+    );
+    for agent in ["a1", "a2", "a3"] {
+        let p = payload(&s, "SubagentStart").replace("a8d671a305efa9d2a", agent);
+        ok(&swarm(&url, &["hook", "SubagentStart"], Some(&p)));
+    }
+    let line = ok(&swarm(&url, &["statusline"], Some(&input)));
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("3 Haikus active"), "{line}");
+    let status = ok(&swarm(&url, &["status"], None));
+    assert!(status.contains("Active Workers: 3 Haikus"), "{status}");
+    for event in ["SubagentStop", "Stop"] {
+        ok(&swarm(&url, &["hook", event], Some(&payload(&s, event))));
+    }
+    let line = ok(&swarm(&url, &["statusline"], Some(&input)));
+    assert!(
+        line.contains("Sonnet $0.0209 | Haiku $0.0003 · Haiku 1.6% (target 90%)"),
+        "{line}"
+    );
+    // A bad value under cost:sonnet, garbage on stdin, no Redis: `?`, exit 0.
+    let _ = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "SET", "cost:sonnet", "not-a-number"])
+        .output()
+        .unwrap();
+    let line = ok(&swarm(&url, &["statusline"], Some("\u{0}garbage")));
+    assert!(line.contains('?') && line.contains("findings"), "{line}");
+    let line = ok(&swarm("redis://127.0.0.1:1", &["statusline"], Some(&input)));
+    assert!(
+        line.starts_with("🐝 ? findings · ? Haikus active"),
+        "{line}"
+    );
+}
