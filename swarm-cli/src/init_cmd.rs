@@ -235,9 +235,12 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
                 if remove {
                     list.retain(|e| !is_our_hook(e));
                 } else if !list.iter().any(is_our_hook) {
-                    list.push(
-                        json!({"hooks": [{"type": "command", "command": hook_command(event)}]}),
-                    );
+                    let hook = json!([{"type": "command", "command": hook_command(event)}]);
+                    list.push(if event.ends_with("ToolUse") {
+                        json!({"matcher": "*", "hooks": hook})
+                    } else {
+                        json!({"hooks": hook})
+                    });
                 }
             }
         }
