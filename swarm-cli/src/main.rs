@@ -24,24 +24,38 @@
 //! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
 //! - `run_cmd.rs`: `swarm run GOAL` (plan, workers, synthesis, status, cost).
 //! - `worker_cmd.rs`: `swarm worker run` (a worker process on the bus).
+//! - `cc_book.rs`: Claude Code's calls booked in the ledger exactly once.
+//! - `hook_cmd.rs`: `swarm hook EVENT` (Claude Code's hooks).
+//! - `budget_cmd.rs`: `swarm budget set|show|clear`.
+//! - `init_cmd.rs`: `swarm init claude-code [DIR]`.
+//! - `statusline_cmd.rs`: `swarm statusline` (Claude Code's status line).
+//! - `lazy_bus.rs`: a bus that connects on first use (`swarm mcp` without Redis).
+//! - `otlp_cmd.rs`: `swarm otlp import` (OpenTelemetry log bodies booked).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod budget_cmd;
+mod cc_book;
 mod claude_cmd;
 mod cost_cmd;
 mod ctx;
 mod demo_cmd;
 mod findings_cmd;
 mod gemini_cmd;
+mod hook_cmd;
+mod init_cmd;
+mod lazy_bus;
 mod librarian_cmd;
 mod mcp;
 mod ops;
+mod otlp_cmd;
 mod prompt_cmd;
 mod run_cmd;
 mod shards_cmd;
 mod status_cmd;
+mod statusline_cmd;
 mod task_cmd;
 mod worker_cmd;
 
@@ -97,6 +111,19 @@ enum Command {
     /// Worker processes on the bus.
     #[command(subcommand)]
     Worker(worker_cmd::WorkerCmd),
+    /// Claude Code hook: reads the hook payload on stdin (`swarm init claude-code` sets these up).
+    Hook(hook_cmd::HookArgs),
+    /// Caps on Claude Code's spend (per session, total).
+    #[command(subcommand)]
+    Budget(budget_cmd::BudgetCmd),
+    /// Book Claude Code's OpenTelemetry api_request events.
+    #[command(subcommand)]
+    Otlp(otlp_cmd::OtlpCmd),
+    /// Set a project up (`swarm init claude-code [DIR]`).
+    #[command(subcommand)]
+    Init(init_cmd::InitCmd),
+    /// One status line for Claude Code's statusLine (reads its JSON on stdin; never fails).
+    Statusline,
 }
 
 fn main() -> ExitCode {
@@ -150,6 +177,11 @@ async fn run() -> ExitCode {
         Command::Mcp(_) => ExitCode::SUCCESS,
         Command::Run(args) => run_cmd::run(*args, &ctx).await,
         Command::Worker(cmd) => worker_cmd::run(cmd, &ctx).await,
+        Command::Hook(args) => hook_cmd::run(args, &ctx).await,
+        Command::Budget(cmd) => budget_cmd::run(cmd, &ctx).await,
+        Command::Otlp(cmd) => otlp_cmd::run(cmd, &ctx).await,
+        Command::Init(cmd) => init_cmd::run(cmd),
+        Command::Statusline => statusline_cmd::run(&ctx).await,
     }
 }
 

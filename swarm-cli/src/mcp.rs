@@ -503,21 +503,20 @@ pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
     ctx.ride_outages();
     // On Redis, keys written around the library (`redis-cli SET
     // finding:<name> …`) join the index within seconds while it serves.
-    let (bus, _adopter): (Arc<dyn Bus>, _) = if ctx.is_memory() {
+    // Without Redis the server still serves (crate::lazy_bus): the tools are
+    // listed and each call says what to do until Redis answers.
+    let ctx = Arc::new(ctx);
+    let bus: Arc<dyn Bus> = if ctx.is_memory() {
         match ctx.open().await {
-            Ok(b) => (b, None),
+            Ok(b) => b,
             Err(code) => return code,
         }
     } else {
-        match ctx.redis().await {
-            Ok(r) => {
-                let adopter = r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL);
-                (Arc::new(r), Some(adopter))
-            }
-            Err(e) => return fail("cannot open the bus", e),
-        }
+        let lazy = crate::lazy_bus::LazyBus::new(Arc::clone(&ctx));
+        lazy.warm().await;
+        Arc::new(lazy)
     };
-    let server = SwarmMcp::new(bus, Arc::new(ctx), args.offline, args.model);
+    let server = SwarmMcp::new(bus, ctx, args.offline, args.model);
     tracing::info!("swarm mcp: serving on stdio");
     let service = match server.serve(rmcp::transport::stdio()).await {
         Ok(s) => s,

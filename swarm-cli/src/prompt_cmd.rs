@@ -11,6 +11,21 @@ use crate::ctx::Ctx;
 
 use swarmbus_cost::defaults::{COORDINATOR_MODEL, WORKER_MODEL};
 
+/// The worker subagent `swarm init claude-code` defines
+/// (`.claude/agents/swarm-worker.md`).
+pub(crate) const WORKER_AGENT: &str = "swarm-worker";
+
+/// The alias Claude Code's `Agent` tool accepts for a model id
+/// (`sonnet|opus|haiku|fable`): the family named in the id, `haiku` when
+/// none is.
+pub(crate) fn worker_alias(model: &str) -> &'static str {
+    let m = model.to_ascii_lowercase();
+    ["sonnet", "opus", "fable", "haiku"]
+        .into_iter()
+        .find(|a| m.contains(a))
+        .unwrap_or("haiku")
+}
+
 /// Which prompt.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum Role {
@@ -117,8 +132,10 @@ fn coordinator(a: &PromptArgs, status: &str, url: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "- Subagents ({}): all the legwork: reading and searching files, git, running commands and tests, transforming data. Use the Task tool with model {}; start independent tasks together in one message so they run in parallel.",
-        a.worker_model, a.worker_model
+        "- Subagents ({}): all the legwork: reading and searching files, git, running commands and tests, transforming data. Start each with the Agent tool, subagent_type \"{}\" and model \"{}\" (Claude Code's alias; never a full model id, and the tool is Agent, not Task); start independent tasks together in one message so they run in parallel.",
+        a.worker_model,
+        WORKER_AGENT,
+        worker_alias(&a.worker_model)
     );
     let _ = writeln!(
         s,

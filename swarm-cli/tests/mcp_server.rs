@@ -517,16 +517,18 @@ async fn the_server_runs_on_an_in_process_bus_with_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_redis_the_server_exits_with_one_line() {
+async fn without_redis_the_server_says_why_on_stderr_and_still_serves() {
+    // It serves anyway (tests/claude_code_mcp.rs holds the handshake); here
+    // the client goes away at once, so it ends after saying why.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
         .args(["mcp", "--redis-url", "redis://swarm:hunter2@127.0.0.1:1"])
+        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "stdout is the protocol's");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("serving anyway"), "{err}");
     assert!(err.contains("redis://swarm:***@127.0.0.1:1"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
