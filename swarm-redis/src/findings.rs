@@ -23,8 +23,9 @@ use crate::scripts;
 
 /// Findings per script call: big enough to amortise a round trip and the
 /// script's own costs, small enough that one call holds Redis for a few
-/// milliseconds at most (Lua's `unpack` also caps the arguments).
-const FINDINGS_PER_SCRIPT: usize = 1000;
+/// milliseconds at most (each finding is also indexed in the same script:
+/// a few dozen index writes) — Lua's `unpack` also caps the arguments.
+const FINDINGS_PER_SCRIPT: usize = 250;
 
 /// Script calls per round trip of a batch put.
 const SCRIPTS_PER_TRIP: usize = 8;
@@ -58,6 +59,8 @@ struct Prepared {
     id: String,
     json: String,
     score: i64,
+    /// The search index's payload (see `index.rs`).
+    index: String,
 }
 
 /// What one script call said.
@@ -144,6 +147,7 @@ impl RedisBus {
                 id: finding.id.to_string(),
                 json,
                 score: finding.created_at.timestamp_millis(),
+                index: crate::index::payload(finding).0,
             });
         }
         Ok((prepared, slot_of))
@@ -163,9 +167,10 @@ impl RedisBus {
         cmd.arg(scripts::PUT_FINDINGS.get_hash())
             .arg(keys.len())
             .arg(&keys)
-            .arg(&channel);
+            .arg(&channel)
+            .arg(self.index_prefix());
         for p in chunk {
-            cmd.arg(&p.json).arg(&p.id).arg(p.score);
+            cmd.arg(&p.json).arg(&p.id).arg(p.score).arg(&p.index);
         }
         cmd.arg(op_ttl);
         cmd
@@ -528,9 +533,12 @@ impl FindingStore for RedisBus {
         let mut moved = 0;
         for chunk in ids.chunks(1000) {
             let names = self.names();
+            let (nums, bits) = (self.index_nums_key(), self.index_archived_key());
             let keys = [
                 names.findings_active.as_str(),
                 names.findings_archived.as_str(),
+                nums.as_str(),
+                bits.as_str(),
             ];
             let args: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let n: u64 = self

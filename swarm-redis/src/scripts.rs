@@ -45,14 +45,18 @@ return reply
 /// them conflicts.
 ///
 /// KEYS: active index (ZSET), feed (STREAM), then one `finding:<uuid>` per
-/// finding. ARGV: the findings channel, then per finding: JSON, id, score
-/// (creation time in ms).
+/// finding. ARGV: the findings channel, the search index's key prefix
+/// (`swarm:fx:`, see `index.rs`: each new finding is indexed in this same
+/// step), then per finding: JSON, id, score (creation time in ms), index
+/// payload.
 ///
 /// Reply: `{"ok", "1101…"}` (one character per finding: 1 new, 0 already
 /// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
 /// which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    once(
+    once(&format!(
+        "local IDX = ARGV[2]\n{}\n{}",
+        crate::index::INDEX_LUA,
         r#"
 local n = #KEYS - 2
 local status, mset, zadd = {}, {}, {}
@@ -62,7 +66,7 @@ local m = 0
 -- missing one checked for another type.
 if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
   for i = 1, n do
-    local base = (i - 1) * 3 + 2
+    local base = (i - 1) * 4 + 3
     status[i] = '1'
     mset[m + 1] = KEYS[i + 2]
     mset[m + 2] = ARGV[base]
@@ -73,7 +77,7 @@ if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
 else
   local cur = redis.call('MGET', unpack(KEYS, 3))
   for i = 1, n do
-    local base = (i - 1) * 3 + 2
+    local base = (i - 1) * 4 + 3
     if cur[i] then
       if cur[i] ~= ARGV[base] then return {'differs', i, cur[i]} end
       status[i] = '0'
@@ -96,19 +100,23 @@ if m > 0 then
   local feed, channel = KEYS[2], ARGV[1]
   for i = 1, n do
     if status[i] == '1' then
-      redis.call('XADD', feed, '*', 'finding', ARGV[(i - 1) * 3 + 3])
+      local base = (i - 1) * 4 + 3
+      index_doc(ARGV[base + 1], ARGV[base + 3], false)
+      redis.call('XADD', feed, '*', 'finding', ARGV[base + 1])
       redis.call('PUBLISH', channel, KEYS[i + 2])
     end
   end
 end
 return {'ok', table.concat(status)}
-"#,
-    )
+"#
+    ))
 });
 
 /// Moves findings from the active index to the archived one.
 ///
-/// KEYS: active index, archived index. ARGV: ids. Reply: how many moved.
+/// KEYS: active index, archived index, the search index's `nums` HASH and
+/// `archived` bitmap (whose bit is set in the same step). ARGV: ids. Reply:
+/// how many moved.
 pub(crate) static ARCHIVE_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
     once(
         r#"
@@ -119,6 +127,10 @@ for i = 1, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('ZADD', KEYS[2], score, ARGV[i])
     moved = moved + 1
+  end
+  local doc = redis.call('HGET', KEYS[3], ARGV[i])
+  if doc then
+    redis.call('SETBIT', KEYS[4], tonumber(string.match(doc, '^%d+')), 1)
   end
 end
 return moved
@@ -641,8 +653,12 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 });
 
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 22] {
+pub(crate) fn all() -> [&'static Script; 25] {
+    let [search_fetch, index_stored, compact] = crate::index::scripts();
     [
+        search_fetch,
+        index_stored,
+        compact,
         &PUT_FINDINGS,
         &crate::adopt::SYNC_KEYS,
         &ARCHIVE_FINDINGS,
