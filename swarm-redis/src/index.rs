@@ -62,30 +62,59 @@ local function retire(id)
   return 1
 end
 -- payload: ms \30 length \30 norm \30 fingerprint \30 filters (\31) \30 term \31 weight …
-local function index_doc(id, payload, archived)
-  retire(id)
-  local f = split(payload, '\30')
-  local ms, len, norm = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-  local doc = redis.call('HINCRBY', IDX .. 'stats', 'n', 1) - 1
-  redis.call('HSET', IDX .. 'ids', doc, id)
-  redis.call('HSET', IDX .. 'nums', id, doc .. ' ' .. len .. ' ' .. f[4])
-  redis.call('SETBIT', IDX .. 'live', doc, 1)
-  if archived then redis.call('SETBIT', IDX .. 'archived', doc, 1) end
-  local hi = math.floor(ms / 4294967296)
-  redis.call('SETRANGE', IDX .. 'times', doc * 8, struct.pack('>i4I4', hi, ms - hi * 4294967296))
-  redis.call('HINCRBY', IDX .. 'stats', 'live', 1)
-  redis.call('HINCRBY', IDX .. 'stats', 'len', len)
-  local d = struct.pack('>I4', doc)
-  if f[5] ~= '' then
-    for _, name in ipairs(split(f[5], '\31')) do redis.call('APPEND', IDX .. 'f:' .. name, d) end
+-- docs: a list of {id, payload, archived}. Writes grouped: one APPEND per
+-- distinct term and filter of the batch, one HSET per hash.
+local function index_many(docs)
+  local k = #docs
+  if k == 0 then return end
+  local ids = {}
+  for i = 1, k do ids[i] = docs[i][1] end
+  local old = redis.call('HMGET', IDX .. 'nums', unpack(ids))
+  for i = 1, k do
+    if old[i] then retire(ids[i]) end
   end
-  if f[6] and f[6] ~= '' then
-    local t = split(f[6], '\31')
-    local tail = string.char(norm)
-    for k = 1, #t - 1, 2 do
-      redis.call('APPEND', IDX .. 't:' .. t[k], d .. string.char(tonumber(t[k + 1])) .. tail)
+  local base = redis.call('HINCRBY', IDX .. 'stats', 'n', k) - k
+  local hids, hnums, times, bufs, order = {}, {}, {}, {}, {}
+  local total = 0
+  local live = IDX .. 'live'
+  local function add(key, piece)
+    local b = bufs[key]
+    if not b then b = {}; bufs[key] = b; order[#order + 1] = key end
+    b[#b + 1] = piece
+  end
+  local FP, TP = IDX .. 'f:', IDX .. 't:'
+  for i = 1, k do
+    local doc = base + i - 1
+    local id, payload, archived = docs[i][1], docs[i][2], docs[i][3]
+    local f = split(payload, '\30')
+    local ms, len, norm = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+    hids[#hids + 1] = doc
+    hids[#hids + 1] = id
+    hnums[#hnums + 1] = id
+    hnums[#hnums + 1] = doc .. ' ' .. len .. ' ' .. f[4]
+    redis.call('SETBIT', live, doc, 1)
+    if archived then redis.call('SETBIT', IDX .. 'archived', doc, 1) end
+    local hi = math.floor(ms / 4294967296)
+    times[i] = struct.pack('>i4I4', hi, ms - hi * 4294967296)
+    total = total + len
+    local d = struct.pack('>I4', doc)
+    if f[5] ~= '' then
+      for _, name in ipairs(split(f[5], '\31')) do add(FP .. name, d) end
+    end
+    if f[6] and f[6] ~= '' then
+      local t = split(f[6], '\31')
+      local tail = string.char(norm)
+      for j = 1, #t - 1, 2 do
+        add(TP .. t[j], d .. string.char(tonumber(t[j + 1])) .. tail)
+      end
     end
   end
+  redis.call('HSET', IDX .. 'ids', unpack(hids))
+  redis.call('HSET', IDX .. 'nums', unpack(hnums))
+  redis.call('SETRANGE', IDX .. 'times', base * 8, table.concat(times))
+  redis.call('HINCRBY', IDX .. 'stats', 'live', k)
+  redis.call('HINCRBY', IDX .. 'stats', 'len', total)
+  for _, key in ipairs(order) do redis.call('APPEND', key, table.concat(bufs[key])) end
 end
 "#;
 
@@ -122,6 +151,7 @@ pub(crate) static INDEX_STORED: LazyLock<Script> = LazyLock::new(|| {
 local IDX = ARGV[1]
 {INDEX_LUA}
 local changed = 0
+local docs = {{}}
 for i = 3, #KEYS do
   local a = (i - 3) * 5 + 2
   local id, kind, want, payload, fp = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -151,11 +181,12 @@ for i = 3, #KEYS do
       if c[3] == fp and bit_now == (archived and true or false) then same = false end
     end
     if same then
-      index_doc(id, payload, archived and true or false)
+      docs[#docs + 1] = {{id, payload, archived and true or false}}
       changed = changed + 1
     end
   end
 end
+index_many(docs)
 return changed
 "#
     ))
@@ -275,7 +306,7 @@ type HashFields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Findings per `INDEX_STORED` call (each call holds Redis about a
 /// millisecond).
-const INDEX_PER_SCRIPT: usize = 20;
+const INDEX_PER_SCRIPT: usize = 100;
 
 impl RedisBus {
     /// The index's key prefix (`swarm:fx:`).
@@ -302,6 +333,9 @@ impl RedisBus {
     /// key is gone or that is in no finding index. Returns how many changed.
     pub async fn index_ids(&self, ids: &[FindingId]) -> Result<u64> {
         let mut changed = 0;
+        // SCAN may return a key twice: each id once per call.
+        let mut seen = HashSet::new();
+        let ids: Vec<FindingId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
         for chunk in ids.chunks(INDEX_PER_SCRIPT) {
             let keys: Vec<String> = chunk.iter().map(|id| self.finding_key(id)).collect();
             let values = self.mget("index_findings", &keys).await?;

@@ -98,10 +98,17 @@ if m > 0 then
   redis.call('MSET', unpack(mset))
   redis.call('ZADD', KEYS[1], unpack(zadd))
   local feed, channel = KEYS[2], ARGV[1]
+  local docs = {}
   for i = 1, n do
     if status[i] == '1' then
       local base = (i - 1) * 4 + 3
-      index_doc(ARGV[base + 1], ARGV[base + 3], false)
+      docs[#docs + 1] = {ARGV[base + 1], ARGV[base + 3], false}
+    end
+  end
+  index_many(docs)
+  for i = 1, n do
+    if status[i] == '1' then
+      local base = (i - 1) * 4 + 3
       redis.call('XADD', feed, '*', 'finding', ARGV[base + 1])
       redis.call('PUBLISH', channel, KEYS[i + 2])
     end
