@@ -23,7 +23,9 @@
 //! number ascending: the number (u32, big-endian), the term's weight (u8,
 //! capped at 255) and the finding's length norm (u8, see [`encode_norm`]).
 //! Per filter value (tag, session, worker; [`filter_name`]) a string of
-//! document numbers (u32, big-endian, ascending). Bitmaps (bit `d` is the
+//! document numbers (u32, big-endian). Both are appended batch by batch:
+//! ascending within a batch, batches of writers that ran at once possibly
+//! out of order (readers sort). Bitmaps (bit `d` is the
 //! most significant bit first, as Redis SETBIT numbers them): `live` (the
 //! document is the current version of a finding in the store) and
 //! `archived`. `times`: 8 bytes per document, the creation time in ms (i64,
@@ -431,7 +433,7 @@ impl IndexView<'_> {
         Some(i64::from_be_bytes(a))
     }
 
-    fn admits(&self, q: &SearchQuery, doc: u32, filters: &[&[u8]]) -> bool {
+    fn admits(&self, q: &SearchQuery, doc: u32, filters: &[Vec<u32>]) -> bool {
         if !bit(self.live, doc) || (!q.include_archived && bit(self.archived, doc)) {
             return false;
         }
@@ -445,30 +447,20 @@ impl IndexView<'_> {
                 return false;
             }
         }
-        filters.iter().all(|f| in_list(f, doc))
+        filters.iter().all(|f| f.binary_search(&doc).is_ok())
     }
 }
 
-fn doc_at(list: &[u8], i: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(b) = list.get(i * 4..i * 4 + 4) {
-        a.copy_from_slice(b);
-    }
-    u32::from_be_bytes(a)
-}
-
-/// Whether a filter list (ascending document numbers) holds `doc`.
-fn in_list(list: &[u8], doc: u32) -> bool {
-    let (mut lo, mut hi) = (0usize, list.len() / 4);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        match doc_at(list, mid).cmp(&doc) {
-            std::cmp::Ordering::Equal => return true,
-            std::cmp::Ordering::Less => lo = mid + 1,
-            std::cmp::Ordering::Greater => hi = mid,
-        }
-    }
-    false
+/// A filter list's document numbers, sorted (writers that run at once may
+/// append their batches out of order).
+fn sorted_list(list: &[u8]) -> Vec<u32> {
+    let mut docs: Vec<u32> = list
+        .chunks_exact(4)
+        .map(|e| u32::from_be_bytes([e[0], e[1], e[2], e[3]]))
+        .collect();
+    docs.sort_unstable();
+    docs.dedup();
+    docs
 }
 
 /// A position in a result order.
@@ -525,6 +517,8 @@ pub fn rank(
 ) -> Result<RankedPage> {
     let size = query.page_size()?;
     let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let filters: Vec<Vec<u32>> = filters.iter().map(|f| sorted_list(f)).collect();
+    let filters = filters.as_slice();
     let n = view.live_docs.max(1) as f64;
     let avg = (view.total_len as f64 / n).max(1.0);
     let need = match query.mode {
@@ -596,6 +590,8 @@ pub fn list(
     docs: u32,
 ) -> Result<RankedPage> {
     let size = query.page_size()?;
+    let filters: Vec<Vec<u32>> = filters.iter().map(|f| sorted_list(f)).collect();
+    let filters = filters.as_slice();
     let start = match query.cursor.as_deref().map(parse_cursor).transpose()? {
         None => docs,
         Some(Cursor::Doc(d)) => d,
@@ -622,8 +618,7 @@ pub fn list(
         true
     };
     if let Some(shortest) = filters.iter().min_by_key(|f| f.len()) {
-        for i in (0..shortest.len() / 4).rev() {
-            let doc = doc_at(shortest, i);
+        for &doc in shortest.iter().rev() {
             if view.admits(query, doc, filters) {
                 total += 1;
             }

@@ -278,6 +278,71 @@ pub(crate) fn payload(finding: &Finding) -> (String, u64) {
     (out, fp)
 }
 
+/// What the put script needs of one finding to index it.
+#[derive(Debug)]
+pub(crate) struct IndexEntry {
+    terms: DocTerms,
+    filters: Vec<String>,
+    ms: i64,
+    fp: u64,
+}
+
+impl IndexEntry {
+    pub(crate) fn of(finding: &Finding) -> Self {
+        let terms = DocTerms::of(finding);
+        let filters = filter_names(finding);
+        let ms = finding.created_at.timestamp_millis();
+        let fp = fingerprint(&terms, &filters, ms);
+        Self {
+            terms,
+            filters,
+            ms,
+            fp,
+        }
+    }
+
+    /// The document's length (BM25).
+    pub(crate) fn length(&self) -> u32 {
+        self.terms.length
+    }
+
+    /// The fingerprint, as `nums` stores it.
+    pub(crate) fn fingerprint(&self) -> String {
+        format!("{:x}", self.fp)
+    }
+}
+
+/// The index writes of a batch whose documents are numbered from `base`,
+/// grouped in Rust so that the script makes one APPEND per distinct term
+/// and filter: `(key suffix, bytes)` pairs, and the batch's `times` bytes.
+pub(crate) fn batch_writes(
+    entries: &[&IndexEntry],
+    base: u32,
+) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let mut times = Vec::with_capacity(entries.len() * 8);
+    let mut groups: HashMap<String, Vec<u8>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let doc = base.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+        times.extend_from_slice(&e.ms.to_be_bytes());
+        let norm = e.terms.norm();
+        for (t, w) in &e.terms.terms {
+            groups
+                .entry(format!("t:{t}"))
+                .or_default()
+                .extend_from_slice(&swarmbus_core::search::posting(doc, *w, norm));
+        }
+        for f in &e.filters {
+            groups
+                .entry(format!("f:{f}"))
+                .or_default()
+                .extend_from_slice(&doc.to_be_bytes());
+        }
+    }
+    let mut groups: Vec<(String, Vec<u8>)> = groups.into_iter().collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    (times, groups)
+}
+
 /// The canonical form of a HASH's fields, as `INDEX_STORED` builds it.
 fn canonical_hash(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut sorted: Vec<&(Vec<u8>, Vec<u8>)> = pairs.iter().collect();
@@ -316,6 +381,17 @@ impl RedisBus {
 
     fn index_key(&self, name: &str) -> String {
         format!("{}{name}", self.index_prefix())
+    }
+
+    /// Numbers `k` documents for a batch: returns the first. A retried
+    /// reservation leaves a gap of unused numbers, which costs nothing.
+    pub(crate) async fn reserve_docs(&self, k: usize) -> Result<u32> {
+        let mut cmd = redis::cmd("HINCRBY");
+        cmd.arg(self.index_key("stats")).arg("n").arg(k);
+        let n: i64 = self.query("put_findings", &cmd).await?;
+        let k = i64::try_from(k).unwrap_or(i64::MAX);
+        u32::try_from(n.saturating_sub(k))
+            .map_err(|_| unexpected_reply("put_findings", "document number"))
     }
 
     /// `swarm:fx:nums` (for the archive script).
