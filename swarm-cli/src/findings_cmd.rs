@@ -1,5 +1,5 @@
-//! `swarm findings list|show|put`: the MCP tools' twins for agents that only
-//! have a shell.
+//! `swarm findings list|show|put|reindex|check`: the MCP tools' twins for
+//! agents that only have a shell, and the index's maintenance.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -24,6 +24,22 @@ pub(crate) enum FindingsCmd {
     /// Python) into the index, by incremental SCAN: resumable, a few
     /// milliseconds of Redis per step; a progress line on a terminal.
     Reindex(ReindexArgs),
+    /// Compare the search index with the findings: missing, stale and
+    /// orphaned documents; `--repair` fixes them and compacts the postings
+    /// of retired documents. Exit status 1 when they differ (and were not
+    /// repaired).
+    Check(CheckArgs),
+}
+
+/// `swarm findings check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Fix what differs.
+    #[arg(long)]
+    repair: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `swarm findings reindex`.
@@ -193,6 +209,42 @@ pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
         },
         FindingsCmd::Put(a) => put(a, &bus, ctx).await,
         FindingsCmd::Reindex(a) => reindex(a, ctx).await,
+        FindingsCmd::Check(a) => check(a, &bus).await,
+    }
+}
+
+async fn check(a: CheckArgs, bus: &Arc<dyn swarmbus_core::Bus>) -> ExitCode {
+    let report = match bus.check_index(a.repair).await {
+        Ok(r) => r,
+        Err(e) => return fail("findings check", format!("{e}")),
+    };
+    if a.json {
+        println!("{}", serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        println!(
+            "{} findings, {} indexed: {} missing, {} stale, {} orphaned, {} retired documents awaiting compaction{}",
+            report.findings,
+            report.indexed,
+            report.missing.len(),
+            report.stale.len(),
+            report.orphaned.len(),
+            report.dead_postings,
+            if report.repaired { " (repaired)" } else { "" }
+        );
+        for (what, ids) in [
+            ("missing", &report.missing),
+            ("stale", &report.stale),
+            ("orphaned", &report.orphaned),
+        ] {
+            for id in ids.iter().take(20) {
+                println!("  {what}: {id}");
+            }
+        }
+    }
+    if report.is_consistent() || report.repaired {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -192,6 +192,9 @@ fn ok_json(v: Value) -> CallToolResult {
 
 type ToolResult = Result<CallToolResult, String>;
 
+#[path = "mcp_findings.rs"]
+mod findings_tools;
+
 #[tool_router(router = tool_router)]
 impl SwarmMcp {
     /// A server on `bus`.
@@ -202,7 +205,7 @@ impl SwarmMcp {
             offline,
             model,
             claims: Arc::default(),
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::findings_router(),
         }
     }
 
@@ -238,7 +241,7 @@ impl SwarmMcp {
 
     #[tool(
         name = "search_findings",
-        description = "Search the swarm's findings, newest first: every word of `query` must appear in the title, body or tags; filter by tag, session or worker. Paginated: pass `next_cursor` back as `cursor` for the next page. Bodies over 600 characters are cut (use get_finding for the full text)."
+        description = "Search the swarm's findings: with `query`, ranked by relevance (BM25; every word must appear in the title, body or tags, title and tags weigh more); without, newest first; filter by tag, session or worker. Paginated: pass `next_cursor` back as `cursor` for the next page. Bodies over 600 characters are cut (use get_finding for the full text)."
     )]
     async fn search_findings(&self, Parameters(a): Parameters<SearchFindingsArgs>) -> ToolResult {
         let search = Search {

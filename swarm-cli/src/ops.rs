@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 use swarmbus_core::bus::Bus;
-use swarmbus_core::model::{FindingFilter, HaltReport};
+use swarmbus_core::model::HaltReport;
+use swarmbus_core::search::SearchQuery;
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Finding, FindingId, SessionId, Task, TaskId, WorkerId};
 
@@ -229,8 +230,10 @@ pub(crate) struct Page {
     pub(crate) unreadable: Vec<String>,
 }
 
-/// Lists findings matching every word of the query (case-insensitive, in
-/// title, body or tags) and the filters, newest first, one page at a time.
+/// Searches the findings through the bus's index: ranked by BM25 when
+/// there is a query (every word must occur, in title, body or tags, after
+/// Unicode word splitting and case folding), newest first without; filtered
+/// by tag, session and worker; one page at a time with the index's cursor.
 pub(crate) async fn search_findings(
     bus: &Arc<dyn Bus>,
     search: &Search,
@@ -240,73 +243,77 @@ pub(crate) async fn search_findings(
     if limit == 0 || limit > MAX_PAGE {
         return Err(format!("limit must be 1 to {MAX_PAGE}"));
     }
-    let offset = match search.cursor.as_deref().map(str::trim) {
-        None | Some("") => 0,
-        Some(c) => c.parse::<usize>().map_err(|_| {
-            format!(
-                "cursor {:?} is not one this server gave; start without a cursor",
-                shorten(c, 40)
-            )
-        })?,
+    let mut query = match search.query.as_deref().map(str::trim) {
+        Some(q) if !q.is_empty() => SearchQuery::text(q),
+        _ => SearchQuery::listing(),
     };
-    let mut filter = FindingFilter::all();
     if let Some(s) = search.session.as_deref().filter(|s| !s.is_empty()) {
-        filter = filter.session(SessionId::new(s).map_err(|e| format!("session: {e}"))?);
+        query = query.session(SessionId::new(s).map_err(|e| format!("session: {e}"))?);
     }
     if let Some(w) = search.worker.as_deref().filter(|s| !s.is_empty()) {
-        filter = filter.worker(WorkerId::new(w).map_err(|e| format!("worker: {e}"))?);
+        query = query.worker(WorkerId::new(w).map_err(|e| format!("worker: {e}"))?);
     }
     if let Some(t) = search.tag.as_deref().filter(|s| !s.is_empty()) {
-        filter = filter.tag(t);
+        query = query.tag(t);
     }
-    let listing = bus
-        .list_findings(&filter)
-        .await
-        .map_err(|e| format!("cannot list findings: {e}"))?;
-    let words: Vec<String> = search
-        .query
+    if let Some(c) = search
+        .cursor
         .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .collect();
-    let mut hits: Vec<&Finding> = listing
-        .findings
-        .iter()
-        .filter(|f| {
-            if words.is_empty() {
-                return true;
-            }
-            let text = format!(
-                "{}\n{}\n{}",
-                f.title,
-                f.body,
-                f.tags.iter().cloned().collect::<Vec<_>>().join(" ")
-            )
-            .to_lowercase();
-            words.iter().all(|w| text.contains(w.as_str()))
-        })
-        .collect();
-    hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let total = hits.len();
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        query = query.after(c);
+    }
+    let refused = |e: swarmbus_core::Error| match e {
+        swarmbus_core::Error::InvalidInput {
+            field: "cursor", ..
+        } => format!(
+            "cursor {:?} is not one this server gave; start without a cursor",
+            shorten(search.cursor.as_deref().unwrap_or_default(), 40)
+        ),
+        e => format!("cannot search findings: {e}"),
+    };
+    let page = bus
+        .search_findings(&query.clone().limit(limit))
+        .await
+        .map_err(refused)?;
+    let ids: Vec<FindingId> = page.hits.iter().map(|h| h.id.clone()).collect();
+    let found = bus
+        .get_findings(&ids)
+        .await
+        .map_err(|e| format!("cannot read findings: {e}"))?;
     let mut findings = Vec::new();
     let mut bytes = 0usize;
-    let mut next = offset;
-    for f in hits.iter().skip(offset).take(limit) {
-        let v = listed_json(f, &key_of(&f.id));
+    let mut cut = false;
+    for (hit, f) in page.hits.iter().zip(found) {
+        let Some(f) = f else { continue };
+        let mut v = listed_json(&f, &key_of(&f.id));
+        if let (Some(score), Some(obj)) = (hit.score, v.as_object_mut()) {
+            obj.insert("score".into(), json!((score * 1000.0).round() / 1000.0));
+        }
         let size = v.to_string().len();
         if !findings.is_empty() && bytes.saturating_add(size) > MAX_PAGE_BYTES {
+            cut = true;
             break;
         }
         bytes = bytes.saturating_add(size);
         findings.push(v);
-        next = next.saturating_add(1);
     }
+    let next_cursor = if cut {
+        // The page was cut by size: the cursor after its last hit is that
+        // of a page of exactly this many.
+        bus.search_findings(&query.limit(findings.len()))
+            .await
+            .map_err(refused)?
+            .next_cursor
+    } else {
+        page.next_cursor
+    };
     Ok(Page {
         findings,
-        total,
-        next_cursor: (next < total).then(|| next.to_string()),
-        unreadable: listing.unreadable.iter().map(ToString::to_string).collect(),
+        total: usize::try_from(page.total).unwrap_or(usize::MAX),
+        next_cursor,
+        unreadable: Vec::new(),
     })
 }
 

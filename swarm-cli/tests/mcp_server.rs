@@ -19,7 +19,7 @@ use swarmbus_redis::{RedisBus, RedisConfig};
 
 type Client = RunningService<RoleClient, ()>;
 
-const TOOLS: [&str; 11] = [
+const TOOLS: [&str; 13] = [
     "put_finding",
     "get_finding",
     "search_findings",
@@ -31,6 +31,8 @@ const TOOLS: [&str; 11] = [
     "fail_task",
     "halt_swarm",
     "resume_swarm",
+    "put_findings",
+    "wait_for_findings",
 ];
 
 async fn connect(extra: &[&str], env: &[(&str, &str)]) -> Client {
@@ -646,4 +648,97 @@ async fn redis_going_away_mid_session_is_a_tool_error_and_the_session_recovers()
     let page = ok(&client, "search_findings", json!({ "query": "during" })).await;
     assert_eq!(page["findings"].as_array().map(Vec::len), Some(0), "{page}");
     client.cancel().await.unwrap();
+}
+
+/// The active loop through MCP: worker B waits (bounded) for findings after
+/// its cursor and wakes when worker A stores a batch with put_findings; a
+/// wait with nothing new times out; a bad batch stores nothing; search
+/// ranks by relevance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_worker_receives_the_batch_another_worker_stores() {
+    let server = RedisServer::start();
+    let a = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    let b = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    let redis = bus(&server).await;
+
+    ok(
+        &a,
+        "put_finding",
+        json!({ "title": "first note", "body": "x" }),
+    )
+    .await;
+    let first = ok(&b, "wait_for_findings", json!({})).await;
+    assert_eq!(
+        first["findings"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+
+    let quiet = ok(
+        &b,
+        "wait_for_findings",
+        json!({ "cursor": cursor, "wait_ms": 200 }),
+    )
+    .await;
+    assert_eq!(quiet["timed_out"], true, "{quiet}");
+    assert_eq!(quiet["findings"].as_array().map(Vec::len), Some(0));
+
+    let waiter = {
+        let cursor = cursor.clone();
+        tokio::spawn(async move {
+            let r = ok(
+                &b,
+                "wait_for_findings",
+                json!({ "cursor": cursor, "wait_ms": 20000 }),
+            )
+            .await;
+            (b, r)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let put = ok(
+        &a,
+        "put_findings",
+        json!({ "findings": [
+            { "title": "redis failover measured", "body": "replica promoted in 2 s", "tags": ["redis"] },
+            { "title": "quota note", "body": "redis mentioned once" },
+        ]}),
+    )
+    .await;
+    assert_eq!(put["stored"], 2);
+    let (b, woke) = waiter.await.unwrap();
+    assert_eq!(woke["timed_out"], false, "{woke}");
+    let titles: Vec<&str> = woke["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["quota note", "redis failover measured"]);
+    assert_ne!(woke["cursor"].as_str(), Some(cursor.as_str()));
+
+    // Ranked: title and tag outweigh one mention in a body.
+    let page = ok(&b, "search_findings", json!({ "query": "redis" })).await;
+    assert_eq!(
+        page["findings"][0]["title"], "redis failover measured",
+        "{page}"
+    );
+    assert_eq!(page["total"], 2);
+
+    // A batch with one bad finding stores none; an oversized one is refused.
+    let before = redis.count_findings().await.unwrap();
+    refused(
+        &a,
+        "put_findings",
+        json!({ "findings": [ { "title": "fine" }, { "title": "" } ] }),
+    )
+    .await;
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({ "title": format!("n{i}") }))
+        .collect();
+    refused(&a, "put_findings", json!({ "findings": many })).await;
+    assert_eq!(redis.count_findings().await.unwrap(), before);
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
 }

@@ -395,6 +395,7 @@ pub trait ArchiveDesk: Send + Sync {
 /// Everything a swarm needs from its bus.
 pub trait Bus:
     FindingStore
+    + crate::search::FindingIndex
     + FindingFeed
     + Channels
     + WorkerRegistry
@@ -411,6 +412,7 @@ pub trait Bus:
 
 impl<T> Bus for T where
     T: FindingStore
+        + crate::search::FindingIndex
         + FindingFeed
         + Channels
         + WorkerRegistry

@@ -14,6 +14,7 @@
 //!   `ArchiveDesk`) and `Bus`, all of them.
 //! - [`clock`]: the one injectable time source (`Clock`, `SystemClock`, `ManualClock`,
 //!   `OffsetClock`).
+//! - [`search`]: the findings index: tokeniser, BM25 ranking, `FindingIndex`, `MemoryIndex`.
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
@@ -22,7 +23,8 @@
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
 //! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
-//! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass.
+//! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass;
+//!   [`conformance_search`] the search index's (a fixed corpus, index against scan).
 //! - [`error`]: the crate's one error type, which says whether to retry.
 //!
 //! # Example
@@ -49,6 +51,8 @@ pub mod bus;
 pub mod clock;
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod conformance_search;
 pub mod error;
 pub mod keys;
 pub mod llm;
@@ -57,6 +61,7 @@ pub mod model;
 pub mod policy;
 pub mod quota;
 pub mod redact;
+pub mod search;
 pub mod status;
 
 pub use accounting::{Quote, RecordedCost, UsageRecord, UsageRecorder};
@@ -82,3 +87,4 @@ pub use model::{
     Task, TaskFailure, TaskReceipt, Tier, Unreadable, UnreadableReason,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};
+pub use search::{FindingIndex, IndexReport, MatchMode, SearchHit, SearchPage, SearchQuery};

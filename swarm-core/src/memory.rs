@@ -78,6 +78,8 @@ struct State {
     raw: HashMap<FindingId, RawEntry>,
     /// Raw values in the index and not archived.
     raw_active: u64,
+    /// The search index, kept in the same step as every finding change.
+    index: crate::search::MemoryIndex,
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
     workers: HashMap<WorkerId, Liveness>,
@@ -321,6 +323,7 @@ impl MemoryBus {
         state.order.insert((finding.created_at, finding.id.clone()));
         state.feed.push(finding.id.clone());
         state.active += 1;
+        state.index.add(finding, false);
         state.findings.insert(
             finding.id.clone(),
             Box::new(StoredFinding {
@@ -338,6 +341,7 @@ impl MemoryBus {
             if let Some(s) = state.findings.remove(id) {
                 state.order.remove(&(s.finding.created_at, id.clone()));
                 state.active -= 1;
+                state.index.remove(id);
             }
             if state.feed.last() == Some(id) {
                 state.feed.pop();
@@ -389,6 +393,15 @@ impl MemoryBus {
             if adopted {
                 state.feed.push(id.clone());
             }
+            state.index.remove(&id);
+            if indexed_at.is_some() {
+                let key = self.key(Key::Finding(id.clone()));
+                if let Ok(f) =
+                    Finding::from_stored(&key, &id, value.clone(), indexed_at, &self.inner.limits)
+                {
+                    state.index.add(&f, archived);
+                }
+            }
             state.raw.insert(
                 id.clone(),
                 RawEntry {
@@ -412,6 +425,7 @@ impl MemoryBus {
     pub fn delete_raw_finding(&self, id: &FindingId) -> bool {
         let mut state = self.state();
         let state = &mut *state;
+        state.index.remove(id);
         if let Some(e) = state.raw.remove(id) {
             if e.indexed_at.is_some() && !e.archived {
                 state.raw_active -= 1;
@@ -572,6 +586,7 @@ impl FindingStore for MemoryBus {
 
     async fn archive_findings(&self, ids: &[FindingId]) -> Result<u64> {
         let mut state = self.state();
+        let state = &mut *state;
         let mut changed = 0;
         for id in ids {
             if let Some(s) = state.findings.get_mut(id)
@@ -579,6 +594,7 @@ impl FindingStore for MemoryBus {
             {
                 s.archived = true;
                 changed += 1;
+                state.index.set_archived(id, true);
             }
         }
         state.active -= changed;
@@ -590,10 +606,81 @@ impl FindingStore for MemoryBus {
             {
                 e.archived = true;
                 raw_changed += 1;
+                state.index.set_archived(id, true);
             }
         }
         state.raw_active -= raw_changed;
         Ok(changed + raw_changed)
+    }
+}
+
+#[async_trait]
+impl crate::search::FindingIndex for MemoryBus {
+    async fn search_findings(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<crate::search::SearchPage> {
+        self.state().index.search(query)
+    }
+
+    async fn check_index(&self, repair: bool) -> Result<crate::search::IndexReport> {
+        let mut state = self.state();
+        let state = &mut *state;
+        let mut report = crate::search::IndexReport::default();
+        let mut store: HashMap<FindingId, (Option<Finding>, bool)> = HashMap::new();
+        for (id, s) in &state.findings {
+            store.insert(id.clone(), (Some(s.finding.clone()), s.archived));
+        }
+        for (id, raw) in &state.raw {
+            if raw.indexed_at.is_none() {
+                continue;
+            }
+            let key = self.key(Key::Finding(id.clone()));
+            let f = Finding::from_stored(
+                &key,
+                id,
+                raw.value.clone(),
+                raw.indexed_at,
+                &self.inner.limits,
+            )
+            .ok();
+            store.insert(id.clone(), (f, raw.archived));
+        }
+        report.findings = store.len() as u64;
+        for (id, (f, archived)) in &store {
+            if f.is_none() {
+                continue;
+            }
+            match state.index.state_of(id) {
+                None => report.missing.push(id.clone()),
+                Some(a) if a != *archived => report.stale.push(id.clone()),
+                Some(_) => {}
+            }
+        }
+        report.orphaned = state
+            .index
+            .live_ids()
+            .filter(|id| !matches!(store.get(*id), Some((Some(_), _))))
+            .cloned()
+            .collect();
+        report.indexed = state.index.live_ids().count() as u64;
+        report.dead_postings = state.index.dead_postings();
+        report.missing.sort();
+        report.stale.sort();
+        report.orphaned.sort();
+        if repair {
+            for id in report.missing.iter().chain(&report.stale) {
+                if let Some((Some(f), archived)) = store.get(id) {
+                    state.index.add(f, *archived);
+                }
+            }
+            for id in &report.orphaned {
+                state.index.remove(id);
+            }
+            state.index.compact();
+            report.repaired = true;
+        }
+        Ok(report)
     }
 }
 

@@ -251,6 +251,9 @@ impl RedisBus {
                 }
             }
         }
+        // The search index follows: adopted keys are indexed, missing ones
+        // retired (each checked again inside the index script).
+        self.index_ids(ids).await?;
         Ok((adopted, removed, other))
     }
 

@@ -23,7 +23,8 @@ use crate::scripts;
 
 /// Findings per script call: big enough to amortise a round trip and the
 /// script's own costs, small enough that one call holds Redis for a few
-/// milliseconds at most (Lua's `unpack` also caps the arguments).
+/// milliseconds at most (each finding is also indexed in the same script:
+/// a few dozen index writes) — Lua's `unpack` also caps the arguments.
 const FINDINGS_PER_SCRIPT: usize = 1000;
 
 /// Script calls per round trip of a batch put.
@@ -58,6 +59,8 @@ struct Prepared {
     id: String,
     json: String,
     score: i64,
+    /// What the search index needs (see `index.rs`).
+    index: crate::index::IndexEntry,
 }
 
 /// What one script call said.
@@ -144,12 +147,13 @@ impl RedisBus {
                 id: finding.id.to_string(),
                 json,
                 score: finding.created_at.timestamp_millis(),
+                index: crate::index::IndexEntry::of(finding),
             });
         }
         Ok((prepared, slot_of))
     }
 
-    fn put_script_call(&self, chunk: &[Prepared]) -> redis::Cmd {
+    fn put_script_call(&self, chunk: &[Prepared], base: u32) -> redis::Cmd {
         let names = self.names();
         let channel = self.inner.keys.channel(Channel::Findings);
         let mut keys: Vec<&str> = Vec::with_capacity(chunk.len() + 2);
@@ -159,13 +163,26 @@ impl RedisBus {
         // The operation id (see `scripts::once`): last key, last argument.
         let (op_key, op_ttl) = self.op_args();
         keys.push(&op_key);
+        let entries: Vec<&crate::index::IndexEntry> = chunk.iter().map(|p| &p.index).collect();
+        let (times, groups) = crate::index::batch_writes(&entries, base);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::PUT_FINDINGS.get_hash())
             .arg(keys.len())
             .arg(&keys)
-            .arg(&channel);
+            .arg(&channel)
+            .arg(self.index_prefix())
+            .arg(base)
+            .arg(times.as_slice());
         for p in chunk {
-            cmd.arg(&p.json).arg(&p.id).arg(p.score);
+            cmd.arg(&p.json)
+                .arg(&p.id)
+                .arg(p.score)
+                .arg(p.index.length())
+                .arg(p.index.fingerprint());
+        }
+        cmd.arg(groups.len());
+        for (suffix, bytes) in &groups {
+            cmd.arg(suffix).arg(bytes.as_slice());
         }
         cmd.arg(op_ttl);
         cmd
@@ -204,9 +221,11 @@ impl RedisBus {
         let mut pending = pending.into_iter().peekable();
         while pending.peek().is_some() {
             let group: Vec<Vec<Prepared>> = pending.by_ref().take(SCRIPTS_PER_TRIP).collect();
+            let mut base = self.reserve_docs(group.iter().map(Vec::len).sum()).await?;
             let mut pipe = redis::pipe();
             for chunk in &group {
-                pipe.add_command(self.put_script_call(chunk));
+                pipe.add_command(self.put_script_call(chunk, base));
+                base = base.saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
             }
             let replies: Vec<Value> = self.pipeline_once("put_findings", &pipe).await?;
             if replies.len() != group.len() {
@@ -266,7 +285,8 @@ impl RedisBus {
                         known.sort_by_key(|(p, _)| *p);
                         return Ok(known.into_iter().map(|(_, s)| s).collect());
                     }
-                    let cmd = self.put_script_call(&chunk);
+                    let base = self.reserve_docs(chunk.len()).await?;
+                    let cmd = self.put_script_call(&chunk, base);
                     let v: Value = self.query_once("put_findings", &cmd).await?;
                     reply = parse_put_reply(v)?;
                 }
@@ -528,9 +548,12 @@ impl FindingStore for RedisBus {
         let mut moved = 0;
         for chunk in ids.chunks(1000) {
             let names = self.names();
+            let (nums, bits) = (self.index_nums_key(), self.index_archived_key());
             let keys = [
                 names.findings_active.as_str(),
                 names.findings_archived.as_str(),
+                nums.as_str(),
+                bits.as_str(),
             ];
             let args: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let n: u64 = self

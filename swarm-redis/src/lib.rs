@@ -19,6 +19,8 @@
 //! - `scripts`: the Lua scripts, one per atomic multi-key change.
 //! - `findings`: `FindingStore` and `FindingFeed` (index ZSET, Stream with
 //!   consumer groups).
+//! - `index`: `FindingIndex`, the search index kept by the put script
+//!   (postings, bitmaps, BM25 via `swarmbus_core::search`), check and repair.
 //! - `adopt`: findings written around the library (`redis-cli SET
 //!   finding:<name>`) join the index: [`RedisBus::reindex_findings`]
 //!   (incremental SCAN, resumable) and [`RedisBus::spawn_finding_adopter`]
@@ -69,6 +71,7 @@ mod errors;
 mod fault_proxy;
 mod findings;
 mod halt;
+mod index;
 mod outage;
 mod quota;
 mod scripts;

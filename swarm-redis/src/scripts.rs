@@ -45,14 +45,22 @@ return reply
 /// them conflicts.
 ///
 /// KEYS: active index (ZSET), feed (STREAM), then one `finding:<uuid>` per
-/// finding. ARGV: the findings channel, then per finding: JSON, id, score
-/// (creation time in ms).
+/// finding. ARGV: the findings channel, the search index's key prefix
+/// (`swarm:fx:`, see `index.rs`: each new finding is indexed in this same
+/// step), the first document number reserved for the call, the documents'
+/// `times` bytes, then per finding: JSON, id, score (creation time in ms),
+/// document length, fingerprint; then the number of grouped index writes
+/// and that many (key suffix, bytes) pairs to APPEND. Documents of findings
+/// that were already stored stay dead (their postings are garbage for the
+/// next repair to compact).
 ///
 /// Reply: `{"ok", "1101…"}` (one character per finding: 1 new, 0 already
 /// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
 /// which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
-    once(
+    once(&format!(
+        "local IDX = ARGV[2]\n{}\n{}",
+        crate::index::INDEX_LUA,
         r#"
 local n = #KEYS - 2
 local status, mset, zadd = {}, {}, {}
@@ -62,7 +70,7 @@ local m = 0
 -- missing one checked for another type.
 if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
   for i = 1, n do
-    local base = (i - 1) * 3 + 2
+    local base = (i - 1) * 5 + 5
     status[i] = '1'
     mset[m + 1] = KEYS[i + 2]
     mset[m + 2] = ARGV[base]
@@ -73,7 +81,7 @@ if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
 else
   local cur = redis.call('MGET', unpack(KEYS, 3))
   for i = 1, n do
-    local base = (i - 1) * 3 + 2
+    local base = (i - 1) * 5 + 5
     if cur[i] then
       if cur[i] ~= ARGV[base] then return {'differs', i, cur[i]} end
       status[i] = '0'
@@ -94,21 +102,57 @@ if m > 0 then
   redis.call('MSET', unpack(mset))
   redis.call('ZADD', KEYS[1], unpack(zadd))
   local feed, channel = KEYS[2], ARGV[1]
+  -- The search index: documents numbered from ARGV[3] (reserved by the
+  -- caller), one per finding of the call; only new ones become live.
+  local first = tonumber(ARGV[3])
+  local hids, hnums, ids, live, total = {}, {}, {}, 0, 0
+  for i = 1, n do
+    if status[i] == '1' then ids[#ids + 1] = ARGV[(i - 1) * 5 + 6] end
+  end
+  local old = redis.call('HMGET', IDX .. 'nums', unpack(ids))
+  for i = 1, #ids do
+    if old[i] then retire(ids[i]) end
+  end
   for i = 1, n do
     if status[i] == '1' then
-      redis.call('XADD', feed, '*', 'finding', ARGV[(i - 1) * 3 + 3])
+      local base = (i - 1) * 5 + 5
+      local doc = first + i - 1
+      hids[#hids + 1] = doc
+      hids[#hids + 1] = ARGV[base + 1]
+      hnums[#hnums + 1] = ARGV[base + 1]
+      hnums[#hnums + 1] = doc .. ' ' .. ARGV[base + 3] .. ' ' .. ARGV[base + 4]
+      redis.call('SETBIT', IDX .. 'live', doc, 1)
+      live = live + 1
+      total = total + tonumber(ARGV[base + 3])
+    end
+  end
+  redis.call('HSET', IDX .. 'ids', unpack(hids))
+  redis.call('HSET', IDX .. 'nums', unpack(hnums))
+  redis.call('SETRANGE', IDX .. 'times', first * 8, ARGV[4])
+  redis.call('HINCRBY', IDX .. 'stats', 'live', live)
+  redis.call('HINCRBY', IDX .. 'stats', 'len', total)
+  local g = n * 5 + 5
+  for j = 1, tonumber(ARGV[g]) do
+    redis.call('APPEND', IDX .. ARGV[g + 2 * j - 1], ARGV[g + 2 * j])
+  end
+  for i = 1, n do
+    if status[i] == '1' then
+      local base = (i - 1) * 5 + 5
+      redis.call('XADD', feed, '*', 'finding', ARGV[base + 1])
       redis.call('PUBLISH', channel, KEYS[i + 2])
     end
   end
 end
 return {'ok', table.concat(status)}
-"#,
-    )
+"#
+    ))
 });
 
 /// Moves findings from the active index to the archived one.
 ///
-/// KEYS: active index, archived index. ARGV: ids. Reply: how many moved.
+/// KEYS: active index, archived index, the search index's `nums` HASH and
+/// `archived` bitmap (whose bit is set in the same step). ARGV: ids. Reply:
+/// how many moved.
 pub(crate) static ARCHIVE_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
     once(
         r#"
@@ -119,6 +163,10 @@ for i = 1, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('ZADD', KEYS[2], score, ARGV[i])
     moved = moved + 1
+  end
+  local doc = redis.call('HGET', KEYS[3], ARGV[i])
+  if doc then
+    redis.call('SETBIT', KEYS[4], tonumber(string.match(doc, '^%d+')), 1)
   end
 end
 return moved
@@ -641,8 +689,12 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 });
 
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 22] {
+pub(crate) fn all() -> [&'static Script; 25] {
+    let [search_fetch, index_stored, compact] = crate::index::scripts();
     [
+        search_fetch,
+        index_stored,
+        compact,
         &PUT_FINDINGS,
         &crate::adopt::SYNC_KEYS,
         &ARCHIVE_FINDINGS,

@@ -1,0 +1,241 @@
+//! The search index's conformance checks (feature `testing`): a fixed
+//! corpus with its expected orders written down, and the index compared
+//! with a scan of the findings. Each check needs a fresh, empty bus (a new
+//! `MemoryBus`, a Redis bus in a random namespace).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::bus::FindingStore;
+use crate::keys::{FindingId, SessionId, WorkerId};
+use crate::model::{Finding, FindingFilter};
+use crate::search::{FindingIndex, MatchMode, SearchQuery, tokens};
+
+fn at(minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()
+}
+
+/// The corpus, in the order it is written (A oldest … E newest).
+pub fn corpus() -> Vec<(&'static str, Finding)> {
+    let s1 = SessionId::new("s1").unwrap();
+    let s2 = SessionId::new("s2").unwrap();
+    let w1 = WorkerId::new("w1").unwrap();
+    let w2 = WorkerId::new("w2").unwrap();
+    let f = |s: &SessionId, w: &WorkerId, title: &str, body: &str, tags: &[&str], m: u32| {
+        Finding::new(w.clone(), s.clone(), title, body)
+            .with_tags(tags.iter().copied())
+            .at(at(m))
+    };
+    vec![
+        (
+            "A",
+            f(
+                &s1,
+                &w1,
+                "Redis cluster failover",
+                "Failover moves slots to a replica.",
+                &["redis"],
+                0,
+            ),
+        ),
+        (
+            "B",
+            f(
+                &s1,
+                &w2,
+                "Pricing of deepseek",
+                "Deepseek costs less than redis hosting; redis, redis.",
+                &["cost"],
+                1,
+            ),
+        ),
+        (
+            "C",
+            f(
+                &s2,
+                &w1,
+                "Gemini quota",
+                "Daily quota resets at Pacific midnight.",
+                &["gemini", "quota"],
+                2,
+            ),
+        ),
+        ("D", f(&s2, &w2, "Notes", "cluster failover notes", &[], 3)),
+        (
+            "E",
+            f(
+                &s1,
+                &w1,
+                "Straße names",
+                "Unicode folding: STRASSE",
+                &["unicode"],
+                4,
+            ),
+        ),
+    ]
+}
+
+async fn names<B: FindingIndex>(
+    bus: &B,
+    corpus: &[(&'static str, Finding)],
+    q: &SearchQuery,
+) -> (Vec<&'static str>, u64, Option<String>) {
+    let page = bus.search_findings(q).await.unwrap();
+    let names = page
+        .hits
+        .iter()
+        .map(|h| {
+            corpus
+                .iter()
+                .find(|(_, f)| f.id == h.id)
+                .map(|(n, _)| *n)
+                .unwrap_or("?")
+        })
+        .collect();
+    (names, page.total, page.next_cursor)
+}
+
+/// Writes the corpus and checks ranking, filters, paging and archiving.
+pub async fn ranking_and_filters<B: FindingStore + FindingIndex>(bus: &B) {
+    let corpus = corpus();
+    for (_, f) in &corpus {
+        bus.put_finding(f).await.unwrap();
+    }
+    let s1 = SessionId::new("s1").unwrap();
+    let w1 = WorkerId::new("w1").unwrap();
+    let check = |q: SearchQuery, want: &'static [&'static str]| {
+        let corpus = &corpus;
+        async move {
+            let (got, total, _) = names(bus, corpus, &q).await;
+            assert_eq!(got, want, "query {q:?}");
+            assert_eq!(total, want.len() as u64, "total of {q:?}");
+        }
+    };
+    // Title and tag weigh three times the body: A (title + tag) before B
+    // (three times in the body).
+    check(SearchQuery::text("redis"), &["A", "B"]).await;
+    check(SearchQuery::text("Cluster FAILOVER"), &["A", "D"]).await;
+    // Any term: the rarer term (quota, in one finding) counts more.
+    check(
+        SearchQuery::text("quota redis").mode(MatchMode::Any),
+        &["C", "A", "B"],
+    )
+    .await;
+    check(SearchQuery::text("quota redis"), &[]).await;
+    check(SearchQuery::text("redis").tag("cost"), &["B"]).await;
+    check(SearchQuery::text("redis").worker(w1.clone()), &["A"]).await;
+    // Full case folding: ß is ss.
+    check(SearchQuery::text("strasse"), &["E"]).await;
+    check(SearchQuery::text("STRAßE"), &["E"]).await;
+    check(SearchQuery::text("zebra"), &[]).await;
+    check(SearchQuery::text("!!"), &[]).await;
+    // Listings, newest first.
+    check(SearchQuery::listing(), &["E", "D", "C", "B", "A"]).await;
+    check(SearchQuery::listing().session(s1.clone()), &["E", "B", "A"]).await;
+    check(SearchQuery::listing().worker(w1), &["E", "C", "A"]).await;
+    check(
+        SearchQuery::listing().between(Some(at(2)), None),
+        &["E", "D", "C"],
+    )
+    .await;
+    check(
+        SearchQuery::listing().between(Some(at(1)), Some(at(3))),
+        &["C", "B"],
+    )
+    .await;
+    check(SearchQuery::listing().tag("nope"), &[]).await;
+    // Paging with a cursor: every hit once, in order.
+    for q in [
+        SearchQuery::listing(),
+        SearchQuery::text("redis cluster failover quota notes").mode(MatchMode::Any),
+    ] {
+        let (all, total, _) = names(bus, &corpus, &q.clone().limit(100)).await;
+        let mut paged = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page = q.clone().limit(2);
+            if let Some(c) = cursor.take() {
+                page = page.after(c);
+            }
+            let (got, t, next) = names(bus, &corpus, &page).await;
+            assert_eq!(t, total);
+            assert!(got.len() <= 2);
+            paged.extend(got);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all, "paged {q:?}");
+    }
+    assert!(
+        bus.search_findings(&SearchQuery::listing().after("garbage"))
+            .await
+            .is_err()
+    );
+    // Archived: gone from results unless asked for.
+    let b = corpus[1].1.id.clone();
+    bus.archive_findings(std::slice::from_ref(&b))
+        .await
+        .unwrap();
+    check(SearchQuery::text("redis"), &["A"]).await;
+    check(
+        SearchQuery::text("redis").include_archived(true),
+        &["A", "B"],
+    )
+    .await;
+    check(SearchQuery::listing().session(s1), &["E", "A"]).await;
+    let report = bus.check_index(false).await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.findings, 5);
+}
+
+/// The ids a scan of the listed findings says match `query` (all terms).
+pub fn scan_matches(findings: &[Finding], query: &str) -> BTreeSet<FindingId> {
+    let want: BTreeSet<String> = tokens(query).collect();
+    findings
+        .iter()
+        .filter(|f| {
+            let mut have: BTreeSet<String> = tokens(&f.title).collect();
+            have.extend(tokens(&f.body));
+            for t in &f.tags {
+                have.extend(tokens(t));
+            }
+            !want.is_empty() && want.is_subset(&have)
+        })
+        .map(|f| f.id.clone())
+        .collect()
+}
+
+/// Compares the index with a scan: for each query the same ids, the
+/// listing the same ids as `list_findings` and as many as
+/// `count_findings`, and `check_index` finds nothing.
+pub async fn index_matches_scan<B: FindingStore + FindingIndex>(bus: &B, queries: &[&str]) {
+    let listed = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    let findings = listed.findings;
+    for q in queries {
+        let page = bus
+            .search_findings(&SearchQuery::text(*q).limit(1000))
+            .await
+            .unwrap();
+        let got: BTreeSet<FindingId> = page.hits.into_iter().map(|h| h.id).collect();
+        assert_eq!(got, scan_matches(&findings, q), "query {q:?}");
+    }
+    let page = bus
+        .search_findings(&SearchQuery::listing().limit(1000))
+        .await
+        .unwrap();
+    let got: BTreeSet<FindingId> = page.hits.into_iter().map(|h| h.id).collect();
+    let want: BTreeSet<FindingId> = findings.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(got, want, "listing");
+    assert_eq!(
+        page.total,
+        bus.count_findings().await.unwrap(),
+        "listing total"
+    );
+    let report = bus.check_index(false).await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+}
