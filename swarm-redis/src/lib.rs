@@ -31,6 +31,7 @@
 //! - `halt`: `HaltSwitch` and drafts.
 //! - `counters`: `Counters` (costs, context size, named counters) and
 //!   `Journal`.
+//! - `tokens`: the HTTP server's bearer-token table (digests only).
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
 //! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
 //! - `testing` (feature `testing`): real `redis-server` processes, a local
@@ -72,6 +73,7 @@ mod scripts;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod workers;
 
 pub use adopt::{AdoptionMode, FindingAdopter, MAX_REINDEX_BATCH, ReindexCursor, ReindexStep};
