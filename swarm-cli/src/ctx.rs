@@ -193,6 +193,11 @@ impl Ctx {
         })
     }
 
+    /// The namespace's name as given (`""` for the default key space).
+    pub(crate) fn namespace_name(&self) -> String {
+        self.args.namespace.clone().unwrap_or_default()
+    }
+
     fn namespace(&self) -> Result<Option<Namespace>> {
         self.args
             .namespace

@@ -53,6 +53,7 @@ mod ops;
 mod otlp_cmd;
 mod prompt_cmd;
 mod run_cmd;
+mod serve;
 mod shards_cmd;
 mod status_cmd;
 mod statusline_cmd;
@@ -92,6 +93,12 @@ enum Command {
     Librarian(librarian_cmd::LibrarianCmd),
     /// Serve the swarm's tools over MCP on stdio (`claude mcp add swarm -- swarm mcp`).
     Mcp(mcp::McpArgs),
+    /// Serve the swarm over HTTP: MCP at /mcp (Streamable HTTP), Prometheus
+    /// /metrics, /healthz and /readyz; bearer tokens off loopback.
+    Serve(Box<serve::ServeArgs>),
+    /// Bearer tokens of `swarm serve`.
+    #[command(subcommand)]
+    Token(serve::TokenCmd),
     /// Read and write findings (the MCP tools' twins for shell-only agents).
     #[command(subcommand)]
     Findings(findings_cmd::FindingsCmd),
@@ -160,6 +167,9 @@ async fn run() -> ExitCode {
     if let Command::Mcp(args) = cli.command {
         return mcp::run(args, ctx).await;
     }
+    if let Command::Serve(args) = cli.command {
+        return serve::run(*args, ctx).await;
+    }
     match cli.command {
         Command::Status(args) => status_cmd::run(args, &ctx).await,
         Command::Monitor(args) => status_cmd::monitor(args, &ctx).await,
@@ -174,7 +184,8 @@ async fn run() -> ExitCode {
         Command::Resume => task_cmd::resume(&ctx).await,
         Command::Demo(args) => demo_cmd::run(args, &ctx).await,
         Command::Prompt(args) => prompt_cmd::run(args, &ctx).await,
-        Command::Mcp(_) => ExitCode::SUCCESS,
+        Command::Mcp(_) | Command::Serve(_) => ExitCode::SUCCESS,
+        Command::Token(cmd) => serve::token_run(cmd, &ctx).await,
         Command::Run(args) => run_cmd::run(*args, &ctx).await,
         Command::Worker(cmd) => worker_cmd::run(cmd, &ctx).await,
         Command::Hook(args) => hook_cmd::run(args, &ctx).await,

@@ -39,10 +39,10 @@ pub(crate) struct McpArgs {
     /// Answer `ask_librarian` with the offline extractive provider even when
     /// shard keys (`GEMINI_API_KEY_SHARD<N>`) are set.
     #[arg(long)]
-    offline: bool,
+    pub(crate) offline: bool,
     /// The Gemini model of the librarian.
     #[arg(long, env = "GEMINI_MODEL", default_value = swarmbus_gemini::client::DEFAULT_MODEL)]
-    model: String,
+    pub(crate) model: String,
 }
 
 /// The swarm's MCP server.

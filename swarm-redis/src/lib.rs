@@ -35,6 +35,7 @@
 //!   recovery, a worker taking back its own in-flight tasks.
 //! - `counters`: `Counters` (costs, context size, named counters) and
 //!   `Journal`.
+//! - `tokens`: the HTTP server's bearer-token table (digests only).
 //! - `archive`: `ArchiveDesk` (questions and answers for librarians).
 //! - `errors`: redis-rs errors to the core `Error`, secrets scrubbed.
 //! - `testing` (feature `testing`): real `redis-server` processes, a local
@@ -78,6 +79,7 @@ mod scripts;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod workers;
 
 pub use adopt::{AdoptionMode, FindingAdopter, MAX_REINDEX_BATCH, ReindexCursor, ReindexStep};
