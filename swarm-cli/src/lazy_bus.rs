@@ -404,3 +404,18 @@ impl ArchiveDesk for LazyBus {
         self.seen(bus.get_response(id).await)
     }
 }
+
+#[async_trait]
+impl swarmbus_core::search::FindingIndex for LazyBus {
+    async fn search_findings(
+        &self,
+        query: &swarmbus_core::search::SearchQuery,
+    ) -> Result<swarmbus_core::search::SearchPage> {
+        let bus = self.get().await?;
+        self.seen(bus.search_findings(query).await)
+    }
+    async fn check_index(&self, repair: bool) -> Result<swarmbus_core::search::IndexReport> {
+        let bus = self.get().await?;
+        self.seen(bus.check_index(repair).await)
+    }
+}

@@ -85,17 +85,22 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let dead = state.bus.failed_tasks().await.map(|f| f.len()).ok();
     let mut registry = Registry::with_prefix("swarm");
 
-    let findings: Gauge = Gauge::default();
-    findings.set(i64::try_from(status.findings).unwrap_or(i64::MAX));
-    registry.register("findings", "Active findings", findings);
-
-    let workers: Gauge = Gauge::default();
-    workers.set(i64::try_from(status.active_workers).unwrap_or(i64::MAX));
-    registry.register(
-        "active_workers",
-        "Workers with a current heartbeat",
-        workers,
-    );
+    // A value the bus could not read is left out (an absent sample, not a
+    // wrong one); the status JSON names why.
+    if let Some(n) = status.findings {
+        let findings: Gauge = Gauge::default();
+        findings.set(i64::try_from(n).unwrap_or(i64::MAX));
+        registry.register("findings", "Active findings", findings);
+    }
+    if let Some(n) = status.active_workers {
+        let workers: Gauge = Gauge::default();
+        workers.set(i64::try_from(n).unwrap_or(i64::MAX));
+        registry.register(
+            "active_workers",
+            "Workers with a current heartbeat",
+            workers,
+        );
+    }
 
     if let Some(dead) = dead {
         let g: Gauge = Gauge::default();
@@ -105,23 +110,25 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
 
     let spend = Family::<TierLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
     for c in &status.costs {
-        if c.usd.is_finite() && c.usd >= 0.0 {
+        if let Some(usd) = c.usd.filter(|u| u.is_finite() && *u >= 0.0) {
             spend
                 .get_or_create(&TierLabels {
                     tier: c.tier.to_string(),
                 })
-                .inc_by(c.usd);
+                .inc_by(usd);
         }
     }
     registry.register("spend_usd", "Spend per tier (cost:<tier>), dollars", spend);
 
-    let share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    share.set(f64::from(status.efficiency.worker.permille()) / 1000.0);
-    registry.register(
-        "worker_share_ratio",
-        "Worker tier's share of worker + coordinator spend (target 0.9)",
-        share,
-    );
+    if let Some(e) = status.efficiency {
+        let share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        share.set(f64::from(e.worker.permille()) / 1000.0);
+        registry.register(
+            "worker_share_ratio",
+            "Worker tier's share of worker + coordinator spend (target 0.9)",
+            share,
+        );
+    }
 
     let quota = Family::<ShardLabels, Gauge>::default();
     for s in &status.shards {
