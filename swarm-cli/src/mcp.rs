@@ -503,7 +503,10 @@ impl ServerHandler for SwarmMcp {
 
 /// Runs the server on stdin/stdout until the client closes it.
 pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
-    ctx.ride_outages();
+    // The server itself rides out any outage (it lives, reconnects by
+    // itself and the session goes on), but a tool call does not wait for
+    // Redis forever: after the bus's retry window (`--redis-give-up`, else
+    // 5 s) the agent gets a tool error saying what to do, and can go on.
     // On Redis, keys written around the library (`redis-cli SET
     // finding:<name> …`) join the index within seconds while it serves.
     // Without Redis the server still serves (crate::lazy_bus): the tools are
