@@ -37,6 +37,7 @@ mod findings_cmd;
 mod gemini_cmd;
 mod librarian_cmd;
 mod mcp;
+mod mcp_wire;
 mod ops;
 mod prompt_cmd;
 mod run_cmd;

@@ -500,7 +500,6 @@ impl ServerHandler for SwarmMcp {
 
 /// Runs the server on stdin/stdout until the client closes it.
 pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
-    ctx.ride_outages();
     // On Redis, keys written around the library (`redis-cli SET
     // finding:<name> …`) join the index within seconds while it serves.
     let (bus, _adopter): (Arc<dyn Bus>, _) = if ctx.is_memory() {
@@ -519,7 +518,7 @@ pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
     };
     let server = SwarmMcp::new(bus, Arc::new(ctx), args.offline, args.model);
     tracing::info!("swarm mcp: serving on stdio");
-    let service = match server.serve(rmcp::transport::stdio()).await {
+    let service = match server.serve(crate::mcp_wire::stdio()).await {
         Ok(s) => s,
         Err(e) => return fail("mcp", e),
     };
