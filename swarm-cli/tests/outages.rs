@@ -517,7 +517,6 @@ fn mcp_answers_every_line_it_can_identify() {
     // The session still serves.
     send(br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"swarm_status","arguments":{}}}"#);
     assert!(answer_to(serde_json::json!(6))["result"].is_object());
-    drop(send);
     drop(stdin);
     let _ = child.wait();
 }

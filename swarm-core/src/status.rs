@@ -316,7 +316,7 @@ impl SwarmStatus {
         // The brief prints the librarian tier as a constant `$0` (free tier);
         // a paid librarian shows its spend like the other tiers.
         let librarian_cost = match usd(2) {
-            Some(v) if v == 0.0 => "$0".to_owned(),
+            Some(0.0) => "$0".to_owned(),
             _ => dollars(2),
         };
         let (worker_share, coordinator_share) = match &self.efficiency {
