@@ -62,8 +62,8 @@ pub(crate) struct CtxArgs {
     /// and rehearsals; said on stderr when set.
     #[arg(long, env = "SWARM_NOW", global = true, value_name = "TIME")]
     pub(crate) now: Option<DateTime<Utc>>,
-    /// How long the long-running commands (`worker run`, `librarian serve`,
-    /// `mcp`) retry while Redis is away before giving up (default: never;
+    /// How long the long-running commands (`worker run`, `librarian serve`)
+    /// retry while Redis is away before giving up (default: never;
     /// one-shot commands give up after 5 s).
     #[arg(
         long,

@@ -49,6 +49,7 @@ mod init_cmd;
 mod lazy_bus;
 mod librarian_cmd;
 mod mcp;
+mod mcp_wire;
 mod ops;
 mod otlp_cmd;
 mod prompt_cmd;

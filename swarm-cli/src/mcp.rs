@@ -524,7 +524,7 @@ pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
     };
     let server = SwarmMcp::new(bus, ctx, args.offline, args.model);
     tracing::info!("swarm mcp: serving on stdio");
-    let service = match server.serve(rmcp::transport::stdio()).await {
+    let service = match server.serve(crate::mcp_wire::stdio()).await {
         Ok(s) => s,
         Err(e) => return fail("mcp", e),
     };

@@ -435,3 +435,88 @@ async fn a_worker_restarted_under_its_id_takes_back_its_in_flight_task() {
     assert_eq!(server.cli(&["LLEN", "worker:tasks:w1"]).trim(), "0");
     assert_eq!(finding_titles(&server).len(), 2, "{shown}");
 }
+
+// ---- row 8: MCP answers every request it can identify ----
+
+/// Row 8, on the real server over its stdio. Before: no answer at all to
+/// the first three (the client waited forever), and -32601 "method not
+/// found" to `arguments` as a string.
+#[test]
+fn mcp_answers_every_line_it_can_identify() {
+    use std::io::Write;
+    let server = RedisServer::start();
+    let mut child = swarm(&server.url())
+        .args(["mcp", "--offline"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut send = |bytes: &[u8]| {
+        stdin.write_all(bytes).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    };
+    let answer_to = |id: Value| -> Value {
+        loop {
+            let v = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no answer to id {id}"));
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    send(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
+    assert!(answer_to(serde_json::json!(1))["result"].is_object());
+    send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+
+    // Invalid UTF-8 inside a string.
+    send(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"put_finding\",\"arguments\":{\"title\":\"\xff\xfe\"}}}");
+    assert_eq!(answer_to(serde_json::json!(2))["error"]["code"], -32700);
+    // Nested 10,000 deep.
+    let deep = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{{\"name\":\"swarm_status\",\"arguments\":{{\"x\":{}{}}}}}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    send(deep.as_bytes());
+    assert_eq!(answer_to(serde_json::json!(3))["error"]["code"], -32700);
+    // A line over 16 MiB.
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":\"big\",\"method\":\"tools/call\",\"params\":{{\"name\":\"put_finding\",\"arguments\":{{\"title\":\"t\",\"body\":\"{}\"}}}}}}",
+        "a".repeat(16 * 1024 * 1024 + 10)
+    );
+    send(big.as_bytes());
+    let a = answer_to(serde_json::json!("big"));
+    assert_eq!(a["error"]["code"], -32600, "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit"),
+        "{a}"
+    );
+    // `arguments` as a string.
+    send(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"swarm_status","arguments":"{}"}}"#);
+    let a = answer_to(serde_json::json!(5));
+    assert_eq!(a["error"]["code"], -32602, "{a}");
+    // The session still serves.
+    send(br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"swarm_status","arguments":{}}}"#);
+    assert!(answer_to(serde_json::json!(6))["result"].is_object());
+    drop(stdin);
+    let _ = child.wait();
+}
