@@ -90,10 +90,7 @@ pub(crate) async fn run(cmd: BudgetCmd, ctx: &Ctx) -> ExitCode {
             if session.is_none() && total.is_none() {
                 return fail("budget set", "give --session and/or --total");
             }
-            let mut caps = match load(&bus).await {
-                Ok(c) => c,
-                Err(_) => Caps::default(),
-            };
+            let mut caps: Caps = load(&bus).await.unwrap_or_default();
             for (arg, slot) in [(session, &mut caps.session), (total, &mut caps.total)] {
                 if let Some(a) = arg {
                     match money(&a) {

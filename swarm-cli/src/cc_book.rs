@@ -44,7 +44,7 @@ impl Booked {
         self.booked += other.booked;
         self.already += other.already;
         self.unkeyed += other.unkeyed;
-        self.usd = self.usd + other.usd;
+        self.usd += other.usd;
         self.disagreements.extend(other.disagreements);
         self.cost_differences.extend(other.cost_differences);
     }
@@ -204,7 +204,7 @@ impl Booker {
                 Ok(entry) => {
                     out.booked += 1;
                     if let Some(usd) = entry.cost.usd() {
-                        out.usd = out.usd + usd;
+                        out.usd += usd;
                     }
                     if let Ok(json) = serde_json::to_string(c) {
                         // Only for telling disagreements: a failure here loses nothing booked.

@@ -262,13 +262,13 @@ async fn budget_check(p: &HookPayload, bus: Arc<dyn Bus>, ctx: &Ctx) -> Result<O
         for f in files {
             for c in read_calls(&f, None).unwrap_or_default() {
                 if !booker.is_booked(&c).await? {
-                    running = running + booker.price(&c).unwrap_or(Money::ZERO);
+                    running += booker.price(&c).unwrap_or(Money::ZERO);
                 }
             }
         }
     }
-    session = session + running;
-    total = total + running;
+    session += running;
+    total += running;
     for (what, spent, cap) in [
         ("this session", session, caps.session),
         ("all sessions", total, caps.total),
