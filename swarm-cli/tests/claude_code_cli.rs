@@ -477,10 +477,7 @@ fn the_status_line_shows_workers_while_they_run_and_never_fails() {
         "{line}"
     );
     // A bad value under cost:sonnet, garbage on stdin, no Redis: `?`, exit 0.
-    let _ = std::process::Command::new("redis-cli")
-        .args(["-u", &url, "SET", "cost:sonnet", "not-a-number"])
-        .output()
-        .unwrap();
+    server.cli(&["SET", "cost:sonnet", "not-a-number"]);
     let line = ok(&swarm(&url, &["statusline"], Some("\u{0}garbage")));
     assert!(line.contains('?') && line.contains("findings"), "{line}");
     let line = ok(&swarm("redis://127.0.0.1:1", &["statusline"], Some(&input)));

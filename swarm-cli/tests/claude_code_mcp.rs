@@ -68,9 +68,7 @@ async fn without_redis_the_tools_are_listed_calls_say_what_to_do_and_it_reconnec
     server.start_again();
     // A password the server does not require is refused by Redis 7
     // (AUTH without requirepass): set one so the URL's password is right.
-    let _ = std::process::Command::new("redis-cli")
-        .args(["-p", &port, "CONFIG", "SET", "requirepass", "hunter2secret"])
-        .output();
+    server.cli(&["CONFIG", "SET", "requirepass", "hunter2secret"]);
     let r = call(
         "put_finding",
         json!({"title": "after Redis came back", "body": "b"}),
