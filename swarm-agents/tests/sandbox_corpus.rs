@@ -21,7 +21,7 @@ use swarmbus_agents::tools::{CommandAllowList, ToolContext, ToolLimits, Toolbox,
 use swarmbus_core::{Bus, MemoryBus, SessionId, Task, WorkerId};
 
 const CANARY: &str = "CANARY-8c41d2-outside-the-workspace";
-const SECRET: &str = "sk-ant-CANARY-secret-in-another-process";
+const SECRET: &str = "CANARY-secret-in-another-process";
 
 const PROGRAMS: &[&str] = &[
     "cat", "echo", "head", "ls", "sort", "tail", "uniq", "wc", "python3", "find", "tar", "awk",

@@ -388,7 +388,7 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
                 .env("HOME", home)
                 .env("REDIS_URL", url)
                 .env("ANTHROPIC_BASE_URL", api)
-                .env("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+                .env("ANTHROPIC_API_KEY", "test-not-a-key")
                 .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
                 .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
                 .env("OTEL_LOGS_EXPORTER", "otlp")

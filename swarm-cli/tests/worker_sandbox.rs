@@ -21,7 +21,7 @@ use swarmbus_redis::testing::RedisServer;
 use swarmbus_redis::{RedisBus, RedisConfig};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
-const KEY: &str = "sk-ant-fake-CANARY-key-of-the-worker";
+const KEY: &str = "fake-CANARY-key-of-the-worker";
 const CANARY: &str = "CANARY-3a9f-outside-the-workspace";
 
 /// One answer of the attacker: tool calls, built when the call comes (the

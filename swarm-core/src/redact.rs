@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn every_non_empty_key_is_replaced_whatever_its_length() {
-        for key in ["k", "ab", "abc", "abcd", "sk-ant-0123456789"] {
+        for key in ["k", "ab", "abc", "abcd", "key-0123456789"] {
             let out = r(key).clean(&format!("<{key}>"));
             assert_eq!(out, format!("<{REDACTED}>"), "key {key:?}");
         }
