@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::Result;
 use swarmbus_core::keys::FindingId;
 use swarmbus_core::model::{Finding, RawValue};
 use swarmbus_core::search::{
@@ -426,15 +426,38 @@ impl RedisBus {
                 raws.push(v.map(RawValue::String));
             }
             if !nil.is_empty() {
-                // A key of another type answers WRONGTYPE: treated as gone
-                // from the index's view (it is not a finding).
-                let got: std::result::Result<Vec<HashFields>, Error> =
-                    self.pipeline("index_findings", &pipe).await;
-                if let Ok(got) = got {
-                    for (i, pairs) in nil.into_iter().zip(got) {
-                        if !pairs.is_empty() {
-                            raws[i] = Some(RawValue::Hash(pairs));
+                // A key of another type (a LIST under `finding:x`) answers
+                // WRONGTYPE, which fails the whole pipeline: then each key is
+                // read on its own, so one foreign key never hides the HASH
+                // findings that share its chunk. Only WRONGTYPE means "not a
+                // finding"; any other failure is the caller's error, never a
+                // reason to retire what the index holds.
+                let got: Vec<Option<HashFields>> = match self
+                    .pipeline_raw("index_findings", &pipe)
+                    .await
+                {
+                    Ok(all) => {
+                        let all: Vec<HashFields> = all;
+                        all.into_iter().map(Some).collect()
+                    }
+                    Err(e) if crate::errors::is_wrong_type(&e) => {
+                        let mut one_by_one = Vec::with_capacity(nil.len());
+                        for &i in &nil {
+                            let mut cmd = redis::cmd("HGETALL");
+                            cmd.arg(&keys[i]);
+                            match self.query_raw::<HashFields>("index_findings", &cmd).await {
+                                Ok(pairs) => one_by_one.push(Some(pairs)),
+                                Err(e) if crate::errors::is_wrong_type(&e) => one_by_one.push(None),
+                                Err(e) => return Err(self.fail(&e, "index_findings")),
+                            }
                         }
+                        one_by_one
+                    }
+                    Err(e) => return Err(self.fail(&e, "index_findings")),
+                };
+                for (i, pairs) in nil.into_iter().zip(got) {
+                    if let Some(pairs) = pairs.filter(|p| !p.is_empty()) {
+                        raws[i] = Some(RawValue::Hash(pairs));
                     }
                 }
             }

@@ -247,3 +247,37 @@ async fn the_check_finds_what_the_index_lacks_and_the_repair_indexes_it() {
         29
     );
 }
+
+/// A key of another type under `finding:` (a LIST) that shares a reindex
+/// batch with raw HASH findings never hides them from the index: Redis
+/// answers WRONGTYPE for the LIST alone. (Before, the one error dropped the
+/// whole batch's HASHes, and which keys shared a batch depended on the
+/// server's hash seed: a test that failed now and then.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_under_finding_never_hides_the_hashes_of_its_batch() {
+    let server = RedisServer::start();
+    let bus = bus_on(&server.url()).await;
+    let prefix = bus.key_space().prefix().to_owned();
+    for i in 0..20 {
+        server.cli(&[
+            "HSET",
+            &format!("{prefix}finding:quota_{i}"),
+            "title",
+            &format!("Gemini quota {i}"),
+            "body",
+            "1500 a day",
+        ]);
+        server.cli(&[
+            "LPUSH",
+            &format!("{prefix}finding:list_{i}"),
+            "not a finding",
+        ]);
+    }
+    reindex(&bus).await;
+    let page = bus
+        .search_findings(&SearchQuery::text("gemini").limit(100))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 20, "{page:?}");
+    index_matches_scan(&bus, &["gemini", "quota 7"]).await;
+}
