@@ -32,6 +32,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -412,12 +413,54 @@ async fn guard(
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if let Some(tool) = tool {
-        state
-            .metrics
-            .observe_tool(&tool, response.status().is_success(), started.elapsed());
+    let Some(tool) = tool else {
+        return response;
+    };
+    if !response.status().is_success() {
+        state.metrics.observe_tool(&tool, false, started.elapsed());
+        return response;
     }
-    response
+    // The answer is JSON or, in a session, an SSE stream that ends after it:
+    // the call is timed until its body is done, and a tool that failed
+    // (HTTP 200 with `isError`, or a JSON-RPC error) is counted as failed.
+    let (parts, body) = response.into_parts();
+    let mut observed = ToolCall {
+        metrics: Arc::clone(&state.metrics),
+        tool,
+        started,
+        failed: false,
+    };
+    let stream = body.into_data_stream().map(move |chunk| {
+        // The whole record lives in the stream (dropped with it).
+        let observed = &mut observed;
+        if let Ok(bytes) = &chunk
+            && (contains(bytes, b"\"isError\":true") || contains(bytes, b",\"error\":{"))
+        {
+            observed.failed = true;
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// One MCP tool call being answered; recorded when its answer is done.
+struct ToolCall {
+    metrics: Arc<metrics::Metrics>,
+    tool: String,
+    started: Instant,
+    failed: bool,
+}
+
+impl Drop for ToolCall {
+    fn drop(&mut self) {
+        self.metrics
+            .observe_tool(&self.tool, !self.failed, self.started.elapsed());
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Whether a `Host` header (`name` or `name:port`) names an allowed host
