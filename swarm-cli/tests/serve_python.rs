@@ -27,6 +27,7 @@ fn python() -> Option<String> {
     });
     let py = format!("{venv}/bin/python");
     let ok = Command::new(&py)
+        .env_remove("LD_PRELOAD")
         .args(["-c", "import mcp.client.streamable_http"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -49,7 +50,10 @@ fn python() -> Option<String> {
 
 /// Runs the client against `base` with `token`: (exit status, its JSON line).
 fn client(py: &str, base: &str, token: &str) -> (Option<i32>, Value) {
+    // A client from outside: never under the clock check's libfaketime.
     let out = Command::new(py)
+        .env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
         .arg(format!(
             "{}/tests/py/mcp_http_client.py",
             env!("CARGO_MANIFEST_DIR")

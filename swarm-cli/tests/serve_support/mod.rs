@@ -182,8 +182,12 @@ impl Browser {
     /// Starts ChromeDriver and a headless Chromium session of `width`×`height`.
     pub(crate) fn start(browser: &str, driver: &str, width: u32, height: u32) -> Browser {
         let port = free_port();
+        // The browser is a client from outside: never under the clock
+        // check's libfaketime (scripts/clock-check.sh).
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .env_remove("LD_PRELOAD")
+            .env_remove("FAKETIME")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
