@@ -76,6 +76,7 @@ mod index;
 mod outage;
 mod quota;
 mod scripts;
+mod task_stats;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -85,3 +86,4 @@ mod workers;
 pub use adopt::{AdoptionMode, FindingAdopter, MAX_REINDEX_BATCH, ReindexCursor, ReindexStep};
 pub use bus::RedisBus;
 pub use config::RedisConfig;
+pub use task_stats::TaskTotals;

@@ -4,6 +4,7 @@
 //! - `/mcp`: the MCP server of `swarm mcp` (same tools) over the protocol's
 //!   Streamable HTTP transport (rmcp), behind bearer-token auth ([`auth`])
 //!   and a per-token rate limit ([`limit`]).
+//! - `/`: the dashboard ([`dashboard`]), its data under `/api/`.
 //! - `/metrics`: Prometheus text ([`metrics`]).
 //! - `/healthz` (the process is up) and `/readyz` (the bus answers).
 //!
@@ -13,6 +14,7 @@
 //! token's id.
 
 pub(crate) mod auth;
+mod dashboard;
 mod limit;
 mod metrics;
 mod token_cmd;
@@ -30,6 +32,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -85,6 +88,10 @@ pub(crate) struct AppState {
     namespace: String,
     limiter: Arc<limit::Limiter>,
     metrics: Arc<metrics::Metrics>,
+    ctx: Arc<Ctx>,
+    /// Host names `/api/` answers (DNS-rebinding protection of a loopback
+    /// server); `None`: any.
+    api_hosts: Option<Arc<Vec<String>>>,
 }
 
 /// The caller of a request, once authenticated.
@@ -145,10 +152,21 @@ pub(crate) async fn run(args: ServeArgs, ctx: Ctx) -> ExitCode {
     let ctx = Arc::new(ctx);
     let server = SwarmMcp::new(
         bus.clone(),
-        ctx.clone(),
+        Arc::clone(&ctx),
         args.mcp.offline,
         args.mcp.model.clone(),
     );
+    let api_hosts = if !args.allowed_hosts.is_empty() {
+        Some(Arc::new(args.allowed_hosts.clone()))
+    } else if loopback {
+        Some(Arc::new(
+            ["localhost", "127.0.0.1", "[::1]", "::1"]
+                .map(String::from)
+                .to_vec(),
+        ))
+    } else {
+        None
+    };
     let mut config = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY);
@@ -173,6 +191,8 @@ pub(crate) async fn run(args: ServeArgs, ctx: Ctx) -> ExitCode {
         namespace,
         limiter: Arc::new(limit::Limiter::new(args.rate_limit)),
         metrics: Arc::new(metrics::Metrics::new()),
+        ctx: Arc::clone(&ctx),
+        api_hosts,
     };
     let app = router(state, mcp_service);
     tracing::info!(listen = %args.listen, auth, "swarm serve");
@@ -226,8 +246,13 @@ fn router(state: AppState, mcp: StreamableHttpService<SwarmMcp, LocalSessionMana
     let guarded = Router::new()
         .nest_service("/mcp", mcp)
         .route("/metrics", get(metrics::scrape))
+        .route("/api/state", get(dashboard::state))
+        .route("/api/feed", get(dashboard::feed))
+        .route("/api/halt", axum::routing::post(dashboard::halt))
+        .route("/api/resume", axum::routing::post(dashboard::resume))
         .layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
+        .route("/", get(dashboard::page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(guarded)
@@ -329,6 +354,24 @@ async fn guard(
     if path == "/metrics" {
         return next.run(request).await;
     }
+    if path.starts_with("/api/") {
+        if let Some(hosts) = &state.api_hosts {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !host_allowed(host, hosts) {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "this Host is not served (--allowed-host)",
+                );
+            }
+        }
+        let mut request = request;
+        request.extensions_mut().insert(grant);
+        return next.run(request).await;
+    }
     // MCP: read the body once to learn the method and tool.
     let (mut parts, body) = request.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -370,12 +413,74 @@ async fn guard(
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if let Some(tool) = tool {
-        state
-            .metrics
-            .observe_tool(&tool, response.status().is_success(), started.elapsed());
+    let Some(tool) = tool else {
+        return response;
+    };
+    if !response.status().is_success() {
+        state.metrics.observe_tool(&tool, false, started.elapsed());
+        return response;
     }
-    response
+    // The answer is JSON or, in a session, an SSE stream that ends after it:
+    // the call is timed until its body is done, and a tool that failed
+    // (HTTP 200 with `isError`, or a JSON-RPC error) is counted as failed.
+    let (parts, body) = response.into_parts();
+    let mut observed = ToolCall {
+        metrics: Arc::clone(&state.metrics),
+        tool,
+        started,
+        failed: false,
+    };
+    let stream = body.into_data_stream().map(move |chunk| {
+        // The whole record lives in the stream (dropped with it).
+        let observed = &mut observed;
+        if let Ok(bytes) = &chunk
+            && (contains(bytes, b"\"isError\":true") || contains(bytes, b",\"error\":{"))
+        {
+            observed.failed = true;
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// One MCP tool call being answered; recorded when its answer is done.
+struct ToolCall {
+    metrics: Arc<metrics::Metrics>,
+    tool: String,
+    started: Instant,
+    failed: bool,
+}
+
+impl Drop for ToolCall {
+    fn drop(&mut self) {
+        self.metrics
+            .observe_tool(&self.tool, !self.failed, self.started.elapsed());
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether a `Host` header (`name` or `name:port`) names an allowed host
+/// (given as `name` or `name:port`).
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(n, _)| n)
+            .trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    allowed.iter().any(|a| {
+        let a = a.as_str();
+        a.eq_ignore_ascii_case(host)
+            || a.eq_ignore_ascii_case(name)
+            || a.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(name)
+    })
 }
 
 /// The (method, tool name) of each JSON-RPC message in a body; nothing for a
@@ -396,5 +501,22 @@ fn rpc_calls(body: &[u8]) -> Vec<(String, Option<String>)> {
     match &value {
         Value::Array(items) => items.iter().filter_map(one).collect(),
         v => one(v).into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn hosts_of_loopback() {
+        let allowed: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .map(String::from)
+            .to_vec();
+        assert!(host_allowed("127.0.0.1:8787", &allowed));
+        assert!(host_allowed("localhost", &allowed));
+        assert!(host_allowed("[::1]:8787", &allowed));
+        assert!(!host_allowed("evil.example:8787", &allowed));
+        assert!(!host_allowed("", &allowed));
     }
 }
