@@ -29,6 +29,29 @@ pub(crate) enum FindingsCmd {
     /// of retired documents. Exit status 1 when they differ (and were not
     /// repaired).
     Check(CheckArgs),
+    /// Write every finding (archived too) as JSON Lines on stdout: one
+    /// finding per line in the library's JSON (the `finding:<id>` value),
+    /// oldest first. The format is stable: `import` reads it back.
+    Export(ExportArgs),
+    /// Read JSON Lines (as `export` writes them) from a file or stdin (`-`)
+    /// and store the findings, 1,000 per write; ones already stored with
+    /// the same content count as present. Prints how many were new.
+    Import(ImportArgs),
+}
+
+/// `swarm findings export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// Leave out archived findings.
+    #[arg(long)]
+    active_only: bool,
+}
+
+/// `swarm findings import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The JSON Lines file; `-` for stdin.
+    file: String,
 }
 
 /// `swarm findings check`.
@@ -210,7 +233,88 @@ pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
         FindingsCmd::Put(a) => put(a, &bus, ctx).await,
         FindingsCmd::Reindex(a) => reindex(a, ctx).await,
         FindingsCmd::Check(a) => check(a, &bus).await,
+        FindingsCmd::Export(a) => export(a, &bus).await,
+        FindingsCmd::Import(a) => import(a, &bus).await,
     }
+}
+
+async fn export(a: ExportArgs, bus: &Arc<dyn swarmbus_core::Bus>) -> ExitCode {
+    use std::io::Write;
+    let mut filter = swarmbus_core::model::FindingFilter::all();
+    filter.include_archived = !a.active_only;
+    let listing = match bus.list_findings(&filter).await {
+        Ok(l) => l,
+        Err(e) => return fail("findings export", format!("{e}")),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for f in &listing.findings {
+        let line = match serde_json::to_string(f) {
+            Ok(l) => l,
+            Err(e) => return fail("findings export", format!("{}: {e}", f.id)),
+        };
+        if writeln!(out, "{line}").is_err() {
+            return fail("findings export", "cannot write stdout");
+        }
+    }
+    if out.flush().is_err() {
+        return fail("findings export", "cannot write stdout");
+    }
+    for u in &listing.unreadable {
+        eprintln!("swarm: unreadable, not exported: {u}");
+    }
+    eprintln!("({} findings exported)", listing.findings.len());
+    ExitCode::SUCCESS
+}
+
+async fn import(a: ImportArgs, bus: &Arc<dyn swarmbus_core::Bus>) -> ExitCode {
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if a.file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        match std::fs::File::open(&a.file) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return fail("findings import", format!("{}: {e}", a.file)),
+        }
+    };
+    let (mut new, mut read) = (0usize, 0usize);
+    let mut batch: Vec<swarmbus_core::Finding> = Vec::with_capacity(1000);
+    for (n, line) in reader.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fail("findings import", format!("line {}: {e}", n + 1)),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<swarmbus_core::Finding>(&line) {
+            Ok(f) => batch.push(f),
+            Err(e) => {
+                return fail(
+                    "findings import",
+                    format!(
+                        "line {}: not a finding ({e}); nothing after it was stored",
+                        n + 1
+                    ),
+                );
+            }
+        }
+        read += 1;
+        if batch.len() == 1000 {
+            match bus.put_findings(&batch).await {
+                Ok(k) => new += k,
+                Err(e) => return fail("findings import", format!("{e} (after {new} new)")),
+            }
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        match bus.put_findings(&batch).await {
+            Ok(k) => new += k,
+            Err(e) => return fail("findings import", format!("{e} (after {new} new)")),
+        }
+    }
+    println!("{new} new of {read} read");
+    ExitCode::SUCCESS
 }
 
 async fn check(a: CheckArgs, bus: &Arc<dyn swarmbus_core::Bus>) -> ExitCode {
