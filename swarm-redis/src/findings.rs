@@ -66,8 +66,18 @@ struct Prepared {
 /// What one script call said.
 enum PutReply {
     Stored(Vec<Stored>),
-    Differs { index: usize, stored: Vec<u8> },
-    WrongType { index: usize, found: String },
+    Differs {
+        index: usize,
+        stored: Vec<u8>,
+    },
+    WrongType {
+        index: usize,
+        found: String,
+    },
+    /// The finding at `index` was deleted: its id is spent.
+    Deleted {
+        index: usize,
+    },
 }
 
 fn parse_put_reply(v: Value) -> Result<PutReply> {
@@ -90,6 +100,15 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(PutReply::Stored)
+        }
+        "deleted" => {
+            let index = it
+                .next()
+                .as_ref()
+                .and_then(int)
+                .ok_or_else(|| bad("no index"))?;
+            let index = usize::try_from(index - 1).map_err(|_| bad("bad index"))?;
+            Ok(PutReply::Deleted { index })
         }
         "differs" | "wrongtype" => {
             let index = it
@@ -156,9 +175,11 @@ impl RedisBus {
     fn put_script_call(&self, chunk: &[Prepared], base: u32) -> redis::Cmd {
         let names = self.names();
         let channel = self.inner.keys.channel(Channel::Findings);
-        let mut keys: Vec<&str> = Vec::with_capacity(chunk.len() + 2);
+        let tombstones = self.tombstones_key();
+        let mut keys: Vec<&str> = Vec::with_capacity(chunk.len() + 4);
         keys.push(&names.findings_active);
         keys.push(&names.feed);
+        keys.push(&tombstones);
         keys.extend(chunk.iter().map(|p| p.key.as_str()));
         // The operation id (see `scripts::once`): last key, last argument.
         let (op_key, op_ttl) = self.op_args();
@@ -271,6 +292,13 @@ impl RedisBus {
                         expected: "string",
                         found,
                     });
+                }
+                PutReply::Deleted { index } => {
+                    let key = chunk
+                        .get(index)
+                        .map(|p| p.key.clone())
+                        .ok_or_else(|| unexpected_reply("put_findings", "index"))?;
+                    return Err(Error::Conflict { key });
                 }
                 PutReply::Differs { index, stored } => {
                     let p = chunk
@@ -483,6 +511,7 @@ impl FindingStore for RedisBus {
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
+        self.sweep_due().await?;
         let mut entries = self
             .index_range(&self.names().findings_active, filter)
             .await?;
@@ -539,6 +568,7 @@ impl FindingStore for RedisBus {
     }
 
     async fn count_findings(&self) -> Result<u64> {
+        self.sweep_due().await?;
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
         self.query("count_findings", &cmd).await

@@ -603,6 +603,7 @@ impl RedisBus {
 impl FindingIndex for RedisBus {
     async fn search_findings(&self, query: &SearchQuery) -> Result<SearchPage> {
         query.page_size()?;
+        self.sweep_due().await?;
         let terms = query.terms();
         let filters = query.filter_names();
         let stats = self.index_key("stats");

@@ -73,6 +73,7 @@ mod fault_proxy;
 mod findings;
 mod halt;
 mod index;
+mod lifecycle;
 mod outage;
 mod quota;
 mod scripts;
