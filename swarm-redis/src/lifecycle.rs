@@ -176,6 +176,9 @@ pub(crate) fn scripts() -> [&'static Script; 4] {
 /// read and the write.
 const ATTEMPTS: usize = 5;
 
+/// The most versions read of one finding (a head beyond it is not ours).
+const MAX_VERSIONS: u32 = 100_000;
+
 /// Ids expired per sweep step.
 const SWEEP_STEP: usize = 100;
 
@@ -359,7 +362,12 @@ impl RedisBus {
             return Ok(exists.then(|| FindingHistory::new(id.clone(), Vec::new(), Some(1), None)));
         }
         let head = head.unwrap_or(1);
-        let last = if tombstone.is_some() { head } else { head - 1 };
+        let last = if tombstone.is_some() {
+            head
+        } else {
+            head.saturating_sub(1)
+        }
+        .min(MAX_VERSIONS);
         let mut versions = Vec::new();
         if last >= 1 {
             let mut cmd = redis::cmd("HMGET");
