@@ -214,6 +214,17 @@ impl RedisBus {
     /// that a conflicting batch writes nothing. (One script call checks
     /// and writes atomically by itself.)
     async fn precheck(&self, prepared: &[Prepared]) -> Result<()> {
+        // A deleted id is refused by the script too, but only within its
+        // own call: here the whole batch is refused before any call.
+        let mut dead = redis::cmd("HMGET");
+        dead.arg(self.tombstones_key());
+        for p in prepared {
+            dead.arg(&p.id);
+        }
+        let dead: Vec<Option<String>> = self.query("put_findings", &dead).await?;
+        if let Some((p, _)) = prepared.iter().zip(&dead).find(|(_, d)| d.is_some()) {
+            return Err(Error::Conflict { key: p.key.clone() });
+        }
         let keys: Vec<String> = prepared.iter().map(|p| p.key.clone()).collect();
         let stored = self.mget("put_findings", &keys).await?;
         for (p, stored) in prepared.iter().zip(stored) {
