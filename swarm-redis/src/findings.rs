@@ -579,7 +579,23 @@ impl FindingStore for RedisBus {
     }
 
     async fn count_findings(&self) -> Result<u64> {
-        self.sweep_due().await?;
+        // One round trip when nothing has expired: the count and the check
+        // for due expiries go together (see `lifecycle.rs`).
+        let now = chrono::Utc::now();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZCARD").arg(&self.names().findings_active);
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(self.expiry_key())
+            .arg("-inf")
+            .arg(now.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1);
+        let (n, due): (u64, Vec<String>) = self.pipeline("count_findings", &pipe).await?;
+        if due.is_empty() {
+            return Ok(n);
+        }
+        swarmbus_core::lifecycle::FindingLifecycle::sweep_expired(self, now).await?;
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
         self.query("count_findings", &cmd).await

@@ -209,7 +209,7 @@ impl RedisBus {
     pub(crate) fn tombstones_key(&self) -> String {
         self.internal("findings:tombstones")
     }
-    fn expiry_key(&self) -> String {
+    pub(crate) fn expiry_key(&self) -> String {
         self.internal("findings:expiry")
     }
 
