@@ -419,3 +419,49 @@ impl swarmbus_core::search::FindingIndex for LazyBus {
         self.seen(bus.check_index(repair).await)
     }
 }
+
+#[async_trait]
+impl swarmbus_core::lifecycle::FindingLifecycle for LazyBus {
+    async fn update_finding(&self, revised: &Finding) -> Result<u32> {
+        let bus = self.get().await?;
+        self.seen(bus.update_finding(revised).await)
+    }
+    async fn delete_finding(
+        &self,
+        id: &FindingId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<swarmbus_core::lifecycle::Tombstone> {
+        let bus = self.get().await?;
+        self.seen(bus.delete_finding(id, at).await)
+    }
+    async fn finding_history(
+        &self,
+        id: &FindingId,
+    ) -> Result<Option<swarmbus_core::lifecycle::FindingHistory>> {
+        let bus = self.get().await?;
+        self.seen(bus.finding_history(id).await)
+    }
+    async fn finding_histories(&self) -> Result<Vec<swarmbus_core::lifecycle::FindingHistory>> {
+        let bus = self.get().await?;
+        self.seen(bus.finding_histories().await)
+    }
+    async fn restore_history(
+        &self,
+        history: &swarmbus_core::lifecycle::FindingHistory,
+    ) -> Result<bool> {
+        let bus = self.get().await?;
+        self.seen(bus.restore_history(history).await)
+    }
+    async fn expire_findings(
+        &self,
+        ids: &[FindingId],
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<u64> {
+        let bus = self.get().await?;
+        self.seen(bus.expire_findings(ids, at).await)
+    }
+    async fn sweep_expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        let bus = self.get().await?;
+        self.seen(bus.sweep_expired(now).await)
+    }
+}

@@ -2,7 +2,8 @@
 //! `mcp.rs` (their own tool router, added to the server's):
 //! `put_findings` (a batch in one write) and `wait_for_findings` (a bounded
 //! wait for findings newer than a cursor: the active loop in which worker B
-//! continues from worker A's finding).
+//! continues from worker A's finding), `update_finding` (a new version, the
+//! old one kept) and `delete_finding` (a tombstone, the last version kept).
 
 use std::time::Duration;
 
@@ -48,6 +49,32 @@ pub(crate) struct BatchFinding {
 pub(crate) struct PutFindingsArgs {
     /// 1 to 100 findings, stored in one step: all or none.
     findings: Vec<BatchFinding>,
+}
+
+/// `update_finding`'s arguments: what is not given stays.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct UpdateFindingArgs {
+    /// The finding's id (`<id>` or `finding:<id>`).
+    id: String,
+    /// A new one-line summary.
+    #[serde(default)]
+    title: Option<String>,
+    /// A new body.
+    #[serde(default)]
+    body: Option<String>,
+    /// New tags (replace the old ones).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Ids of findings this version builds on (added to the old ones).
+    #[serde(default)]
+    cites: Vec<String>,
+}
+
+/// `delete_finding`'s arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct DeleteFindingArgs {
+    /// The finding's id (`<id>` or `finding:<id>`).
+    id: String,
 }
 
 /// `wait_for_findings`' arguments.
@@ -104,6 +131,52 @@ impl SwarmMcp {
                 "id": f.id.to_string(),
                 "key": self.ctx.finding_key(&f.id),
             })).collect::<Vec<_>>(),
+        })))
+    }
+
+    #[tool(
+        name = "update_finding",
+        description = "Correct a finding: stores a new version under the same id (title, body, tags replaced where given; cites added) and keeps the old one; citations of the id stay valid. Returns the new version number."
+    )]
+    async fn update_finding(&self, Parameters(a): Parameters<UpdateFindingArgs>) -> ToolResult {
+        let id = ops::finding_id(&a.id)?;
+        let current = match self.bus.get_finding(&id).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(crate::findings_cmd::unknown(&id)),
+            Err(e) => return Err(format!("finding:{id} cannot be read: {e}")),
+        };
+        let mut cites = Vec::with_capacity(a.cites.len());
+        for c in &a.cites {
+            cites.push(ops::finding_id(c)?);
+        }
+        let change = crate::findings_cmd::Change {
+            title: a.title,
+            body: a.body,
+            tags: a.tags,
+            cites,
+        };
+        let revised = change.apply(&current, chrono::Utc::now())?;
+        let version = crate::findings_cmd::update(&self.bus, &revised).await?;
+        Ok(ok_json(json!({
+            "id": id.to_string(),
+            "key": self.ctx.finding_key(&id),
+            "version": version,
+        })))
+    }
+
+    #[tool(
+        name = "delete_finding",
+        description = "Delete a finding: it leaves counts, listings and searches, and is kept (its last version and a tombstone) for export and history. Deleting it again is harmless; the id cannot be stored again."
+    )]
+    async fn delete_finding(&self, Parameters(a): Parameters<DeleteFindingArgs>) -> ToolResult {
+        let id = ops::finding_id(&a.id)?;
+        let t = crate::findings_cmd::delete(&self.bus, &id).await?;
+        Ok(ok_json(json!({
+            "id": id.to_string(),
+            "key": self.ctx.finding_key(&id),
+            "deleted": true,
+            "version": t.version,
+            "removed_at": t.removed_at.to_rfc3339(),
         })))
     }
 

@@ -19,7 +19,7 @@ use swarmbus_redis::{RedisBus, RedisConfig};
 
 type Client = RunningService<RoleClient, ()>;
 
-const TOOLS: [&str; 13] = [
+const TOOLS: [&str; 15] = [
     "put_finding",
     "get_finding",
     "search_findings",
@@ -33,6 +33,8 @@ const TOOLS: [&str; 13] = [
     "resume_swarm",
     "put_findings",
     "wait_for_findings",
+    "update_finding",
+    "delete_finding",
 ];
 
 async fn connect(extra: &[&str], env: &[(&str, &str)]) -> Client {
@@ -741,4 +743,58 @@ async fn a_waiting_worker_receives_the_batch_another_worker_stores() {
     assert_eq!(redis.count_findings().await.unwrap(), before);
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
+}
+
+/// The lifecycle through MCP: an update stores a new version that search
+/// finds (the old words no longer), a delete removes the finding from reads
+/// and counts while its versions stay; unknown ids are refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_is_corrected_and_deleted_through_mcp_and_its_versions_stay() {
+    use swarmbus_core::lifecycle::FindingLifecycle;
+    let server = RedisServer::start();
+    let a = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    let redis = bus(&server).await;
+    let put = ok(
+        &a,
+        "put_finding",
+        json!({ "title": "failover takes 9 s", "body": "sentinel measured", "tags": ["redis"] }),
+    )
+    .await;
+    let id = put["id"].as_str().unwrap().to_owned();
+    let up = ok(
+        &a,
+        "update_finding",
+        json!({ "id": format!("finding:{id}"), "body": "raft measured, 2 s" }),
+    )
+    .await;
+    assert_eq!(up["version"], 2, "{up}");
+    let got = ok(&a, "get_finding", json!({ "id": id })).await;
+    assert_eq!(got["body"], "raft measured, 2 s", "{got}");
+    assert_eq!(got["title"], "failover takes 9 s", "the title stays");
+    let hits = ok(&a, "search_findings", json!({ "query": "sentinel" })).await;
+    assert_eq!(hits["total"], 0, "{hits}");
+    let hits = ok(&a, "search_findings", json!({ "query": "raft" })).await;
+    assert_eq!(hits["total"], 1, "{hits}");
+
+    let gone = ok(&a, "delete_finding", json!({ "id": id })).await;
+    assert_eq!(gone["deleted"], true);
+    assert_eq!(gone["version"], 2);
+    assert_eq!(redis.count_findings().await.unwrap(), 0);
+    refused(&a, "get_finding", json!({ "id": id })).await;
+    let again = ok(&a, "delete_finding", json!({ "id": id })).await;
+    assert_eq!(
+        again["removed_at"], gone["removed_at"],
+        "a repeat is harmless"
+    );
+    let fid = swarmbus_core::keys::FindingId::parse(&id).unwrap();
+    let h = redis.finding_history(&fid).await.unwrap().unwrap();
+    assert_eq!(h.versions.len(), 2);
+
+    let msg = refused(&a, "update_finding", json!({ "id": id, "title": "again" })).await;
+    assert!(msg.contains("no finding with id"), "{msg}");
+    let msg = refused(&a, "delete_finding", json!({ "id": "nosuch" })).await;
+    assert!(msg.contains("no finding with id nosuch"), "{msg}");
+    let msg = refused(&a, "update_finding", json!({ "id": "bad id!" })).await;
+    assert!(!msg.is_empty());
+    a.cancel().await.unwrap();
 }

@@ -396,6 +396,7 @@ pub trait ArchiveDesk: Send + Sync {
 pub trait Bus:
     FindingStore
     + crate::search::FindingIndex
+    + crate::lifecycle::FindingLifecycle
     + FindingFeed
     + Channels
     + WorkerRegistry
@@ -413,6 +414,7 @@ pub trait Bus:
 impl<T> Bus for T where
     T: FindingStore
         + crate::search::FindingIndex
+        + crate::lifecycle::FindingLifecycle
         + FindingFeed
         + Channels
         + WorkerRegistry

@@ -239,3 +239,208 @@ pub async fn index_matches_scan<B: FindingStore + FindingIndex>(bus: &B, queries
     let report = bus.check_index(false).await.unwrap();
     assert!(report.is_consistent(), "{report:?}");
 }
+
+/// The lifecycle (see [`crate::lifecycle`]): versions, deletion,
+/// expiry and the index following each, on a fresh bus.
+pub async fn lifecycle<B: crate::lifecycle::FindingLifecycle>(bus: &B) {
+    use crate::error::Error;
+    use crate::lifecycle::Removal;
+    let s1 = SessionId::new("s1").unwrap();
+    let s2 = SessionId::new("s2").unwrap();
+    let w = WorkerId::new("w1").unwrap();
+    let now = Utc::now();
+    let f = |s: &SessionId, title: &str, body: &str| {
+        Finding::new(w.clone(), s.clone(), title, body).at(at(1))
+    };
+    let a = f(&s1, "Redis failover", "first draft about sentinels");
+    let b = f(&s1, "Quota notes", "gemini quota resets at midnight");
+    let c = f(&s2, "Cost", "deepseek is cheap");
+    let d = f(&s2, "Cluster", "slots move");
+    bus.put_findings(&[a.clone(), b.clone(), c.clone(), d.clone()])
+        .await
+        .unwrap();
+    let hits = |q: &str| {
+        let q = SearchQuery::text(q).include_archived(true).limit(100);
+        async move {
+            bus.search_findings(&q)
+                .await
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.id)
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    let one = |id: &FindingId| BTreeSet::from([id.clone()]);
+
+    // An update: a new version, the old kept, the index follows.
+    let mut a2 = a.clone();
+    a2.body = "corrected: raft elections".into();
+    a2.created_at = at(5);
+    assert_eq!(bus.update_finding(&a2).await.unwrap(), 2);
+    assert_eq!(bus.get_finding(&a.id).await.unwrap(), Some(a2.clone()));
+    assert!(
+        hits("sentinels").await.is_empty(),
+        "the old text is retired"
+    );
+    assert_eq!(hits("raft").await, one(&a.id));
+    assert_eq!(bus.count_findings().await.unwrap(), 4);
+    let h = bus.finding_history(&a.id).await.unwrap().unwrap();
+    assert_eq!(h.current, Some(2));
+    assert_eq!(h.versions.len(), 1);
+    assert_eq!(h.versions[0].version, 1);
+    assert_eq!(h.versions[0].finding, a);
+    assert_eq!(h.version(1, None), Some(a.clone()));
+    // The same content again: nothing new.
+    assert_eq!(bus.update_finding(&a2).await.unwrap(), 2);
+    let mut a3 = a2.clone();
+    a3.title = "Redis failover, final".into();
+    assert_eq!(bus.update_finding(&a3).await.unwrap(), 3);
+    assert_eq!(
+        bus.finding_history(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .versions
+            .len(),
+        2
+    );
+    // Unknown ids are named.
+    let ghost = f(&s1, "ghost", "never stored");
+    match bus.update_finding(&ghost).await {
+        Err(Error::NotFound { key }) => assert!(key.ends_with(ghost.id.as_str()), "{key}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        bus.delete_finding(&ghost.id, now).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(bus.finding_history(&ghost.id).await.unwrap(), None);
+    // An archived finding stays archived through an update.
+    bus.archive_findings(std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
+    let mut d2 = d.clone();
+    d2.body = "slots migrate".into();
+    assert_eq!(bus.update_finding(&d2).await.unwrap(), 2);
+    assert_eq!(bus.count_findings().await.unwrap(), 3);
+    assert_eq!(hits("migrate").await, one(&d.id));
+    assert!(
+        bus.search_findings(&SearchQuery::text("migrate"))
+            .await
+            .unwrap()
+            .hits
+            .is_empty()
+    );
+
+    // A deletion: a tombstone, the last version kept, gone from reads.
+    let t = bus.delete_finding(&b.id, at(9)).await.unwrap();
+    assert_eq!(
+        (t.version, t.reason, t.removed_at),
+        (1, Removal::Deleted, at(9))
+    );
+    assert_eq!(bus.delete_finding(&b.id, now).await.unwrap(), t, "once");
+    assert_eq!(bus.get_finding(&b.id).await.unwrap(), None);
+    assert_eq!(bus.count_findings().await.unwrap(), 2);
+    assert!(hits("midnight").await.is_empty());
+    let listed = bus
+        .list_findings(&FindingFilter::all().with_archived())
+        .await
+        .unwrap();
+    assert!(listed.findings.iter().all(|x| x.id != b.id));
+    let h = bus.finding_history(&b.id).await.unwrap().unwrap();
+    assert_eq!(h.current, None);
+    assert_eq!(h.tombstone, Some(t));
+    assert_eq!(h.version(1, None), Some(b.clone()));
+    assert!(matches!(
+        bus.update_finding(&b).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        bus.put_finding(&b).await,
+        Err(Error::Conflict { .. })
+    ));
+
+    // Expiry: past its time a finding is deleted before any read.
+    assert_eq!(
+        bus.expire_findings(
+            &[c.id.clone(), ghost.id.clone()],
+            Some(now - chrono::Duration::seconds(1))
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert_eq!(bus.count_findings().await.unwrap(), 1);
+    assert_eq!(bus.get_finding(&c.id).await.unwrap(), None);
+    assert!(hits("deepseek").await.is_empty());
+    let h = bus.finding_history(&c.id).await.unwrap().unwrap();
+    assert_eq!(h.tombstone.map(|t| t.reason), Some(Removal::Expired));
+    // A session's findings, archived too; a later time sweeps them.
+    let e = f(&s2, "Later", "kept until the sweep");
+    bus.put_finding(&e).await.unwrap();
+    let later = now + chrono::Duration::hours(1);
+    assert_eq!(bus.expire_session(&s2, Some(later)).await.unwrap(), 2);
+    assert_eq!(bus.count_findings().await.unwrap(), 2, "not yet");
+    assert_eq!(
+        bus.expire_findings(std::slice::from_ref(&e.id), None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(bus.sweep_expired(later).await.unwrap(), 1);
+    assert_eq!(bus.get_finding(&d.id).await.unwrap(), None);
+    assert_eq!(
+        bus.get_finding(&e.id).await.unwrap(),
+        Some(e.clone()),
+        "cleared"
+    );
+    assert_eq!(bus.sweep_expired(later).await.unwrap(), 0);
+
+    let mut past: Vec<FindingId> = bus
+        .finding_histories()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    past.sort();
+    let mut want = vec![a.id.clone(), b.id.clone(), c.id.clone(), d.id.clone()];
+    want.sort();
+    assert_eq!(past, want);
+    index_matches_scan(bus, &["raft", "redis", "slots", "quota", "later"]).await;
+}
+
+/// Everything of `src` written into the empty `dst` as an export and an
+/// import do (the findings, then the histories), and compared.
+pub async fn round_trip<A, B>(src: &A, dst: &B)
+where
+    A: crate::lifecycle::FindingLifecycle,
+    B: crate::lifecycle::FindingLifecycle,
+{
+    let all = FindingFilter::all().with_archived();
+    let findings = src.list_findings(&all).await.unwrap().findings;
+    dst.put_findings(&findings).await.unwrap();
+    let histories = src.finding_histories().await.unwrap();
+    for h in &histories {
+        dst.restore_history(h).await.unwrap();
+    }
+    for h in &histories {
+        assert!(
+            !dst.restore_history(h).await.unwrap(),
+            "a second import changes nothing"
+        );
+    }
+    let mut got = dst.finding_histories().await.unwrap();
+    let mut want = histories;
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, want);
+    let got = dst.list_findings(&all).await.unwrap().findings;
+    assert_eq!(
+        got.iter().map(|f| &f.id).collect::<BTreeSet<_>>(),
+        findings.iter().map(|f| &f.id).collect::<BTreeSet<_>>()
+    );
+    let report = dst.check_index(false).await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+}

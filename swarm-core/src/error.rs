@@ -100,6 +100,13 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// No finding is stored under this key (updating or deleting an unknown
+    /// or already deleted id).
+    #[error("no finding under {key}")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
     /// The swarm is halted; the report says why.
     #[error("swarm halted: {0}")]
     Halted(Box<HaltReport>),
@@ -198,7 +205,8 @@ impl Error {
             Error::Decode { key, .. }
             | Error::WrongType { key, .. }
             | Error::ValueTooLarge { key, .. }
-            | Error::Conflict { key } => Some(key),
+            | Error::Conflict { key }
+            | Error::NotFound { key } => Some(key),
             _ => None,
         }
     }

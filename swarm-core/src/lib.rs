@@ -15,6 +15,7 @@
 //! - [`clock`]: the one injectable time source (`Clock`, `SystemClock`, `ManualClock`,
 //!   `OffsetClock`).
 //! - [`search`]: the findings index: tokeniser, BM25 ranking, `FindingIndex`, `MemoryIndex`.
+//! - [`lifecycle`]: findings that change: versions, tombstones, expiry (`FindingLifecycle`).
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
@@ -55,6 +56,7 @@ pub mod conformance;
 pub mod conformance_search;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod llm;
 pub mod memory;
 pub mod model;
@@ -75,6 +77,7 @@ pub use keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, Namespace, QueryId,
     SessionId, ShardId, TaskId, TierName, WorkerId,
 };
+pub use lifecycle::{FindingHistory, FindingLifecycle, FindingVersion, Removal, Tombstone};
 pub use llm::{
     CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, ModelAction,
     ModelCatalog, ModelError, ModelErrorKind, ModelLifecycle, Role, StopReason, ToolChoice,

@@ -80,6 +80,10 @@ struct State {
     raw_active: u64,
     /// The search index, kept in the same step as every finding change.
     index: crate::search::MemoryIndex,
+    /// Versions and tombstones ([`crate::lifecycle`]), by id.
+    history: HashMap<FindingId, History>,
+    /// Expiry times ([`crate::lifecycle::FindingLifecycle::expire_findings`]).
+    expiry: HashMap<FindingId, DateTime<Utc>>,
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
     workers: HashMap<WorkerId, Liveness>,
@@ -104,6 +108,25 @@ struct State {
 struct StoredFinding {
     finding: Finding,
     archived: bool,
+}
+
+/// What is kept of a finding that changed.
+struct History {
+    /// The version `finding:<id>` holds (the last one once deleted).
+    head: u32,
+    /// The versions no longer stored, by number.
+    versions: std::collections::BTreeMap<u32, Finding>,
+    tombstone: Option<crate::lifecycle::Tombstone>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            head: 1,
+            versions: std::collections::BTreeMap::new(),
+            tombstone: None,
+        }
+    }
 }
 
 /// A value under `finding:<id>` that the library did not write.
@@ -298,6 +321,16 @@ impl MemoryBus {
     }
 
     fn insert_finding(&self, state: &mut State, finding: &Finding) -> Result<Stored> {
+        if state
+            .history
+            .get(&finding.id)
+            .is_some_and(|h| h.tombstone.is_some())
+        {
+            // Deleted: final for that id (see `crate::lifecycle`).
+            return Err(Error::Conflict {
+                key: self.key(Key::Finding(finding.id.clone())),
+            });
+        }
         if let Some(raw) = state.raw.get(&finding.id) {
             // A value written around the library holds the key: never
             // overwritten, as on Redis.
@@ -540,7 +573,8 @@ impl FindingStore for MemoryBus {
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
-        let state = self.state();
+        let mut state = self.state();
+        self.sweep_locked(&mut state, Utc::now());
         let mut out: Vec<Finding> = state
             .order
             .iter()
@@ -580,7 +614,8 @@ impl FindingStore for MemoryBus {
     }
 
     async fn count_findings(&self) -> Result<u64> {
-        let state = self.state();
+        let mut state = self.state();
+        self.sweep_locked(&mut state, Utc::now());
         Ok(state.active + state.raw_active)
     }
 
@@ -620,7 +655,9 @@ impl crate::search::FindingIndex for MemoryBus {
         &self,
         query: &crate::search::SearchQuery,
     ) -> Result<crate::search::SearchPage> {
-        self.state().index.search(query)
+        let mut state = self.state();
+        self.sweep_locked(&mut state, Utc::now());
+        state.index.search(query)
     }
 
     async fn check_index(&self, repair: bool) -> Result<crate::search::IndexReport> {
@@ -1462,4 +1499,244 @@ impl CheckedAdd for tokio::time::Instant {
 fn deadline_after(wait: Duration) -> tokio::time::Instant {
     let now = tokio::time::Instant::now();
     now.checked_add(wait).unwrap_or_else(|| far_future(now))
+}
+
+impl MemoryBus {
+    /// Removes the finding stored under `id` (library or raw) from the
+    /// store, the counts, the order and the index; returns it and whether
+    /// it was archived.
+    fn take_current(&self, state: &mut State, id: &FindingId) -> Result<Option<(Finding, bool)>> {
+        let Some(current) = self.read_finding(state, id)? else {
+            return Ok(None);
+        };
+        let mut archived = false;
+        if let Some(old) = state.findings.remove(id) {
+            state.order.remove(&(old.finding.created_at, id.clone()));
+            archived = old.archived;
+            if !old.archived {
+                state.active -= 1;
+            }
+        } else if let Some(raw) = state.raw.remove(id) {
+            archived = raw.archived;
+            if raw.indexed_at.is_some() && !raw.archived {
+                state.raw_active -= 1;
+            }
+        }
+        state.index.remove(id);
+        Ok(Some((current, archived)))
+    }
+
+    /// Stores `finding` as the library's, in the counts, order and index.
+    fn place(state: &mut State, finding: &Finding, archived: bool) {
+        state.order.insert((finding.created_at, finding.id.clone()));
+        state.index.add(finding, archived);
+        if !archived {
+            state.active += 1;
+        }
+        state.findings.insert(
+            finding.id.clone(),
+            Box::new(StoredFinding {
+                finding: finding.clone(),
+                archived,
+            }),
+        );
+    }
+
+    fn delete_locked(
+        &self,
+        state: &mut State,
+        id: &FindingId,
+        at: DateTime<Utc>,
+        reason: crate::lifecycle::Removal,
+    ) -> Result<crate::lifecycle::Tombstone> {
+        if let Some(t) = state.history.get(id).and_then(|h| h.tombstone.clone()) {
+            return Ok(t);
+        }
+        let Some((last, _)) = self.take_current(state, id)? else {
+            return Err(Error::NotFound {
+                key: self.key(Key::Finding(id.clone())),
+            });
+        };
+        let h = state.history.entry(id.clone()).or_default();
+        h.versions.insert(h.head, last);
+        let t = crate::lifecycle::Tombstone::new(id.clone(), h.head, at, reason);
+        h.tombstone = Some(t.clone());
+        state.expiry.remove(id);
+        Ok(t)
+    }
+
+    /// Deletes what has expired by `now`.
+    fn sweep_locked(&self, state: &mut State, now: DateTime<Utc>) -> u64 {
+        if state.expiry.is_empty() {
+            return 0;
+        }
+        let due: Vec<(FindingId, DateTime<Utc>)> = state
+            .expiry
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, at)| (id.clone(), *at))
+            .collect();
+        let mut n = 0;
+        for (id, at) in due {
+            state.expiry.remove(&id);
+            // An unreadable raw value stays (nothing to keep as a version).
+            if self
+                .delete_locked(state, &id, at, crate::lifecycle::Removal::Expired)
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn history_of(
+        &self,
+        state: &State,
+        id: &FindingId,
+    ) -> Result<Option<crate::lifecycle::FindingHistory>> {
+        use crate::lifecycle::{FindingHistory, FindingVersion};
+        match state.history.get(id) {
+            Some(h) => Ok(Some(FindingHistory::new(
+                id.clone(),
+                h.versions
+                    .iter()
+                    .map(|(n, f)| FindingVersion::new(*n, f.clone()))
+                    .collect(),
+                h.tombstone.is_none().then_some(h.head),
+                h.tombstone.clone(),
+            ))),
+            None => Ok(self
+                .read_finding(state, id)?
+                .map(|_| FindingHistory::new(id.clone(), Vec::new(), Some(1), None))),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::lifecycle::FindingLifecycle for MemoryBus {
+    async fn update_finding(&self, revised: &Finding) -> Result<u32> {
+        self.check_finding(revised)?;
+        let mut state = self.state();
+        let state = &mut *state;
+        let id = &revised.id;
+        let head = state.history.get(id).map_or(1, |h| h.head);
+        let current = if state.history.get(id).is_some_and(|h| h.tombstone.is_some()) {
+            None
+        } else {
+            self.read_finding(state, id)?
+        };
+        let Some(current) = current else {
+            return Err(Error::NotFound {
+                key: self.key(Key::Finding(id.clone())),
+            });
+        };
+        if current == *revised {
+            return Ok(head);
+        }
+        let Some((old, archived)) = self.take_current(state, id)? else {
+            return Err(Error::NotFound {
+                key: self.key(Key::Finding(id.clone())),
+            });
+        };
+        let h = state.history.entry(id.clone()).or_default();
+        h.versions.insert(h.head, old);
+        h.head += 1;
+        let head = h.head;
+        Self::place(state, revised, archived);
+        self.notify(Channel::Findings, || self.key(Key::Finding(id.clone())));
+        Ok(head)
+    }
+
+    async fn delete_finding(
+        &self,
+        id: &FindingId,
+        at: DateTime<Utc>,
+    ) -> Result<crate::lifecycle::Tombstone> {
+        let mut state = self.state();
+        self.delete_locked(&mut state, id, at, crate::lifecycle::Removal::Deleted)
+    }
+
+    async fn finding_history(
+        &self,
+        id: &FindingId,
+    ) -> Result<Option<crate::lifecycle::FindingHistory>> {
+        let state = self.state();
+        self.history_of(&state, id)
+    }
+
+    async fn finding_histories(&self) -> Result<Vec<crate::lifecycle::FindingHistory>> {
+        let state = self.state();
+        let mut out = Vec::new();
+        for id in state.history.keys() {
+            if let Some(h) = self.history_of(&state, id)?
+                && h.has_past()
+            {
+                out.push(h);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn restore_history(&self, history: &crate::lifecycle::FindingHistory) -> Result<bool> {
+        for v in &history.versions {
+            self.check_finding(&v.finding)?;
+        }
+        let mut state = self.state();
+        let state = &mut *state;
+        let id = &history.id;
+        let mut changed = false;
+        if history.tombstone.is_some()
+            && state.history.get(id).is_none_or(|h| h.tombstone.is_none())
+        {
+            // The export says it was deleted: what is stored now goes.
+            if self.take_current(state, id)?.is_some() {
+                changed = true;
+            }
+            state.expiry.remove(id);
+        }
+        let h = state.history.entry(id.clone()).or_default();
+        for v in &history.versions {
+            if let std::collections::btree_map::Entry::Vacant(e) = h.versions.entry(v.version) {
+                e.insert(v.finding.clone());
+                changed = true;
+            }
+        }
+        let head = history
+            .current
+            .or(history.tombstone.as_ref().map(|t| t.version))
+            .unwrap_or(1);
+        if head > h.head {
+            h.head = head;
+            changed = true;
+        }
+        if h.tombstone.is_none() && history.tombstone.is_some() {
+            h.tombstone = history.tombstone.clone();
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    async fn expire_findings(&self, ids: &[FindingId], at: Option<DateTime<Utc>>) -> Result<u64> {
+        let mut state = self.state();
+        let mut n = 0;
+        for id in ids {
+            let stored = state.findings.contains_key(id) || state.raw.contains_key(id);
+            if !stored {
+                continue;
+            }
+            match at {
+                Some(at) => state.expiry.insert(id.clone(), at),
+                None => state.expiry.remove(id),
+            };
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut state = self.state();
+        Ok(self.sweep_locked(&mut state, now))
+    }
 }

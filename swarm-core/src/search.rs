@@ -507,6 +507,16 @@ pub struct RankedPage {
     pub next_cursor: Option<String>,
 }
 
+/// Each posting's document and BM25 term score before the idf factor.
+fn term_scores(p: &[u8], avg: f64) -> impl Iterator<Item = (u32, f64)> + '_ {
+    p.chunks_exact(POSTING_BYTES).map(move |e| {
+        let doc = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        let tf = f64::from(e[4]);
+        let dl = decode_norm(e[5]);
+        (doc, tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avg)))
+    })
+}
+
 /// Ranks a search: `postings` holds each query term's postings (empty when
 /// the term is unknown), `filters` each filter list the query names.
 pub fn rank(
@@ -532,25 +542,48 @@ pub fn rank(
             next_cursor: None,
         });
     }
-    let mut acc: HashMap<u32, (f64, usize)> = HashMap::new();
-    for p in postings {
+    let idf = |p: &[u8]| {
         let df = (p.len() / POSTING_BYTES) as f64;
-        let idf = (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln();
-        for e in p.chunks_exact(POSTING_BYTES) {
-            let doc = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            let tf = f64::from(e[4]);
-            let dl = decode_norm(e[5]);
-            let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avg));
-            let slot = acc.entry(doc).or_insert((0.0, 0));
-            slot.0 += s;
-            slot.1 += 1;
+        (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln()
+    };
+    let entries = |p| term_scores(p, avg);
+    let mut hits: Vec<(f64, u32)> = if let [only] = postings {
+        // One term: no accumulation.
+        let w = idf(only);
+        entries(only)
+            .filter(|(doc, _)| view.admits(query, *doc, filters))
+            .map(|(doc, s)| (w * s, doc))
+            .collect()
+    } else {
+        let mut order: Vec<&[u8]> = postings.to_vec();
+        let mut acc: HashMap<u32, (f64, usize)> = HashMap::new();
+        if query.mode == MatchMode::All {
+            // Every term needed: candidates come from the rarest term, the
+            // others only add to them.
+            order.sort_by_key(|p| p.len());
         }
-    }
-    let mut hits: Vec<(f64, u32)> = acc
-        .into_iter()
-        .filter(|(doc, (_, seen))| *seen >= need && view.admits(query, *doc, filters))
-        .map(|(doc, (s, _))| (s, doc))
-        .collect();
+        for (i, p) in order.iter().enumerate() {
+            let w = idf(p);
+            let seed = i == 0 || query.mode == MatchMode::Any;
+            if i == 0 {
+                acc.reserve(p.len() / POSTING_BYTES);
+            }
+            for (doc, s) in entries(p) {
+                if seed {
+                    let slot = acc.entry(doc).or_insert((0.0, 0));
+                    slot.0 += w * s;
+                    slot.1 += 1;
+                } else if let Some(slot) = acc.get_mut(&doc) {
+                    slot.0 += w * s;
+                    slot.1 += 1;
+                }
+            }
+        }
+        acc.into_iter()
+            .filter(|(doc, (_, seen))| *seen >= need && view.admits(query, *doc, filters))
+            .map(|(doc, (s, _))| (s, doc))
+            .collect()
+    };
     let total = hits.len() as u64;
     let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
     if let Some(Cursor::Scored(s, d)) = after {

@@ -1,15 +1,31 @@
 //! The search index on the MemoryBus: the fixed corpus, and the index equal
 //! to a scan after random interleavings of put, archive, raw put (adoption),
-//! raw delete and repair.
+//! raw delete, update, delete (tombstone) and repair; the lifecycle and an
+//! export → import round trip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
-use swarmbus_core::conformance_search::{index_matches_scan, ranking_and_filters};
+use swarmbus_core::conformance_search::{
+    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
+};
 use swarmbus_core::model::RawValue;
 use swarmbus_core::{
-    Finding, FindingId, FindingIndex, FindingStore, MemoryBus, SessionId, WorkerId,
+    Finding, FindingId, FindingIndex, FindingLifecycle, FindingStore, MemoryBus, SessionId,
+    WorkerId,
 };
+
+#[tokio::test]
+async fn updates_deletes_and_expiry_keep_versions_and_the_index() {
+    lifecycle(&MemoryBus::new()).await;
+}
+
+#[tokio::test]
+async fn an_export_imports_back_with_its_versions_and_tombstones() {
+    let src = MemoryBus::new();
+    lifecycle(&src).await;
+    round_trip(&src, &MemoryBus::new()).await;
+}
 
 #[tokio::test]
 async fn the_fixed_corpus_ranks_and_filters_as_written_down() {
@@ -24,6 +40,8 @@ enum Op {
     Archive(usize),
     Raw(usize, Vec<usize>),
     DeleteRaw(usize),
+    Update(usize, Vec<usize>),
+    Delete(usize),
     Repair,
 }
 
@@ -34,6 +52,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..20).prop_map(Op::Archive),
         2 => (0usize..4, words()).prop_map(|(i, w)| Op::Raw(i, w)),
         1 => (0usize..4).prop_map(Op::DeleteRaw),
+        2 => (0usize..20, words()).prop_map(|(i, w)| Op::Update(i, w)),
+        1 => (0usize..20).prop_map(Op::Delete),
         1 => Just(Op::Repair),
     ]
 }
@@ -73,6 +93,19 @@ proptest! {
                     }
                     Op::DeleteRaw(i) => {
                         bus.delete_raw_finding(&FindingId::new(format!("raw{i}")).unwrap());
+                    }
+                    Op::Update(i, w) => {
+                        if let Some(id) = ids.get(i)
+                            && let Some(mut f) = bus.get_finding(id).await.unwrap()
+                        {
+                            f.body = text(&w);
+                            bus.update_finding(&f).await.unwrap();
+                        }
+                    }
+                    Op::Delete(i) => {
+                        if let Some(id) = ids.get(i) {
+                            bus.delete_finding(id, chrono::Utc::now()).await.unwrap();
+                        }
                     }
                     Op::Repair => {
                         bus.check_index(true).await.unwrap();

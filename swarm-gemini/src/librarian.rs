@@ -22,6 +22,7 @@ use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::FindingId;
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReason, Usage};
 use swarmbus_core::model::{Finding, FindingFilter};
+use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
 
 use crate::error::{Error, Result};
 
@@ -200,7 +201,17 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
         for unreadable in &listing.unreadable {
             tracing::warn!(key = %unreadable.key, reason = %unreadable.reason, "a stored finding cannot be read; left out");
         }
-        let findings = listing.findings;
+        self.answer_from(question, listing.findings, false).await
+    }
+
+    /// Answers from these findings. `ranked`: they come best first from the
+    /// search index, so the budget keeps the first that fit.
+    async fn answer_from(
+        &self,
+        question: &str,
+        findings: Vec<Finding>,
+        ranked: bool,
+    ) -> Result<LibrarianAnswer> {
         if findings.is_empty() {
             return Err(Error::NoFindings {
                 reason: "no finding matches the filter".into(),
@@ -217,7 +228,11 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 })
             }
             AnswerSource::Model(provider) => {
-                let context = self.select(question, findings);
+                let context = if ranked {
+                    self.first_that_fit(findings)
+                } else {
+                    self.select(question, findings)
+                };
                 let in_context = context.len();
                 let prompt = build_prompt(question, &context);
                 let mut request = CompletionRequest::new(prompt)
@@ -243,6 +258,22 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 })
             }
         }
+    }
+
+    /// The findings, best first, that fit the budget.
+    fn first_that_fit(&self, findings: Vec<Finding>) -> Vec<Finding> {
+        let mut used = 0u64;
+        findings
+            .into_iter()
+            .filter(|f| {
+                let c = u64::from(f.tokens).saturating_add(self.config.per_finding_overhead_tokens);
+                let fits = used.saturating_add(c) <= self.config.context_budget_tokens;
+                if fits {
+                    used += c;
+                }
+                fits
+            })
+            .collect()
     }
 
     /// All findings when they fit the budget; else the most relevant that
@@ -287,6 +318,42 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 reason: format!("cited findings do not exist: {}", missing.join(", ")),
             })
         }
+    }
+}
+
+impl<S: FindingStore + FindingIndex + ?Sized> Librarian<S> {
+    /// Answers `question` over an archive of any size: the store's search
+    /// index ranks the findings matching any word of the question (BM25,
+    /// with the filters of `scope`: tag, session, worker, time, archived)
+    /// and the best `candidates` are read, so the cost is that of the
+    /// matching postings, not of the archive. The model (or the extractive
+    /// answer) then works on them as [`Librarian::ask`] does.
+    pub async fn ask_indexed(
+        &self,
+        question: &str,
+        scope: &SearchQuery,
+        candidates: usize,
+    ) -> Result<LibrarianAnswer> {
+        if question.trim().is_empty() {
+            return Err(Error::Config {
+                reason: "the question is empty".into(),
+            });
+        }
+        let mut query = scope.clone();
+        query.text = Some(question.to_owned());
+        query.mode = MatchMode::Any;
+        query.cursor = None;
+        query.limit = Some(candidates.clamp(1, swarmbus_core::search::MAX_PAGE));
+        let page = self.store.search_findings(&query).await?;
+        let ids: Vec<FindingId> = page.hits.into_iter().map(|h| h.id).collect();
+        let findings: Vec<Finding> = self
+            .store
+            .get_findings(&ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        self.answer_from(question, findings, true).await
     }
 }
 
@@ -633,5 +700,34 @@ mod tests {
             parse_answer("The answer is yes.", &given),
             Err(Error::MalformedResponse { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_indexed_librarian_reads_only_the_best_candidates() {
+        let bus = Arc::new(swarmbus_core::MemoryBus::new());
+        let noise: Vec<Finding> = (0..300)
+            .map(|i| finding(&format!("note {i}"), "unrelated filler about logistics"))
+            .collect();
+        bus.put_findings(&noise).await.unwrap();
+        let target = finding(
+            "DeepSeek pricing",
+            "DeepSeek costs 0.27 dollars per million input tokens.",
+        );
+        bus.put_finding(&target).await.unwrap();
+        let librarian = Librarian::new(Arc::clone(&bus), AnswerSource::Extractive);
+        let answer = librarian
+            .ask_indexed(
+                "What does DeepSeek cost per million input tokens?",
+                &SearchQuery::default(),
+                20,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.citations.first(), Some(&target.id));
+        assert!(
+            answer.findings_selected <= 20,
+            "{}",
+            answer.findings_selected
+        );
     }
 }

@@ -66,8 +66,18 @@ struct Prepared {
 /// What one script call said.
 enum PutReply {
     Stored(Vec<Stored>),
-    Differs { index: usize, stored: Vec<u8> },
-    WrongType { index: usize, found: String },
+    Differs {
+        index: usize,
+        stored: Vec<u8>,
+    },
+    WrongType {
+        index: usize,
+        found: String,
+    },
+    /// The finding at `index` was deleted: its id is spent.
+    Deleted {
+        index: usize,
+    },
 }
 
 fn parse_put_reply(v: Value) -> Result<PutReply> {
@@ -90,6 +100,15 @@ fn parse_put_reply(v: Value) -> Result<PutReply> {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(PutReply::Stored)
+        }
+        "deleted" => {
+            let index = it
+                .next()
+                .as_ref()
+                .and_then(int)
+                .ok_or_else(|| bad("no index"))?;
+            let index = usize::try_from(index - 1).map_err(|_| bad("bad index"))?;
+            Ok(PutReply::Deleted { index })
         }
         "differs" | "wrongtype" => {
             let index = it
@@ -156,9 +175,11 @@ impl RedisBus {
     fn put_script_call(&self, chunk: &[Prepared], base: u32) -> redis::Cmd {
         let names = self.names();
         let channel = self.inner.keys.channel(Channel::Findings);
-        let mut keys: Vec<&str> = Vec::with_capacity(chunk.len() + 2);
+        let tombstones = self.tombstones_key();
+        let mut keys: Vec<&str> = Vec::with_capacity(chunk.len() + 4);
         keys.push(&names.findings_active);
         keys.push(&names.feed);
+        keys.push(&tombstones);
         keys.extend(chunk.iter().map(|p| p.key.as_str()));
         // The operation id (see `scripts::once`): last key, last argument.
         let (op_key, op_ttl) = self.op_args();
@@ -193,6 +214,17 @@ impl RedisBus {
     /// that a conflicting batch writes nothing. (One script call checks
     /// and writes atomically by itself.)
     async fn precheck(&self, prepared: &[Prepared]) -> Result<()> {
+        // A deleted id is refused by the script too, but only within its
+        // own call: here the whole batch is refused before any call.
+        let mut dead = redis::cmd("HMGET");
+        dead.arg(self.tombstones_key());
+        for p in prepared {
+            dead.arg(&p.id);
+        }
+        let dead: Vec<Option<String>> = self.query("put_findings", &dead).await?;
+        if let Some((p, _)) = prepared.iter().zip(&dead).find(|(_, d)| d.is_some()) {
+            return Err(Error::Conflict { key: p.key.clone() });
+        }
         let keys: Vec<String> = prepared.iter().map(|p| p.key.clone()).collect();
         let stored = self.mget("put_findings", &keys).await?;
         for (p, stored) in prepared.iter().zip(stored) {
@@ -271,6 +303,13 @@ impl RedisBus {
                         expected: "string",
                         found,
                     });
+                }
+                PutReply::Deleted { index } => {
+                    let key = chunk
+                        .get(index)
+                        .map(|p| p.key.clone())
+                        .ok_or_else(|| unexpected_reply("put_findings", "index"))?;
+                    return Err(Error::Conflict { key });
                 }
                 PutReply::Differs { index, stored } => {
                     let p = chunk
@@ -483,6 +522,7 @@ impl FindingStore for RedisBus {
     }
 
     async fn list_findings(&self, filter: &FindingFilter) -> Result<Listing> {
+        self.sweep_due().await?;
         let mut entries = self
             .index_range(&self.names().findings_active, filter)
             .await?;
@@ -539,6 +579,23 @@ impl FindingStore for RedisBus {
     }
 
     async fn count_findings(&self) -> Result<u64> {
+        // One round trip when nothing has expired: the count and the check
+        // for due expiries go together (see `lifecycle.rs`).
+        let now = chrono::Utc::now();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZCARD").arg(&self.names().findings_active);
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(self.expiry_key())
+            .arg("-inf")
+            .arg(now.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1);
+        let (n, due): (u64, Vec<String>) = self.pipeline("count_findings", &pipe).await?;
+        if due.is_empty() {
+            return Ok(n);
+        }
+        swarmbus_core::lifecycle::FindingLifecycle::sweep_expired(self, now).await?;
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(&self.names().findings_active);
         self.query("count_findings", &cmd).await

@@ -371,7 +371,7 @@ type HashFields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Findings per `INDEX_STORED` call (each call holds Redis about a
 /// millisecond).
-const INDEX_PER_SCRIPT: usize = 100;
+const INDEX_PER_SCRIPT: usize = 25;
 
 impl RedisBus {
     /// The index's key prefix (`swarm:fx:`).
@@ -603,6 +603,7 @@ impl RedisBus {
 impl FindingIndex for RedisBus {
     async fn search_findings(&self, query: &SearchQuery) -> Result<SearchPage> {
         query.page_size()?;
+        self.sweep_due().await?;
         let terms = query.terms();
         let filters = query.filter_names();
         let stats = self.index_key("stats");

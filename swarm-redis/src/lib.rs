@@ -21,6 +21,8 @@
 //!   consumer groups).
 //! - `index`: `FindingIndex`, the search index kept by the put script
 //!   (postings, bitmaps, BM25 via `swarmbus_core::search`), check and repair.
+//! - `lifecycle`: `FindingLifecycle`: versions, tombstones and expiry, each
+//!   change one script with the finding's indices and its search document.
 //! - `adopt`: findings written around the library (`redis-cli SET
 //!   finding:<name>`) join the index: [`RedisBus::reindex_findings`]
 //!   (incremental SCAN, resumable) and [`RedisBus::spawn_finding_adopter`]
@@ -73,6 +75,7 @@ mod fault_proxy;
 mod findings;
 mod halt;
 mod index;
+mod lifecycle;
 mod outage;
 mod quota;
 mod scripts;

@@ -23,7 +23,7 @@ use redis::Script;
 /// (`SET NX`-like: only when absent); a call that finds the marker returns
 /// the stored reply without running the body again. So a request sent
 /// again after a lost reply applies once and answers as the first did.
-fn once(body: &str) -> Script {
+pub(crate) fn once(body: &str) -> Script {
     Script::new(&format!(
         r#"
 local op_key = table.remove(KEYS)
@@ -44,7 +44,8 @@ return reply
 /// feed entry and their notification; a batch writes nothing when one of
 /// them conflicts.
 ///
-/// KEYS: active index (ZSET), feed (STREAM), then one `finding:<uuid>` per
+/// KEYS: active index (ZSET), feed (STREAM), tombstones (HASH, see
+/// `lifecycle.rs`: a deleted id is refused), then one `finding:<uuid>` per
 /// finding. ARGV: the findings channel, the search index's key prefix
 /// (`swarm:fx:`, see `index.rs`: each new finding is indexed in this same
 /// step), the first document number reserved for the call, the documents'
@@ -55,41 +56,50 @@ return reply
 /// next repair to compact).
 ///
 /// Reply: `{"ok", "1101…"}` (one character per finding: 1 new, 0 already
-/// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, in
-/// which case nothing was written.
+/// stored with the same bytes), or `{"differs", i, stored}`, or `{"wrongtype", i, type}`, or
+/// `{"deleted", i}`, in which case nothing was written.
 pub(crate) static PUT_FINDINGS: LazyLock<Script> = LazyLock::new(|| {
     once(&format!(
         "local IDX = ARGV[2]\n{}\n{}",
         crate::index::INDEX_LUA,
         r#"
-local n = #KEYS - 2
+local n = #KEYS - 3
 local status, mset, zadd = {}, {}, {}
 local m = 0
+-- Deleted ids stay deleted (one EXISTS when nothing was ever deleted).
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[(i - 1) * 5 + 6] end
+  local dead = redis.call('HMGET', KEYS[3], unpack(ids))
+  for i = 1, n do
+    if dead[i] then return {'deleted', i} end
+  end
+end
 -- Pass 1, nothing written yet. The usual case, none of the keys exists,
 -- costs one EXISTS; otherwise each stored value is compared and each
 -- missing one checked for another type.
-if redis.call('EXISTS', unpack(KEYS, 3)) == 0 then
+if redis.call('EXISTS', unpack(KEYS, 4)) == 0 then
   for i = 1, n do
     local base = (i - 1) * 5 + 5
     status[i] = '1'
-    mset[m + 1] = KEYS[i + 2]
+    mset[m + 1] = KEYS[i + 3]
     mset[m + 2] = ARGV[base]
     zadd[m + 1] = ARGV[base + 2]
     zadd[m + 2] = ARGV[base + 1]
     m = m + 2
   end
 else
-  local cur = redis.call('MGET', unpack(KEYS, 3))
+  local cur = redis.call('MGET', unpack(KEYS, 4))
   for i = 1, n do
     local base = (i - 1) * 5 + 5
     if cur[i] then
       if cur[i] ~= ARGV[base] then return {'differs', i, cur[i]} end
       status[i] = '0'
     else
-      local t = redis.call('TYPE', KEYS[i + 2])['ok']
+      local t = redis.call('TYPE', KEYS[i + 3])['ok']
       if t ~= 'none' then return {'wrongtype', i, t} end
       status[i] = '1'
-      mset[m + 1] = KEYS[i + 2]
+      mset[m + 1] = KEYS[i + 3]
       mset[m + 2] = ARGV[base]
       zadd[m + 1] = ARGV[base + 2]
       zadd[m + 2] = ARGV[base + 1]
@@ -139,7 +149,7 @@ if m > 0 then
     if status[i] == '1' then
       local base = (i - 1) * 5 + 5
       redis.call('XADD', feed, '*', 'finding', ARGV[base + 1])
-      redis.call('PUBLISH', channel, KEYS[i + 2])
+      redis.call('PUBLISH', channel, KEYS[i + 3])
     end
   end
 end
@@ -689,9 +699,14 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 });
 
 /// Every script, to load them all at connect time.
-pub(crate) fn all() -> [&'static Script; 25] {
+pub(crate) fn all() -> [&'static Script; 29] {
     let [search_fetch, index_stored, compact] = crate::index::scripts();
+    let [update, delete, restore, expire] = crate::lifecycle::scripts();
     [
+        update,
+        delete,
+        restore,
+        expire,
         search_fetch,
         index_stored,
         compact,

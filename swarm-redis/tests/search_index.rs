@@ -1,6 +1,7 @@
 //! The search index on a real Redis, one node and a Cluster: the fixed
 //! corpus, the index equal to a scan after random interleavings of put,
-//! archive, raw write (adopted by a reindex), raw delete and repair, a
+//! archive, raw write (adopted by a reindex), raw delete, update, delete
+//! (tombstone) and repair, the lifecycle and an export → import round trip, a
 //! connection cut mid-write, and the reindex of findings written before the
 //! index existed.
 
@@ -11,8 +12,11 @@ mod common;
 use common::{Fault, FaultProxy, RedisCluster, RedisServer, random_namespace};
 use proptest::prelude::*;
 use swarmbus_core::bus::FindingStore;
-use swarmbus_core::conformance_search::{index_matches_scan, ranking_and_filters};
+use swarmbus_core::conformance_search::{
+    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
+};
 use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
+use swarmbus_core::lifecycle::FindingLifecycle;
 use swarmbus_core::model::Finding;
 use swarmbus_core::search::{FindingIndex, SearchQuery};
 use swarmbus_redis::{RedisBus, RedisConfig};
@@ -71,6 +75,9 @@ enum Op {
     Raw(usize, Vec<usize>),
     RawHash(usize, Vec<usize>),
     DeleteRaw(usize),
+    /// A new body for the i-th finding put (i ≥ 20: raw{i - 20}).
+    Update(usize, Vec<usize>),
+    Delete(usize),
     Repair,
 }
 
@@ -82,6 +89,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..4, words()).prop_map(|(i, w)| Op::Raw(i, w)),
         1 => (0usize..4, words()).prop_map(|(i, w)| Op::RawHash(i, w)),
         1 => (0usize..4).prop_map(Op::DeleteRaw),
+        2 => (0usize..24, words()).prop_map(|(i, w)| Op::Update(i, w)),
+        1 => (0usize..20).prop_map(Op::Delete),
         1 => Just(Op::Repair),
     ]
 }
@@ -135,6 +144,23 @@ proptest! {
                         let _: () = redis::cmd("DEL").arg(format!("{prefix}finding:raw{i}"))
                             .query(&mut raw).unwrap();
                     }
+                    Op::Update(i, w) => {
+                        let id = match i.checked_sub(20) {
+                            Some(r) => Some(FindingId::new(format!("raw{r}")).unwrap()),
+                            None => ids.get(i).cloned(),
+                        };
+                        if let Some(id) = id
+                            && let Some(mut f) = bus.get_finding(&id).await.unwrap()
+                        {
+                            f.body = text(&w);
+                            bus.update_finding(&f).await.unwrap();
+                        }
+                    }
+                    Op::Delete(i) => {
+                        if let Some(id) = ids.get(i) {
+                            bus.delete_finding(id, chrono::Utc::now()).await.unwrap();
+                        }
+                    }
                     Op::Repair => {
                         bus.check_index(true).await.unwrap();
                     }
@@ -143,6 +169,71 @@ proptest! {
             index_matches_scan(&bus, &["redis", "strasse quota", "cluster gemini cost", "t", "hash"]).await;
         });
     }
+}
+
+#[tokio::test]
+async fn updates_deletes_and_expiry_keep_versions_and_the_index_on_one_node() {
+    let server = RedisServer::start();
+    lifecycle(&bus_on(&server.url()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_deletes_and_expiry_keep_versions_and_the_index_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let config = RedisConfig::cluster(cluster.urls())
+        .unwrap()
+        .namespace(random_namespace());
+    lifecycle(&RedisBus::connect(config).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn an_export_imports_back_with_its_versions_and_tombstones_on_redis() {
+    let server = RedisServer::start();
+    let src = bus_on(&server.url()).await;
+    lifecycle(&src).await;
+    round_trip(&src, &bus_on(&server.url()).await).await;
+    // And across buses: Redis into memory.
+    round_trip(&src, &swarmbus_core::MemoryBus::new()).await;
+}
+
+/// The brief's readers see `finding:<id>` as the same JSON STRING after an
+/// update, and no key at all after a delete; the versions are elsewhere.
+#[tokio::test]
+async fn an_updated_finding_key_keeps_its_type_and_json() {
+    let server = RedisServer::start();
+    let bus = bus_on(&server.url()).await;
+    let prefix = bus.key_space().prefix().to_owned();
+    let f = Finding::new(
+        WorkerId::new("w").unwrap(),
+        SessionId::new("s").unwrap(),
+        "title",
+        "old",
+    );
+    bus.put_finding(&f).await.unwrap();
+    let mut g = f.clone();
+    g.body = "new".into();
+    assert_eq!(bus.update_finding(&g).await.unwrap(), 2);
+    let key = format!("{prefix}finding:{}", f.id);
+    assert_eq!(server.cli(&["TYPE", &key]).trim(), "string");
+    let stored: Finding = serde_json::from_str(server.cli(&["GET", &key]).trim()).unwrap();
+    assert_eq!(stored, g);
+    assert!(
+        server
+            .cli(&["KEYS", &format!("{prefix}finding:*")])
+            .lines()
+            .count()
+            == 1
+    );
+    bus.delete_finding(&f.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(server.cli(&["EXISTS", &key]).trim(), "0");
+    let h = bus.finding_history(&f.id).await.unwrap().unwrap();
+    assert_eq!(
+        h.versions
+            .iter()
+            .map(|v| v.finding.body.as_str())
+            .collect::<Vec<_>>(),
+        ["old", "new"]
+    );
 }
 
 thread_local! {
