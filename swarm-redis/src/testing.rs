@@ -374,3 +374,17 @@ pub async fn namespaced_bus(url: &str) -> RedisBus {
     .await
     .expect("connect")
 }
+
+/// A test's own connection to `url`, for seeding and inspecting the server
+/// beside the bus under test: no response timeout, since redis-rs's default
+/// (500 ms) is shorter than a 10,000-command pipeline or a long `SLOWLOG GET`
+/// can take on a loaded two-core CI machine, and a test must fail on what it
+/// checks, not on its own tooling.
+pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect")
+}

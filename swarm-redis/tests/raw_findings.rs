@@ -327,8 +327,7 @@ async fn where_config_is_refused_the_adopter_falls_back_to_a_periodic_reindex() 
 async fn reindexing_100k_raw_keys_never_blocks_the_server_for_long() {
     const KEYS: usize = 100_000;
     let server = RedisServer::start();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = swarmbus_redis::testing::raw_connection(&server.url()).await;
     for start in (0..KEYS).step_by(10_000) {
         let mut pipe = redis::pipe();
         for i in start..start + 10_000 {

@@ -471,11 +471,7 @@ async fn the_status_key_written_by_lua_matches_the_state_computed_in_rust() {
     let limits = QuotaLimits::new(Some(3), None);
     let until = Utc::now() + chrono::Duration::seconds(3600);
     let status_key = format!("{}librarian:shard7:status", bus.key_space().prefix());
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut con = swarmbus_redis::testing::raw_connection(&url).await;
     let mut steps = 0;
     for step in 0..9 {
         match step {
