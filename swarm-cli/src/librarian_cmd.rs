@@ -3,13 +3,19 @@
 //! Both answer from the swarm's findings: through the shard pool when
 //! `GEMINI_API_KEY_SHARD<N>` keys are set, else with the offline extractive
 //! provider (relevance-ranked quotes of findings, with their ids).
+//!
+//! The pool's failovers (a call moving on from a shard that could not serve)
+//! are added to the bus counter [`FAILOVERS_COUNTER`] after each call, so
+//! `swarm serve`'s `/metrics` shows every librarian node's failovers.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use swarmbus_core::bus::{Bus, FindingStore, Stored};
-use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
+use swarmbus_core::keys::{CounterName, FindingId, SessionId, WorkerId};
+use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel};
 use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, Listing, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::client::DEFAULT_MODEL;
@@ -128,7 +134,65 @@ pub(crate) fn answer_source(
         .map_err(|e| e.to_string())?
         .with_clock(clock)
         .with_catalog(table);
-    Ok(AnswerSource::model(pool))
+    Ok(AnswerSource::model(CountingFailovers {
+        pool,
+        bus: Arc::clone(bus),
+        reported: AtomicU64::new(0),
+    }))
+}
+
+/// The bus counter (`swarm:counter:librarian-failovers`) of the shard pools'
+/// failovers, summed over every librarian process.
+pub(crate) const FAILOVERS_COUNTER: &str = "librarian-failovers";
+
+/// The shard pool as the librarian's model, adding its failovers to the bus
+/// counter after each call (each failover once, however calls interleave).
+struct CountingFailovers {
+    pool: ShardPool<dyn Bus>,
+    bus: Arc<dyn Bus>,
+    /// The pool's count already added to the bus.
+    reported: AtomicU64,
+}
+
+impl CountingFailovers {
+    async fn report(&self) {
+        let now = self.pool.failovers();
+        let before = self.reported.swap(now, Ordering::AcqRel);
+        let delta = now.saturating_sub(before);
+        if delta == 0 {
+            return;
+        }
+        let added = match CounterName::new(FAILOVERS_COUNTER) {
+            Ok(name) => self
+                .bus
+                .counter_add(&name, i64::try_from(delta).unwrap_or(i64::MAX))
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = added {
+            // Not lost for good: given back, so the next call adds it.
+            self.reported.fetch_sub(delta, Ordering::AcqRel);
+            tracing::warn!(error = %e, "could not count the librarian's failovers on the bus");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LanguageModel for CountingFailovers {
+    fn model_id(&self) -> &str {
+        self.pool.model_id()
+    }
+
+    fn provider_name(&self) -> &str {
+        self.pool.provider_name()
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> swarmbus_core::Result<Completion> {
+        let answer = self.pool.complete(request).await;
+        self.report().await;
+        answer
+    }
 }
 
 /// The bus's findings seen through a tag filter: only those carrying at least

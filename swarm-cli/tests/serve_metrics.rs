@@ -235,3 +235,90 @@ async fn metrics_counters_equal_the_ledger_and_the_task_queues() {
         .map(value);
     assert_eq!(failed, Some(1.0), "{text}");
 }
+
+/// A librarian process whose first shard is cooling (a per-minute 429) fails
+/// over to the second; `/metrics` of a `swarm serve` on the same Redis counts
+/// that failover, whichever process made it.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_the_librarians_failovers_across_processes() {
+    use wiremock::matchers::{header, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = Some("failovers");
+    let read = token(&url, ns, "read");
+    let out = swarm(&url, ns)
+        .args(["findings", "put", "--json", "--title", "cache", "--body"])
+        .arg("cache reads are 10 % of input")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = put["id"].as_str().unwrap().to_string();
+
+    let gemini = MockServer::start().await;
+    let cooling = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../swarm-gemini/tests/fixtures/transcribed/error-429-per-minute-free-tier.json"),
+    )
+    .unwrap();
+    Mock::given(method("POST"))
+        .and(header("x-goog-api-key", "test-failover-shard-1"))
+        .respond_with(ResponseTemplate::new(429).set_body_raw(cooling, "application/json"))
+        .mount(&gemini)
+        .await;
+    let answer = json!({"answer": "cache reads are 10 % of input", "citations": [id]});
+    Mock::given(method("POST"))
+        .and(header("x-goog-api-key", "test-failover-shard-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"parts": [{"text": answer.to_string()}], "role": "model"}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 20, "totalTokenCount": 320}
+        })))
+        .mount(&gemini)
+        .await;
+
+    let mut ask = swarm(&url, ns);
+    ask.env("GEMINI_BASE_URL", gemini.uri())
+        .env("GEMINI_API_KEY_SHARD1", "test-failover-shard-1")
+        .env("GEMINI_API_KEY_SHARD2", "test-failover-shard-2")
+        // The prices and model lifecycle of a fixed day, whatever day this runs.
+        .args(["--now", "2026-12-02T09:00:00Z", "librarian", "ask"])
+        .arg("what share of input are cache reads?");
+    let out = tokio::task::spawn_blocking(move || ask.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cache reads are 10 % of input"), "{stdout}");
+
+    let serve = Serve::start(&url, ns, &["--require-auth"]);
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", serve.base))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text");
+    let failovers = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "swarm_librarian_failovers_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        });
+    assert_eq!(failovers, Some(1.0), "{text}");
+}

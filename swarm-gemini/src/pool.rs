@@ -38,10 +38,16 @@
 //!   [`MARK_OK_REFRESH`], so a shard an operator re-enabled (status
 //!   `untested`) is recorded `ok` again by its next success.
 //! - A 429 that reports its `quotaValue` teaches the shard its real limit.
+//! - Every move from a shard that could not serve (denied by the ledger,
+//!   cooling, exhausted, disabled, failing) to another attempt (the next
+//!   shard, the same shards after a wait, or the fallback) is a failover:
+//!   [`PoolAnswer::failovers`] counts a call's, [`ShardPool::failovers`] the
+//!   pool's since it was made (for metrics: `swarm librarian serve` adds them
+//!   to the bus counter `librarian-failovers`).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -272,6 +278,9 @@ pub struct PoolAnswer {
     pub served_by: ServedBy,
     /// Gemini's full answer, when a shard answered.
     pub generation: Option<Generation>,
+    /// How many times this call moved on from a shard that could not serve
+    /// (0: the first shard tried answered).
+    pub failovers: u32,
 }
 
 pub(crate) struct PoolShard {
@@ -353,6 +362,7 @@ pub struct ShardPool<L: QuotaLedger + ?Sized> {
     pub(crate) shards: Vec<PoolShard>,
     pub(crate) ledger: Arc<L>,
     cursor: AtomicUsize,
+    failovers: AtomicU64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: PoolConfig,
     fallback: Option<Arc<dyn LanguageModel>>,
@@ -412,6 +422,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             shards: out,
             ledger,
             cursor: AtomicUsize::new(0),
+            failovers: AtomicU64::new(0),
             clock: Arc::new(SystemClock),
             config,
             fallback: None,
@@ -449,6 +460,12 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
     /// The configuration.
     pub fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// Failovers of every call since the pool was made (see the module
+    /// docs): a monotonic count, for metrics.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
     }
 
     /// The shards' numbers, in order.
@@ -500,14 +517,27 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         let deadline = add(self.clock.now(), max_wait);
         let n = self.shards.len();
         let mut notes: HashMap<ShardId, String> = HashMap::new();
+        // Set when a shard could not serve; the next attempt counts it as a
+        // failover.
+        let mut moving = false;
+        let mut failovers = 0u32;
         loop {
             let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
             let mut denied: HashMap<ShardId, Denial> = HashMap::new();
             let mut last_transient = None;
             for k in 0..n {
                 let shard = &self.shards[(start + k) % n];
-                match self.try_shard(shard, request).await? {
-                    Outcome::Served(answer) => return Ok(*answer),
+                if std::mem::take(&mut moving) {
+                    failovers = failovers.saturating_add(1);
+                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                }
+                let outcome = self.try_shard(shard, request).await?;
+                moving = !matches!(outcome, Outcome::Served(_));
+                match outcome {
+                    Outcome::Served(mut answer) => {
+                        answer.failovers = failovers;
+                        return Ok(*answer);
+                    }
                     Outcome::Denied(d) => {
                         denied.insert(shard.id, d);
                     }
@@ -546,8 +576,15 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                     Some(r) => r.clone(),
                     None => request.to_completion_request(),
                 };
+                if std::mem::take(&mut moving) {
+                    failovers = failovers.saturating_add(1);
+                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                }
                 match self.ask_fallback(fb.as_ref(), neutral, deadline).await {
-                    Ok(answer) => return Ok(answer),
+                    Ok(mut answer) => {
+                        answer.failovers = failovers;
+                        return Ok(answer);
+                    }
                     Err(FallbackFailure::Fail(e)) => return Err(e),
                     Err(FallbackFailure::GaveUp(note)) => fallback_note = Some(note),
                 }
@@ -589,6 +626,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                         completion,
                         served_by: ServedBy::Fallback(name),
                         generation: None,
+                        failovers: 0,
                     });
                 }
                 Err(e) => Error::from(e),
@@ -670,6 +708,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                         completion,
                         served_by: ServedBy::Shard(shard.id),
                         generation: Some(generation),
+                        failovers: 0,
                     })));
                 }
                 Err(e) => e,

@@ -153,6 +153,7 @@ async fn a_per_minute_429_cools_shard_1_and_shard_2_answers() {
     let a = pool.generate(&ask()).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Shard(sid(2)));
     assert_eq!(a.completion.text(), "from shard 2");
+    assert_eq!(a.failovers, 1, "shard 1's 429 moved the call to shard 2");
     let s1 = rig.state(1).await;
     assert_eq!(s1.status, ShardStatus::Cooling);
     assert_eq!(s1.cooling_until, Some(utc("2026-01-15T20:00:58Z")));
@@ -161,11 +162,18 @@ async fn a_per_minute_429_cools_shard_1_and_shard_2_answers() {
 
     // While cooling, shard 1 is skipped without a request (whichever shard
     // the round-robin starts at).
+    let mut moved = Vec::new();
     for _ in 0..2 {
         let b = pool.generate(&ask()).await.unwrap();
         assert_eq!(b.served_by, ServedBy::Shard(sid(2)));
+        moved.push(b.failovers);
     }
     assert_eq!(rig.requests_to(1).await, 1);
+    // One call started at shard 2 (no failover), the other at the cooling
+    // shard 1 (one); the pool counts all three calls' moves.
+    moved.sort_unstable();
+    assert_eq!(moved, vec![0, 1]);
+    assert_eq!(pool.failovers(), 2);
 
     // After the delay the same shard is used again.
     rig.clock.advance(Duration::from_secs(58));
@@ -444,6 +452,7 @@ async fn all_shards_exhausted_goes_to_the_fallback_provider() {
     let a = pool.generate(&ask().system("be brief")).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Fallback("deepseek".into()));
     assert_eq!(a.completion.text(), "from the fallback");
+    assert_eq!(a.failovers, 2, "shard 1 → shard 2 → the fallback");
     assert_eq!(a.completion.usage.input_tokens, 4);
     assert_eq!(a.completion.usage.cache_read_tokens, 8);
     let fb = rig
@@ -476,6 +485,7 @@ async fn the_fallback_is_not_used_while_a_shard_can_serve() {
         .with_fallback(rig.fallback());
     let a = pool.generate(&ask()).await.unwrap();
     assert_eq!(a.served_by, ServedBy::Shard(sid(1)));
+    assert_eq!((a.failovers, pool.failovers()), (0, 0));
     let to_fallback = rig
         .server
         .received_requests()

@@ -247,6 +247,20 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         "ask_librarian calls answered through this server, by outcome",
         state.metrics.librarian.clone(),
     );
+    let failover_name =
+        swarmbus_core::keys::CounterName::new(crate::librarian_cmd::FAILOVERS_COUNTER);
+    if let Ok(name) = failover_name
+        && let Ok(values) = state.bus.counters(std::slice::from_ref(&name)).await
+        && let Some(n) = values.first()
+    {
+        let failovers: Counter = Counter::default();
+        failovers.inc_by(u64::try_from(*n).unwrap_or(0));
+        registry.register(
+            "librarian_failovers",
+            "Librarian calls moved on from a shard that could not serve (to another shard or the fallback), every librarian process",
+            failovers,
+        );
+    }
 
     let spend = Family::<TierLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
     for c in &status.costs {
