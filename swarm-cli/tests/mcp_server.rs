@@ -798,3 +798,32 @@ async fn a_finding_is_corrected_and_deleted_through_mcp_and_its_versions_stay() 
     assert!(!msg.is_empty());
     a.cancel().await.unwrap();
 }
+
+/// Issue 19, row 9: a 256 KiB body of U+0001, within the documented cap,
+/// was refused as "1573072 bytes, over the limit of 1048576" (the cap
+/// counted the escaped JSON). It is stored and read back whole on Redis; one
+/// byte over the cap is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_at_the_cap_is_stored_whatever_its_json_escaping_costs() {
+    let server = RedisServer::start();
+    let client = connect(&[], &[("REDIS_URL", &server.url())]).await;
+    let body = "\u{1}".repeat(256 * 1024);
+    let put = ok(
+        &client,
+        "put_finding",
+        json!({ "title": "control characters", "body": body }),
+    )
+    .await;
+    let got = ok(&client, "get_finding", json!({ "id": put["id"] })).await;
+    assert_eq!(got["body"].as_str().map(str::len), Some(256 * 1024));
+    assert_eq!(got["body"], body);
+    let over = "\u{1}".repeat(256 * 1024 + 1);
+    let msg = refused(
+        &client,
+        "put_finding",
+        json!({ "title": "one byte over", "body": over }),
+    )
+    .await;
+    assert!(msg.contains("body is 262145 bytes"), "{msg}");
+    client.cancel().await.unwrap();
+}

@@ -396,11 +396,26 @@ pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
         bus.get_finding(&huge.id).await.unwrap().is_none(),
         "nothing stored"
     );
-    let untitled = Finding::new(w, s, "", "body");
+    let untitled = Finding::new(w.clone(), s.clone(), "", "body");
     assert!(matches!(
         bus.put_finding(&untitled).await.unwrap_err(),
         Error::InvalidInput { .. }
     ));
+    // The limit counts the text, not its JSON escapes: 256 KiB of U+0001
+    // (6 bytes each escaped, 1.5 MiB of JSON) is stored and read back whole,
+    // and listed.
+    let controls = Finding::new(w, s, "controls", "\u{1}".repeat(256 * 1024));
+    bus.put_finding(&controls).await.unwrap();
+    assert_eq!(
+        bus.get_finding(&controls.id).await.unwrap().unwrap(),
+        controls
+    );
+    let listing = bus
+        .list_findings(&crate::model::FindingFilter::all())
+        .await
+        .unwrap();
+    assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+    assert!(listing.findings.iter().any(|f| f.id == controls.id));
 }
 
 // -------------------------------------------------------------------- feed
@@ -1587,7 +1602,10 @@ pub async fn unreadable_raw_values_are_reported_with_their_key_never_fatal<
     bus.write_raw_finding(&big, RawValue::text("x".repeat(1024 * 1024 + 1)))
         .await;
 
-    let listing = bus.list_findings(&FindingFilter::all()).await.unwrap();
+    let listing = bus
+        .list_findings(&crate::model::FindingFilter::all())
+        .await
+        .unwrap();
     assert!(
         listing.findings.iter().any(|f| f.id == good.id),
         "readable findings are listed"

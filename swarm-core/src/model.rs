@@ -106,7 +106,14 @@ impl Finding {
         limits: &BusLimits,
     ) -> std::result::Result<Finding, Unreadable> {
         let unreadable = |reason| Unreadable::new(key, reason);
-        let size = value.size();
+        // JSON is measured as the text it carries, as it was when stored
+        // (escapes count as the characters they stand for).
+        let size = match &value {
+            RawValue::String(b) if b.first() == Some(&b'{') => {
+                std::str::from_utf8(b).map_or(b.len(), json_text_len)
+            }
+            other => other.size(),
+        };
         if size > limits.max_value_bytes {
             return Err(unreadable(UnreadableReason::TooLarge {
                 size,
@@ -1244,7 +1251,10 @@ impl ArchiveResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BusLimits {
-    /// Largest encoded value accepted, in bytes (default 1 MiB).
+    /// Largest value accepted, in bytes (default 1 MiB), counted as the
+    /// caller's text: a character JSON escapes (`\u0001`, `\n`, `\"`)
+    /// counts as its own bytes, not its escape's, so a body of control
+    /// characters within the limit is never refused for its encoding.
     pub max_value_bytes: usize,
     /// Heartbeat TTL when a worker does not say (default 60 s).
     pub heartbeat_ttl: Duration,
@@ -1295,10 +1305,11 @@ impl BusLimits {
         self
     }
 
-    /// Fails with [`Error::ValueTooLarge`] when `value`'s JSON is over the
-    /// limit. Measures without building the JSON text.
+    /// Fails with [`Error::ValueTooLarge`] when `value`'s JSON, escapes
+    /// counted as the characters they stand for ([`unescaped_len`]), is over
+    /// the limit. Measures without building the JSON text.
     pub fn check_value<T: Serialize>(&self, key: impl FnOnce() -> String, value: &T) -> Result<()> {
-        let size = match encoded_len(value) {
+        let size = match unescaped_len(value) {
             Ok(n) => n,
             Err(e) => return Err(Error::decode(key(), e)),
         };
@@ -1312,7 +1323,22 @@ impl BusLimits {
         Ok(())
     }
 
-    /// Fails with [`Error::ValueTooLarge`] when `encoded` is over the limit.
+    /// Fails with [`Error::ValueTooLarge`] when the JSON text `encoded`,
+    /// escapes counted as the characters they stand for, is over the limit.
+    pub fn check_json(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
+        let size = json_text_len(encoded);
+        if size > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size,
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::ValueTooLarge`] when `encoded` (stored as it is,
+    /// not JSON) is over the limit.
     pub fn check(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
         if encoded.len() > self.max_value_bytes {
             return Err(Error::ValueTooLarge {
@@ -1340,6 +1366,69 @@ pub fn encoded_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
     let mut c = Count(0);
     serde_json::to_writer(&mut c, value)?;
     Ok(c.0)
+}
+
+/// The length of `value`'s JSON with every escaped character counted as
+/// the bytes it stands for (`"\u0001"` is 3 bytes: two quotes and one
+/// control character), computed without allocating the text.
+pub fn unescaped_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    /// The compact formatter, but an escape writes the one byte it stands
+    /// for (serde_json escapes only single-byte characters).
+    struct Unescaped;
+    impl serde_json::ser::Formatter for Unescaped {
+        fn write_char_escape<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            _escape: serde_json::ser::CharEscape,
+        ) -> std::io::Result<()> {
+            writer.write_all(b"x")
+        }
+    }
+    let mut c = Count(0);
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut c, Unescaped,
+    ))?;
+    Ok(c.0)
+}
+
+/// The length of JSON text with every escape counted as the UTF-8 bytes of
+/// what it stands for (`\n` 1, `\u00e9` 2, a surrogate pair 4).
+pub fn json_text_len(json: &str) -> usize {
+    let b = json.as_bytes();
+    let (mut i, mut n) = (0usize, 0usize);
+    while i < b.len() {
+        if b[i] != b'\\' {
+            n += 1;
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'u') {
+            let unit = json
+                .get(i + 2..i + 6)
+                .and_then(|h| u32::from_str_radix(h, 16).ok());
+            n += match unit {
+                Some(u) if u < 0x80 => 1,
+                Some(u) if u < 0x800 || (0xD800..0xE000).contains(&u) => 2,
+                Some(_) => 3,
+                None => 6,
+            };
+            i += 6;
+        } else {
+            n += 1;
+            i += 2;
+        }
+    }
+    n
 }
 
 /// The one JSON codec: encodes a value for `key`.
@@ -1476,5 +1565,47 @@ mod raw_finding_tests {
                 limit: 10
             }
         ));
+    }
+    /// Issue 19, row 9: a 256 KiB body of U+0001 (the CLI's and MCP's
+    /// documented cap) was refused as "1573072 bytes, over the limit of
+    /// 1048576": the limit counted the escaped JSON.
+    #[test]
+    fn the_value_limit_counts_the_text_not_its_json_escapes() {
+        let limits = BusLimits::default();
+        let w = WorkerId::new("w").unwrap();
+        let s = SessionId::new("s").unwrap();
+        let body = "\u{1}".repeat(256 * 1024);
+        let f = Finding::new(w.clone(), s.clone(), "controls", body);
+        assert!(encoded_len(&f).unwrap() > limits.max_value_bytes);
+        limits.check_value(|| "finding:x".into(), &f).unwrap();
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json_text_len(&json), unescaped_len(&f).unwrap());
+        limits.check_json(|| "finding:x".into(), &json).unwrap();
+        // The limit itself still holds, escapes or not.
+        let over = Finding::new(w, s, "big", "\n".repeat(1024 * 1024));
+        let e = limits
+            .check_value(|| "finding:y".into(), &over)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::ValueTooLarge { ref key, size, .. } if key == "finding:y" && size > 1024 * 1024 && size < 1024 * 1024 + 1024),
+            "{e:?}"
+        );
+        let json = serde_json::to_string(&over).unwrap();
+        assert!(limits.check_json(|| "finding:y".into(), &json).is_err());
+    }
+
+    #[test]
+    fn json_text_len_counts_what_escapes_stand_for() {
+        for v in ["plain", "a\"b\\c\n\t", "\u{1}\u{1f}", "é ü €", "😀 x", ""] {
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json_text_len(&json), v.len() + 2, "{json}");
+        }
+        // ASCII-only encoders' escapes: é (2), € (3), a surrogate pair (4).
+        assert_eq!(
+            json_text_len(r#""\u00e9\u20ac\ud83d\ude00""#),
+            2 + 3 + 4 + 2
+        );
+        // A broken escape counts as written.
+        assert_eq!(json_text_len(r#"\uZZZZ"#), 6);
     }
 }

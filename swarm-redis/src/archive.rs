@@ -55,7 +55,7 @@ impl ArchiveDesk for RedisBus {
     async fn ask(&self, query: &ArchiveQuery) -> Result<()> {
         let key = self.key(&Key::QueryArchive(query.id));
         let json = encode(&key, query)?;
-        self.check_size(&key, &json)?;
+        self.check_json_size(&key, &json)?;
         let channel = self.inner.keys.channel(Channel::Queries);
         let names = self.names();
         let id = query.id.to_string();
@@ -129,7 +129,7 @@ impl ArchiveDesk for RedisBus {
     async fn answer(&self, response: &ArchiveResponse) -> Result<()> {
         let key = self.key(&Key::ResponseArchive(response.id));
         let json = encode(&key, response)?;
-        self.check_size(&key, &json)?;
+        self.check_json_size(&key, &json)?;
         let channel = self.inner.keys.channel(Channel::Responses);
         let _: i64 = self
             .eval_once(

@@ -661,6 +661,13 @@ impl RedisBus {
         self.inner.limits.check(|| key.to_owned(), encoded)
     }
 
+    /// [`Self::check_size`] for JSON this crate encoded: escapes count as the
+    /// characters they stand for (`BusLimits::check_json`), so the limit is
+    /// the caller's text, as on every bus.
+    pub(crate) fn check_json_size(&self, key: &str, json: &str) -> Result<()> {
+        self.inner.limits.check_json(|| key.to_owned(), json)
+    }
+
     pub(crate) fn response_timeout(&self) -> Duration {
         self.inner.response_timeout
     }

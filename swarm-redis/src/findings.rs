@@ -151,7 +151,7 @@ impl RedisBus {
             finding.validate()?;
             let key = self.finding_key(&finding.id);
             let json = encode(&key, finding)?;
-            self.check_size(&key, &json)?;
+            self.check_json_size(&key, &json)?;
             if let Some(&at) = seen.get(&finding.id) {
                 if prepared[at].json != json {
                     return Err(Error::Conflict { key });

@@ -28,7 +28,7 @@ impl HaltSwitch for RedisBus {
     async fn halt(&self, report: &HaltReport) -> Result<bool> {
         let key = self.key(&Key::HaltReason);
         let json = encode(&key, report)?;
-        self.check_size(&key, &json)?;
+        self.check_json_size(&key, &json)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(&json).arg("NX");
         let set: Option<String> = match self.query_raw("halt", &cmd).await {

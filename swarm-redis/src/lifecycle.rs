@@ -399,7 +399,7 @@ impl FindingLifecycle for RedisBus {
         revised.validate()?;
         let key = self.finding_key(&revised.id);
         let json = encode(&key, revised)?;
-        self.check_size(&key, &json)?;
+        self.check_json_size(&key, &json)?;
         let (payload, _) = crate::index::payload(revised);
         let channel = self.inner.keys.channel(Channel::Findings);
         let names = self.names();

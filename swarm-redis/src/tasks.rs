@@ -85,7 +85,7 @@ impl TaskQueue for RedisBus {
     async fn push_task(&self, worker: &WorkerId, task: &Task) -> Result<()> {
         let queue = self.queue_key(worker);
         let json = encode(&queue, task)?;
-        self.check_size(&queue, &json)?;
+        self.check_json_size(&queue, &json)?;
         let names = self.names();
         let keys = [
             queue.as_str(),
@@ -164,7 +164,7 @@ impl TaskQueue for RedisBus {
         let names = self.names();
         let failure = TaskFailure::new(claim, report);
         let json = encode(&names.failed_tasks, &failure)?;
-        self.check_size(&names.failed_tasks, &json)?;
+        self.check_json_size(&names.failed_tasks, &json)?;
         let keys = [
             inflight.as_str(),
             names.deliveries.as_str(),

@@ -34,7 +34,7 @@ impl RedisBus {
         let progress_json = match progress {
             Some(p) => {
                 let json = encode(&progress_key, p)?;
-                self.check_size(&progress_key, &json)?;
+                self.check_json_size(&progress_key, &json)?;
                 json
             }
             None => String::new(),
