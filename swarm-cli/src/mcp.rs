@@ -17,9 +17,11 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-    Implementation, ServerCapabilities, ServerConfig,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -54,6 +56,8 @@ pub(crate) struct SwarmMcp {
     model: String,
     /// Claims handed out by `claim_task`, until completed or failed.
     claims: Arc<Mutex<HashMap<String, ClaimedTask>>>,
+    /// This session's `resources/subscribe` subscriptions.
+    subscriptions: Arc<resources::Subscriptions>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -194,6 +198,8 @@ type ToolResult = Result<CallToolResult, String>;
 
 #[path = "mcp_findings.rs"]
 mod findings_tools;
+#[path = "mcp_resources.rs"]
+mod resources;
 
 #[tool_router(router = tool_router)]
 impl SwarmMcp {
@@ -205,6 +211,7 @@ impl SwarmMcp {
             offline,
             model,
             claims: Arc::default(),
+            subscriptions: Arc::default(),
             tool_router: Self::tool_router() + Self::findings_router(),
         }
     }
@@ -467,14 +474,83 @@ impl SwarmMcp {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for SwarmMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
             .with_server_info(Implementation::new("swarm", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "The swarm's shared memory on Redis. Store what you find with put_finding, \
                  look before you work with search_findings or ask_librarian, show swarm_status \
                  at the top of each reply. Workers take tasks with claim_task and finish them \
-                 with complete_task or fail_task. halt_swarm stops everyone.",
+                 with complete_task or fail_task. halt_swarm stops everyone. The findings are \
+                 also resources (swarm://findings, swarm://findings/{id}): subscribe to be told \
+                 of new ones.",
             )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        resources::list(&*self.bus).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&*self.bus, &self.ctx, &request.uri)
+            .await
+            .map(Into::into)
+    }
+
+    #[allow(deprecated)] // the protocol 2025-11-25 way, which clients speak today
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        resources::known(&request.uri)?;
+        self.subscriptions
+            .subscribe(&self.bus, context.peer.clone(), &request.uri)
+            .await;
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        resources::accepted(requested)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        resources::listen(Arc::clone(&self.bus), context).await;
+        Ok(())
     }
 
     async fn call_tool(
