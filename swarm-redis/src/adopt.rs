@@ -189,6 +189,35 @@ pub(crate) fn events_to_set(current: &str) -> Option<String> {
     }
 }
 
+/// Why [`RedisBus::follow_keyspace`] stopped.
+enum FollowEnd {
+    /// The server refused the subscription (an ACL without the channels):
+    /// asking again would be refused again.
+    Refused(Error),
+    /// The connection was lost or an adoption failed: worth another try.
+    Lost(Error),
+}
+
+impl From<Error> for FollowEnd {
+    fn from(e: Error) -> Self {
+        FollowEnd::Lost(e)
+    }
+}
+
+/// Whether the server refused a command for good: an ACL permission error
+/// (`NOPERM`), or an error reply such as CONFIG renamed or disabled
+/// (`ERR unknown command`). Not a connection error, a time-out or a
+/// transient server state (`LOADING`, `TRYAGAIN`, …), which the next try may
+/// get past.
+fn is_refusal(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(ServerErrorKind::NoPerm | ServerErrorKind::ResponseError)
+            | ErrorKind::Extension
+    )
+}
+
 impl RedisBus {
     fn reindex_cursor_key(&self) -> String {
         self.internal("findings:reindex")
@@ -379,27 +408,48 @@ impl RedisBus {
 
     async fn run_adopter(&self, interval: Duration, state: &AdopterState) {
         const BATCH: usize = 1000;
+        // Once the server has refused notifications (CONFIG, or the
+        // subscription itself: an ACL user without the `__keyspace@*__`
+        // channels), it is the periodic reindex for good: asking again would
+        // only log the same refusal every interval.
+        let mut periodic = false;
         loop {
-            let notifying = match self.enable_keyspace_events().await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(
-                        error = %e.category(),
-                        "CONFIG SET notify-keyspace-events refused; adopting raw findings by a periodic reindex"
-                    );
-                    false
-                }
-            };
-            if notifying {
-                state.mode.store(1, Ordering::Relaxed);
-                match self.follow_keyspace(interval, BATCH, state).await {
-                    Ok(()) => {}
+            if !periodic {
+                match self.enable_keyspace_events().await {
+                    Ok(()) => {
+                        state.mode.store(1, Ordering::Relaxed);
+                        match self.follow_keyspace(interval, BATCH, state).await {
+                            Ok(()) => {}
+                            Err(FollowEnd::Refused(why)) => {
+                                tracing::warn!(
+                                    error = %why,
+                                    "finding adopter: keyspace notifications refused (the ACL user may not subscribe to __keyspace@*__ channels); adopting raw findings by a periodic reindex from now on"
+                                );
+                                periodic = true;
+                            }
+                            Err(FollowEnd::Lost(e)) => {
+                                tracing::warn!(error = %e, "finding adopter: notifications lost; reconnecting")
+                            }
+                        }
+                        if !periodic {
+                            tokio::time::sleep(interval).await;
+                            continue;
+                        }
+                    }
+                    Err(e) if is_refusal(&e) => {
+                        tracing::warn!(
+                            error = %e.category(),
+                            "CONFIG SET notify-keyspace-events refused; adopting raw findings by a periodic reindex from now on"
+                        );
+                        periodic = true;
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "finding adopter: notifications lost; reconnecting")
+                        // Redis away or slow: not a refusal; try again.
+                        tracing::warn!(error = %e.category(), "finding adopter: cannot read the notification settings; retrying");
+                        tokio::time::sleep(interval).await;
+                        continue;
                     }
                 }
-                tokio::time::sleep(interval).await;
-                continue;
             }
             state.mode.store(2, Ordering::Relaxed);
             match self.reindex_pass(BATCH).await {
@@ -420,22 +470,25 @@ impl RedisBus {
         interval: Duration,
         batch: usize,
         state: &AdopterState,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), FollowEnd> {
         let mut pubsub = self
             .inner
             .connector
             .pubsub(&self.inner.link)
             .await
-            .map_err(|e| self.fail(&e, "adopt_findings"))?;
+            .map_err(|e| FollowEnd::Lost(self.fail(&e, "adopt_findings")))?;
         let pattern = format!("__keyspace@*__:{}", self.finding_pattern());
         match tokio::time::timeout(self.response_timeout(), pubsub.psubscribe(&pattern)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.fail(&e, "adopt_findings")),
+            Ok(Err(e)) if is_refusal(&e) => {
+                return Err(FollowEnd::Refused(self.fail(&e, "adopt_findings")));
+            }
+            Ok(Err(e)) => return Err(FollowEnd::Lost(self.fail(&e, "adopt_findings"))),
             Err(_) => {
-                return Err(Error::Timeout {
+                return Err(FollowEnd::Lost(Error::Timeout {
                     operation: "adopt_findings",
                     after: self.response_timeout(),
-                });
+                }));
             }
         }
         // Subscribed first, so nothing written from now on is missed.
@@ -457,7 +510,9 @@ impl RedisBus {
                 }
             };
             let Some(first) = first else {
-                return Err(Error::Closed("keyspace notification connection lost"));
+                return Err(FollowEnd::Lost(Error::Closed(
+                    "keyspace notification connection lost",
+                )));
             };
             // Take what else is already there, up to a batch, in one go.
             let mut keys = vec![first];

@@ -399,3 +399,159 @@ async fn reindexing_100k_raw_keys_never_blocks_the_server_for_long() {
         "a reindex step held Redis for {longest} µs"
     );
 }
+
+/// The `ACL SETUSER swarm-team-a …` lines of docs/operations.md, as written
+/// there (with `PASSWORD` in place of the password).
+fn acl_recipes_of_the_guide() -> Vec<String> {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ))
+    .unwrap();
+    guide
+        .lines()
+        .filter(|l| l.starts_with("ACL SETUSER swarm-team-a "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates the guide's user from one recipe line and connects as it, in
+/// the namespace `team-a` the recipe confines it to.
+async fn team_a_bus(server: &RedisServer, recipe: &str) -> RedisBus {
+    let recipe = recipe.replace(">PASSWORD", ">team-a-pw");
+    let args: Vec<&str> = recipe.split_whitespace().collect();
+    let reply = server.cli(&args);
+    assert!(reply.trim() == "OK", "{recipe}: {reply}");
+    let url = server
+        .url()
+        .replace("redis://", "redis://swarm-team-a:team-a-pw@");
+    RedisBus::connect(
+        RedisConfig::from_url(&url)
+            .unwrap()
+            .namespace(swarmbus_core::keys::Namespace::new("team-a").unwrap()),
+    )
+    .await
+    .unwrap()
+}
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every recipe of docs/operations.md, as written, on a user restricted to
+/// the namespace `team-a` (the notifications off, as a fresh server has
+/// them): a raw key written by redis-cli in the namespace is adopted by the
+/// periodic reindex, and the user cannot touch another namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_recipes_of_the_operations_guide_adopt_raw_findings_in_their_namespace() {
+    let recipes = acl_recipes_of_the_guide();
+    assert!(
+        recipes.len() >= 2,
+        "the guide's recipes (the namespace user, the one for notifications by hand): {recipes:?}"
+    );
+    for recipe in &recipes {
+        let server = RedisServer::start();
+        let bus = team_a_bus(&server, recipe).await;
+        let adopter = bus.spawn_finding_adopter(Duration::from_millis(100));
+        server.cli(&["SET", "{team-a}:finding:acl_note", "written by an agent"]);
+        let b = bus.clone();
+        eventually(
+            Duration::from_secs(10),
+            &format!("adopted under {recipe}"),
+            || {
+                let b = b.clone();
+                async move { b.count_findings().await.unwrap() == 1 }
+            },
+        )
+        .await;
+        assert_eq!(adopter.mode(), AdoptionMode::PeriodicReindex, "{recipe}");
+        let listed = bus.list_findings(&FindingFilter::default()).await.unwrap();
+        assert_eq!(listed.findings.len(), 1, "{recipe}");
+        // Confined: another namespace's key is refused to this user.
+        let url = server
+            .url()
+            .replace("redis://", "redis://swarm-team-a:team-a-pw@");
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let other: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg("{team-b}:finding:x")
+            .query_async(&mut conn)
+            .await;
+        assert!(other.is_err(), "{recipe}: another namespace is readable");
+        adopter.stop().await;
+    }
+}
+
+/// The guide's user for notifications set by hand (`+config|get`, no
+/// keyspace channels): the subscription is refused with NOPERM. The
+/// adopter says so once (a warning), falls back to the periodic reindex
+/// for good, and adopts raw keys; before, it logged "notifications lost;
+/// reconnecting" every interval and never adopted one.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_keyspace_subscription_is_said_once_and_falls_back_to_the_reindex_for_good() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This test's thread only: the runtime is current-thread, so the
+    // adopter's task runs here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let recipe = acl_recipes_of_the_guide()
+        .into_iter()
+        .find(|r| r.contains("+config|get"))
+        .expect("the guide's recipe for notifications set by hand");
+    let server = RedisServer::start();
+    // Set by hand, as the guide says.
+    server.cli(&["CONFIG", "SET", "notify-keyspace-events", "K$hgx"]);
+    let bus = team_a_bus(&server, &recipe).await;
+    let adopter = bus.spawn_finding_adopter(Duration::from_millis(50));
+    let b = bus.clone();
+    for (n, name) in ["first", "second", "third"].iter().enumerate() {
+        server.cli(&["SET", &format!("{{team-a}}:finding:{name}"), "raw"]);
+        let want = n as u64 + 1;
+        eventually(Duration::from_secs(10), &format!("{name} adopted"), || {
+            let b = b.clone();
+            async move { b.count_findings().await.unwrap() == want }
+        })
+        .await;
+        assert_eq!(adopter.mode(), AdoptionMode::PeriodicReindex);
+    }
+    adopter.stop().await;
+    let text = logs.text();
+    assert_eq!(
+        text.matches("keyspace notifications refused").count(),
+        1,
+        "said once:\n{text}"
+    );
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("NoPerm") || text.contains("NOPERM"), "{text}");
+    assert_eq!(
+        text.matches("notifications lost").count(),
+        0,
+        "no reconnect loop:\n{text}"
+    );
+    assert!(
+        !text.contains("team-a-pw"),
+        "the password stays out: {text}"
+    );
+}
