@@ -481,15 +481,15 @@ impl ServerHandler for SwarmMcp {
                 .enable_resources_subscribe()
                 .build(),
         )
-            .with_server_info(Implementation::new("swarm", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "The swarm's shared memory on Redis. Store what you find with put_finding, \
+        .with_server_info(Implementation::new("swarm", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "The swarm's shared memory on Redis. Store what you find with put_finding, \
                  look before you work with search_findings or ask_librarian, show swarm_status \
                  at the top of each reply. Workers take tasks with claim_task and finish them \
                  with complete_task or fail_task. halt_swarm stops everyone. The findings are \
                  also resources (swarm://findings, swarm://findings/{id}): subscribe to be told \
                  of new ones.",
-            )
+        )
     }
 
     async fn list_resources(

@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rmcp::ErrorData;
+use rmcp::RoleServer;
 use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, SubscriptionFilter,
 };
 use rmcp::service::{Peer, SubscriptionSink};
-use rmcp::RoleServer;
 use serde_json::json;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, FindingId};
@@ -242,7 +242,10 @@ impl Subscriptions {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(uri.to_owned());
         let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+        if task
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+        {
             *task = Some(tokio::spawn(forward(
                 Arc::clone(bus),
                 Arc::clone(&self.wanted),
@@ -320,7 +323,10 @@ mod tests {
     #[test]
     fn uris_are_parsed_and_strangers_refused() {
         assert!(matches!(parse(FEED_URI), Ok(Target::Feed)));
-        assert!(matches!(parse("swarm://findings/deepseek_pricing"), Ok(Target::Finding(_))));
+        assert!(matches!(
+            parse("swarm://findings/deepseek_pricing"),
+            Ok(Target::Finding(_))
+        ));
         assert!(parse("swarm://findings/a:b").is_err());
         assert!(parse("swarm://findingsX").is_err());
         assert!(parse("file:///etc/passwd").is_err());
