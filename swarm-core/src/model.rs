@@ -1351,18 +1351,21 @@ impl BusLimits {
     }
 }
 
+/// A writer that only counts bytes.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The length of `value`'s JSON, computed without allocating it.
 pub fn encoded_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let mut c = Count(0);
     serde_json::to_writer(&mut c, value)?;
     Ok(c.0)
@@ -1372,16 +1375,6 @@ pub fn encoded_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
 /// the bytes it stands for (`"\u0001"` is 3 bytes: two quotes and one
 /// control character), computed without allocating the text.
 pub fn unescaped_len<T: Serialize>(value: &T) -> serde_json::Result<usize> {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     /// The compact formatter, but an escape writes the one byte it stands
     /// for (serde_json escapes only single-byte characters).
     struct Unescaped;
