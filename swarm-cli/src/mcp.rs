@@ -56,8 +56,9 @@ pub(crate) struct SwarmMcp {
     model: String,
     /// Claims handed out by `claim_task`, until completed or failed.
     claims: Arc<Mutex<HashMap<String, ClaimedTask>>>,
-    /// This session's `resources/subscribe` subscriptions.
-    subscriptions: Arc<resources::Subscriptions>,
+    /// This session's `resources/subscribe` subscriptions (a clone, the
+    /// server of another session, starts with none).
+    subscriptions: resources::Subscriptions,
     tool_router: ToolRouter<Self>,
 }
 
@@ -211,7 +212,7 @@ impl SwarmMcp {
             offline,
             model,
             claims: Arc::default(),
-            subscriptions: Arc::default(),
+            subscriptions: resources::Subscriptions::default(),
             tool_router: Self::tool_router() + Self::findings_router(),
         }
     }
@@ -537,7 +538,7 @@ impl ServerHandler for SwarmMcp {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscriptions.unsubscribe(&request.uri);
+        self.subscriptions.unsubscribe(&request.uri).await;
         Ok(())
     }
 

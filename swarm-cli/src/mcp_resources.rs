@@ -1,21 +1,37 @@
 //! The findings as MCP resources, with subscriptions: an agent that waits
 //! for another's findings is told, instead of polling.
 //!
-//! - `swarm://findings`: the newest findings (JSON: id, key, title, tags,
-//!   worker, session, created_at), the feed.
+//! - `swarm://findings`: the feed, the newest [`LISTED`] findings, newest
+//!   first, as `{"findings": [...]}` with each finding as `search_findings`
+//!   lists it (bodies cut to the listing length, `truncated` when cut).
 //! - `swarm://findings/{id}`: one finding (JSON, as `get_finding` gives it),
 //!   listed for the newest [`LISTED`] and readable for any id.
+//!
+//! A URI that names no finding (an unknown id, or not one of these) is
+//! `-32002` "resource not found" with `data.uri`, as the protocol asks
+//! (rmcp turns it into `-32602` for peers of protocol 2026-07-28).
 //!
 //! Both can be subscribed to, whichever protocol the client speaks:
 //! `resources/subscribe` (protocol 2025-11-25 and before, what Claude Code
 //! and the official clients negotiate today) sends
 //! `notifications/resources/updated` on the session; `subscriptions/listen`
 //! (2026-07-28) sends the same on the listen stream. `swarm://findings` is
-//! updated by every new, changed or deleted finding; `swarm://findings/{id}`
-//! by a change to that one (a new version, its deletion). Notifications come
-//! from `channel:findings`, so a finding written by any process, raw keys
-//! adopted included, is seen; like the channel they are at-most-once (read
-//! the resource, or `wait_for_findings` with a cursor, to catch up).
+//! updated by every new finding (put, batch, raw key adopted) and every new
+//! version; `swarm://findings/{id}` by a new version of that one (and by a
+//! raw key of that id adopted). Notifications come from `channel:findings`,
+//! so a finding written by any process is seen; like the channel they are
+//! at-most-once (read the resource, or `wait_for_findings` with a cursor, to
+//! catch up). A deletion (or an expiry) is not announced on the channel
+//! ([`swarmbus_core::lifecycle::FindingLifecycle::delete_finding`]), so it
+//! sends nothing: a subscriber learns of it when a read is "not found".
+//!
+//! `resources/subscribe` answers once the server listens on the channel
+//! (when the bus is up): a finding stored after the answer is notified. A
+//! `subscriptions/listen` stream starts listening right after its
+//! acknowledgment (the SDK sends it before the handler runs), so a finding
+//! stored in that instant can be missed: read the resource after the
+//! acknowledgment. Subscriptions belong to one session: a server cloned for
+//! another session (Streamable HTTP makes one per session) starts with none.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,7 +46,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, SubscriptionSink};
 use serde_json::json;
-use swarmbus_core::bus::Bus;
+use swarmbus_core::bus::{Bus, Subscription};
 use swarmbus_core::keys::{Channel, FindingId};
 use swarmbus_core::model::Finding;
 use swarmbus_core::search::SearchQuery;
@@ -55,19 +71,24 @@ enum Target {
     Finding(FindingId),
 }
 
+/// The protocol's "resource not found" (`-32002`), naming the URI in `data`.
+fn not_found(uri: &str, message: String) -> ErrorData {
+    ErrorData::resource_not_found(message, Some(json!({ "uri": uri })))
+}
+
 fn parse(uri: &str) -> Result<Target, ErrorData> {
     if uri == FEED_URI {
         return Ok(Target::Feed);
     }
     let Some(id) = uri.strip_prefix(FEED_URI).and_then(|r| r.strip_prefix('/')) else {
-        return Err(ErrorData::invalid_params(
+        return Err(not_found(
+            uri,
             format!("unknown resource {uri:?}: this server has {FEED_URI} and {FEED_URI}/{{id}}"),
-            None,
         ));
     };
     FindingId::new(id)
         .map(Target::Finding)
-        .map_err(|e| ErrorData::invalid_params(format!("{uri:?}: {e}"), None))
+        .map_err(|e| not_found(uri, format!("{uri:?} names no finding: {e}")))
 }
 
 /// Whether `uri` is one of ours (for subscriptions).
@@ -151,9 +172,9 @@ pub(crate) async fn read(
             match found {
                 Some(f) => ops::finding_json(&f, &ctx.finding_key(&f.id)).to_string(),
                 None => {
-                    return Err(ErrorData::resource_not_found(
+                    return Err(not_found(
+                        uri,
                         format!("no finding {id} (list them: {FEED_URI})"),
-                        None,
                     ));
                 }
             }
@@ -202,11 +223,21 @@ impl Sender {
     }
 }
 
-/// Sends the updates of `wanted` until the client is gone. Rides out bus
-/// outages: the channel is subscribed again after a pause.
-async fn forward(bus: Arc<dyn Bus>, wanted: Arc<Mutex<HashSet<String>>>, to: Sender) {
+/// Sends the updates of `wanted` until the client is gone, from `first`
+/// (a live subscription to the channel) if given. Rides out bus outages:
+/// the channel is subscribed again after a pause.
+async fn forward(
+    bus: Arc<dyn Bus>,
+    wanted: Arc<Mutex<HashSet<String>>>,
+    to: Sender,
+    mut first: Option<Subscription>,
+) {
     loop {
-        match bus.subscribe(Channel::Findings).await {
+        let sub = match first.take() {
+            Some(sub) => Ok(sub),
+            None => bus.subscribe(Channel::Findings).await,
+        };
+        match sub {
             Ok(mut sub) => {
                 while let Some(message) = sub.next().await {
                     let Ok(message) = message else { break };
@@ -228,42 +259,61 @@ async fn forward(bus: Arc<dyn Bus>, wanted: Arc<Mutex<HashSet<String>>>, to: Sen
 }
 
 /// A session's `resources/subscribe` subscriptions.
+///
+/// Cloning gives an empty set: the server is cloned once per session
+/// (Streamable HTTP), and one session's subscriptions are not another's.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     wanted: Arc<Mutex<HashSet<String>>>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The forwarding task; locked across the channel subscription so that
+    /// concurrent requests start one task.
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Clone for Subscriptions {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl Subscriptions {
-    /// Adds `uri`; starts forwarding on the first.
+    /// Adds `uri`; starts forwarding on the first. Returns once the channel
+    /// is listened to, so that every finding stored after it is notified;
+    /// when the bus is down it returns at once and the forwarding task
+    /// subscribes when the bus is back.
     pub(crate) async fn subscribe(&self, bus: &Arc<dyn Bus>, peer: Peer<RoleServer>, uri: &str) {
+        let mut task = self.task.lock().await;
         self.wanted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(uri.to_owned());
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
         if task
             .as_ref()
             .is_none_or(tokio::task::JoinHandle::is_finished)
         {
+            let first = match bus.subscribe(Channel::Findings).await {
+                Ok(sub) => Some(sub),
+                Err(e) => {
+                    tracing::debug!(error = %e, "resource updates: cannot subscribe yet");
+                    None
+                }
+            };
             *task = Some(tokio::spawn(forward(
                 Arc::clone(bus),
                 Arc::clone(&self.wanted),
                 Sender::Peer(peer),
+                first,
             )));
         }
     }
 
     /// Removes `uri`; stops forwarding after the last.
-    pub(crate) fn unsubscribe(&self, uri: &str) {
+    pub(crate) async fn unsubscribe(&self, uri: &str) {
+        let mut task = self.task.lock().await;
         let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
         wanted.remove(uri);
         if wanted.is_empty()
-            && let Some(t) = self
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
+            && let Some(t) = task.take()
         {
             t.abort();
         }
@@ -272,12 +322,7 @@ impl Subscriptions {
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        if let Some(t) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(t) = self.task.get_mut().take() {
             t.abort();
         }
     }
@@ -312,7 +357,7 @@ pub(crate) async fn listen(bus: Arc<dyn Bus>, context: rmcp::service::Subscripti
     let sink = context.sink().clone();
     tokio::select! {
         () = context.cancelled() => {}
-        () = forward(bus, wanted, Sender::Listen(sink)) => {}
+        () = forward(bus, wanted, Sender::Listen(sink), None) => {}
     }
 }
 
@@ -327,9 +372,37 @@ mod tests {
             parse("swarm://findings/deepseek_pricing"),
             Ok(Target::Finding(_))
         ));
-        assert!(parse("swarm://findings/a:b").is_err());
-        assert!(parse("swarm://findingsX").is_err());
-        assert!(parse("file:///etc/passwd").is_err());
+        for stranger in [
+            "swarm://findings/a:b",
+            "swarm://findingsX",
+            "file:///etc/passwd",
+        ] {
+            let Err(e) = parse(stranger) else {
+                panic!("{stranger} was accepted")
+            };
+            assert_eq!(
+                e.code,
+                rmcp::model::ErrorCode::RESOURCE_NOT_FOUND,
+                "{stranger}"
+            );
+            assert_eq!(e.data, Some(json!({ "uri": stranger })));
+        }
+    }
+
+    #[test]
+    fn a_clone_is_another_session_with_no_subscriptions() {
+        let s = Subscriptions::default();
+        s.wanted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(FEED_URI.to_owned());
+        assert!(
+            s.clone()
+                .wanted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        );
     }
 
     #[test]
