@@ -631,7 +631,14 @@ fn a_librarian_rides_out(outage: Duration) {
     );
     let served = || rt.block_on(gemini.received_requests()).unwrap_or_default();
 
-    let mut daemon = swarm(&url)
+    let mut daemon = swarm(&url);
+    // Only the mock's shard: no Gemini setting of the environment leaks in.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GEMINI_") {
+            daemon.env_remove(k);
+        }
+    }
+    let mut daemon = daemon
         .env("GEMINI_BASE_URL", gemini.uri())
         .env("GEMINI_API_KEY_SHARD1", SHARD_KEY)
         .env("RUST_LOG", "swarmbus_redis=info,warn")
