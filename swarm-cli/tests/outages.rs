@@ -209,11 +209,10 @@ fn a_plain_text_halt_reason_is_a_halt_everywhere() {
 
 // ---- row 4: status --watch rides out an outage ----
 
-/// Row 4. Before: `swarm status --watch` exited 1 (`count_findings:
-/// Connection refused`) when Redis went away for 3 s. Now it redraws with
-/// the error and shows the status again once Redis is back.
-#[test]
-fn status_watch_redraws_through_a_three_second_outage() {
+/// Row 4 with an outage of `outage`: `swarm status --watch` draws the
+/// status, redraws with the error while Redis is away (never exits), and
+/// draws the status again once Redis is back.
+fn status_watch_redraws_through(outage: Duration) {
     let mut server = RedisServer::start_persistent();
     let url = server.url();
     server.cli(&["SET", "cost:sonnet", "0.125"]);
@@ -253,10 +252,15 @@ fn status_watch_redraws_through_a_three_second_outage() {
         wait_for("unavailable:", Duration::from_secs(30)),
         "the outage is shown"
     );
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(outage);
     assert!(
         child.try_wait().unwrap().is_none(),
         "status --watch exited during the outage"
+    );
+    // Still redrawing with the error at the end of the outage.
+    assert!(
+        wait_for("unavailable:", Duration::from_secs(30)),
+        "the outage is still shown after {outage:?}"
     );
     server.start_again();
     assert!(
@@ -266,6 +270,20 @@ fn status_watch_redraws_through_a_three_second_outage() {
     assert!(child.try_wait().unwrap().is_none());
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Row 4. Before: `swarm status --watch` exited 1 (`count_findings:
+/// Connection refused`) when Redis went away for 3 s. Now it redraws with
+/// the error and shows the status again once Redis is back.
+#[test]
+fn status_watch_redraws_through_a_three_second_outage() {
+    status_watch_redraws_through(Duration::from_secs(3));
+}
+
+/// Row 4, 30 s: the same through a long outage.
+#[test]
+fn status_watch_redraws_through_a_thirty_second_outage() {
+    status_watch_redraws_through(Duration::from_secs(30));
 }
 
 // ---- row 1: a worker rides out Redis outages ----
@@ -519,4 +537,404 @@ fn mcp_answers_every_line_it_can_identify() {
     assert!(answer_to(serde_json::json!(6))["result"].is_object());
     drop(stdin);
     let _ = child.wait();
+}
+
+// ---- `swarm librarian serve` rides out Redis outages ----
+
+/// The shard key the librarian tests give the mock.
+const SHARD_KEY: &str = "test-outage-shard-1";
+/// The prices and model lifecycle of a fixed day, whatever day this runs.
+const NOW: &str = "2026-12-02T09:00:00Z";
+
+/// Collects a child's pipe on a thread (so a chatty child never blocks on
+/// a full pipe); the handle gives the text once the pipe closes.
+fn drain(pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    })
+}
+
+/// Polls `f` every 100 ms until it gives `Some`, for at most `within`.
+fn within<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `swarm librarian ask --via-bus` of `question`, as JSON.
+fn ask_via_bus(url: &str, question: &str) -> Value {
+    let out = run(
+        url,
+        &["librarian", "ask", "--via-bus", "60", "--json", question],
+    );
+    assert!(out.status.success(), "{question}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `swarm librarian serve` (Gemini shard pool on a mock that takes 2 s to
+/// answer) under an outage of `outage`: a question answered before it, one
+/// whose Gemini call is in flight when Redis goes, one asked right after
+/// Redis is back. Every question gets exactly one answer, the daemon lives
+/// through it, the mock served exactly one request per question, and the
+/// shard's quota ledger counts exactly the requests the mock served.
+fn a_librarian_rides_out(outage: Duration) {
+    use swarmbus_core::bus::{ArchiveDesk, QuotaLedger};
+    use swarmbus_core::keys::ShardId;
+    use swarmbus_core::model::{ArchiveQuery, FindingFilter, ResponseStatus};
+    use swarmbus_core::quota::QuotaLimits;
+    use wiremock::matchers::{header, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut server = RedisServer::start_persistent();
+    let url = server.url();
+    let put = run(
+        &url,
+        &[
+            "findings",
+            "put",
+            "--json",
+            "--title",
+            "cache",
+            "--body",
+            "cache reads are 10 % of input",
+        ],
+    );
+    assert!(put.status.success(), "{}", text(&put));
+    let put: Value = serde_json::from_slice(&put.stdout).unwrap();
+    let id = put["id"].as_str().unwrap().to_owned();
+
+    let gemini = rt.block_on(MockServer::start());
+    let answer = serde_json::json!({"answer": "cache reads are 10 % of input", "citations": [id]});
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(header("x-goog-api-key", SHARD_KEY))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "candidates": [{"content": {"parts": [{"text": answer.to_string()}], "role": "model"}, "finishReason": "STOP"}],
+                        "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 20, "totalTokenCount": 320}
+                    }))
+                    .set_delay(Duration::from_secs(2)),
+            )
+            .mount(&gemini),
+    );
+    let served = || rt.block_on(gemini.received_requests()).unwrap_or_default();
+
+    let mut daemon = swarm(&url);
+    // Only the mock's shard: no Gemini setting of the environment leaks in.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GEMINI_") {
+            daemon.env_remove(k);
+        }
+    }
+    let mut daemon = daemon
+        .env("GEMINI_BASE_URL", gemini.uri())
+        .env("GEMINI_API_KEY_SHARD1", SHARD_KEY)
+        .env("RUST_LOG", "swarmbus_redis=info,warn")
+        .args(["--now", NOW, "librarian", "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = drain(daemon.stderr.take().unwrap());
+
+    // 1. Before the outage, through the CLI.
+    let q1 = "what share of input are cache reads, before?";
+    let first = ask_via_bus(&url, q1);
+    assert_eq!(first["status"], "ok", "{first}");
+    assert_eq!(first["citations"][0], id.as_str(), "{first}");
+
+    // 2. In flight: asked on the bus; Redis goes while the mock holds the
+    // Gemini call.
+    let q2 = "what share of input are cache reads, during?";
+    let in_flight = ArchiveQuery::new(q2, FindingFilter::all()).asked_by("outage-test");
+    rt.block_on(async { redis_bus(&url).await.ask(&in_flight).await.unwrap() });
+    assert!(
+        within(Duration::from_secs(30), || (served().len() == 2)
+            .then_some(()))
+        .is_some(),
+        "the second question never reached the mock"
+    );
+    server.stop();
+    std::thread::sleep(outage);
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "librarian serve exited during the outage"
+    );
+    server.start_again();
+
+    // 3. Right after Redis is back.
+    let q3 = "what share of input are cache reads, after?";
+    let third = ask_via_bus(&url, q3);
+    assert_eq!(third["status"], "ok", "{third}");
+
+    let bus = rt.block_on(redis_bus(&url));
+    let second = within(Duration::from_secs(60), || {
+        rt.block_on(bus.get_response(in_flight.id)).unwrap()
+    })
+    .expect("the question in flight during the outage was never answered");
+    assert_eq!(second.status, ResponseStatus::Ok, "{second:?}");
+    assert_eq!(second.citations.len(), 1, "{second:?}");
+
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "librarian serve exited after the outage"
+    );
+    // One Gemini request per question: none lost, none sent twice.
+    let requests = served();
+    let bodies: Vec<String> = requests
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    for q in [q1, q2, q3] {
+        let n = bodies.iter().filter(|b| b.contains(q)).count();
+        assert_eq!(n, 1, "{q:?} sent to Gemini {n} times");
+    }
+    assert_eq!(requests.len(), 3);
+    // The quota ledger counts what the mock served.
+    let now = chrono::DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        + chrono::Duration::minutes(10);
+    let states = rt
+        .block_on(bus.shard_states(&[ShardId::new(1).unwrap()], QuotaLimits::free_tier(), now))
+        .unwrap();
+    assert_eq!(
+        u64::from(states[0].used_today),
+        requests.len() as u64,
+        "{states:?}"
+    );
+    // Nothing left queued.
+    assert_eq!(server.cli(&["LLEN", "swarm:queries:pending"]).trim(), "0");
+
+    // Stopped as an operator would (Ctrl-C): its tally is one answer each.
+    let _ = Command::new("kill")
+        .args(["-INT", &daemon.id().to_string()])
+        .status();
+    let stopped = within(Duration::from_secs(20), || daemon.try_wait().unwrap());
+    if stopped.is_none() {
+        let _ = daemon.kill();
+    }
+    let _ = daemon.wait();
+    let log = log.join().unwrap();
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}: {log}");
+    assert!(log.contains("answered: 3, failed: 0"), "{log}");
+}
+
+#[test]
+fn librarian_serve_rides_out_a_three_second_outage() {
+    a_librarian_rides_out(Duration::from_secs(3));
+}
+
+#[test]
+fn librarian_serve_rides_out_a_thirty_second_outage() {
+    a_librarian_rides_out(Duration::from_secs(30));
+}
+
+// ---- `swarm mcp` rides out Redis outages ----
+
+/// One MCP tool call; a protocol error (no answer) fails the test.
+async fn mcp_call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &'static str,
+    args: Value,
+) -> rmcp::model::CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(map))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+}
+
+fn tool_text(r: &rmcp::model::CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many findings `search_findings` finds for `query`.
+async fn mcp_found(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    query: &str,
+) -> usize {
+    let r = mcp_call(
+        client,
+        "search_findings",
+        serde_json::json!({ "query": query }),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", tool_text(&r));
+    let page = r.structured_content.unwrap();
+    page["findings"].as_array().map_or(0, Vec::len)
+}
+
+/// One `swarm mcp` session through an outage of `outage`: a `put_finding`
+/// issued just as Redis goes is retried (if it failed) after, and stored
+/// exactly once; every call made while Redis is down is a tool error naming
+/// the URL; once Redis is back the same session (same server process)
+/// stores and reads again.
+async fn mcp_rides_out(outage: Duration) {
+    let mut server = RedisServer::start_persistent();
+    let url = server.url();
+    let named = format!("127.0.0.1:{}", server.port);
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_swarm")).configure(|c| {
+        c.args(["mcp", "--offline"])
+            .env("REDIS_URL", &url)
+            .env_remove("SWARM_NAMESPACE")
+            .stderr(Stdio::null());
+    });
+    let client = std::sync::Arc::new(
+        ().serve(TokioChildProcess::new(cmd).unwrap())
+            .await
+            .unwrap(),
+    );
+    let before = mcp_call(
+        &client,
+        "put_finding",
+        serde_json::json!({ "title": "markerbefore stored before the outage" }),
+    )
+    .await;
+    assert_ne!(before.is_error, Some(true), "{}", tool_text(&before));
+
+    // Issued just before the stop: in flight while Redis goes.
+    let at_stop_args =
+        serde_json::json!({ "title": "markeratstop issued as Redis went away", "body": "once" });
+    let at_stop = {
+        let client = std::sync::Arc::clone(&client);
+        let args = at_stop_args.clone();
+        tokio::spawn(async move { mcp_call(&client, "put_finding", args).await })
+    };
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
+    let down_since = Instant::now();
+    let at_stop = at_stop.await.unwrap();
+
+    // Calls while Redis is down (each returns before it comes back).
+    let mut during = 0;
+    while during == 0 || down_since.elapsed() < outage {
+        for (tool, args) in [
+            (
+                "put_finding",
+                serde_json::json!({ "title": "markerduring refused while Redis is down" }),
+            ),
+            ("swarm_status", serde_json::json!({})),
+            (
+                "search_findings",
+                serde_json::json!({ "query": "markerbefore" }),
+            ),
+        ] {
+            let r = mcp_call(&client, tool, args).await;
+            let said = tool_text(&r);
+            assert_eq!(r.is_error, Some(true), "{tool} during the outage: {said}");
+            assert!(
+                said.contains(&named),
+                "{tool} does not name {named}: {said}"
+            );
+            during += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let server = tokio::task::spawn_blocking(move || {
+        server.start_again();
+        server
+    })
+    .await
+    .unwrap();
+
+    // The same session stores and reads again (bounded by a timeout).
+    let end = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let r = mcp_call(
+            &client,
+            "put_finding",
+            serde_json::json!({ "title": "markerafter stored after the outage" }),
+        )
+        .await;
+        if r.is_error != Some(true) {
+            break r;
+        }
+        assert!(
+            Instant::now() < end,
+            "the session does not store again: {}",
+            tool_text(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(after.structured_content.is_some());
+    // The client retries the put it was not told was stored.
+    if at_stop.is_error == Some(true) {
+        let again = mcp_call(&client, "put_finding", at_stop_args).await;
+        assert_ne!(again.is_error, Some(true), "{}", tool_text(&again));
+    }
+    assert_eq!(mcp_found(&client, "markeratstop").await, 1, "stored once");
+    assert_eq!(mcp_found(&client, "markerbefore").await, 1);
+    assert_eq!(mcp_found(&client, "markerafter").await, 1);
+    assert_eq!(
+        mcp_found(&client, "markerduring").await,
+        0,
+        "refused, not stored"
+    );
+    let status = mcp_call(&client, "swarm_status", serde_json::json!({})).await;
+    assert_ne!(status.is_error, Some(true), "{}", tool_text(&status));
+    // Stored for good, counted on the server itself (not through the
+    // index the session searches).
+    let stored = |marker: &str| {
+        server
+            .cli(&[
+                "EVAL",
+                "local n = 0 \
+                 for _, k in ipairs(redis.call('KEYS', 'finding:*')) do \
+                   if redis.call('TYPE', k).ok == 'string' \
+                      and string.find(redis.call('GET', k), ARGV[1], 1, true) then n = n + 1 end \
+                 end return n",
+                "0",
+                marker,
+            ])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(stored("markeratstop"), "1");
+    assert_eq!(stored("markerduring"), "0");
+    eprintln!(
+        "mcp outage {outage:?}: the put at the stop was {}",
+        if at_stop.is_error == Some(true) {
+            "refused, then retried"
+        } else {
+            "stored before Redis went"
+        }
+    );
+    std::sync::Arc::into_inner(client)
+        .unwrap()
+        .cancel()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_rides_out_a_three_second_outage() {
+    mcp_rides_out(Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_rides_out_a_thirty_second_outage() {
+    mcp_rides_out(Duration::from_secs(30)).await;
 }
