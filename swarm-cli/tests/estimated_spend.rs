@@ -153,3 +153,59 @@ async fn a_worker_killed_mid_call_leaves_its_reservation_as_estimated_spend() {
     // `cost:haiku` (the brief's exact-only float key) stays unset.
     assert_eq!(redis.cli(&["GET", "cost:haiku"]).trim(), "");
 }
+
+/// The same call answered: booked at its exact price under its hold (the
+/// runtime's usage record matched to its reservation), nothing left
+/// estimated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_is_booked_under_its_hold_and_leaves_no_estimate() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer()))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bus = Arc::new(
+        RedisBus::connect(RedisConfig::from_url(&url).unwrap())
+            .await
+            .unwrap(),
+    );
+    let task = Task::new(SessionId::new("s1").unwrap(), "notes", "read notes.md");
+    bus.push_task(&WorkerId::new("w1").unwrap(), &task)
+        .await
+        .unwrap();
+    let out = swarm(&url)
+        .args(["worker", "run", "--id", "w1", "--once", "--workspace"])
+        .arg(dir.path())
+        .env("ANTHROPIC_API_KEY", "test-key-of-the-worker")
+        .env("ANTHROPIC_BASE_URL", mock.uri())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let ledger = Ledger::new(
+        Arc::clone(&bus) as Arc<dyn swarmbus_core::Bus>,
+        Arc::new(PriceTable::built_in().unwrap()),
+    )
+    .unwrap();
+    let entries = ledger.entries().await.unwrap().entries;
+    let estimates = ledger.estimates().await.unwrap().estimates;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(estimates.len(), 1, "{estimates:?}");
+    assert_eq!(entries[0].hold, Some(estimates[0].hold));
+    assert_eq!(entries[0].session, Some(SessionId::new("s1").unwrap()));
+
+    let out = swarm(&url)
+        .args(["cost", "report", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["estimated_calls"], 0, "{report}");
+    assert_eq!(report["estimated_usd"], Money::ZERO.to_string(), "{report}");
+    assert_eq!(report["total"]["calls"], 1, "{report}");
+    assert_ne!(report["total"]["usd"], Money::ZERO.to_string(), "{report}");
+}
