@@ -211,7 +211,7 @@ pub struct Savings {
 pub struct Report {
     /// Every call covered.
     pub total: Totals,
-    /// Ledger records that did not decode.
+    /// Ledger and estimate records that did not decode.
     pub skipped_records: u64,
     /// Role names from the configuration.
     pub tier_names: TierNames,
