@@ -29,13 +29,13 @@ use swarmbus_agents::run::{
 };
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::{LanguageModel, Usage};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_cost::{
-    Accountant, BudgetLimits, Call, Cost, Money, PriceTable, ReportFilter, Reservation, Tiers,
+    Accountant, BudgetLimits, Call, Money, Pending, PriceTable, ReportFilter, Tiers,
 };
 
 use crate::ctx::{Ctx, fail};
@@ -151,16 +151,41 @@ fn claude(
     Ok(Some(Arc::new(client)))
 }
 
-/// Budgets of the accountant as the runtime's budget gate: a call's
-/// estimate is held on the session and worker budgets before it is made and
-/// committed at its exact price after.
+/// The accountant as the runtime's budget gate and usage recorder, one
+/// object: a call's estimate is held on the session and worker budgets
+/// (and written to the estimates journal) before it is made; its usage is
+/// booked in the ledger under that hold, then the hold is committed at the
+/// exact price. A call whose booking fails stays on the books at its
+/// estimate (estimated spend), never dropped.
+///
+/// The runtime's recorder does not see the hold: its record is matched to
+/// the oldest unbooked hold of the same worker, task and tier (the calls of
+/// one worker for one task are made one after the other).
 struct AccountantBudget {
     accountant: Accountant<dyn Bus>,
-    holds: std::sync::Mutex<std::collections::HashMap<u64, Reservation>>,
+    holds: std::sync::Mutex<std::collections::HashMap<u64, Held>>,
     next: std::sync::atomic::AtomicU64,
 }
 
+/// A call in flight.
+struct Held {
+    worker: WorkerId,
+    task: Option<swarmbus_core::keys::TaskId>,
+    tier: swarmbus_core::keys::TierName,
+    pending: Pending,
+    /// `None`: not booked yet; `Some(false)`: the booking failed.
+    booked: Option<bool>,
+}
+
 impl AccountantBudget {
+    fn new(accountant: Accountant<dyn Bus>) -> Self {
+        Self {
+            accountant,
+            holds: std::sync::Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     fn call(&self, meta: &CallMeta) -> Call {
         let mut call = Call::new(meta.tier.default_name(), meta.model.clone())
             .role(meta.tier)
@@ -172,58 +197,103 @@ impl AccountantBudget {
         call
     }
 
-    fn price(&self, meta: &CallMeta, usage: &Usage) -> Option<Money> {
-        match self.accountant.quote(&self.call(meta), usage) {
-            Cost::Priced(p) => Some(p.usd),
-            _ => None,
+    fn take(&self, id: u64) -> Option<Held> {
+        self.holds.lock().ok().and_then(|mut h| h.remove(&id))
+    }
+
+    fn put(&self, id: u64, held: Held) {
+        if let Ok(mut h) = self.holds.lock() {
+            h.insert(id, held);
         }
+    }
+
+    /// The oldest unbooked hold of `record`'s worker, task and tier.
+    fn take_for(&self, record: &UsageRecord) -> Option<(u64, Held)> {
+        let mut holds = self.holds.lock().ok()?;
+        let id = holds
+            .iter()
+            .filter(|(_, h)| {
+                h.booked.is_none()
+                    && record.worker.as_ref() == Some(&h.worker)
+                    && record.task == h.task
+                    && record.tier == h.tier
+            })
+            .map(|(id, _)| *id)
+            .min()?;
+        holds.remove(&id).map(|h| (id, h))
+    }
+
+    async fn settle(&self, held: Held, usage: &Usage) {
+        if let Err(e) = self.accountant.settle(held.pending, *usage).await {
+            tracing::warn!(error = %e,
+                "a call could not be booked: it stays on the books at its estimate");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UsageRecorder for AccountantBudget {
+    async fn record_usage(&self, record: &UsageRecord) -> swarmbus_core::Result<RecordedCost> {
+        let Some((id, mut held)) = self.take_for(record) else {
+            return self.accountant.record_usage(record).await;
+        };
+        held.pending.answered(record.model.clone(), record.at);
+        let booked = self.accountant.book(&mut held.pending, record.usage).await;
+        held.booked = Some(booked.is_ok());
+        self.put(id, held);
+        let entry = booked?;
+        Ok(RecordedCost::new(entry.cost.usd().map(Money::to_f64_lossy)))
+    }
+
+    fn quote(&self, record: &UsageRecord) -> swarmbus_core::Quote {
+        UsageRecorder::quote(&self.accountant, record)
     }
 }
 
 #[async_trait::async_trait]
 impl BudgetGate for AccountantBudget {
     async fn reserve(&self, meta: &CallMeta, estimate: &Usage) -> Result<SpendHold, String> {
-        let usd = match self.price(meta, estimate) {
-            Some(usd) => usd,
-            None if self.accountant.budgets().limits().is_unlimited() => Money::ZERO,
-            None => {
-                return Err(format!(
-                    "{} has no price, so it cannot be held to the budget",
-                    meta.model
-                ));
-            }
-        };
-        let reservation = self
+        let pending = self
             .accountant
-            .budgets()
-            .reserve(Some(&meta.worker), Some(&meta.session), usd)
+            .reserve(self.call(meta), estimate)
             .await
             .map_err(|e| e.to_string())?;
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut h) = self.holds.lock() {
-            h.insert(id, reservation);
-        }
+        self.put(
+            id,
+            Held {
+                worker: meta.worker.clone(),
+                task: meta.task,
+                tier: meta.tier.default_name(),
+                pending,
+                booked: None,
+            },
+        );
         Ok(SpendHold::new(id))
     }
 
-    async fn commit(&self, hold: SpendHold, meta: &CallMeta, usage: &Usage, _usd: Option<f64>) {
-        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
-            return;
-        };
-        // Priced exactly again (the recorder's dollars are for display); an
-        // unpriced call keeps its estimate.
-        let actual = self.price(meta, usage).unwrap_or(reservation.estimate());
-        if let Err(e) = self.accountant.budgets().commit(reservation, actual).await {
-            tracing::warn!(error = %e, "budget commit failed");
+    async fn commit(&self, hold: SpendHold, _meta: &CallMeta, usage: &Usage, _usd: Option<f64>) {
+        // Booked by the recorder already (then this only commits the
+        // budgets at the booked price), or booked here.
+        if let Some(held) = self.take(hold.id) {
+            self.settle(held, usage).await;
         }
     }
 
     async fn release(&self, hold: SpendHold) {
-        let Some(reservation) = self.holds.lock().ok().and_then(|mut h| h.remove(&hold.id)) else {
+        let Some(held) = self.take(hold.id) else {
             return;
         };
-        if let Err(e) = self.accountant.budgets().release(reservation).await {
-            tracing::warn!(error = %e, "budget release failed");
+        match held.booked {
+            // The call was made but the ledger did not take it: on the
+            // books at its estimate.
+            Some(false) => self.accountant.abandon(held.pending),
+            Some(true) => self.settle(held, &Usage::default()).await,
+            None => {
+                if let Err(e) = self.accountant.cancel(held.pending).await {
+                    tracing::warn!(error = %e, "budget release failed");
+                }
+            }
         }
     }
 }
@@ -329,12 +399,9 @@ impl Brains {
     ) -> Result<Self, String> {
         let ws = Workspace::new(workspace).map_err(|e| e.to_string())?;
         let provider = worker.provider_name().to_owned();
-        let recorder: Arc<dyn UsageRecorder> = Arc::new(accountant.clone());
-        let budget: Arc<dyn BudgetGate> = Arc::new(AccountantBudget {
-            accountant,
-            holds: std::sync::Mutex::default(),
-            next: std::sync::atomic::AtomicU64::new(0),
-        });
+        let metered = Arc::new(AccountantBudget::new(accountant));
+        let recorder: Arc<dyn UsageRecorder> = Arc::clone(&metered) as Arc<dyn UsageRecorder>;
+        let budget: Arc<dyn BudgetGate> = metered;
         Ok(Brains::Models(Box::new(ModelBrains {
             coordinator,
             worker,

@@ -2,10 +2,19 @@
 //! of a model call: [`Accountant::reserve`] an estimate, make the call,
 //! [`Accountant::settle`] with the usage the provider reported (or
 //! [`Accountant::cancel`] if the call was not made).
+//!
+//! Spend is never under-reported: the reservation writes an estimate record
+//! ([`crate::estimate`]) before the call is made. Until the call is booked
+//! (its ledger entry takes the hold's id) or cancelled, reports show it as
+//! estimated spend at the reserved amount, apart from the exact spend: a
+//! worker killed between the provider's answer and the ledger record, or a
+//! bus away at settle time, leaves the estimate on the books. A booking that
+//! arrives later replaces it; a booking retried is booked once.
 
 use std::fmt;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::clock::{SharedClock, SystemClock};
 use swarmbus_core::llm::Usage;
@@ -13,6 +22,7 @@ use swarmbus_core::model::Tier;
 
 use crate::budget::{BudgetLimits, Budgets, Reservation};
 use crate::error::{CostError, Result};
+use crate::estimate::Estimate;
 use crate::ledger::{Call, Ledger, LedgerEntry};
 use crate::money::Money;
 use crate::pricing::Cost;
@@ -20,12 +30,18 @@ use crate::report::{Report, ReportFilter};
 use crate::table::PriceTable;
 use crate::tiers::Tiers;
 
-/// A call whose estimate is held on its budgets.
+/// A call whose estimate is held on its budgets and written to the
+/// estimates journal. Dropped without settle or cancel, its budgets are
+/// given back (in the background) but its estimate stays on the books: the
+/// call may have been made.
 #[derive(Debug)]
-#[must_use = "settle or cancel a pending call, or its reservation stays held"]
+#[must_use = "settle or cancel a pending call, or its estimate stays on the books"]
 pub struct Pending {
     call: Call,
     reservation: Reservation,
+    estimate: Estimate,
+    booked: Option<LedgerEntry>,
+    tried: bool,
 }
 
 impl Pending {
@@ -37,6 +53,31 @@ impl Pending {
     /// The estimate held.
     pub fn estimate(&self) -> Money {
         self.reservation.estimate()
+    }
+
+    /// The hold's id (its estimate record's, and its ledger entry's once
+    /// booked).
+    pub fn hold(&self) -> uuid::Uuid {
+        self.estimate.hold
+    }
+
+    /// The estimate record written for it.
+    pub fn estimate_record(&self) -> &Estimate {
+        &self.estimate
+    }
+
+    /// Its ledger entry, once booked.
+    pub fn booked(&self) -> Option<&LedgerEntry> {
+        self.booked.as_ref()
+    }
+
+    /// The model that answered and when: the booking records and prices
+    /// these (before it is booked; no effect after).
+    pub fn answered(&mut self, model: impl Into<String>, at: DateTime<Utc>) {
+        if self.booked.is_none() {
+            self.call.model = model.into();
+            self.call.at = at;
+        }
     }
 }
 
@@ -121,12 +162,15 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
             .price(&call.model, usage, call.billing, call.at)
     }
 
-    /// Holds the price of `estimate` on every budget that applies to `call`.
-    /// Refused ([`CostError::is_budget_refusal`]) when a budget is reached, or
-    /// when a budget applies and the call cannot be priced.
+    /// Holds the price of `estimate` on every budget that applies to `call`
+    /// and writes the estimate record (an unpriced estimate is recorded as
+    /// such, never as $0). Refused ([`CostError::is_budget_refusal`]) when a
+    /// budget is reached, or when a budget applies and the call cannot be
+    /// priced; an error when the estimate cannot be written (the budgets are
+    /// given back: no call is made that the books would not show).
     pub async fn reserve(&self, call: Call, estimate: &Usage) -> Result<Pending> {
         let usd = match self.quote(&call, estimate) {
-            Cost::Priced(p) => p.usd,
+            Cost::Priced(p) => Some(p.usd),
             Cost::Unpriced(reason) => {
                 let limits = self.budgets.limits();
                 let applies = limits.global.is_some()
@@ -138,20 +182,75 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
                         reason,
                     });
                 }
-                Money::ZERO
+                None
             }
         };
         let reservation = self
             .budgets
-            .reserve(call.worker.as_ref(), call.session.as_ref(), usd)
+            .reserve(
+                call.worker.as_ref(),
+                call.session.as_ref(),
+                usd.unwrap_or(Money::ZERO),
+            )
             .await?;
-        Ok(Pending { call, reservation })
+        let record = Estimate::new(&call, usd);
+        if let Err(e) = self.ledger.estimate(&record).await {
+            // Written after all, its reply lost? Then this voids it.
+            if let Err(void) = self.ledger.void(record.hold).await {
+                tracing::debug!(error = %void, "could not void an estimate that may not exist");
+            }
+            if let Err(release) = self.budgets.release(reservation).await {
+                tracing::warn!(error = %release, "could not give back a reservation");
+            }
+            return Err(e);
+        }
+        Ok(Pending {
+            call,
+            reservation,
+            estimate: record,
+            booked: None,
+            tried: false,
+        })
     }
 
-    /// Records the call with the usage the provider reported and commits its
-    /// actual cost to the budgets. An unpriced call keeps its estimate held.
-    pub async fn settle(&self, pending: Pending, usage: Usage) -> Result<LedgerEntry> {
-        let entry = self.ledger.record(&pending.call, usage).await?;
+    /// Books the call with the usage the provider reported: its ledger
+    /// entry (and `cost:<tier>`) under the hold's id, which takes the
+    /// estimate off the books. Idempotent: once booked, the same entry is
+    /// returned (whatever `usage`); retried after an error, it first looks
+    /// for the entry in the ledger (the error may have hidden a write), so a
+    /// call is booked once. The budgets are not touched (see
+    /// [`Accountant::settle`]).
+    pub async fn book(&self, pending: &mut Pending, usage: Usage) -> Result<LedgerEntry> {
+        if let Some(entry) = &pending.booked {
+            return Ok(entry.clone());
+        }
+        if pending.tried
+            && let Some(entry) = self.ledger.find(pending.hold()).await?
+        {
+            pending.booked = Some(entry.clone());
+            return Ok(entry);
+        }
+        pending.tried = true;
+        let entry = self
+            .ledger
+            .book(&pending.call, usage, pending.hold())
+            .await?;
+        pending.booked = Some(entry.clone());
+        Ok(entry)
+    }
+
+    /// Books the call ([`Accountant::book`], once) and commits its actual
+    /// cost to the budgets. An unpriced call keeps its estimate held. When
+    /// the booking fails, the call stays on the books as estimated spend and
+    /// its estimate stays held on the budgets.
+    pub async fn settle(&self, mut pending: Pending, usage: Usage) -> Result<LedgerEntry> {
+        let entry = match self.book(&mut pending, usage).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                pending.reservation.keep();
+                return Err(e);
+            }
+        };
         let actual = entry
             .cost
             .usd()
@@ -160,9 +259,26 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
         Ok(entry)
     }
 
-    /// The call was not made: releases its reservation.
+    /// The call was not made: voids its estimate and releases its
+    /// reservation (a call booked already is settled instead). Should the
+    /// void fail, the estimate stays on the books (over-, never
+    /// under-reported) and the error is returned after the release.
     pub async fn cancel(&self, pending: Pending) -> Result<()> {
-        self.budgets.release(pending.reservation).await
+        if pending.booked.is_some() {
+            return self.settle(pending, Usage::default()).await.map(|_| ());
+        }
+        let void = self.ledger.void(pending.hold()).await;
+        let released = self.budgets.release(pending.reservation).await;
+        void.and(released)
+    }
+
+    /// The call was made but cannot be booked now (the bus is away, the
+    /// process is stopping): its estimate stays on the books, reported as
+    /// estimated spend, and stays held on the budgets.
+    pub fn abandon(&self, pending: Pending) {
+        tracing::warn!(hold = %pending.hold(), estimate = %pending.estimate(),
+            "a call could not be booked: it stays on the books at its estimate");
+        pending.reservation.keep();
     }
 
     /// Records a call outside any budget.

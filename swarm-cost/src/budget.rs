@@ -191,6 +191,13 @@ impl Reservation {
     pub fn scopes(&self) -> impl Iterator<Item = &BudgetScope> {
         self.holds.iter().map(|h| &h.scope)
     }
+
+    /// Keeps the estimate on the budgets for good: the call was (maybe)
+    /// made but its actual cost will not be committed (its booking failed).
+    /// Nothing is given back, so the budgets never under-count it.
+    pub fn keep(mut self) {
+        self.holds.clear();
+    }
 }
 
 /// Budgets on a bus's counters. `B` may be `dyn Bus`.

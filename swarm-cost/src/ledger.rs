@@ -2,10 +2,15 @@
 //! any process on the same bus can report on it, and the brief's
 //! `cost:<tier>` float keys kept current for its Python tools.
 //!
-//! A record is appended once per call with a fresh id, in one atomic step
-//! with its `cost:<tier>` increment. The bus applies its own retries once;
+//! A record is appended once per call with a fresh id (a call booked against
+//! a budget hold takes the hold's id), in one atomic step with its
+//! `cost:<tier>` increment. The bus applies its own retries once;
 //! a failure it reports as [`swarmbus_core::Retry::Unknown`] may have been
 //! recorded, and readers drop repeated ids should a caller append again.
+//!
+//! Beside it, the estimates journal (`cost-estimates`, see
+//! [`crate::estimate`]) keeps what each held call was reserved at, so that a
+//! call whose booking never arrived is reported as estimated spend.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use swarmbus_core::model::Tier;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::estimate::{DEFAULT_ESTIMATES_JOURNAL, Estimate, EstimateEvent, Estimates};
 use crate::pricing::{Billing, Cost};
 use crate::report::{Report, ReportFilter};
 use crate::table::PriceTable;
@@ -123,6 +129,10 @@ pub struct LedgerEntry {
     pub usage: Usage,
     /// Its price, or why it has none.
     pub cost: Cost,
+    /// The budget hold it settles (then `id` is the hold's id too): its
+    /// estimate is off the books once this entry is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Uuid>,
 }
 
 impl LedgerEntry {
@@ -139,6 +149,18 @@ impl LedgerEntry {
             billing: call.billing,
             usage,
             cost: table.price(&call.model, &usage, call.billing, call.at),
+            hold: None,
+        }
+    }
+
+    /// Prices `usage` for `call` with `table`, settling `hold`: the entry
+    /// takes the hold's id, so a booking retried after an outage is read
+    /// once.
+    pub fn settling(call: &Call, usage: Usage, table: &PriceTable, hold: Uuid) -> Self {
+        Self {
+            id: hold,
+            hold: Some(hold),
+            ..Self::priced(call, usage, table)
         }
     }
 }
@@ -159,6 +181,7 @@ pub struct Ledger<B: ?Sized> {
     bus: Arc<B>,
     table: Arc<PriceTable>,
     journal: JournalName,
+    estimates: JournalName,
 }
 
 impl<B: ?Sized> Clone for Ledger<B> {
@@ -167,6 +190,7 @@ impl<B: ?Sized> Clone for Ledger<B> {
             bus: Arc::clone(&self.bus),
             table: Arc::clone(&self.table),
             journal: self.journal.clone(),
+            estimates: self.estimates.clone(),
         }
     }
 }
@@ -175,6 +199,7 @@ impl<B: ?Sized> fmt::Debug for Ledger<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ledger")
             .field("journal", &self.journal)
+            .field("estimates", &self.estimates)
             .field("price_rows", &self.table.rows().len())
             .finish_non_exhaustive()
     }
@@ -187,11 +212,17 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
             bus,
             table,
             journal: JournalName::new(DEFAULT_JOURNAL)?,
+            estimates: JournalName::new(DEFAULT_ESTIMATES_JOURNAL)?,
         })
     }
 
-    /// Uses another journal (several ledgers on one bus).
+    /// Uses another journal (several ledgers on one bus), and
+    /// `<journal>-estimates` for its estimates (where that name fits; else
+    /// the default `cost-estimates`).
     pub fn with_journal(mut self, journal: JournalName) -> Self {
+        if let Ok(estimates) = JournalName::new(format!("{journal}-estimates")) {
+            self.estimates = estimates;
+        }
         self.journal = journal;
         self
     }
@@ -199,6 +230,11 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
     /// The journal written.
     pub fn journal(&self) -> &JournalName {
         &self.journal
+    }
+
+    /// The journal of the estimates.
+    pub fn estimates_journal(&self) -> &JournalName {
+        &self.estimates
     }
 
     /// The price table.
@@ -238,44 +274,102 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
         Ok(())
     }
 
-    /// Reads every entry, oldest first. A record that does not decode is
-    /// reported in [`Entries::skipped`], not fatal.
-    pub async fn entries(&self) -> Result<Entries> {
-        let mut out = Entries::default();
-        let mut seen = std::collections::HashSet::new();
-        let mut position: u64 = 0;
+    /// Books `usage` of `call` as the settlement of `hold`: the entry takes
+    /// the hold's id ([`LedgerEntry::settling`]), which takes its estimate
+    /// off the books.
+    pub async fn book(&self, call: &Call, usage: Usage, hold: Uuid) -> Result<LedgerEntry> {
+        let entry = LedgerEntry::settling(call, usage, &self.table, hold);
+        self.append(&entry).await?;
+        Ok(entry)
+    }
+
+    /// The entry with this id (a hold's id: its booking), if the journal has
+    /// one. Reads the whole journal.
+    pub async fn find(&self, id: Uuid) -> Result<Option<LedgerEntry>> {
+        Ok(self
+            .entries()
+            .await?
+            .entries
+            .into_iter()
+            .find(|e| e.id == id))
+    }
+
+    /// Writes the estimate of a call about to be made.
+    pub async fn estimate(&self, estimate: &Estimate) -> Result<()> {
+        self.event(&EstimateEvent::Estimate(estimate.clone())).await
+    }
+
+    /// Takes the estimate of `hold` off the books: its call was never made.
+    pub async fn void(&self, hold: Uuid) -> Result<()> {
+        self.event(&EstimateEvent::Void {
+            hold,
+            at: chrono::Utc::now(),
+        })
+        .await
+    }
+
+    async fn event(&self, event: &EstimateEvent) -> Result<()> {
+        let record = swarmbus_core::model::encode(self.estimates.as_str(), event)?;
+        self.bus.append(&self.estimates, &[record]).await?;
+        Ok(())
+    }
+
+    /// Every record of `journal`, oldest first.
+    async fn records(&self, journal: &JournalName) -> Result<Vec<String>> {
+        let mut out = Vec::new();
         loop {
-            let page = self.bus.read(&self.journal, position, PAGE).await?;
-            if page.is_empty() {
-                break;
-            }
-            for record in &page {
-                match serde_json::from_str::<LedgerEntry>(record) {
-                    Ok(entry) => {
-                        if seen.insert(entry.id) {
-                            out.entries.push(entry);
-                        }
-                    }
-                    Err(e) => out.skipped.push((position, e.to_string())),
-                }
-                position += 1;
-            }
-            if page.len() < PAGE {
+            let page = self.bus.read(journal, out.len() as u64, PAGE).await?;
+            let last = page.len() < PAGE;
+            out.extend(page);
+            if last {
                 break;
             }
         }
         Ok(out)
     }
 
-    /// The report of the entries that pass `filter`.
+    /// Reads every entry, oldest first. A record that does not decode is
+    /// reported in [`Entries::skipped`], not fatal.
+    pub async fn entries(&self) -> Result<Entries> {
+        let mut out = Entries::default();
+        let mut seen = std::collections::HashSet::new();
+        for (position, record) in self.records(&self.journal).await?.iter().enumerate() {
+            match serde_json::from_str::<LedgerEntry>(record) {
+                Ok(entry) => {
+                    if seen.insert(entry.id) {
+                        out.entries.push(entry);
+                    }
+                }
+                Err(e) => out.skipped.push((position as u64, e.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the estimates journal. A record that does not decode is
+    /// reported in [`Estimates::skipped`], not fatal.
+    pub async fn estimates(&self) -> Result<Estimates> {
+        let records = self.records(&self.estimates).await?;
+        Ok(Estimates::decode(records.iter().map(String::as_str)))
+    }
+
+    /// The report of the entries that pass `filter`, with the outstanding
+    /// estimates that pass it as estimated spend, apart.
     pub async fn report(&self, tiers: &Tiers, filter: &ReportFilter) -> Result<Report> {
         let read = self.entries().await?;
+        let estimates = self.estimates().await?;
         let mut report = Report::build(
             read.entries.iter().filter(|e| filter.admits(e)),
             tiers,
             &self.table,
         );
-        report.skipped_records = read.skipped.len() as u64;
+        let booked: std::collections::HashSet<Uuid> = read.entries.iter().map(|e| e.id).collect();
+        report.add_estimates(
+            estimates
+                .outstanding(&booked)
+                .filter(|e| filter.admits_estimate(e)),
+        );
+        report.skipped_records = (read.skipped.len() + estimates.skipped.len()) as u64;
         Ok(report)
     }
 }

@@ -14,6 +14,8 @@
 //!   JSON into the buckets of [`Usage`].
 //! - [`ledger`]: [`Ledger`], one JSON record per call in a bus journal, and
 //!   the brief's `cost:<tier>` keys.
+//! - [`estimate`]: [`Estimate`], what a held call was reserved at, reported
+//!   as estimated spend (apart) until its exact price is booked.
 //! - [`budget`]: [`Budgets`] per session, worker and globally: reserve,
 //!   commit, refuse at the limit, atomic on the bus's counters.
 //! - [`report`]: [`Report`], totals, the brief's status lines, worker share
@@ -49,6 +51,7 @@ pub mod accountant;
 pub mod budget;
 pub mod defaults;
 pub mod error;
+pub mod estimate;
 pub mod import;
 pub mod ledger;
 pub mod lifecycle;
@@ -62,6 +65,7 @@ pub mod usage;
 pub use accountant::{Accountant, Pending};
 pub use budget::{BudgetLimits, BudgetScope, Budgets, Reservation};
 pub use error::{CostError, Result};
+pub use estimate::{DEFAULT_ESTIMATES_JOURNAL, Estimate, EstimateEvent, Estimates};
 pub use import::{LitellmImport, Unmapped};
 pub use ledger::{Call, DEFAULT_JOURNAL, Entries, Ledger, LedgerEntry};
 pub use lifecycle::{Deprecation, Lifecycle, LifecycleStatus, ModelRetired};
@@ -69,7 +73,7 @@ pub use money::{Money, ParseMoneyError, Rate};
 pub use pricing::{
     Billing, Breakdown, Bucket, BucketCost, ContextTier, Cost, PricedCall, Unpriced,
 };
-pub use report::{Report, ReportFilter, Savings, Totals, WorkerShare};
+pub use report::{EstimatedTotals, Report, ReportFilter, Savings, Totals, WorkerShare};
 pub use swarmbus_core::llm::Usage;
 /// The spend split and shares are core's, shared with `swarm status`.
 pub use swarmbus_core::status::{Efficiency, Percent};

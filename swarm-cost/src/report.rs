@@ -4,6 +4,9 @@
 //! on the coordinator model.
 //!
 //! Unpriced calls are counted and named everywhere, never added as $0.
+//! Estimated spend (calls held on a budget whose exact price never arrived,
+//! see [`crate::estimate`]) is reported apart, never added to the exact
+//! spend.
 //! Percentages are computed in integer tenths of a percent.
 
 use std::collections::BTreeMap;
@@ -15,6 +18,7 @@ use swarmbus_core::keys::{SessionId, TierName, WorkerId};
 use swarmbus_core::llm::Usage;
 use swarmbus_core::model::Tier;
 
+use crate::estimate::Estimate;
 use crate::ledger::LedgerEntry;
 use crate::money::{Money, permille};
 use crate::pricing::Billing;
@@ -71,6 +75,42 @@ impl ReportFilter {
                 .is_none_or(|w| entry.worker.as_ref() == Some(w))
             && self.since.is_none_or(|t| entry.at >= t)
             && self.until.is_none_or(|t| entry.at < t)
+    }
+
+    /// Whether `estimate` passes.
+    pub fn admits_estimate(&self, estimate: &Estimate) -> bool {
+        self.session
+            .as_ref()
+            .is_none_or(|s| estimate.session.as_ref() == Some(s))
+            && self
+                .worker
+                .as_ref()
+                .is_none_or(|w| estimate.worker.as_ref() == Some(w))
+            && self.since.is_none_or(|t| estimate.at >= t)
+            && self.until.is_none_or(|t| estimate.at < t)
+    }
+}
+
+/// The sums of outstanding estimates: calls held on a budget whose exact
+/// price has not been booked (yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct EstimatedTotals {
+    /// Outstanding holds.
+    pub calls: u64,
+    /// Of them, held without a price (not in `usd`, never $0).
+    pub unpriced_calls: u64,
+    /// The dollars they were reserved at.
+    pub usd: Money,
+}
+
+impl EstimatedTotals {
+    fn add(&mut self, estimate: &Estimate) {
+        self.calls += 1;
+        match estimate.usd {
+            Some(usd) => self.usd += usd,
+            None => self.unpriced_calls += 1,
+        }
     }
 }
 
@@ -171,7 +211,7 @@ pub struct Savings {
 pub struct Report {
     /// Every call covered.
     pub total: Totals,
-    /// Ledger records that did not decode.
+    /// Ledger and estimate records that did not decode.
     pub skipped_records: u64,
     /// Role names from the configuration.
     pub tier_names: TierNames,
@@ -193,6 +233,16 @@ pub struct Report {
     pub worker_share: WorkerShare,
     /// Savings against the coordinator model.
     pub savings: Savings,
+    /// Estimated spend: what the outstanding holds were reserved at (calls
+    /// made, or maybe made, whose exact price was never booked). Apart from
+    /// every exact figure above, never added to them.
+    pub estimated_usd: Money,
+    /// How many holds are outstanding.
+    pub estimated_calls: u64,
+    /// Of them, held without a price (not in `estimated_usd`).
+    pub estimated_unpriced_calls: u64,
+    /// Estimated spend per tier name.
+    pub estimated_by_tier: BTreeMap<String, EstimatedTotals>,
 }
 
 const NONE_KEY: &str = "-";
@@ -225,6 +275,10 @@ impl Report {
                 coordinator_model: tiers.coordinator.model.clone(),
                 ..Savings::default()
             },
+            estimated_usd: Money::ZERO,
+            estimated_calls: 0,
+            estimated_unpriced_calls: 0,
+            estimated_by_tier: BTreeMap::new(),
         };
         let mut seen = std::collections::HashSet::new();
         for entry in entries {
@@ -235,6 +289,31 @@ impl Report {
         }
         report.finish(tiers);
         report
+    }
+
+    /// Adds outstanding estimates (their bookings never arrived) as
+    /// estimated spend, apart from the exact spend. A hold counted already
+    /// is not counted again.
+    pub fn add_estimates<'a>(&mut self, estimates: impl IntoIterator<Item = &'a Estimate>) {
+        let mut total = EstimatedTotals {
+            calls: self.estimated_calls,
+            unpriced_calls: self.estimated_unpriced_calls,
+            usd: self.estimated_usd,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for estimate in estimates {
+            if !seen.insert(estimate.hold) {
+                continue;
+            }
+            total.add(estimate);
+            self.estimated_by_tier
+                .entry(estimate.tier.to_string())
+                .or_default()
+                .add(estimate);
+        }
+        self.estimated_calls = total.calls;
+        self.estimated_unpriced_calls = total.unpriced_calls;
+        self.estimated_usd = total.usd;
     }
 
     fn add(&mut self, entry: &LedgerEntry, tiers: &Tiers, table: &PriceTable) {
@@ -377,6 +456,29 @@ impl Report {
             "Calls: {} ({} unpriced) | Spend: ${} | Free-tier shadow: ${}",
             self.total.calls, self.total.unpriced_calls, self.total.usd, self.total.shadow_usd
         ));
+        if self.estimated_calls > 0 {
+            let unpriced = if self.estimated_unpriced_calls > 0 {
+                format!(", {} UNPRICED", self.estimated_unpriced_calls)
+            } else {
+                String::new()
+            };
+            line(format!(
+                "Estimated (unsettled): ${} in {} calls{unpriced} (reserved, not booked; not in Spend)",
+                self.estimated_usd, self.estimated_calls
+            ));
+            for (tier, t) in &self.estimated_by_tier {
+                line(format!(
+                    "  {tier}: ${} est. in {} calls{}",
+                    t.usd,
+                    t.calls,
+                    if t.unpriced_calls > 0 {
+                        format!(" ({} UNPRICED)", t.unpriced_calls)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
         let share = &self.worker_share;
         line(format!(
             "Worker share: calls {}% (target {}%: {}) | spend {}% | tokens {}%",
