@@ -9,7 +9,10 @@
 //!   password lands in a file meant to be committed.
 //! - `.claude/agents/swarm-worker.md`: the worker subagent (`model: haiku`,
 //!   a `tools:` list with the swarm tools, so they are loaded up front).
-//! - `.claude/settings.json`: the hooks (`swarm hook <event>`).
+//! - `.claude/settings.json`: the hooks (`swarm hook <event>`), the status
+//!   line and, with `--otel [ENDPOINT]`, the `env` that makes Claude Code
+//!   export its OpenTelemetry log events to `swarm otlp serve` (a value the
+//!   user set for one of those variables is kept, and said).
 //! - `CLAUDE.md`: the coordinator's section between markers.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +42,33 @@ pub(crate) struct InitArgs {
     /// Take out what an earlier run added.
     #[arg(long, conflicts_with = "dry_run")]
     remove: bool,
+    /// Also make Claude Code export OpenTelemetry (log events, OTLP/HTTP
+    /// JSON) to `swarm otlp serve` at ENDPOINT (default
+    /// http://127.0.0.1:4318): an `env` in .claude/settings.json.
+    #[arg(
+        long,
+        value_name = "ENDPOINT",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_OTEL_ENDPOINT,
+        conflicts_with = "remove"
+    )]
+    otel: Option<String>,
+}
+
+/// Where `swarm otlp serve` listens by default.
+const DEFAULT_OTEL_ENDPOINT: &str = "http://127.0.0.1:4318";
+
+/// The `env` of `--otel`: telemetry on, log events over OTLP/HTTP JSON to
+/// the endpoint, metrics off (the receiver books the `api_request` log
+/// events; metric sums would only repeat them).
+fn otel_env(endpoint: &str) -> [(&'static str, String); 5] {
+    [
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_METRICS_EXPORTER", "none".to_owned()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+    ]
 }
 
 const HOOK_EVENTS: [&str; 7] = [
@@ -143,9 +173,17 @@ fn original(manifest: &Map<String, Value>, rel: &str, now: &Map<String, Value>) 
     (was == Value::Object(now.clone())).then(|| text.to_owned())
 }
 
-fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> {
+/// What a run will do: the files' changes, and what to tell the user.
+struct Plan {
+    changes: Vec<Change>,
+    /// Things kept as the user had them, in words.
+    notes: Vec<String>,
+}
+
+fn plan(dir: &Path, remove: bool, otel: Option<&str>) -> Result<Plan, String> {
     let mut changes = Vec::new();
     let mut created = Vec::new();
+    let mut notes = Vec::new();
     let manifest_path = dir.join(MANIFEST);
     let manifest = json_object(&manifest_path, read(&manifest_path)?.as_deref())?;
     let was_created = |rel: &str| {
@@ -261,6 +299,53 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
         // A status line of the user's own is kept.
         m.entry("statusLine").or_insert(ours);
     }
+    // The OpenTelemetry env: each variable added is recorded with its value,
+    // so --remove takes out exactly those still holding it.
+    let mut env_added: Map<String, Value> = manifest
+        .get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if remove {
+        if let Some(Value::Object(env)) = m.get_mut("env") {
+            for (k, v) in &env_added {
+                if env.get(k) == Some(v) {
+                    env.remove(k);
+                }
+            }
+            if env.is_empty() {
+                m.remove("env");
+            }
+        }
+    } else if let Some(endpoint) = otel {
+        let env = m.entry("env").or_insert_with(|| json!({}));
+        let Value::Object(env) = env else {
+            return Err(format!(
+                "{}: \"env\" is not a JSON object; fix it by hand first",
+                path.display()
+            ));
+        };
+        for (k, want) in otel_env(endpoint) {
+            let want = Value::String(want);
+            match env.get(k) {
+                None => {
+                    env.insert(k.to_owned(), want.clone());
+                    env_added.insert(k.to_owned(), want);
+                }
+                Some(v) if *v == want => {}
+                // Ours from an earlier run (another endpoint): updated.
+                Some(v) if env_added.get(k) == Some(v) => {
+                    env.insert(k.to_owned(), want.clone());
+                    env_added.insert(k.to_owned(), want);
+                }
+                Some(v) => notes.push(format!(
+                    "kept your {k}={} in .claude/settings.json (--otel would set {}); \
+                     swarm otlp serve books what reaches it",
+                    v, want
+                )),
+            }
+        }
+    }
     if !remove && before.is_none() {
         created.push(".claude/settings.json".to_owned());
     }
@@ -364,6 +449,9 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
             ),
         );
         m.insert("claude_md_markers".into(), json!([BEGIN, END]));
+        if !env_added.is_empty() {
+            m.insert("env".into(), Value::Object(env_added));
+        }
         Some(pretty(m))
     };
     changes.push(Change {
@@ -372,7 +460,7 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
         after,
     });
     changes.retain(|c| c.before != c.after);
-    Ok((changes, created))
+    Ok(Plan { changes, notes })
 }
 
 fn diff(c: &Change, dir: &Path) -> String {
@@ -439,10 +527,24 @@ pub(crate) fn run(cmd: InitCmd) -> ExitCode {
             format!("{} is not a folder", dir.display()),
         );
     }
-    let (changes, _) = match plan(dir, args.remove) {
+    if let Some(endpoint) = &args.otel
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return fail(
+            "init claude-code",
+            format!(
+                "--otel takes the receiver's http:// URL, not {endpoint:?} (to name the folder too, \
+                 put it before --otel or write --otel={DEFAULT_OTEL_ENDPOINT})"
+            ),
+        );
+    }
+    let Plan { changes, notes } = match plan(dir, args.remove, args.otel.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail("init claude-code", e),
     };
+    for n in &notes {
+        eprintln!("swarm: init claude-code: {n}");
+    }
     if args.dry_run {
         for c in &changes {
             print!("{}", diff(c, dir));
@@ -497,6 +599,12 @@ pub(crate) fn run(cmd: InitCmd) -> ExitCode {
              or this folder's .env (no password is written into .mcp.json).",
             dir.display()
         );
+        if let Some(endpoint) = &args.otel {
+            println!(
+                "\nOpenTelemetry: Claude Code exports its log events to {endpoint}; keep \
+                 `swarm otlp serve` running there (it books each call once, with the hooks)."
+            );
+        }
     }
     ExitCode::SUCCESS
 }
