@@ -9,10 +9,13 @@
 //!   password lands in a file meant to be committed.
 //! - `.claude/agents/swarm-worker.md`: the worker subagent (`model: haiku`,
 //!   a `tools:` list with the swarm tools, so they are loaded up front).
-//! - `.claude/settings.json`: the hooks (`swarm hook <event>`), the status
-//!   line and, with `--otel [ENDPOINT]`, the `env` that makes Claude Code
-//!   export its OpenTelemetry log events to `swarm otlp serve` (a value the
-//!   user set for one of those variables is kept, and said).
+//! - `.claude/settings.json`: the hooks (`swarm hook <event>`) and the
+//!   status line.
+//! - with `--otel [ENDPOINT]`, `.claude/swarm-otel.json`: the `env` that makes
+//!   Claude Code export its OpenTelemetry log events to `swarm otlp serve`,
+//!   for `claude --settings .claude/swarm-otel.json` (Claude Code ignores
+//!   those variables in a project's `.claude/settings.json`). A value the
+//!   user set there for one of them is kept, and said.
 //! - `CLAUDE.md`: the coordinator's section between markers.
 
 use std::path::{Path, PathBuf};
@@ -44,7 +47,8 @@ pub(crate) struct InitArgs {
     remove: bool,
     /// Also make Claude Code export OpenTelemetry (log events, OTLP/HTTP
     /// JSON) to `swarm otlp serve` at ENDPOINT (default
-    /// http://127.0.0.1:4318): an `env` in .claude/settings.json.
+    /// http://127.0.0.1:4318): writes .claude/swarm-otel.json, for `claude
+    /// --settings .claude/swarm-otel.json`.
     #[arg(
         long,
         value_name = "ENDPOINT",
@@ -84,6 +88,8 @@ const BEGIN: &str =
     "<!-- swarm:begin (written by `swarm init claude-code`; `--remove` takes it out) -->";
 const END: &str = "<!-- swarm:end -->";
 const MANIFEST: &str = ".claude/swarm-init.json";
+/// The settings file of `--otel` (for `claude --settings`).
+const OTEL_SETTINGS: &str = ".claude/swarm-otel.json";
 
 /// The swarm tools the worker gets loaded up front.
 const WORKER_TOOLS: &str = "Read, Grep, Glob, Bash, mcp__swarm__put_finding, mcp__swarm__get_finding, mcp__swarm__search_findings, mcp__swarm__ask_librarian, mcp__swarm__claim_task, mcp__swarm__complete_task, mcp__swarm__fail_task, mcp__swarm__halt_swarm";
@@ -299,53 +305,6 @@ fn plan(dir: &Path, remove: bool, otel: Option<&str>) -> Result<Plan, String> {
         // A status line of the user's own is kept.
         m.entry("statusLine").or_insert(ours);
     }
-    // The OpenTelemetry env: each variable added is recorded with its value,
-    // so --remove takes out exactly those still holding it.
-    let mut env_added: Map<String, Value> = manifest
-        .get("env")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if remove {
-        if let Some(Value::Object(env)) = m.get_mut("env") {
-            for (k, v) in &env_added {
-                if env.get(k) == Some(v) {
-                    env.remove(k);
-                }
-            }
-            if env.is_empty() {
-                m.remove("env");
-            }
-        }
-    } else if let Some(endpoint) = otel {
-        let env = m.entry("env").or_insert_with(|| json!({}));
-        let Value::Object(env) = env else {
-            return Err(format!(
-                "{}: \"env\" is not a JSON object; fix it by hand first",
-                path.display()
-            ));
-        };
-        for (k, want) in otel_env(endpoint) {
-            let want = Value::String(want);
-            match env.get(k) {
-                None => {
-                    env.insert(k.to_owned(), want.clone());
-                    env_added.insert(k.to_owned(), want);
-                }
-                Some(v) if *v == want => {}
-                // Ours from an earlier run (another endpoint): updated.
-                Some(v) if env_added.get(k) == Some(v) => {
-                    env.insert(k.to_owned(), want.clone());
-                    env_added.insert(k.to_owned(), want);
-                }
-                Some(v) => notes.push(format!(
-                    "kept your {k}={} in .claude/settings.json (--otel would set {}); \
-                     swarm otlp serve books what reaches it",
-                    v, want
-                )),
-            }
-        }
-    }
     if !remove && before.is_none() {
         created.push(".claude/settings.json".to_owned());
     }
@@ -361,6 +320,78 @@ fn plan(dir: &Path, remove: bool, otel: Option<&str>) -> Result<Plan, String> {
         before,
         after,
     });
+
+    // .claude/swarm-otel.json (--otel): the OpenTelemetry env, as a settings
+    // file for `claude --settings`. Claude Code (2.1.332) ignores OTEL_* and
+    // CLAUDE_CODE_ENABLE_TELEMETRY in a project's .claude/settings.json
+    // ("project-scoped settings can't set this key"); it reads them from the
+    // environment, ~/.claude/settings.json, managed settings and --settings.
+    // Each variable added is recorded with its value, so --remove takes out
+    // exactly those still holding it.
+    let path = dir.join(OTEL_SETTINGS);
+    let before = read(&path)?;
+    let mut env_added: Map<String, Value> = manifest
+        .get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if (remove && before.is_some()) || (!remove && otel.is_some()) {
+        let mut m = json_object(&path, before.as_deref())?;
+        if remove {
+            if let Some(Value::Object(env)) = m.get_mut("env") {
+                for (k, v) in &env_added {
+                    if env.get(k) == Some(v) {
+                        env.remove(k);
+                    }
+                }
+                if env.is_empty() {
+                    m.remove("env");
+                }
+            }
+        } else if let Some(endpoint) = otel {
+            let env = m.entry("env").or_insert_with(|| json!({}));
+            let Value::Object(env) = env else {
+                return Err(format!(
+                    "{}: \"env\" is not a JSON object; fix it by hand first",
+                    path.display()
+                ));
+            };
+            for (k, want) in otel_env(endpoint) {
+                let want = Value::String(want);
+                match env.get(k) {
+                    None => {
+                        env.insert(k.to_owned(), want.clone());
+                        env_added.insert(k.to_owned(), want);
+                    }
+                    Some(v) if *v == want => {}
+                    // Ours from an earlier run (another endpoint): updated.
+                    Some(v) if env_added.get(k) == Some(v) => {
+                        env.insert(k.to_owned(), want.clone());
+                        env_added.insert(k.to_owned(), want);
+                    }
+                    Some(v) => notes.push(format!(
+                        "kept your {k}={v} in {OTEL_SETTINGS} (--otel would set {want}); \
+                         swarm otlp serve books what reaches it"
+                    )),
+                }
+            }
+            if before.is_none() {
+                created.push(OTEL_SETTINGS.to_owned());
+            }
+        }
+        let after = if remove && m.is_empty() && was_created(OTEL_SETTINGS) {
+            None
+        } else if remove {
+            Some(original(&manifest, OTEL_SETTINGS, &m).unwrap_or_else(|| pretty(m)))
+        } else {
+            Some(pretty(m))
+        };
+        changes.push(Change {
+            path,
+            before,
+            after,
+        });
+    }
 
     // CLAUDE.md
     let path = dir.join("CLAUDE.md");
@@ -427,7 +458,7 @@ fn plan(dir: &Path, remove: bool, otel: Option<&str>) -> Result<Plan, String> {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        for rel in [".mcp.json", ".claude/settings.json"] {
+        for rel in [".mcp.json", ".claude/settings.json", OTEL_SETTINGS] {
             if !originals.contains_key(rel)
                 && !all.iter().any(|c| c == rel)
                 && let Some(text) = read(&dir.join(rel))?
@@ -601,8 +632,12 @@ pub(crate) fn run(cmd: InitCmd) -> ExitCode {
         );
         if let Some(endpoint) = &args.otel {
             println!(
-                "\nOpenTelemetry: Claude Code exports its log events to {endpoint}; keep \
-                 `swarm otlp serve` running there (it books each call once, with the hooks)."
+                "\nOpenTelemetry: start Claude Code as `claude --settings {OTEL_SETTINGS}` and it \
+                 exports its log events to {endpoint}; keep `swarm otlp serve` running there (it \
+                 books each call once, with the hooks). Claude Code ignores these variables in a \
+                 project's .claude/settings.json (\"project-scoped settings can't set this key\"); \
+                 to export from every session instead, copy the env of {OTEL_SETTINGS} into \
+                 ~/.claude/settings.json."
             );
         }
     }

@@ -218,6 +218,7 @@ fn router(receiver: Arc<Receiver>) -> Router {
         .route("/v1/logs", post(logs))
         .route("/v1/metrics", post(accepted))
         .route("/v1/traces", post(accepted))
+        .fallback(unknown)
         .with_state(receiver)
 }
 
@@ -258,8 +259,22 @@ fn compression(headers: &HeaderMap) -> Option<String> {
     (!ce.is_empty() && ce != "identity").then_some(ce)
 }
 
-/// An OTLP error answer: a JSON `google.rpc.Status` (`code`, `message`).
+/// Anything else: 404, said on stderr (a misconfigured exporter shows here).
+async fn unknown(request: Request) -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "{} {}: not an OTLP/HTTP path (POST /v1/logs, /v1/metrics, /v1/traces)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// An OTLP error answer: a JSON `google.rpc.Status` (`code`, `message`),
+/// also said on stderr (an exporter may log it nowhere the user looks).
 fn status(code: StatusCode, message: &str) -> Response {
+    eprintln!("swarm otlp serve: answered {}: {message}", code.as_u16());
     let rpc = match code {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
         StatusCode::PAYLOAD_TOO_LARGE => 8,                                // RESOURCE_EXHAUSTED

@@ -426,20 +426,20 @@ fn init_otel_adds_the_telemetry_env_keeps_the_users_values_and_removes_only_its_
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join(".claude")).unwrap();
+    // Claude Code ignores OTEL_* in a project's settings.json: the env goes
+    // to .claude/swarm-otel.json (`claude --settings`), merged like the rest.
+    std::fs::write(d.join(".claude/settings.json"), r#"{"env":{"MY_VAR":"x"}}"#).unwrap();
     std::fs::write(
-        d.join(".claude/settings.json"),
+        d.join(".claude/swarm-otel.json"),
         r#"{"env":{"OTEL_METRICS_EXPORTER":"prometheus","MY_VAR":"x"}}"#,
     )
     .unwrap();
     let before = tree(d);
     let ds = d.to_str().unwrap();
-    let env = |d: &Path| -> Value {
-        let s: Value = serde_json::from_str(
-            &std::fs::read_to_string(d.join(".claude/settings.json")).unwrap(),
-        )
-        .unwrap();
-        s["env"].clone()
+    let read = |d: &Path, f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap()
     };
+    let env = |d: &Path| read(d, ".claude/swarm-otel.json")["env"].clone();
 
     let dry = ok(&swarm(
         "redis://127.0.0.1:1",
@@ -458,7 +458,12 @@ fn init_otel_adds_the_telemetry_env_keeps_the_users_values_and_removes_only_its_
         None,
     );
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(ok(&out).contains("swarm otlp serve"));
+    let told = ok(&out);
+    assert!(
+        told.contains("claude --settings .claude/swarm-otel.json")
+            && told.contains("swarm otlp serve"),
+        "{told}"
+    );
     assert!(
         said.contains("kept your OTEL_METRICS_EXPORTER=\"prometheus\""),
         "{said}"
@@ -473,6 +478,11 @@ fn init_otel_adds_the_telemetry_env_keeps_the_users_values_and_removes_only_its_
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"
         })
+    );
+    assert_eq!(
+        read(d, ".claude/settings.json")["env"],
+        json!({"MY_VAR": "x"}),
+        "settings.json's env untouched"
     );
 
     // Again, with or without --otel: nothing changes.
@@ -517,6 +527,23 @@ fn init_otel_adds_the_telemetry_env_keeps_the_users_values_and_removes_only_its_
         String::from_utf8_lossy(&out.stderr).contains("--otel takes the receiver's http:// URL")
     );
     assert_eq!(tree(d), before);
+
+    // In a fresh folder the file is created, and --remove deletes it.
+    let fresh = tempfile::tempdir().unwrap();
+    let f = fresh.path().to_str().unwrap();
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", f, "--otel"],
+        None,
+    ));
+    assert_eq!(env(fresh.path())["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--remove", f],
+        None,
+    ));
+    // (the .claude folder stays, as without --otel)
+    assert_eq!(tree(fresh.path()), [(".claude/".to_owned(), String::new())]);
 }
 
 #[test]
