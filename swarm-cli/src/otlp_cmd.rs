@@ -374,7 +374,6 @@ async fn logs(State(r): State<Arc<Receiver>>, request: Request) -> Response {
                 "cannot book now: {}; retry later (nothing booked twice)",
                 crate::ctx::one_line(&e)
             );
-            eprintln!("swarm: otlp serve: {message}");
             let mut resp = status(StatusCode::SERVICE_UNAVAILABLE, &message);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -238,6 +238,25 @@ fn protobuf_gzip_bad_json_and_oversized_logs_are_refused_with_what_to_do() {
         "{answer}"
     );
 
+    // An api_request event it cannot book: a partial success naming it.
+    let (status, answer) = rx.post_logs(
+        r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[
+            {"key":"event.name","value":{"stringValue":"api_request"}},
+            {"key":"model","value":{"stringValue":"claude-haiku-5-5"}}]}]}]}]}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["partialSuccess"]["rejectedLogRecords"], "1",
+        "{answer}"
+    );
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("without request_id"),
+        "{answer}"
+    );
+
     let (status, answer) = rx.post_logs(&big);
     assert_eq!(status, 413, "{answer}");
     assert!(
