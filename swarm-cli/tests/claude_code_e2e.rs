@@ -515,7 +515,7 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
     );
     assert_eq!(by_otel + by_hooks, calls, "{}", receiver.stderr());
     assert!(
-        !receiver.stderr().contains("disagree"),
+        !receiver.stderr().contains("disagree") && !receiver.stderr().contains("answered "),
         "{}",
         receiver.stderr()
     );
