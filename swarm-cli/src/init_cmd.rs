@@ -9,7 +9,13 @@
 //!   password lands in a file meant to be committed.
 //! - `.claude/agents/swarm-worker.md`: the worker subagent (`model: haiku`,
 //!   a `tools:` list with the swarm tools, so they are loaded up front).
-//! - `.claude/settings.json`: the hooks (`swarm hook <event>`).
+//! - `.claude/settings.json`: the hooks (`swarm hook <event>`) and the
+//!   status line.
+//! - with `--otel [ENDPOINT]`, `.claude/swarm-otel.json`: the `env` that makes
+//!   Claude Code export its OpenTelemetry log events to `swarm otlp serve`,
+//!   for `claude --settings .claude/swarm-otel.json` (Claude Code ignores
+//!   those variables in a project's `.claude/settings.json`). A value the
+//!   user set there for one of them is kept, and said.
 //! - `CLAUDE.md`: the coordinator's section between markers.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +45,34 @@ pub(crate) struct InitArgs {
     /// Take out what an earlier run added.
     #[arg(long, conflicts_with = "dry_run")]
     remove: bool,
+    /// Also make Claude Code export OpenTelemetry (log events, OTLP/HTTP
+    /// JSON) to `swarm otlp serve` at ENDPOINT (default
+    /// http://127.0.0.1:4318): writes .claude/swarm-otel.json, for `claude
+    /// --settings .claude/swarm-otel.json`.
+    #[arg(
+        long,
+        value_name = "ENDPOINT",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_OTEL_ENDPOINT,
+        conflicts_with = "remove"
+    )]
+    otel: Option<String>,
+}
+
+/// Where `swarm otlp serve` listens by default.
+const DEFAULT_OTEL_ENDPOINT: &str = "http://127.0.0.1:4318";
+
+/// The `env` of `--otel`: telemetry on, log events over OTLP/HTTP JSON to
+/// the endpoint, metrics off (the receiver books the `api_request` log
+/// events; metric sums would only repeat them).
+fn otel_env(endpoint: &str) -> [(&'static str, String); 5] {
+    [
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_METRICS_EXPORTER", "none".to_owned()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+    ]
 }
 
 const HOOK_EVENTS: [&str; 7] = [
@@ -54,6 +88,8 @@ const BEGIN: &str =
     "<!-- swarm:begin (written by `swarm init claude-code`; `--remove` takes it out) -->";
 const END: &str = "<!-- swarm:end -->";
 const MANIFEST: &str = ".claude/swarm-init.json";
+/// The settings file of `--otel` (for `claude --settings`).
+const OTEL_SETTINGS: &str = ".claude/swarm-otel.json";
 
 /// The swarm tools the worker gets loaded up front.
 const WORKER_TOOLS: &str = "Read, Grep, Glob, Bash, mcp__swarm__put_finding, mcp__swarm__get_finding, mcp__swarm__search_findings, mcp__swarm__ask_librarian, mcp__swarm__claim_task, mcp__swarm__complete_task, mcp__swarm__fail_task, mcp__swarm__halt_swarm";
@@ -143,9 +179,17 @@ fn original(manifest: &Map<String, Value>, rel: &str, now: &Map<String, Value>) 
     (was == Value::Object(now.clone())).then(|| text.to_owned())
 }
 
-fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> {
+/// What a run will do: the files' changes, and what to tell the user.
+struct Plan {
+    changes: Vec<Change>,
+    /// Things kept as the user had them, in words.
+    notes: Vec<String>,
+}
+
+fn plan(dir: &Path, remove: bool, otel: Option<&str>) -> Result<Plan, String> {
     let mut changes = Vec::new();
     let mut created = Vec::new();
+    let mut notes = Vec::new();
     let manifest_path = dir.join(MANIFEST);
     let manifest = json_object(&manifest_path, read(&manifest_path)?.as_deref())?;
     let was_created = |rel: &str| {
@@ -277,6 +321,78 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
         after,
     });
 
+    // .claude/swarm-otel.json (--otel): the OpenTelemetry env, as a settings
+    // file for `claude --settings`. Claude Code (2.1.332) ignores OTEL_* and
+    // CLAUDE_CODE_ENABLE_TELEMETRY in a project's .claude/settings.json
+    // ("project-scoped settings can't set this key"); it reads them from the
+    // environment, ~/.claude/settings.json, managed settings and --settings.
+    // Each variable added is recorded with its value, so --remove takes out
+    // exactly those still holding it.
+    let path = dir.join(OTEL_SETTINGS);
+    let before = read(&path)?;
+    let mut env_added: Map<String, Value> = manifest
+        .get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if (remove && before.is_some()) || (!remove && otel.is_some()) {
+        let mut m = json_object(&path, before.as_deref())?;
+        if remove {
+            if let Some(Value::Object(env)) = m.get_mut("env") {
+                for (k, v) in &env_added {
+                    if env.get(k) == Some(v) {
+                        env.remove(k);
+                    }
+                }
+                if env.is_empty() {
+                    m.remove("env");
+                }
+            }
+        } else if let Some(endpoint) = otel {
+            let env = m.entry("env").or_insert_with(|| json!({}));
+            let Value::Object(env) = env else {
+                return Err(format!(
+                    "{}: \"env\" is not a JSON object; fix it by hand first",
+                    path.display()
+                ));
+            };
+            for (k, want) in otel_env(endpoint) {
+                let want = Value::String(want);
+                match env.get(k) {
+                    None => {
+                        env.insert(k.to_owned(), want.clone());
+                        env_added.insert(k.to_owned(), want);
+                    }
+                    Some(v) if *v == want => {}
+                    // Ours from an earlier run (another endpoint): updated.
+                    Some(v) if env_added.get(k) == Some(v) => {
+                        env.insert(k.to_owned(), want.clone());
+                        env_added.insert(k.to_owned(), want);
+                    }
+                    Some(v) => notes.push(format!(
+                        "kept your {k}={v} in {OTEL_SETTINGS} (--otel would set {want}); \
+                         swarm otlp serve books what reaches it"
+                    )),
+                }
+            }
+            if before.is_none() {
+                created.push(OTEL_SETTINGS.to_owned());
+            }
+        }
+        let after = if remove && m.is_empty() && was_created(OTEL_SETTINGS) {
+            None
+        } else if remove {
+            Some(original(&manifest, OTEL_SETTINGS, &m).unwrap_or_else(|| pretty(m)))
+        } else {
+            Some(pretty(m))
+        };
+        changes.push(Change {
+            path,
+            before,
+            after,
+        });
+    }
+
     // CLAUDE.md
     let path = dir.join("CLAUDE.md");
     let before = read(&path)?;
@@ -342,7 +458,7 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        for rel in [".mcp.json", ".claude/settings.json"] {
+        for rel in [".mcp.json", ".claude/settings.json", OTEL_SETTINGS] {
             if !originals.contains_key(rel)
                 && !all.iter().any(|c| c == rel)
                 && let Some(text) = read(&dir.join(rel))?
@@ -364,6 +480,9 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
             ),
         );
         m.insert("claude_md_markers".into(), json!([BEGIN, END]));
+        if !env_added.is_empty() {
+            m.insert("env".into(), Value::Object(env_added));
+        }
         Some(pretty(m))
     };
     changes.push(Change {
@@ -372,7 +491,7 @@ fn plan(dir: &Path, remove: bool) -> Result<(Vec<Change>, Vec<String>), String> 
         after,
     });
     changes.retain(|c| c.before != c.after);
-    Ok((changes, created))
+    Ok(Plan { changes, notes })
 }
 
 fn diff(c: &Change, dir: &Path) -> String {
@@ -439,10 +558,24 @@ pub(crate) fn run(cmd: InitCmd) -> ExitCode {
             format!("{} is not a folder", dir.display()),
         );
     }
-    let (changes, _) = match plan(dir, args.remove) {
+    if let Some(endpoint) = &args.otel
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return fail(
+            "init claude-code",
+            format!(
+                "--otel takes the receiver's http:// URL, not {endpoint:?} (to name the folder too, \
+                 put it before --otel or write --otel={DEFAULT_OTEL_ENDPOINT})"
+            ),
+        );
+    }
+    let Plan { changes, notes } = match plan(dir, args.remove, args.otel.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail("init claude-code", e),
     };
+    for n in &notes {
+        eprintln!("swarm: init claude-code: {n}");
+    }
     if args.dry_run {
         for c in &changes {
             print!("{}", diff(c, dir));
@@ -497,6 +630,16 @@ pub(crate) fn run(cmd: InitCmd) -> ExitCode {
              or this folder's .env (no password is written into .mcp.json).",
             dir.display()
         );
+        if let Some(endpoint) = &args.otel {
+            println!(
+                "\nOpenTelemetry: start Claude Code as `claude --settings {OTEL_SETTINGS}` and it \
+                 exports its log events to {endpoint}; keep `swarm otlp serve` running there (it \
+                 books each call once, with the hooks). Claude Code ignores these variables in a \
+                 project's .claude/settings.json (\"project-scoped settings can't set this key\"); \
+                 to export from every session instead, copy the env of {OTEL_SETTINGS} into \
+                 ~/.claude/settings.json."
+            );
+        }
     }
     ExitCode::SUCCESS
 }

@@ -30,7 +30,8 @@
 //! - `init_cmd.rs`: `swarm init claude-code [DIR]`.
 //! - `statusline_cmd.rs`: `swarm statusline` (Claude Code's status line).
 //! - `lazy_bus.rs`: a bus that connects on first use (`swarm mcp` without Redis).
-//! - `otlp_cmd.rs`: `swarm otlp import` (OpenTelemetry log bodies booked).
+//! - `otlp_cmd.rs`: `swarm otlp serve` (a local OTLP/HTTP receiver) and `swarm otlp import`
+//!   (Claude Code's OpenTelemetry api_request events booked).
 
 use std::process::ExitCode;
 
@@ -191,7 +192,7 @@ async fn run() -> ExitCode {
         Command::Worker(cmd) => worker_cmd::run(cmd, &ctx).await,
         Command::Hook(args) => hook_cmd::run(args, &ctx).await,
         Command::Budget(cmd) => budget_cmd::run(cmd, &ctx).await,
-        Command::Otlp(cmd) => otlp_cmd::run(cmd, &ctx).await,
+        Command::Otlp(cmd) => otlp_cmd::run(cmd, ctx).await,
         Command::Init(cmd) => init_cmd::run(cmd),
         Command::Statusline => statusline_cmd::run(&ctx).await,
     }

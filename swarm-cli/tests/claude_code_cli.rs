@@ -422,6 +422,131 @@ fn init_merges_is_idempotent_shows_a_dry_run_and_removes_exactly_what_it_added()
 }
 
 #[test]
+fn init_otel_adds_the_telemetry_env_keeps_the_users_values_and_removes_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join(".claude")).unwrap();
+    // Claude Code ignores OTEL_* in a project's settings.json: the env goes
+    // to .claude/swarm-otel.json (`claude --settings`), merged like the rest.
+    std::fs::write(d.join(".claude/settings.json"), r#"{"env":{"MY_VAR":"x"}}"#).unwrap();
+    std::fs::write(
+        d.join(".claude/swarm-otel.json"),
+        r#"{"env":{"OTEL_METRICS_EXPORTER":"prometheus","MY_VAR":"x"}}"#,
+    )
+    .unwrap();
+    let before = tree(d);
+    let ds = d.to_str().unwrap();
+    let read = |d: &Path, f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap()
+    };
+    let env = |d: &Path| read(d, ".claude/swarm-otel.json")["env"].clone();
+
+    let dry = ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", ds, "--otel", "--dry-run"],
+        None,
+    ));
+    assert!(
+        dry.contains("+    \"OTEL_EXPORTER_OTLP_ENDPOINT\": \"http://127.0.0.1:4318\""),
+        "{dry}"
+    );
+    assert_eq!(tree(d), before, "a dry run writes nothing");
+
+    let out = swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", ds, "--otel"],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let told = ok(&out);
+    assert!(
+        told.contains("claude --settings .claude/swarm-otel.json")
+            && told.contains("swarm otlp serve"),
+        "{told}"
+    );
+    assert!(
+        said.contains("kept your OTEL_METRICS_EXPORTER=\"prometheus\""),
+        "{said}"
+    );
+    assert_eq!(
+        env(d),
+        json!({
+            "OTEL_METRICS_EXPORTER": "prometheus",
+            "MY_VAR": "x",
+            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"
+        })
+    );
+    assert_eq!(
+        read(d, ".claude/settings.json")["env"],
+        json!({"MY_VAR": "x"}),
+        "settings.json's env untouched"
+    );
+
+    // Again, with or without --otel: nothing changes.
+    let after = tree(d);
+    for args in [
+        &["init", "claude-code", ds, "--otel"][..],
+        &["init", "claude-code", ds],
+    ] {
+        let out = ok(&swarm("redis://127.0.0.1:1", args, None));
+        assert!(out.starts_with("nothing to change"), "{out}");
+        assert_eq!(tree(d), after, "{args:?} changes nothing");
+    }
+
+    // Another endpoint replaces ours (not the user's values).
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--otel", "http://127.0.0.1:9999", ds],
+        None,
+    ));
+    assert_eq!(
+        env(d)["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://127.0.0.1:9999"
+    );
+    assert_eq!(env(d)["OTEL_METRICS_EXPORTER"], "prometheus");
+
+    // --remove gives back the folder as it was, the user's env included.
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--remove", ds],
+        None,
+    ));
+    assert_eq!(tree(d), before, "--remove gives back the folder as it was");
+
+    // A folder where the endpoint should be is said, not taken as a URL.
+    let out = swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--otel", ds],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--otel takes the receiver's http:// URL")
+    );
+    assert_eq!(tree(d), before);
+
+    // In a fresh folder the file is created, and --remove deletes it.
+    let fresh = tempfile::tempdir().unwrap();
+    let f = fresh.path().to_str().unwrap();
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", f, "--otel"],
+        None,
+    ));
+    assert_eq!(env(fresh.path())["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+    ok(&swarm(
+        "redis://127.0.0.1:1",
+        &["init", "claude-code", "--remove", f],
+        None,
+    ));
+    // (the .claude folder stays, as without --otel)
+    assert_eq!(tree(fresh.path()), [(".claude/".to_owned(), String::new())]);
+}
+
+#[test]
 fn the_coordinator_prompt_names_the_agent_tool_and_an_alias_claude_code_accepts() {
     let p = ok(&swarm(
         "redis://127.0.0.1:1",

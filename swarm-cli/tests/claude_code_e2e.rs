@@ -2,7 +2,10 @@
 //! by `swarm init claude-code`, with a fresh `HOME`, against a local mock of
 //! the Messages API that scripts the coordinator and its subagents (server-
 //! sent events, as Claude Code streams), `swarm mcp` and the hooks on a real
-//! `redis-server`, and OpenTelemetry exported to a local recorder:
+//! `redis-server`, and OpenTelemetry exported to a real `swarm otlp serve`
+//! (set up by `swarm init claude-code --otel <its URL>`, whose
+//! `.claude/swarm-otel.json` Claude Code reads with `--settings`: it ignores
+//! OTEL_* in a project's `.claude/settings.json`):
 //!
 //! - the coordinator starts two `swarm-worker` (haiku) subagents in one
 //!   message; each stores a finding through `mcp__swarm__put_finding`;
@@ -11,7 +14,8 @@
 //!   (the cap is reached) and Claude Code hands the model the reason;
 //! - afterwards the ledger holds exactly the mock's usage, priced per tier to
 //!   the micro-dollar, with nothing counted twice though the hooks (Stop and
-//!   SessionEnd both fire) and the OpenTelemetry events both reported it.
+//!   SessionEnd both fire) and the receiver (each `api_request` event) both
+//!   booked it, racing; the receiver saw every call once.
 //!
 //! Without the CLI the test says so and passes, except in CI (`CI` set),
 //! where `.ci/run` installs it and its absence fails unless `.ci/run` found
@@ -20,9 +24,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use swarmbus_core::llm::Usage;
@@ -273,18 +279,79 @@ impl Respond for Mocked {
     }
 }
 
-/// Records OTLP/HTTP bodies (logs) into files.
-struct OtlpRecorder {
-    dir: PathBuf,
-    n: Mutex<u32>,
+/// A running `swarm otlp serve --listen 127.0.0.1:0` and its stderr.
+struct Receiver {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
 }
 
-impl Respond for OtlpRecorder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut n = self.n.lock().unwrap();
-        *n += 1;
-        std::fs::write(self.dir.join(format!("{:04}-logs.json", *n)), &req.body).unwrap();
-        ResponseTemplate::new(200).set_body_json(json!({}))
+impl Receiver {
+    fn start(redis_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_swarm"))
+            .args(["otlp", "serve", "--listen", "127.0.0.1:0"])
+            .env("REDIS_URL", redis_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        let seen = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(Result::ok) {
+                seen.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("swarm otlp serve did not start: {}", stderr.lock().unwrap())
+            });
+        Self { child, url, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The api_request events it has seen: (booked, already booked), from
+    /// its lines `N api_request events: B booked ($…), A already booked, …`.
+    fn seen(&self) -> (u64, u64) {
+        let mut out = (0, 0);
+        for line in self.stderr().lines() {
+            let Some((_, rest)) = line.split_once("api_request events: ") else {
+                continue;
+            };
+            let mut words = rest.split([' ', ',']).filter(|w| !w.is_empty());
+            let booked: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            let already: u64 = rest
+                .split(", ")
+                .find(|p| p.ends_with("already booked"))
+                .and_then(|p| p.split(' ').next())
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(0);
+            out.0 += booked;
+            out.1 += already;
+        }
+        out
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -331,24 +398,16 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
         })
         .mount(&api)
         .await;
-    let otel_dir = tempfile::tempdir().unwrap();
-    let otel = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/logs"))
-        .respond_with(OtlpRecorder {
-            dir: otel_dir.path().to_path_buf(),
-            n: Mutex::new(0),
-        })
-        .mount(&otel)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
-        .mount(&otel)
-        .await;
+    // The OpenTelemetry receiver, started before Claude Code.
+    let receiver = Receiver::start(&url);
 
     let project = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    ok(&swarm(&url, project.path(), &["init", "claude-code"]));
+    ok(&swarm(
+        &url,
+        project.path(),
+        &["init", "claude-code", "--otel", &receiver.url],
+    ));
     // Coordinator call 1 costs about $0.0003; each worker's calls about $0.005.
     ok(&swarm(
         &url,
@@ -362,12 +421,11 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
         std::env::var("PATH").unwrap_or_default()
     );
     let out = tokio::task::spawn_blocking({
-        let (claude, project, home, api, otel) = (
+        let (claude, project, home, api) = (
             claude.clone(),
             project.path().to_path_buf(),
             home.path().to_path_buf(),
             api.uri(),
-            otel.uri(),
         );
         let url = url.clone();
         move || {
@@ -381,6 +439,9 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
                     "mcp__swarm",
                     "--output-format",
                     "json",
+                    // The OpenTelemetry env of `swarm init claude-code --otel`.
+                    "--settings",
+                    ".claude/swarm-otel.json",
                 ])
                 .current_dir(project)
                 .env_clear()
@@ -390,12 +451,10 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
                 .env("ANTHROPIC_BASE_URL", api)
                 .env("ANTHROPIC_API_KEY", "test-not-a-key")
                 .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-                .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
-                .env("OTEL_LOGS_EXPORTER", "otlp")
-                .env("OTEL_METRICS_EXPORTER", "none")
-                .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", otel)
-                .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
+                // The OpenTelemetry setup is the --settings file of `--otel`;
+                // only the export interval is shortened (default 5 s, longer
+                // than this session) so the receiver and the hooks race.
+                .env("OTEL_LOGS_EXPORT_INTERVAL", "200")
                 .output()
                 .unwrap()
         }
@@ -442,22 +501,25 @@ async fn a_claude_code_coordinator_with_two_haiku_subagents_is_booked_exactly_on
         3
     );
 
-    // OpenTelemetry booked after the hooks: nothing new.
-    let mut logs: Vec<String> = std::fs::read_dir(otel_dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
-    logs.sort();
-    assert!(!logs.is_empty(), "Claude Code exported no logs");
-    let mut args = vec!["otlp", "import"];
-    args.extend(logs.iter().map(String::as_str));
-    let imported = ok(&swarm(&url, project.path(), &args));
-    assert!(imported.starts_with("booked 0 calls"), "{imported}");
-    assert!(
-        imported.contains(&format!("{} already booked", s.answers.len())),
-        "{imported}"
+    // The receiver saw every call once (Claude Code flushes its log events
+    // as it exits): booked by it, or already booked by a hook.
+    let calls = s.answers.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.seen().0 + receiver.seen().1 < calls && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (by_otel, by_hooks) = receiver.seen();
+    eprintln!(
+        "receiver: {by_otel} booked, {by_hooks} already booked by the hooks\n{}",
+        receiver.stderr()
     );
-    // Stop and SessionEnd again (a second read): nothing new.
+    assert_eq!(by_otel + by_hooks, calls, "{}", receiver.stderr());
+    assert!(
+        !receiver.stderr().contains("disagree") && !receiver.stderr().contains("answered "),
+        "{}",
+        receiver.stderr()
+    );
+    // Hooks and OpenTelemetry both booked, racing: nothing twice.
     let report: Value = serde_json::from_str(&ok(&swarm(
         &url,
         project.path(),
