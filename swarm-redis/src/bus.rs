@@ -348,6 +348,11 @@ impl RedisBus {
                         self.inner
                             .outage
                             .failed(operation, &e, self.inner.retry_for);
+                        // The idle blocking connections date from before
+                        // the failure: the next blocking read opens a new
+                        // one instead of finding a dead socket after the
+                        // server is back (a second, spurious outage).
+                        self.inner.connector.drop_idle();
                     }
                     if !backoff.wait(&e).await {
                         tracing::debug!(operation, error = %e.category(), "redis request failed");

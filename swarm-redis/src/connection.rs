@@ -308,6 +308,14 @@ impl Connector {
         })
     }
 
+    /// Forgets the idle blocking connections (after a connection failure:
+    /// they may be dead sockets to a server that went away).
+    pub(crate) fn drop_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
     /// Gives back a blocking connection whose last command completed.
     pub(crate) fn give_back(&self, link: Link) {
         if let Ok(mut idle) = self.idle.lock()
