@@ -20,10 +20,10 @@ use swarmbus_core::{QueryId, QuotaLimits, ShardId, TaskId};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{AnswerSource, ClientConfig, LibrarianDaemon, PoolConfig, ShardPool};
 use swarmbus_redis::RedisBus;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::{AnyError, bus_config, percentile, read_request};
+use crate::{AnyError, bus_config, lock, percentile};
 
 /// How the librarian part runs (`--no-librarian` turns it off).
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +143,7 @@ impl GeminiMock {
         };
         let (rpm, rpd) = self.settings.real_limits(shard);
         let now = unix_ms();
-        let mut by_key = self.by_key.lock().unwrap();
+        let mut by_key = lock(&self.by_key);
         let seen = by_key.entry(key.to_owned()).or_default();
         // Google counts what it admitted: per fixed minute, per Pacific day.
         let minute = now.div_euclid(60_000);
@@ -175,9 +175,7 @@ impl GeminiMock {
         });
         drop(by_key);
         if let Some(q) = question {
-            self.by_question
-                .lock()
-                .unwrap()
+            lock(&self.by_question)
                 .entry(q)
                 .or_default()
                 .push((shard, outcome));
@@ -192,16 +190,22 @@ impl GeminiMock {
     }
 }
 
-pub(crate) async fn serve_gemini(listener: TcpListener, mock: Arc<GeminiMock>) {
-    loop {
-        let Ok((sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let mock = Arc::clone(&mock);
-        tokio::spawn(async move {
-            let _ = gemini_connection(sock, mock).await;
-        });
-    }
+/// Starts the mock Gemini on a loopback port.
+pub(crate) async fn start_gemini(
+    settings: LibrarianSettings,
+) -> Result<(MockServer, Arc<GeminiMock>), AnyError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let server = MockServer::builder()
+        .listener(listener)
+        .disable_request_recording()
+        .start()
+        .await;
+    let mock = Arc::new(GeminiMock::new(settings));
+    Mock::given(any())
+        .respond_with(GeminiResponder(Arc::clone(&mock)))
+        .mount(&server)
+        .await;
+    Ok((server, mock))
 }
 
 /// The prompt's text: every text part of every content.
@@ -234,104 +238,115 @@ fn first_finding_id(prompt: &str) -> Option<&str> {
     Some(&rest[open..close])
 }
 
-async fn gemini_connection(mut sock: TcpStream, mock: Arc<GeminiMock>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(8192);
-    while let Some((head, body)) = read_request(&mut sock, &mut buf).await? {
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let request_line = head.lines().next().unwrap_or("").to_owned();
-        let key = crate::header(&head, "x-goog-api-key")
-            .unwrap_or("")
-            .to_owned();
+/// Answers every request as [`GeminiMock::admit`] decides.
+struct GeminiResponder(Arc<GeminiMock>);
+
+impl Respond for GeminiResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let path = request.url.path();
+        let key = request
+            .headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let prompt = prompt_text(&body);
         let question = question_number(&prompt);
         let (outcome, quota_value, retry_s) =
-            if request_line.starts_with("POST ") && request_line.contains(":generateContent") {
-                mock.admit(&key, question)
+            if request.method.as_str() == "POST" && path.contains(":generateContent") {
+                self.0.admit(key, question)
             } else {
                 (Outcome::Refused, 0, 0)
             };
         let latency = rand::rng().random_range(20..150u64);
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-        let (status, payload) = match outcome {
-            Outcome::Ok => {
-                let model = request_line
-                    .split("/models/")
-                    .nth(1)
-                    .and_then(|m| m.split(':').next())
-                    .unwrap_or("gemini");
-                let cited = first_finding_id(&prompt).unwrap_or("none");
-                let answer = serde_json::json!({
-                    "answer": format!("The archive holds what was asked (question {}); see the cited finding.", question.unwrap_or(0)),
-                    "citations": [cited],
-                })
-                .to_string();
-                let prompt_tokens = (prompt.len() / 4).max(1);
-                let out_tokens = (answer.len() / 4).max(1);
-                (
-                    "200 OK",
-                    serde_json::json!({
-                        "candidates": [{
-                            "content": {"parts": [{"text": answer}], "role": "model"},
-                            "finishReason": "STOP",
-                            "index": 0
-                        }],
-                        "usageMetadata": {
-                            "promptTokenCount": prompt_tokens,
-                            "candidatesTokenCount": out_tokens,
-                            "totalTokenCount": prompt_tokens + out_tokens,
-                            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
-                        },
-                        "modelVersion": model,
-                        "responseId": format!("soak-{}", question.unwrap_or(0))
-                    }),
-                )
-            }
-            Outcome::PerMinute429 | Outcome::PerDay429 => {
-                let per_day = outcome == Outcome::PerDay429;
-                let quota_id = if per_day {
-                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
-                } else {
-                    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
-                };
-                (
-                    "429 Too Many Requests",
-                    serde_json::json!({"error": {
-                        "code": 429,
-                        "message": format!("You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {quota_value}\nPlease retry in {retry_s}s."),
-                        "status": "RESOURCE_EXHAUSTED",
-                        "details": [
-                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                                "quotaId": quota_id,
-                                "quotaDimensions": {"location": "global", "model": "gemini"},
-                                "quotaValue": quota_value.to_string()
-                            }]},
-                            // A per-day 429 carries a short RetryInfo too
-                            // (the recorded one says 22 s).
-                            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                             "retryDelay": format!("{}s", if per_day { 22 } else { retry_s })}
-                        ]
-                    }}),
-                )
-            }
-            Outcome::Unavailable503 => (
-                "503 Service Unavailable",
-                serde_json::json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
-            ),
-            Outcome::Refused => (
-                "400 Bad Request",
-                serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
-            ),
-        };
-        let payload = payload.to_string();
-        let r = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: {}\r\n\r\n{payload}",
-            payload.len()
-        );
-        sock.write_all(r.as_bytes()).await?;
-        sock.flush().await?;
+        let model = path
+            .split("/models/")
+            .nth(1)
+            .and_then(|m| m.split(':').next())
+            .unwrap_or("gemini");
+        let (status, payload) =
+            gemini_payload(outcome, model, &prompt, question, quota_value, retry_s);
+        ResponseTemplate::new(status)
+            .set_body_raw(payload.to_string(), "application/json; charset=UTF-8")
+            .set_delay(Duration::from_millis(latency))
     }
-    Ok(())
+}
+
+/// The status and JSON body of one answer.
+fn gemini_payload(
+    outcome: Outcome,
+    model: &str,
+    prompt: &str,
+    question: Option<u64>,
+    quota_value: u32,
+    retry_s: u32,
+) -> (u16, serde_json::Value) {
+    match outcome {
+        Outcome::Ok => {
+            let cited = first_finding_id(prompt).unwrap_or("none");
+            let answer = serde_json::json!({
+                "answer": format!("The archive holds what was asked (question {}); see the cited finding.", question.unwrap_or(0)),
+                "citations": [cited],
+            })
+            .to_string();
+            let prompt_tokens = (prompt.len() / 4).max(1);
+            let out_tokens = (answer.len() / 4).max(1);
+            (
+                200,
+                serde_json::json!({
+                    "candidates": [{
+                        "content": {"parts": [{"text": answer}], "role": "model"},
+                        "finishReason": "STOP",
+                        "index": 0
+                    }],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt_tokens,
+                        "candidatesTokenCount": out_tokens,
+                        "totalTokenCount": prompt_tokens + out_tokens,
+                        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+                    },
+                    "modelVersion": model,
+                    "responseId": format!("soak-{}", question.unwrap_or(0))
+                }),
+            )
+        }
+        Outcome::PerMinute429 | Outcome::PerDay429 => {
+            let per_day = outcome == Outcome::PerDay429;
+            let quota_id = if per_day {
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+            } else {
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+            };
+            (
+                429,
+                serde_json::json!({"error": {
+                    "code": 429,
+                    "message": format!("You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {quota_value}\nPlease retry in {retry_s}s."),
+                    "status": "RESOURCE_EXHAUSTED",
+                    "details": [
+                        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": "gemini"},
+                            "quotaValue": quota_value.to_string()
+                        }]},
+                        // A per-day 429 carries a short RetryInfo too
+                        // (the recorded one says 22 s).
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                         "retryDelay": format!("{}s", if per_day { 22 } else { retry_s })}
+                    ]
+                }}),
+            )
+        }
+        Outcome::Unavailable503 => (
+            503,
+            serde_json::json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
+        ),
+        Outcome::Refused => (
+            400,
+            serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
+        ),
+    }
 }
 
 // ------------------------------------------------------- librarian process --
@@ -574,7 +589,7 @@ pub(crate) async fn ask_loop(
 async fn ask_one(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<QueryId> {
     for _ in 0..5 {
         let task = {
-            let p = pushed.lock().unwrap();
+            let p = lock(pushed);
             if p.is_empty() {
                 return None;
             }
@@ -760,8 +775,8 @@ pub(crate) async fn account(
     let exited = proc_.stop();
     let log = std::fs::read_to_string(&proc_.log).unwrap_or_default();
     let s = mock.settings.clone();
-    let by_key = mock.by_key.lock().unwrap().clone();
-    let by_question = mock.by_question.lock().unwrap().clone();
+    let by_key = lock(&mock.by_key).clone();
+    let by_question = lock(&mock.by_question).clone();
     let now = chrono::Utc::now();
     let today = pacific_day(now);
     let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
