@@ -439,7 +439,7 @@ impl LibrarianProc {
     }
 
     pub(crate) fn sample(&mut self) {
-        if let Some(kb) = crate::vm_hwm_kb(self.child.id()) {
+        if let Some(kb) = crate::fleet::vm_hwm_kb(self.child.id()) {
             self.peak_rss_kb = self.peak_rss_kb.max(kb);
         }
     }
@@ -766,6 +766,109 @@ fn log_counts(log: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// One shard's account: the mock's requests of its key (`seen`) against
+/// the ledger's state and the limits the pool was configured with.
+async fn account_shard(
+    bus: &RedisBus,
+    s: &LibrarianSettings,
+    n: u32,
+    seen: &[Received],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ShardAccount, AnyError> {
+    let id = ShardId::new(n)?;
+    let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
+    let state = bus
+        .shard_states(&[id], configured, now)
+        .await?
+        .into_iter()
+        .next();
+    let quota_left = bus.shard_quotas(&[id]).await?.into_iter().next().flatten();
+    let count = |o: Outcome| seen.iter().filter(|r| r.outcome == o).count() as u64;
+    let (busiest_rx, busiest_adm, over, in_transit) = minute_windows(seen, s.rpm);
+    let mut per_day: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
+    for r in seen {
+        let d = pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default());
+        *per_day.entry(d).or_default() += 1;
+    }
+    let (real_rpm, real_rpd) = s.real_limits(n);
+    Ok(ShardAccount {
+        shard: n,
+        configured_rpm: s.rpm,
+        configured_rpd: s.rpd,
+        mock_real_rpm: real_rpm,
+        mock_real_rpd: real_rpd,
+        requests_received: seen.len() as u64,
+        answered_200: count(Outcome::Ok),
+        per_minute_429: count(Outcome::PerMinute429),
+        per_day_429: count(Outcome::PerDay429),
+        unavailable_503: count(Outcome::Unavailable503),
+        busiest_minute_received: busiest_rx,
+        busiest_minute_admitted: busiest_adm,
+        requests_over_minute_limit: over,
+        requests_over_minute_limit_in_transit: in_transit,
+        busiest_day_received: per_day.values().copied().max().unwrap_or(0),
+        ledger_granted_today: state.as_ref().map_or(0, |st| st.used_today),
+        mock_received_today: per_day.get(&pacific_day(now)).copied().unwrap_or(0),
+        ledger_status: state.map_or_else(|| "unknown".into(), |st| st.status.to_string()),
+        ledger_quota_left: quota_left,
+    })
+}
+
+/// The asking agents' queries counted by fate.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: u64,
+    /// Answered, and the mock saw the question on two or more keys.
+    failed_over: u64,
+    exhausted: u64,
+    failed: u64,
+    unanswered: u64,
+    answered_by: BTreeMap<String, u64>,
+    exhausted_kinds: BTreeMap<String, u64>,
+    failed_sample: Vec<String>,
+    /// Answer latencies, sorted (ms).
+    latencies: Vec<f64>,
+}
+
+/// Counts the fates in `asked`; `by_question` says which keys the mock saw
+/// each question on.
+fn tally(asked: &Asked, by_question: &HashMap<u64, Vec<(u32, Outcome)>>) -> Tally {
+    let mut t = Tally::default();
+    for (q, fate) in &asked.fates {
+        match fate {
+            Fate::Answered { by, ms } => {
+                t.answered += 1;
+                t.latencies.push(*ms);
+                *t.answered_by.entry(by.clone()).or_default() += 1;
+                let mut keys: Vec<u32> = by_question
+                    .get(q)
+                    .map(|v| v.iter().map(|(k, _)| *k).collect())
+                    .unwrap_or_default();
+                keys.sort_unstable();
+                keys.dedup();
+                if keys.len() > 1 {
+                    t.failed_over += 1;
+                }
+            }
+            Fate::Exhausted { kind } => {
+                t.exhausted += 1;
+                *t.exhausted_kinds.entry(kind.clone()).or_default() += 1;
+            }
+            Fate::Failed { kind, message } => {
+                t.failed += 1;
+                if t.failed_sample.len() < 10 {
+                    t.failed_sample.push(format!("{kind}: {message}"));
+                }
+            }
+            Fate::Unanswered => t.unanswered += 1,
+        }
+    }
+    t.latencies.sort_by(f64::total_cmp);
+    t
+}
+
+/// The librarian's account: stops the daemon, then sets the asking agents'
+/// fates, the mock's counts per key and the ledger's side by side.
 pub(crate) async fn account(
     bus: &RedisBus,
     mock: &GeminiMock,
@@ -778,115 +881,43 @@ pub(crate) async fn account(
     let by_key = lock(&mock.by_key).clone();
     let by_question = lock(&mock.by_question).clone();
     let now = chrono::Utc::now();
-    let today = pacific_day(now);
-    let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
     let mut shards = Vec::new();
-    let mut never_over = true;
-    let mut ledger_equal = true;
     for n in 1..=s.shards {
-        let id = ShardId::new(n)?;
-        let state = bus
-            .shard_states(&[id], configured, now)
-            .await?
-            .into_iter()
-            .next();
-        let quota_left = bus.shard_quotas(&[id]).await?.into_iter().next().flatten();
         let seen = by_key
             .get(&LibrarianSettings::key(n))
-            .cloned()
-            .unwrap_or_default();
-        let count = |o: Outcome| seen.iter().filter(|r| r.outcome == o).count() as u64;
-        let (busiest_rx, busiest_adm, over, in_transit) = minute_windows(&seen, s.rpm);
-        let mut per_day: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
-        for r in &seen {
-            let d =
-                pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default());
-            *per_day.entry(d).or_default() += 1;
-        }
-        let busiest_day = per_day.values().copied().max().unwrap_or(0);
-        let mock_today = per_day.get(&today).copied().unwrap_or(0);
-        let granted = state.as_ref().map_or(0, |st| st.used_today);
-        if over > 0 || busiest_day > u64::from(s.rpd) {
-            never_over = false;
-        }
-        if u64::from(granted) != mock_today {
-            ledger_equal = false;
-        }
-        let (real_rpm, real_rpd) = s.real_limits(n);
-        shards.push(ShardAccount {
-            shard: n,
-            configured_rpm: s.rpm,
-            configured_rpd: s.rpd,
-            mock_real_rpm: real_rpm,
-            mock_real_rpd: real_rpd,
-            requests_received: seen.len() as u64,
-            answered_200: count(Outcome::Ok),
-            per_minute_429: count(Outcome::PerMinute429),
-            per_day_429: count(Outcome::PerDay429),
-            unavailable_503: count(Outcome::Unavailable503),
-            busiest_minute_received: busiest_rx,
-            busiest_minute_admitted: busiest_adm,
-            requests_over_minute_limit: over,
-            requests_over_minute_limit_in_transit: in_transit,
-            busiest_day_received: busiest_day,
-            ledger_granted_today: granted,
-            mock_received_today: mock_today,
-            ledger_status: state.map_or_else(|| "unknown".into(), |st| st.status.to_string()),
-            ledger_quota_left: quota_left,
-        });
+            .map_or(&[][..], Vec::as_slice);
+        shards.push(account_shard(bus, &s, n, seen, now).await?);
     }
-    let mut answered_by: BTreeMap<String, u64> = BTreeMap::new();
-    let mut exhausted_kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failed_sample = Vec::new();
-    let mut lat = Vec::new();
-    let (mut answered, mut failed_over, mut exhausted, mut failed, mut unanswered) =
-        (0, 0, 0, 0, 0);
-    for (q, fate) in &asked.fates {
-        match fate {
-            Fate::Answered { by, ms } => {
-                answered += 1;
-                lat.push(*ms);
-                *answered_by.entry(by.clone()).or_default() += 1;
-                let mut keys: Vec<u32> = by_question
-                    .get(q)
-                    .map(|v| v.iter().map(|(k, _)| *k).collect())
-                    .unwrap_or_default();
-                keys.sort_unstable();
-                keys.dedup();
-                if keys.len() > 1 {
-                    failed_over += 1;
-                }
-            }
-            Fate::Exhausted { kind } => {
-                exhausted += 1;
-                *exhausted_kinds.entry(kind.clone()).or_default() += 1;
-            }
-            Fate::Failed { kind, message } => {
-                failed += 1;
-                if failed_sample.len() < 10 {
-                    failed_sample.push(format!("{kind}: {message}"));
-                }
-            }
-            Fate::Unanswered => unanswered += 1,
-        }
-    }
-    lat.sort_by(f64::total_cmp);
+    let never_over = shards
+        .iter()
+        .all(|a| a.requests_over_minute_limit == 0 && a.busiest_day_received <= u64::from(s.rpd));
+    let ledger_equal = shards
+        .iter()
+        .all(|a| u64::from(a.ledger_granted_today) == a.mock_received_today);
+    let t = tally(&asked, &by_question);
     let all: Vec<&Received> = by_key.values().flatten().collect();
     let total = |o: Outcome| all.iter().filter(|r| r.outcome == o).count() as u64;
+    let log_tail = if exited.is_some() {
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(20);
+        lines.iter().skip(from).map(|l| (*l).to_owned()).collect()
+    } else {
+        Vec::new()
+    };
     Ok(LibrarianReport {
         settings: s,
         queries_asked: asked.fates.len() as u64,
-        queries_answered: answered,
-        queries_failed_over: failed_over,
-        queries_exhausted: exhausted,
-        queries_failed_other: failed,
-        queries_unanswered: unanswered,
+        queries_answered: t.answered,
+        queries_failed_over: t.failed_over,
+        queries_exhausted: t.exhausted,
+        queries_failed_other: t.failed,
+        queries_unanswered: t.unanswered,
         asks_skipped_no_finding_yet: asked.skipped,
-        answered_by,
-        answer_latency_p50_ms: percentile(&lat, 0.5),
-        answer_latency_p99_ms: percentile(&lat, 0.99),
-        exhausted_kinds,
-        failed_other_sample: failed_sample,
+        answered_by: t.answered_by,
+        answer_latency_p50_ms: percentile(&t.latencies, 0.5),
+        answer_latency_p99_ms: percentile(&t.latencies, 0.99),
+        exhausted_kinds: t.exhausted_kinds,
+        failed_other_sample: t.failed_sample,
         mock_requests: all.len() as u64,
         mock_per_minute_429: total(Outcome::PerMinute429),
         mock_per_day_429: total(Outcome::PerDay429),
@@ -896,15 +927,7 @@ pub(crate) async fn account(
         quota_never_over: never_over,
         ledger_equals_mock: ledger_equal,
         librarian_log_counts: log_counts(&log),
-        librarian_log_tail: if exited.is_some() {
-            let lines: Vec<&str> = log.lines().collect();
-            lines[lines.len().saturating_sub(20)..]
-                .iter()
-                .map(|l| (*l).to_owned())
-                .collect()
-        } else {
-            Vec::new()
-        },
+        librarian_log_tail: log_tail,
         librarian_exited_by_itself: exited,
         librarian_peak_rss_kb: proc_.peak_rss_kb,
     })
