@@ -127,6 +127,7 @@ struct Settings {
     memory_sample_s: u64,
 }
 
+/// The run's settings and the report path from the command line (exits with status 2 on an unknown argument).
 fn parse_args(args: &[String]) -> (Settings, Option<PathBuf>) {
     let mut minutes: Option<f64> = None;
     let mut seconds: Option<u64> = None;
@@ -246,6 +247,7 @@ async fn main() {
 
 // ---------------------------------------------------------------- worker --
 
+/// A bus configuration for `url` that rides out a Redis restart.
 fn bus_config(url: &str) -> Result<RedisConfig, AnyError> {
     // Commands are retried across a Redis restart (a few seconds down).
     Ok(RedisConfig::from_url(url)?.retry_for(Duration::from_secs(30)))

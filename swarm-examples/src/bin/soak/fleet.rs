@@ -25,6 +25,7 @@ pub(crate) struct Fleet {
     pub(crate) peak_rss_kb: BTreeMap<String, u64>,
 }
 
+/// Peak resident set (`VmHWM`, kB) of process `pid`, from `/proc`.
 pub(crate) fn vm_hwm_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
@@ -36,6 +37,7 @@ pub(crate) fn vm_hwm_kb(pid: u32) -> Option<u64> {
 }
 
 impl Fleet {
+    /// Starts a new worker process for `slot` (not yet in `slots`).
     pub(crate) fn spawn(&mut self, slot: usize) -> Result<(WorkerId, Child), AnyError> {
         self.generation += 1;
         let id = WorkerId::new(format!("soak-w{slot}-g{}", self.generation))?;
@@ -62,6 +64,7 @@ impl Fleet {
         Ok((id, child))
     }
 
+    /// Updates the peak RSS of every running worker.
     pub(crate) fn sample(&mut self) {
         for (id, child) in &self.slots {
             if let Some(kb) = vm_hwm_kb(child.id()) {
@@ -84,6 +87,7 @@ impl Fleet {
         Ok(())
     }
 
+    /// Kills the worker in `slot` (SIGKILL) and starts a new one there.
     pub(crate) fn kill_one(&mut self, slot: usize) -> Result<(), AnyError> {
         self.sample();
         let (id, child) = &mut self.slots[slot];
@@ -94,6 +98,7 @@ impl Fleet {
         Ok(())
     }
 
+    /// The ids of the workers running now.
     pub(crate) fn ids(&self) -> Vec<WorkerId> {
         self.slots.iter().map(|(id, _)| id.clone()).collect()
     }

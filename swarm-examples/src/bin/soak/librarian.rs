@@ -73,10 +73,12 @@ impl Default for LibrarianSettings {
 }
 
 impl LibrarianSettings {
+    /// Shard `n`'s fake API key.
     fn key(n: u32) -> String {
         format!("fake-gemini-shard-{n}")
     }
 
+    /// Shard `n`'s real (per minute, per day) limits at the mock.
     fn real_limits(&self, n: u32) -> (u32, u32) {
         match n {
             1 => (self.shard1_real_rpm.max(1), self.rpd),
@@ -117,6 +119,7 @@ pub(crate) struct GeminiMock {
     by_question: Mutex<HashMap<u64, Vec<(u32, Outcome)>>>,
 }
 
+/// Now, in Unix milliseconds.
 fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -125,6 +128,7 @@ fn unix_ms() -> i64 {
 }
 
 impl GeminiMock {
+    /// A mock that has seen nothing yet.
     pub(crate) fn new(settings: LibrarianSettings) -> Self {
         Self {
             settings,
@@ -438,6 +442,7 @@ impl LibrarianProc {
         })
     }
 
+    /// Updates the daemon's peak RSS.
     pub(crate) fn sample(&mut self) {
         if let Some(kb) = crate::fleet::vm_hwm_kb(self.child.id()) {
             self.peak_rss_kb = self.peak_rss_kb.max(kb);
@@ -747,6 +752,7 @@ fn minute_windows(times: &[Received], limit: u32) -> (u64, u64, u64, u64) {
     (busiest_rx, busiest_adm, over, in_transit)
 }
 
+/// Lines of the daemon's log per thing the pool did.
 fn log_counts(log: &str) -> BTreeMap<String, u64> {
     let kinds = [
         ("shard cooled (rate limited)", "shard rate limited; cooling"),
