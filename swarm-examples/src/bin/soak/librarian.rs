@@ -20,10 +20,10 @@ use swarmbus_core::{QueryId, QuotaLimits, ShardId, TaskId};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{AnswerSource, ClientConfig, LibrarianDaemon, PoolConfig, ShardPool};
 use swarmbus_redis::RedisBus;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::{AnyError, bus_config, percentile, read_request};
+use crate::{AnyError, bus_config, lock, percentile};
 
 /// How the librarian part runs (`--no-librarian` turns it off).
 #[derive(Debug, Clone, Serialize)]
@@ -73,10 +73,12 @@ impl Default for LibrarianSettings {
 }
 
 impl LibrarianSettings {
+    /// Shard `n`'s fake API key.
     fn key(n: u32) -> String {
         format!("fake-gemini-shard-{n}")
     }
 
+    /// Shard `n`'s real (per minute, per day) limits at the mock.
     fn real_limits(&self, n: u32) -> (u32, u32) {
         match n {
             1 => (self.shard1_real_rpm.max(1), self.rpd),
@@ -117,6 +119,7 @@ pub(crate) struct GeminiMock {
     by_question: Mutex<HashMap<u64, Vec<(u32, Outcome)>>>,
 }
 
+/// Now, in Unix milliseconds.
 fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -125,6 +128,7 @@ fn unix_ms() -> i64 {
 }
 
 impl GeminiMock {
+    /// A mock that has seen nothing yet.
     pub(crate) fn new(settings: LibrarianSettings) -> Self {
         Self {
             settings,
@@ -143,7 +147,7 @@ impl GeminiMock {
         };
         let (rpm, rpd) = self.settings.real_limits(shard);
         let now = unix_ms();
-        let mut by_key = self.by_key.lock().unwrap();
+        let mut by_key = lock(&self.by_key);
         let seen = by_key.entry(key.to_owned()).or_default();
         // Google counts what it admitted: per fixed minute, per Pacific day.
         let minute = now.div_euclid(60_000);
@@ -175,9 +179,7 @@ impl GeminiMock {
         });
         drop(by_key);
         if let Some(q) = question {
-            self.by_question
-                .lock()
-                .unwrap()
+            lock(&self.by_question)
                 .entry(q)
                 .or_default()
                 .push((shard, outcome));
@@ -192,16 +194,22 @@ impl GeminiMock {
     }
 }
 
-pub(crate) async fn serve_gemini(listener: TcpListener, mock: Arc<GeminiMock>) {
-    loop {
-        let Ok((sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let mock = Arc::clone(&mock);
-        tokio::spawn(async move {
-            let _ = gemini_connection(sock, mock).await;
-        });
-    }
+/// Starts the mock Gemini on a loopback port.
+pub(crate) async fn start_gemini(
+    settings: LibrarianSettings,
+) -> Result<(MockServer, Arc<GeminiMock>), AnyError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let server = MockServer::builder()
+        .listener(listener)
+        .disable_request_recording()
+        .start()
+        .await;
+    let mock = Arc::new(GeminiMock::new(settings));
+    Mock::given(any())
+        .respond_with(GeminiResponder(Arc::clone(&mock)))
+        .mount(&server)
+        .await;
+    Ok((server, mock))
 }
 
 /// The prompt's text: every text part of every content.
@@ -234,104 +242,115 @@ fn first_finding_id(prompt: &str) -> Option<&str> {
     Some(&rest[open..close])
 }
 
-async fn gemini_connection(mut sock: TcpStream, mock: Arc<GeminiMock>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(8192);
-    while let Some((head, body)) = read_request(&mut sock, &mut buf).await? {
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let request_line = head.lines().next().unwrap_or("").to_owned();
-        let key = crate::header(&head, "x-goog-api-key")
-            .unwrap_or("")
-            .to_owned();
+/// Answers every request as [`GeminiMock::admit`] decides.
+struct GeminiResponder(Arc<GeminiMock>);
+
+impl Respond for GeminiResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let path = request.url.path();
+        let key = request
+            .headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let prompt = prompt_text(&body);
         let question = question_number(&prompt);
         let (outcome, quota_value, retry_s) =
-            if request_line.starts_with("POST ") && request_line.contains(":generateContent") {
-                mock.admit(&key, question)
+            if request.method.as_str() == "POST" && path.contains(":generateContent") {
+                self.0.admit(key, question)
             } else {
                 (Outcome::Refused, 0, 0)
             };
         let latency = rand::rng().random_range(20..150u64);
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-        let (status, payload) = match outcome {
-            Outcome::Ok => {
-                let model = request_line
-                    .split("/models/")
-                    .nth(1)
-                    .and_then(|m| m.split(':').next())
-                    .unwrap_or("gemini");
-                let cited = first_finding_id(&prompt).unwrap_or("none");
-                let answer = serde_json::json!({
-                    "answer": format!("The archive holds what was asked (question {}); see the cited finding.", question.unwrap_or(0)),
-                    "citations": [cited],
-                })
-                .to_string();
-                let prompt_tokens = (prompt.len() / 4).max(1);
-                let out_tokens = (answer.len() / 4).max(1);
-                (
-                    "200 OK",
-                    serde_json::json!({
-                        "candidates": [{
-                            "content": {"parts": [{"text": answer}], "role": "model"},
-                            "finishReason": "STOP",
-                            "index": 0
-                        }],
-                        "usageMetadata": {
-                            "promptTokenCount": prompt_tokens,
-                            "candidatesTokenCount": out_tokens,
-                            "totalTokenCount": prompt_tokens + out_tokens,
-                            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
-                        },
-                        "modelVersion": model,
-                        "responseId": format!("soak-{}", question.unwrap_or(0))
-                    }),
-                )
-            }
-            Outcome::PerMinute429 | Outcome::PerDay429 => {
-                let per_day = outcome == Outcome::PerDay429;
-                let quota_id = if per_day {
-                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
-                } else {
-                    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
-                };
-                (
-                    "429 Too Many Requests",
-                    serde_json::json!({"error": {
-                        "code": 429,
-                        "message": format!("You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {quota_value}\nPlease retry in {retry_s}s."),
-                        "status": "RESOURCE_EXHAUSTED",
-                        "details": [
-                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                                "quotaId": quota_id,
-                                "quotaDimensions": {"location": "global", "model": "gemini"},
-                                "quotaValue": quota_value.to_string()
-                            }]},
-                            // A per-day 429 carries a short RetryInfo too
-                            // (the recorded one says 22 s).
-                            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                             "retryDelay": format!("{}s", if per_day { 22 } else { retry_s })}
-                        ]
-                    }}),
-                )
-            }
-            Outcome::Unavailable503 => (
-                "503 Service Unavailable",
-                serde_json::json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
-            ),
-            Outcome::Refused => (
-                "400 Bad Request",
-                serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
-            ),
-        };
-        let payload = payload.to_string();
-        let r = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: {}\r\n\r\n{payload}",
-            payload.len()
-        );
-        sock.write_all(r.as_bytes()).await?;
-        sock.flush().await?;
+        let model = path
+            .split("/models/")
+            .nth(1)
+            .and_then(|m| m.split(':').next())
+            .unwrap_or("gemini");
+        let (status, payload) =
+            gemini_payload(outcome, model, &prompt, question, quota_value, retry_s);
+        ResponseTemplate::new(status)
+            .set_body_raw(payload.to_string(), "application/json; charset=UTF-8")
+            .set_delay(Duration::from_millis(latency))
     }
-    Ok(())
+}
+
+/// The status and JSON body of one answer.
+fn gemini_payload(
+    outcome: Outcome,
+    model: &str,
+    prompt: &str,
+    question: Option<u64>,
+    quota_value: u32,
+    retry_s: u32,
+) -> (u16, serde_json::Value) {
+    match outcome {
+        Outcome::Ok => {
+            let cited = first_finding_id(prompt).unwrap_or("none");
+            let answer = serde_json::json!({
+                "answer": format!("The archive holds what was asked (question {}); see the cited finding.", question.unwrap_or(0)),
+                "citations": [cited],
+            })
+            .to_string();
+            let prompt_tokens = (prompt.len() / 4).max(1);
+            let out_tokens = (answer.len() / 4).max(1);
+            (
+                200,
+                serde_json::json!({
+                    "candidates": [{
+                        "content": {"parts": [{"text": answer}], "role": "model"},
+                        "finishReason": "STOP",
+                        "index": 0
+                    }],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt_tokens,
+                        "candidatesTokenCount": out_tokens,
+                        "totalTokenCount": prompt_tokens + out_tokens,
+                        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+                    },
+                    "modelVersion": model,
+                    "responseId": format!("soak-{}", question.unwrap_or(0))
+                }),
+            )
+        }
+        Outcome::PerMinute429 | Outcome::PerDay429 => {
+            let per_day = outcome == Outcome::PerDay429;
+            let quota_id = if per_day {
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+            } else {
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+            };
+            (
+                429,
+                serde_json::json!({"error": {
+                    "code": 429,
+                    "message": format!("You exceeded your current quota, please check your plan and billing details.\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: {quota_value}\nPlease retry in {retry_s}s."),
+                    "status": "RESOURCE_EXHAUSTED",
+                    "details": [
+                        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": "gemini"},
+                            "quotaValue": quota_value.to_string()
+                        }]},
+                        // A per-day 429 carries a short RetryInfo too
+                        // (the recorded one says 22 s).
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                         "retryDelay": format!("{}s", if per_day { 22 } else { retry_s })}
+                    ]
+                }}),
+            )
+        }
+        Outcome::Unavailable503 => (
+            503,
+            serde_json::json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
+        ),
+        Outcome::Refused => (
+            400,
+            serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
+        ),
+    }
 }
 
 // ------------------------------------------------------- librarian process --
@@ -423,8 +442,9 @@ impl LibrarianProc {
         })
     }
 
+    /// Updates the daemon's peak RSS.
     pub(crate) fn sample(&mut self) {
-        if let Some(kb) = crate::vm_hwm_kb(self.child.id()) {
+        if let Some(kb) = crate::fleet::vm_hwm_kb(self.child.id()) {
             self.peak_rss_kb = self.peak_rss_kb.max(kb);
         }
     }
@@ -574,7 +594,7 @@ pub(crate) async fn ask_loop(
 async fn ask_one(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<QueryId> {
     for _ in 0..5 {
         let task = {
-            let p = pushed.lock().unwrap();
+            let p = lock(pushed);
             if p.is_empty() {
                 return None;
             }
@@ -732,6 +752,7 @@ fn minute_windows(times: &[Received], limit: u32) -> (u64, u64, u64, u64) {
     (busiest_rx, busiest_adm, over, in_transit)
 }
 
+/// Lines of the daemon's log per thing the pool did.
 fn log_counts(log: &str) -> BTreeMap<String, u64> {
     let kinds = [
         ("shard cooled (rate limited)", "shard rate limited; cooling"),
@@ -751,6 +772,109 @@ fn log_counts(log: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// One shard's account: the mock's requests of its key (`seen`) against
+/// the ledger's state and the limits the pool was configured with.
+async fn account_shard(
+    bus: &RedisBus,
+    s: &LibrarianSettings,
+    n: u32,
+    seen: &[Received],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ShardAccount, AnyError> {
+    let id = ShardId::new(n)?;
+    let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
+    let state = bus
+        .shard_states(&[id], configured, now)
+        .await?
+        .into_iter()
+        .next();
+    let quota_left = bus.shard_quotas(&[id]).await?.into_iter().next().flatten();
+    let count = |o: Outcome| seen.iter().filter(|r| r.outcome == o).count() as u64;
+    let (busiest_rx, busiest_adm, over, in_transit) = minute_windows(seen, s.rpm);
+    let mut per_day: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
+    for r in seen {
+        let d = pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default());
+        *per_day.entry(d).or_default() += 1;
+    }
+    let (real_rpm, real_rpd) = s.real_limits(n);
+    Ok(ShardAccount {
+        shard: n,
+        configured_rpm: s.rpm,
+        configured_rpd: s.rpd,
+        mock_real_rpm: real_rpm,
+        mock_real_rpd: real_rpd,
+        requests_received: seen.len() as u64,
+        answered_200: count(Outcome::Ok),
+        per_minute_429: count(Outcome::PerMinute429),
+        per_day_429: count(Outcome::PerDay429),
+        unavailable_503: count(Outcome::Unavailable503),
+        busiest_minute_received: busiest_rx,
+        busiest_minute_admitted: busiest_adm,
+        requests_over_minute_limit: over,
+        requests_over_minute_limit_in_transit: in_transit,
+        busiest_day_received: per_day.values().copied().max().unwrap_or(0),
+        ledger_granted_today: state.as_ref().map_or(0, |st| st.used_today),
+        mock_received_today: per_day.get(&pacific_day(now)).copied().unwrap_or(0),
+        ledger_status: state.map_or_else(|| "unknown".into(), |st| st.status.to_string()),
+        ledger_quota_left: quota_left,
+    })
+}
+
+/// The asking agents' queries counted by fate.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: u64,
+    /// Answered, and the mock saw the question on two or more keys.
+    failed_over: u64,
+    exhausted: u64,
+    failed: u64,
+    unanswered: u64,
+    answered_by: BTreeMap<String, u64>,
+    exhausted_kinds: BTreeMap<String, u64>,
+    failed_sample: Vec<String>,
+    /// Answer latencies, sorted (ms).
+    latencies: Vec<f64>,
+}
+
+/// Counts the fates in `asked`; `by_question` says which keys the mock saw
+/// each question on.
+fn tally(asked: &Asked, by_question: &HashMap<u64, Vec<(u32, Outcome)>>) -> Tally {
+    let mut t = Tally::default();
+    for (q, fate) in &asked.fates {
+        match fate {
+            Fate::Answered { by, ms } => {
+                t.answered += 1;
+                t.latencies.push(*ms);
+                *t.answered_by.entry(by.clone()).or_default() += 1;
+                let mut keys: Vec<u32> = by_question
+                    .get(q)
+                    .map(|v| v.iter().map(|(k, _)| *k).collect())
+                    .unwrap_or_default();
+                keys.sort_unstable();
+                keys.dedup();
+                if keys.len() > 1 {
+                    t.failed_over += 1;
+                }
+            }
+            Fate::Exhausted { kind } => {
+                t.exhausted += 1;
+                *t.exhausted_kinds.entry(kind.clone()).or_default() += 1;
+            }
+            Fate::Failed { kind, message } => {
+                t.failed += 1;
+                if t.failed_sample.len() < 10 {
+                    t.failed_sample.push(format!("{kind}: {message}"));
+                }
+            }
+            Fate::Unanswered => t.unanswered += 1,
+        }
+    }
+    t.latencies.sort_by(f64::total_cmp);
+    t
+}
+
+/// The librarian's account: stops the daemon, then sets the asking agents'
+/// fates, the mock's counts per key and the ledger's side by side.
 pub(crate) async fn account(
     bus: &RedisBus,
     mock: &GeminiMock,
@@ -760,118 +884,46 @@ pub(crate) async fn account(
     let exited = proc_.stop();
     let log = std::fs::read_to_string(&proc_.log).unwrap_or_default();
     let s = mock.settings.clone();
-    let by_key = mock.by_key.lock().unwrap().clone();
-    let by_question = mock.by_question.lock().unwrap().clone();
+    let by_key = lock(&mock.by_key).clone();
+    let by_question = lock(&mock.by_question).clone();
     let now = chrono::Utc::now();
-    let today = pacific_day(now);
-    let configured = QuotaLimits::new(Some(s.rpd), Some(s.rpm));
     let mut shards = Vec::new();
-    let mut never_over = true;
-    let mut ledger_equal = true;
     for n in 1..=s.shards {
-        let id = ShardId::new(n)?;
-        let state = bus
-            .shard_states(&[id], configured, now)
-            .await?
-            .into_iter()
-            .next();
-        let quota_left = bus.shard_quotas(&[id]).await?.into_iter().next().flatten();
         let seen = by_key
             .get(&LibrarianSettings::key(n))
-            .cloned()
-            .unwrap_or_default();
-        let count = |o: Outcome| seen.iter().filter(|r| r.outcome == o).count() as u64;
-        let (busiest_rx, busiest_adm, over, in_transit) = minute_windows(&seen, s.rpm);
-        let mut per_day: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
-        for r in &seen {
-            let d =
-                pacific_day(chrono::DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default());
-            *per_day.entry(d).or_default() += 1;
-        }
-        let busiest_day = per_day.values().copied().max().unwrap_or(0);
-        let mock_today = per_day.get(&today).copied().unwrap_or(0);
-        let granted = state.as_ref().map_or(0, |st| st.used_today);
-        if over > 0 || busiest_day > u64::from(s.rpd) {
-            never_over = false;
-        }
-        if u64::from(granted) != mock_today {
-            ledger_equal = false;
-        }
-        let (real_rpm, real_rpd) = s.real_limits(n);
-        shards.push(ShardAccount {
-            shard: n,
-            configured_rpm: s.rpm,
-            configured_rpd: s.rpd,
-            mock_real_rpm: real_rpm,
-            mock_real_rpd: real_rpd,
-            requests_received: seen.len() as u64,
-            answered_200: count(Outcome::Ok),
-            per_minute_429: count(Outcome::PerMinute429),
-            per_day_429: count(Outcome::PerDay429),
-            unavailable_503: count(Outcome::Unavailable503),
-            busiest_minute_received: busiest_rx,
-            busiest_minute_admitted: busiest_adm,
-            requests_over_minute_limit: over,
-            requests_over_minute_limit_in_transit: in_transit,
-            busiest_day_received: busiest_day,
-            ledger_granted_today: granted,
-            mock_received_today: mock_today,
-            ledger_status: state.map_or_else(|| "unknown".into(), |st| st.status.to_string()),
-            ledger_quota_left: quota_left,
-        });
+            .map_or(&[][..], Vec::as_slice);
+        shards.push(account_shard(bus, &s, n, seen, now).await?);
     }
-    let mut answered_by: BTreeMap<String, u64> = BTreeMap::new();
-    let mut exhausted_kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failed_sample = Vec::new();
-    let mut lat = Vec::new();
-    let (mut answered, mut failed_over, mut exhausted, mut failed, mut unanswered) =
-        (0, 0, 0, 0, 0);
-    for (q, fate) in &asked.fates {
-        match fate {
-            Fate::Answered { by, ms } => {
-                answered += 1;
-                lat.push(*ms);
-                *answered_by.entry(by.clone()).or_default() += 1;
-                let mut keys: Vec<u32> = by_question
-                    .get(q)
-                    .map(|v| v.iter().map(|(k, _)| *k).collect())
-                    .unwrap_or_default();
-                keys.sort_unstable();
-                keys.dedup();
-                if keys.len() > 1 {
-                    failed_over += 1;
-                }
-            }
-            Fate::Exhausted { kind } => {
-                exhausted += 1;
-                *exhausted_kinds.entry(kind.clone()).or_default() += 1;
-            }
-            Fate::Failed { kind, message } => {
-                failed += 1;
-                if failed_sample.len() < 10 {
-                    failed_sample.push(format!("{kind}: {message}"));
-                }
-            }
-            Fate::Unanswered => unanswered += 1,
-        }
-    }
-    lat.sort_by(f64::total_cmp);
+    let never_over = shards
+        .iter()
+        .all(|a| a.requests_over_minute_limit == 0 && a.busiest_day_received <= u64::from(s.rpd));
+    let ledger_equal = shards
+        .iter()
+        .all(|a| u64::from(a.ledger_granted_today) == a.mock_received_today);
+    let t = tally(&asked, &by_question);
     let all: Vec<&Received> = by_key.values().flatten().collect();
     let total = |o: Outcome| all.iter().filter(|r| r.outcome == o).count() as u64;
+    let log_tail = if exited.is_some() {
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(20);
+        lines.iter().skip(from).map(|l| (*l).to_owned()).collect()
+    } else {
+        Vec::new()
+    };
     Ok(LibrarianReport {
         settings: s,
         queries_asked: asked.fates.len() as u64,
-        queries_answered: answered,
-        queries_failed_over: failed_over,
-        queries_exhausted: exhausted,
-        queries_failed_other: failed,
-        queries_unanswered: unanswered,
+        queries_answered: t.answered,
+        queries_failed_over: t.failed_over,
+        queries_exhausted: t.exhausted,
+        queries_failed_other: t.failed,
+        queries_unanswered: t.unanswered,
         asks_skipped_no_finding_yet: asked.skipped,
-        answered_by,
-        answer_latency_p50_ms: percentile(&lat, 0.5),
-        answer_latency_p99_ms: percentile(&lat, 0.99),
-        exhausted_kinds,
-        failed_other_sample: failed_sample,
+        answered_by: t.answered_by,
+        answer_latency_p50_ms: percentile(&t.latencies, 0.5),
+        answer_latency_p99_ms: percentile(&t.latencies, 0.99),
+        exhausted_kinds: t.exhausted_kinds,
+        failed_other_sample: t.failed_sample,
         mock_requests: all.len() as u64,
         mock_per_minute_429: total(Outcome::PerMinute429),
         mock_per_day_429: total(Outcome::PerDay429),
@@ -881,15 +933,7 @@ pub(crate) async fn account(
         quota_never_over: never_over,
         ledger_equals_mock: ledger_equal,
         librarian_log_counts: log_counts(&log),
-        librarian_log_tail: if exited.is_some() {
-            let lines: Vec<&str> = log.lines().collect();
-            lines[lines.len().saturating_sub(20)..]
-                .iter()
-                .map(|l| (*l).to_owned())
-                .collect()
-        } else {
-            Vec::new()
-        },
+        librarian_log_tail: log_tail,
         librarian_exited_by_itself: exited,
         librarian_peak_rss_kb: proc_.peak_rss_kb,
     })
