@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use async_trait::async_trait;
     use swarmbus_core::llm::{Completion, Usage};
-    use swarmbus_core::memory::MemoryBus;
+    use swarmbus_memory::MemoryBus;
 
     struct Echo;
 

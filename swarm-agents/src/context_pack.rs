@@ -93,7 +93,8 @@ pub async fn pack_dependencies<B: FindingStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swarmbus_core::{MemoryBus, SessionId, WorkerId};
+    use swarmbus_core::{SessionId, WorkerId};
+    use swarmbus_memory::MemoryBus;
 
     #[tokio::test]
     async fn dependencies_by_id_and_tag_fit_the_budget_newest_first() {

@@ -261,7 +261,7 @@ impl Synthesiser for ModelSynthesis {
 mod tests {
     use super::*;
     use crate::scripted::ScriptedModel;
-    use swarmbus_core::MemoryBus;
+    use swarmbus_memory::MemoryBus;
 
     fn calls(model: &ScriptedModel) -> CoordinatorCalls {
         CoordinatorCalls::new(

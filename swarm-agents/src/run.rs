@@ -452,7 +452,8 @@ mod tests {
     use super::*;
     use crate::local::LocalWork;
     use crate::runtime::{Worker, WorkerConfig};
-    use swarmbus_core::{FindingStore, HaltReport, HaltSwitch, MemoryBus, TaskQueue};
+    use swarmbus_core::{FindingStore, HaltReport, HaltSwitch, TaskQueue};
+    use swarmbus_memory::MemoryBus;
 
     fn w(s: &str) -> WorkerId {
         WorkerId::new(s).unwrap()

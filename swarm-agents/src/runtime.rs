@@ -600,7 +600,7 @@ impl<'a, B: HaltSwitch + ?Sized> Job<'a, B> {
 mod tests {
     use super::*;
     use swarmbus_core::bus::{FindingStore, TaskQueue, WorkerRegistry};
-    use swarmbus_core::memory::MemoryBus;
+    use swarmbus_memory::MemoryBus;
 
     struct Upper;
 

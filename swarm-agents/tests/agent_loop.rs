@@ -23,9 +23,9 @@ use swarmbus_core::llm::{
     CacheTtl, ContentBlock, ModelAction, ModelError, ModelErrorKind, Role, Usage,
 };
 use swarmbus_core::{
-    Bus, FindingStore, HaltReport, HaltSwitch, MemoryBus, SessionId, Task, TaskQueue, Tier,
-    WorkerId,
+    Bus, FindingStore, HaltReport, HaltSwitch, SessionId, Task, TaskQueue, Tier, WorkerId,
 };
+use swarmbus_memory::MemoryBus;
 
 const CANARY: &str = "CANARY-agent-loop-91c2";
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use swarmbus_agents::tools::{CommandAllowList, ToolContext, ToolLimits, Toolbox, Workspace};
-use swarmbus_core::{Bus, MemoryBus, SessionId, Task, WorkerId};
+use swarmbus_core::{Bus, SessionId, Task, WorkerId};
+use swarmbus_memory::MemoryBus;
 
 const CANARY: &str = "CANARY-8c41d2-outside-the-workspace";
 const SECRET: &str = "CANARY-secret-in-another-process";

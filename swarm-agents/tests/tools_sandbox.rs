@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use swarmbus_agents::tools::{
     CommandAllowList, ToolContext, ToolError, ToolLimits, Toolbox, Workspace,
 };
-use swarmbus_core::{Bus, MemoryBus, SessionId, Task, WorkerId};
+use swarmbus_core::{Bus, SessionId, Task, WorkerId};
+use swarmbus_memory::MemoryBus;
 
 const CANARY: &str = "CANARY-5f1e9c-outside-the-workspace";
 

@@ -16,8 +16,9 @@ use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::{MemoryBus, SessionId, Task, WorkerId};
+use swarmbus_core::{SessionId, Task, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
+use swarmbus_memory::MemoryBus;
 
 fn looping(model: &'static str) -> ScriptedModel {
     ScriptedModel::new(model).responding(move |_| {

@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::clock::{Clock, OffsetClock, SharedClock, SystemClock};
 use swarmbus_core::keys::{Key, KeySpace, Namespace};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::BusLimits;
 use swarmbus_core::{FindingId, Result};
+use swarmbus_memory::MemoryBus;
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 /// How often long-running commands reindex raw finding keys where keyspace

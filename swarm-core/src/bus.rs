@@ -1,6 +1,6 @@
 //! The bus traits, small and by capability.
 //!
-//! A bus implementation ([`crate::MemoryBus`], `swarmbus_redis::RedisBus`)
+//! A bus implementation (`swarmbus_memory::MemoryBus`, `swarmbus_redis::RedisBus`)
 //! implements all of them; code that needs only one capability asks for only
 //! that trait (the shard pool takes any [`QuotaLedger`]). [`Bus`] names the
 //! whole set.
@@ -13,8 +13,8 @@
 //! ([`crate::Error::Unconfirmed`]) may have applied: read the state before
 //! calling again.
 //!
-//! The conformance suite (feature `testing`, [`crate::conformance`]) states
-//! the behaviour of every method; each implementation runs it.
+//! The conformance suite (`swarmbus_memory::conformance`, feature `testing`)
+//! states the behaviour of every method; each implementation runs it.
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -171,7 +171,29 @@ impl Clock for ManualClock {
             s.slept.push(duration);
             s.now = add(s.now, duration);
         }
-        Box::pin(tokio::task::yield_now())
+        Box::pin(YieldOnce(false))
+    }
+}
+
+/// Ready on its second poll, having woken its task on the first: a manual
+/// sleep still lets other tasks run (a heartbeat loop on a `ManualClock`
+/// would otherwise never give the executor back). Written here rather than
+/// `tokio::task::yield_now` so that core needs no runtime feature.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! The core of `swarm`: the key schema, the domain types and the bus traits
 //! every other crate meets through. It does no network I/O and holds no
-//! runtime: workers, coordinators, the delegation policy and context safety
-//! live in `swarmbus-agents`.
+//! runtime: the in-memory bus and the conformance suite every bus passes
+//! live in `swarmbus-memory`; workers, coordinators, the delegation policy
+//! and context safety in `swarmbus-agents`.
 //!
 //! # Layout
 //!
@@ -14,51 +15,46 @@
 //!   `ArchiveDesk`) and `Bus`, all of them.
 //! - [`clock`]: the one injectable time source (`Clock`, `SystemClock`, `ManualClock`,
 //!   `OffsetClock`).
-//! - [`search`]: the findings index: tokeniser, BM25 ranking, `FindingIndex`, `MemoryIndex`.
+//! - [`search`]: the findings index: tokeniser, BM25 ranking, `FindingIndex`, `MemoryIndex`
+//!   (the in-memory bus's index).
 //! - [`lifecycle`]: findings that change: versions, tombstones, expiry (`FindingLifecycle`).
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
 //!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
 //! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
-//! - [`memory`]: `MemoryBus`, every trait in-process with Redis's semantics; the default.
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
 //! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
-//! - [`conformance`] (feature `testing`): the behaviour every bus implementation must pass;
-//!   [`conformance_search`] the search index's (a fixed corpus, index against scan).
 //! - [`error`]: the crate's one error type, which says whether to retry.
 //!
 //! # Example
 //!
 //! ```
-//! use swarmbus_core::status::{StatusConfig, SwarmStatus};
-//! use swarmbus_core::{Finding, FindingStore, MemoryBus, SessionId, WorkerId};
+//! use swarmbus_core::keys::{Key, KeySpace, Namespace};
+//! use swarmbus_core::{Finding, SessionId, WorkerId};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> swarmbus_core::Result<()> {
-//! let bus = MemoryBus::new();
+//! # fn main() -> swarmbus_core::Result<()> {
 //! let finding = Finding::new(WorkerId::new("haiku-1")?, SessionId::new("s1")?, "title", "body");
-//! bus.put_finding(&finding).await?;
-//! let status = SwarmStatus::snapshot(&bus, &StatusConfig::default()).await?;
-//! assert!(status.render().contains("Redis Context: 1 findings, ~100 tokens"));
+//! let keys = KeySpace::namespaced(&Namespace::new("team-a")?);
+//! let key = keys.format(&Key::Finding(finding.id.clone()));
+//! assert_eq!(key, format!("{{team-a}}:finding:{}", finding.id));
+//! assert_eq!(keys.parse(&key)?, Key::Finding(finding.id));
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The bus traits are implemented by `swarmbus_memory::MemoryBus` (in process)
+//! and `swarmbus_redis::RedisBus`.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod accounting;
 pub mod bus;
 pub mod clock;
-#[cfg(feature = "testing")]
-pub mod conformance;
-#[cfg(feature = "testing")]
-pub mod conformance_search;
 pub mod error;
 pub mod keys;
 pub mod lifecycle;
 pub mod llm;
-pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod quota;
@@ -83,7 +79,6 @@ pub use llm::{
     ModelCatalog, ModelError, ModelErrorKind, ModelLifecycle, Role, StopReason, ToolChoice,
     ToolSpec, Usage,
 };
-pub use memory::MemoryBus;
 pub use model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, FindingOrigin,
     HaltReport, Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus,

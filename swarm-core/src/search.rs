@@ -697,7 +697,7 @@ impl IndexView<'_> {
     }
 }
 
-/// The index in memory (the [`crate::MemoryBus`]'s), in the same layout the
+/// The index in memory (`swarmbus_memory::MemoryBus`'s), in the same layout the
 /// Redis bus stores.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryIndex {

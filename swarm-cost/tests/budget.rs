@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_cost::{
     Accountant, BudgetLimits, BudgetScope, Budgets, Call, CostError, Money, PriceTable, Tiers,
     Usage,
 };
+use swarmbus_memory::MemoryBus;
 
 fn usd(text: &str) -> Money {
     Money::parse(text).unwrap()

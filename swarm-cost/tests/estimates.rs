@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use swarmbus_core::bus::{Bus, Counters, Journal};
 use swarmbus_core::keys::{CounterName, JournalName, SessionId, TierName, WorkerId};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::Tier;
 use swarmbus_core::{Error, Retry};
 use swarmbus_cost::{
     Accountant, BudgetLimits, BudgetScope, Call, Money, PriceTable, Report, ReportFilter, Tiers,
     Usage,
 };
+use swarmbus_memory::MemoryBus;
 use swarmbus_redis::testing::{RedisServer, namespaced_bus};
 
 /// The Haiku call: $0.00555.

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use swarmbus_core::bus::{Bus, Counters, Journal};
 use swarmbus_core::keys::{JournalName, SessionId, TierName, WorkerId};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::Tier;
 use swarmbus_cost::{
     Billing, BudgetLimits, Call, Ledger, Money, PriceTable, Report, ReportFilter, Tiers, Usage,
 };
+use swarmbus_memory::MemoryBus;
 
 fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()

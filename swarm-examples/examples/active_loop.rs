@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use swarm_examples::AnyError;
 use swarmbus_core::{
-    Finding, FindingFeed, FindingFilter, FindingStore, GroupName, MemoryBus, SessionId, WorkerId,
+    Finding, FindingFeed, FindingFilter, FindingStore, GroupName, SessionId, WorkerId,
 };
+use swarmbus_memory::MemoryBus;
 
 #[tokio::main]
 async fn main() -> Result<(), AnyError> {

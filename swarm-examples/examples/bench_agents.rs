@@ -22,7 +22,8 @@ use swarmbus_agents::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, Wor
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::{Bus, MemoryBus, SessionId, Task, WorkerId};
+use swarmbus_core::{Bus, SessionId, Task, WorkerId};
+use swarmbus_memory::MemoryBus;
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 struct Instant0;

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use swarm_examples::AnyError;
 use swarmbus_agents::context::{ContextGuard, compact};
 use swarmbus_core::{
-    Completion, CompletionRequest, Finding, FindingFilter, FindingStore, LanguageModel, MemoryBus,
-    SessionId, Usage, WorkerId,
+    Completion, CompletionRequest, Finding, FindingFilter, FindingStore, LanguageModel, SessionId,
+    Usage, WorkerId,
 };
+use swarmbus_memory::MemoryBus;
 
 /// A summariser that works offline: the first sentence of each finding.
 struct FirstSentences;

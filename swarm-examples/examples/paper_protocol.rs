@@ -11,9 +11,10 @@ use swarm_examples::{AnyError, LocalWork, repo_root};
 use swarmbus_agents::AgentError;
 use swarmbus_agents::runtime::{Job, Worker, WorkerConfig};
 use swarmbus_core::{
-    Error, HaltSwitch, MemoryBus, ModelAction, ModelError, ModelErrorKind, SessionId, Task,
-    TaskQueue, WorkerId,
+    Error, HaltSwitch, ModelAction, ModelError, ModelErrorKind, SessionId, Task, TaskQueue,
+    WorkerId,
 };
+use swarmbus_memory::MemoryBus;
 
 #[tokio::main]
 async fn main() -> Result<(), AnyError> {

@@ -336,7 +336,7 @@ pub async fn example_bus() -> Result<Arc<dyn Bus>, AnyError> {
         }
         _ => {
             println!("Bus: in-memory (set REDIS_URL to use Redis)");
-            Ok(Arc::new(swarmbus_core::MemoryBus::new()))
+            Ok(Arc::new(swarmbus_memory::MemoryBus::new()))
         }
     }
 }

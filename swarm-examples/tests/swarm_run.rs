@@ -18,8 +18,9 @@ use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::accounting::UsageRecorder;
 use swarmbus_core::llm::Usage;
-use swarmbus_core::{Bus, BusLimits, HaltReport, MemoryBus, SessionId, Task, WorkerId};
+use swarmbus_core::{Bus, BusLimits, HaltReport, SessionId, Task, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};
+use swarmbus_memory::MemoryBus;
 use swarmbus_redis::testing::RedisServer;
 use swarmbus_redis::{RedisBus, RedisConfig};
 

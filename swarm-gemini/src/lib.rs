@@ -48,7 +48,7 @@
 //! ```no_run
 //! # async fn demo() -> swarmbus_gemini::Result<()> {
 //! use std::sync::Arc;
-//! use swarmbus_core::memory::MemoryBus;
+//! use swarmbus_memory::MemoryBus;
 //! use swarmbus_core::quota::QuotaLimits;
 //! use swarmbus_gemini::pool::shards_from_env;
 //! use swarmbus_gemini::wire::GenerateContentRequest;

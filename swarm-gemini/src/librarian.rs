@@ -704,7 +704,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_indexed_librarian_reads_only_the_best_candidates() {
-        let bus = Arc::new(swarmbus_core::MemoryBus::new());
+        let bus = Arc::new(swarmbus_memory::MemoryBus::new());
         let noise: Vec<Finding> = (0..300)
             .map(|i| finding(&format!("note {i}"), "unrelated filler about logistics"))
             .collect();

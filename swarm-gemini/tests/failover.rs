@@ -13,7 +13,6 @@ use secrecy::SecretString;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{CompletionRequest, LanguageModel};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::wire::GenerateContentRequest;
@@ -21,6 +20,7 @@ use swarmbus_gemini::{
     ClientConfig, Error, ErrorKind, FallbackConfig, ManualClock, OpenAiCompatible, PoolConfig,
     ServedBy, ShardConfig, ShardPool,
 };
+use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -18,13 +18,13 @@ use swarmbus_core::llm::{
     CompletionRequest, ContentBlock, LanguageModel, Message, ModelAction, ModelErrorKind, Role,
     StopReason, Thinking, ToolChoice, ToolSpec,
 };
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::{Finding, FindingFilter};
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::{
     AnswerSource, ClientConfig, Error, ErrorKind, FallbackConfig, Librarian, OpenAiCompatible,
     PoolConfig, ServedBy, ShardConfig, ShardPool,
 };
+use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

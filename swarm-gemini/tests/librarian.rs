@@ -13,12 +13,12 @@ use futures::StreamExt;
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, Usage};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_gemini::librarian::answer_schema;
 use swarmbus_gemini::{
     AnswerSource, Error, ErrorKind, Librarian, LibrarianConfig, LibrarianDaemon,
 };
+use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -12,13 +12,13 @@ use std::time::Duration;
 use common::{KEY, MODEL, fixture, serve_stream, serve_unary, unary_path};
 use secrecy::SecretString;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::wire::GenerateContentRequest;
 use swarmbus_gemini::{
     ClientConfig, FallbackConfig, GeminiClient, OpenAiCompatible, PoolConfig, ShardConfig,
     ShardPool,
 };
+use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

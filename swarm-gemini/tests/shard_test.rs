@@ -10,10 +10,10 @@ use common::{MODEL, fixture, success_body, unary_path};
 use secrecy::SecretString;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::{ClientConfig, Error, ErrorKind, PoolConfig, ShardConfig, ShardPool};
+use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -17,12 +17,12 @@ use secrecy::SecretString;
 use serde_json::json;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{CompletionRequest, LanguageModel};
-use swarmbus_core::memory::MemoryBus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::wire::GenerateContentRequest;
 use swarmbus_gemini::{
     ClientConfig, FallbackConfig, OpenAiCompatible, PoolConfig, ShardConfig, ShardPool,
 };
+use swarmbus_memory::MemoryBus;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};

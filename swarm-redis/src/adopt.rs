@@ -543,7 +543,7 @@ impl RedisBus {
 #[cfg(feature = "testing")]
 #[allow(clippy::panic)]
 #[async_trait::async_trait]
-impl swarmbus_core::conformance::RawFindingWriter for RedisBus {
+impl swarmbus_memory::conformance::RawFindingWriter for RedisBus {
     /// Writes as `redis-cli` would (DEL, then SET, HSET or RPUSH), then
     /// adopts the key as the adopter does.
     async fn write_raw_finding(&self, id: &FindingId, value: swarmbus_core::model::RawValue) {

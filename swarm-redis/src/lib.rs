@@ -26,7 +26,9 @@
 //! - `adopt`: findings written around the library (`redis-cli SET
 //!   finding:<name>`) join the index: [`RedisBus::reindex_findings`]
 //!   (incremental SCAN, resumable) and [`RedisBus::spawn_finding_adopter`]
-//!   (keyspace notifications, or a periodic reindex where CONFIG is refused).
+//!   (keyspace notifications, or a periodic reindex where CONFIG is refused);
+//!   with feature `testing`, the conformance suite's raw writer
+//!   (`swarmbus_memory::conformance::RawFindingWriter`).
 //! - `channels`: `Channels` (pub/sub notifications).
 //! - `workers`: `WorkerRegistry` (TTL heartbeats, registry ZSET + MGET).
 //! - `tasks`: `TaskQueue` (LMOVE reliable queue, delivery counts, reclaim,

@@ -28,7 +28,7 @@ async fn the_cluster_passes_the_conformance_suite_with_each_swarm_in_one_slot() 
         .namespace(random_namespace());
     let bus = RedisBus::connect(config).await.unwrap();
     assert!(bus.is_cluster());
-    swarmbus_core::conformance::run_all(&bus).await;
+    swarmbus_memory::conformance::run_all(&bus).await;
 
     // A second swarm on the same cluster, most likely in another slot.
     let other = RedisBus::connect(

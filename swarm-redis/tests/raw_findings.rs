@@ -47,8 +47,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_findings_conform_on_a_single_node_plain_and_namespaced() {
     let server = RedisServer::start();
-    swarmbus_core::conformance::run_raw_findings(&plain_bus(&server).await).await;
-    swarmbus_core::conformance::run_raw_findings(&namespaced_bus(&server.url()).await).await;
+    swarmbus_memory::conformance::run_raw_findings(&plain_bus(&server).await).await;
+    swarmbus_memory::conformance::run_raw_findings(&namespaced_bus(&server.url()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +61,7 @@ async fn raw_findings_conform_on_the_cluster() {
     )
     .await
     .unwrap();
-    swarmbus_core::conformance::run_raw_findings(&bus).await;
+    swarmbus_memory::conformance::run_raw_findings(&bus).await;
     raw_keys_of_each_shape_are_adopted_and_read(&bus, |args| {
         // Every key of the swarm is in the namespace's slot: send it to the
         // node that serves it (redis-cli -c follows the redirection).

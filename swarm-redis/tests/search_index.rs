@@ -12,13 +12,13 @@ mod common;
 use common::{Fault, FaultProxy, RedisCluster, RedisServer, random_namespace};
 use proptest::prelude::*;
 use swarmbus_core::bus::FindingStore;
-use swarmbus_core::conformance_search::{
-    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
-};
 use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
 use swarmbus_core::lifecycle::FindingLifecycle;
 use swarmbus_core::model::Finding;
 use swarmbus_core::search::{FindingIndex, SearchQuery};
+use swarmbus_memory::conformance_search::{
+    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
+};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 async fn bus_on(url: &str) -> RedisBus {
@@ -193,7 +193,7 @@ async fn an_export_imports_back_with_its_versions_and_tombstones_on_redis() {
     lifecycle(&src).await;
     round_trip(&src, &bus_on(&server.url()).await).await;
     // And across buses: Redis into memory.
-    round_trip(&src, &swarmbus_core::MemoryBus::new()).await;
+    round_trip(&src, &swarmbus_memory::MemoryBus::new()).await;
 }
 
 /// The brief's readers see `finding:<id>` as the same JSON STRING after an

@@ -39,14 +39,14 @@ async fn the_conformance_suite_passes_on_a_single_node() {
     } else {
         namespaced_bus(&url).await
     };
-    swarmbus_core::conformance::run_all(&bus).await;
+    swarmbus_memory::conformance::run_all(&bus).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conformance_suite_passes_in_a_namespace() {
     let (url, _server) = single_node();
     let bus = namespaced_bus(&url).await;
-    swarmbus_core::conformance::run_all(&bus).await;
+    swarmbus_memory::conformance::run_all(&bus).await;
 }
 
 /// The brief's Python tools read these keys with GET/LRANGE: names and
@@ -348,7 +348,7 @@ async fn a_user_confined_to_its_namespace_passes_the_suite() {
     .unwrap()
     .namespace(ns.clone());
     let bus = RedisBus::connect(config).await.unwrap();
-    swarmbus_core::conformance::run_all(&bus).await;
+    swarmbus_memory::conformance::run_all(&bus).await;
     // And outside the namespace it may do nothing.
     let plain = RedisBus::connect(
         RedisConfig::from_url(&format!(
@@ -454,7 +454,7 @@ async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
     )
     .await
     .unwrap();
-    swarmbus_core::conformance::a_worker_that_never_beat_is_dead_after_its_grace_period(
+    swarmbus_memory::conformance::a_worker_that_never_beat_is_dead_after_its_grace_period(
         &bus, grace,
     )
     .await;

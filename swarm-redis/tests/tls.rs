@@ -125,7 +125,7 @@ async fn the_suite_passes_over_tls_with_an_acl_password() {
     assert!(!format!("{config:?}").contains(password));
     let bus = RedisBus::connect(config).await.unwrap();
     bus.ping().await.unwrap();
-    swarmbus_core::conformance::run_all(&bus).await;
+    swarmbus_memory::conformance::run_all(&bus).await;
 
     // Without the CA the server's certificate is not trusted.
     let untrusted = RedisConfig::from_url(&url)

@@ -1,4 +1,4 @@
-//! [`MemoryBus`]: the embedded default bus, every trait in-process.
+//! [`MemoryBus`]: the in-memory bus, every trait in-process.
 //!
 //! It has the semantics the Redis bus has (TTL expiry, pub/sub fan-out,
 //! at-least-once task claims with reclaim, atomic quotas), so code written
@@ -20,21 +20,21 @@ use futures::StreamExt;
 use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::bus::{
+use swarmbus_core::bus::{
     ArchiveDesk, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore, HaltSwitch,
     Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
 };
-use crate::error::{Error, Result};
-use crate::keys::{
+use swarmbus_core::error::{Error, Result};
+use swarmbus_core::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, QueryId, ShardId,
     TaskId, TierName, WorkerId,
 };
-use crate::model::{
+use swarmbus_core::model::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
     Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus, Task,
     TaskFailure,
 };
-use crate::quota::{
+use swarmbus_core::quota::{
     Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
 };
 
@@ -79,10 +79,10 @@ struct State {
     /// Raw values in the index and not archived.
     raw_active: u64,
     /// The search index, kept in the same step as every finding change.
-    index: crate::search::MemoryIndex,
-    /// Versions and tombstones ([`crate::lifecycle`]), by id.
+    index: swarmbus_core::search::MemoryIndex,
+    /// Versions and tombstones ([`swarmbus_core::lifecycle`]), by id.
     history: HashMap<FindingId, History>,
-    /// Expiry times ([`crate::lifecycle::FindingLifecycle::expire_findings`]).
+    /// Expiry times ([`swarmbus_core::lifecycle::FindingLifecycle::expire_findings`]).
     expiry: HashMap<FindingId, DateTime<Utc>>,
     feed: Vec<FindingId>,
     groups: HashMap<GroupName, Group>,
@@ -116,7 +116,7 @@ struct History {
     head: u32,
     /// The versions no longer stored, by number.
     versions: std::collections::BTreeMap<u32, Finding>,
-    tombstone: Option<crate::lifecycle::Tombstone>,
+    tombstone: Option<swarmbus_core::lifecycle::Tombstone>,
 }
 
 impl Default for History {
@@ -230,7 +230,7 @@ impl ShardBook {
     /// The status the brief's key shows: the marks in force, by the one
     /// priority rule.
     fn status(&self, now: DateTime<Utc>) -> ShardStatus {
-        crate::quota::shard_status(
+        swarmbus_core::quota::shard_status(
             self.disabled.is_some(),
             self.exhausted_until.is_some_and(|u| u > now),
             self.cooling_until.is_some_and(|u| u > now),
@@ -249,15 +249,15 @@ impl ShardBook {
     }
 
     fn state(&self, shard: ShardId, limits: QuotaLimits, now: DateTime<Utc>) -> ShardState {
-        let book = crate::quota::ShardBook {
-            used_today: self.used,
-            minute_used: self.minute_used,
-            cooling_until: self.cooling_until,
-            exhausted_until: self.exhausted_until,
-            disabled: self.disabled.clone(),
-            tested: self.tested,
-        };
-        crate::quota::shard_state(shard, &book, limits, now)
+        // `ShardBook` is non-exhaustive: built from `new`, field by field.
+        let mut book = swarmbus_core::quota::ShardBook::new();
+        book.used_today = self.used;
+        book.minute_used = self.minute_used;
+        book.cooling_until = self.cooling_until;
+        book.exhausted_until = self.exhausted_until;
+        book.disabled = self.disabled.clone();
+        book.tested = self.tested;
+        swarmbus_core::quota::shard_state(shard, &book, limits, now)
     }
 }
 
@@ -326,7 +326,7 @@ impl MemoryBus {
             .get(&finding.id)
             .is_some_and(|h| h.tombstone.is_some())
         {
-            // Deleted: final for that id (see `crate::lifecycle`).
+            // Deleted: final for that id (see `swarmbus_core::lifecycle`).
             return Err(Error::Conflict {
                 key: self.key(Key::Finding(finding.id.clone())),
             });
@@ -650,20 +650,20 @@ impl FindingStore for MemoryBus {
 }
 
 #[async_trait]
-impl crate::search::FindingIndex for MemoryBus {
+impl swarmbus_core::search::FindingIndex for MemoryBus {
     async fn search_findings(
         &self,
-        query: &crate::search::SearchQuery,
-    ) -> Result<crate::search::SearchPage> {
+        query: &swarmbus_core::search::SearchQuery,
+    ) -> Result<swarmbus_core::search::SearchPage> {
         let mut state = self.state();
         self.sweep_locked(&mut state, Utc::now());
         state.index.search(query)
     }
 
-    async fn check_index(&self, repair: bool) -> Result<crate::search::IndexReport> {
+    async fn check_index(&self, repair: bool) -> Result<swarmbus_core::search::IndexReport> {
         let mut state = self.state();
         let state = &mut *state;
-        let mut report = crate::search::IndexReport::default();
+        let mut report = swarmbus_core::search::IndexReport::default();
         let mut store: HashMap<FindingId, (Option<Finding>, bool)> = HashMap::new();
         for (id, s) in &state.findings {
             store.insert(id.clone(), (Some(s.finding.clone()), s.archived));
@@ -1224,7 +1224,12 @@ impl QuotaLedger for MemoryBus {
                     view.roll(now);
                     view.state(*s, limits, now)
                 }
-                None => crate::quota::shard_state(*s, &crate::quota::ShardBook::new(), limits, now),
+                None => swarmbus_core::quota::shard_state(
+                    *s,
+                    &swarmbus_core::quota::ShardBook::new(),
+                    limits,
+                    now,
+                ),
             })
             .collect())
     }
@@ -1547,8 +1552,8 @@ impl MemoryBus {
         state: &mut State,
         id: &FindingId,
         at: DateTime<Utc>,
-        reason: crate::lifecycle::Removal,
-    ) -> Result<crate::lifecycle::Tombstone> {
+        reason: swarmbus_core::lifecycle::Removal,
+    ) -> Result<swarmbus_core::lifecycle::Tombstone> {
         if let Some(t) = state.history.get(id).and_then(|h| h.tombstone.clone()) {
             return Ok(t);
         }
@@ -1559,7 +1564,7 @@ impl MemoryBus {
         };
         let h = state.history.entry(id.clone()).or_default();
         h.versions.insert(h.head, last);
-        let t = crate::lifecycle::Tombstone::new(id.clone(), h.head, at, reason);
+        let t = swarmbus_core::lifecycle::Tombstone::new(id.clone(), h.head, at, reason);
         h.tombstone = Some(t.clone());
         state.expiry.remove(id);
         Ok(t)
@@ -1581,7 +1586,7 @@ impl MemoryBus {
             state.expiry.remove(&id);
             // An unreadable raw value stays (nothing to keep as a version).
             if self
-                .delete_locked(state, &id, at, crate::lifecycle::Removal::Expired)
+                .delete_locked(state, &id, at, swarmbus_core::lifecycle::Removal::Expired)
                 .is_ok()
             {
                 n += 1;
@@ -1594,8 +1599,8 @@ impl MemoryBus {
         &self,
         state: &State,
         id: &FindingId,
-    ) -> Result<Option<crate::lifecycle::FindingHistory>> {
-        use crate::lifecycle::{FindingHistory, FindingVersion};
+    ) -> Result<Option<swarmbus_core::lifecycle::FindingHistory>> {
+        use swarmbus_core::lifecycle::{FindingHistory, FindingVersion};
         match state.history.get(id) {
             Some(h) => Ok(Some(FindingHistory::new(
                 id.clone(),
@@ -1614,7 +1619,7 @@ impl MemoryBus {
 }
 
 #[async_trait]
-impl crate::lifecycle::FindingLifecycle for MemoryBus {
+impl swarmbus_core::lifecycle::FindingLifecycle for MemoryBus {
     async fn update_finding(&self, revised: &Finding) -> Result<u32> {
         self.check_finding(revised)?;
         let mut state = self.state();
@@ -1652,20 +1657,25 @@ impl crate::lifecycle::FindingLifecycle for MemoryBus {
         &self,
         id: &FindingId,
         at: DateTime<Utc>,
-    ) -> Result<crate::lifecycle::Tombstone> {
+    ) -> Result<swarmbus_core::lifecycle::Tombstone> {
         let mut state = self.state();
-        self.delete_locked(&mut state, id, at, crate::lifecycle::Removal::Deleted)
+        self.delete_locked(
+            &mut state,
+            id,
+            at,
+            swarmbus_core::lifecycle::Removal::Deleted,
+        )
     }
 
     async fn finding_history(
         &self,
         id: &FindingId,
-    ) -> Result<Option<crate::lifecycle::FindingHistory>> {
+    ) -> Result<Option<swarmbus_core::lifecycle::FindingHistory>> {
         let state = self.state();
         self.history_of(&state, id)
     }
 
-    async fn finding_histories(&self) -> Result<Vec<crate::lifecycle::FindingHistory>> {
+    async fn finding_histories(&self) -> Result<Vec<swarmbus_core::lifecycle::FindingHistory>> {
         let state = self.state();
         let mut out = Vec::new();
         for id in state.history.keys() {
@@ -1679,7 +1689,10 @@ impl crate::lifecycle::FindingLifecycle for MemoryBus {
         Ok(out)
     }
 
-    async fn restore_history(&self, history: &crate::lifecycle::FindingHistory) -> Result<bool> {
+    async fn restore_history(
+        &self,
+        history: &swarmbus_core::lifecycle::FindingHistory,
+    ) -> Result<bool> {
         for v in &history.versions {
             self.check_finding(&v.finding)?;
         }

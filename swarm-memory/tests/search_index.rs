@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
-use swarmbus_core::conformance_search::{
-    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
-};
 use swarmbus_core::model::RawValue;
 use swarmbus_core::{
-    Finding, FindingId, FindingIndex, FindingLifecycle, FindingStore, MemoryBus, SessionId,
-    WorkerId,
+    Finding, FindingId, FindingIndex, FindingLifecycle, FindingStore, SessionId, WorkerId,
+};
+use swarmbus_memory::MemoryBus;
+use swarmbus_memory::conformance_search::{
+    index_matches_scan, lifecycle, ranking_and_filters, round_trip,
 };
 
 #[tokio::test]

@@ -1,13 +1,13 @@
 //! MemoryBus passes the conformance suite: one test per behaviour, each on a
 //! fresh bus, and the whole suite in sequence on one shared bus.
 
-use swarmbus_core::MemoryBus;
+use swarmbus_memory::MemoryBus;
 
-swarmbus_core::conformance_tests!(async { MemoryBus::new() });
+swarmbus_memory::conformance_tests!(async { MemoryBus::new() });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_suite_runs_on_one_shared_bus() {
-    swarmbus_core::conformance::run_all(&MemoryBus::new()).await;
+    swarmbus_memory::conformance::run_all(&MemoryBus::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +20,7 @@ async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
         KeySpace::default(),
         BusLimits::default().worker_grace(grace),
     );
-    swarmbus_core::conformance::a_worker_that_never_beat_is_dead_after_its_grace_period(
+    swarmbus_memory::conformance::a_worker_that_never_beat_is_dead_after_its_grace_period(
         &bus, grace,
     )
     .await;
@@ -28,5 +28,5 @@ async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bus_reads_findings_written_around_the_library() {
-    swarmbus_core::conformance::run_raw_findings(&MemoryBus::new()).await;
+    swarmbus_memory::conformance::run_raw_findings(&MemoryBus::new()).await;
 }

@@ -10,7 +10,7 @@
 //! #[tokio::test]
 //! async fn redis_bus_conforms() {
 //!     let bus = RedisBus::connect(config).await.unwrap();
-//!     swarmbus_core::conformance::run_all(&bus).await;
+//!     swarmbus_memory::conformance::run_all(&bus).await;
 //! }
 //! ```
 //!
@@ -25,17 +25,17 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::StreamExt;
 
-use crate::bus::{Bus, Stored};
-use crate::error::Error;
-use crate::keys::{
+use swarmbus_core::bus::{Bus, Stored};
+use swarmbus_core::error::Error;
+use swarmbus_core::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, SessionId, ShardId, TaskId, TierName,
     WorkerId,
 };
-use crate::model::{
+use swarmbus_core::model::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
 };
-use crate::model::{FindingOrigin, RawValue, UNKNOWN, UnreadableReason};
-use crate::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
+use swarmbus_core::model::{FindingOrigin, RawValue, UNKNOWN, UnreadableReason};
+use swarmbus_core::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
 
 fn uniq(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
@@ -74,7 +74,7 @@ pub async fn run_all<B: Bus + Clone + 'static>(bus: &B) {
 /// `rt-multi-thread`) among its dev-dependencies.
 ///
 /// ```text
-/// swarmbus_core::conformance_tests!(async { MemoryBus::new() });
+/// swarmbus_memory::conformance_tests!(async { MemoryBus::new() });
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
@@ -411,7 +411,7 @@ pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
         controls
     );
     let listing = bus
-        .list_findings(&crate::model::FindingFilter::all())
+        .list_findings(&swarmbus_core::model::FindingFilter::all())
         .await
         .unwrap();
     assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
@@ -439,7 +439,8 @@ async fn drain_feed_until<B: Bus>(
         if entries.is_empty() {
             break;
         }
-        let ids: Vec<crate::bus::FeedEntryId> = entries.iter().map(|e| e.entry.clone()).collect();
+        let ids: Vec<swarmbus_core::bus::FeedEntryId> =
+            entries.iter().map(|e| e.entry.clone()).collect();
         seen.extend(entries.iter().map(|e| e.finding.clone()));
         bus.ack_feed(group, &ids).await.unwrap();
     }
@@ -485,7 +486,7 @@ pub async fn feed_redelivers_unacknowledged_entries_to_their_consumer<B: Bus>(bu
         again.iter().any(|e| e.finding == f.id),
         "unacked entries come back"
     );
-    let ids: Vec<crate::bus::FeedEntryId> = again.iter().map(|e| e.entry.clone()).collect();
+    let ids: Vec<swarmbus_core::bus::FeedEntryId> = again.iter().map(|e| e.entry.clone()).collect();
     bus.ack_feed(&group, &ids).await.unwrap();
     let after = bus
         .read_feed(&group, &reader, 10, Duration::from_millis(100))
@@ -1155,12 +1156,12 @@ pub async fn cooling_and_exhaustion_deny_until_their_time<B: Bus>(bus: &B) {
 /// request and the rule itself agree at every step, and an unknown shard
 /// reads as untested with its whole day left.
 pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: &B) {
-    use crate::quota::shard_status;
+    use swarmbus_core::quota::shard_status;
     let sh = shard();
     let limits = QuotaLimits::new(Some(100), None);
     let now = Utc::now();
     let until = now + ChronoDuration::seconds(3600);
-    let state = |v: Vec<crate::model::ShardState>| v.into_iter().next().unwrap();
+    let state = |v: Vec<swarmbus_core::model::ShardState>| v.into_iter().next().unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, ShardStatus::Untested);
     assert_eq!(st.remaining_today, Some(100), "{st:?}");
@@ -1451,7 +1452,7 @@ pub trait RawFindingWriter: Send + Sync {
 }
 
 #[async_trait::async_trait]
-impl RawFindingWriter for crate::memory::MemoryBus {
+impl RawFindingWriter for crate::MemoryBus {
     async fn write_raw_finding(&self, id: &FindingId, value: RawValue) {
         self.put_raw_finding(id.clone(), value).unwrap();
     }
@@ -1603,7 +1604,7 @@ pub async fn unreadable_raw_values_are_reported_with_their_key_never_fatal<
         .await;
 
     let listing = bus
-        .list_findings(&crate::model::FindingFilter::all())
+        .list_findings(&swarmbus_core::model::FindingFilter::all())
         .await
         .unwrap();
     assert!(

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
-use swarmbus_core::{Finding, FindingStore, MemoryBus, SessionId, WorkerId};
+use swarmbus_core::{Finding, FindingStore, SessionId, WorkerId};
+use swarmbus_memory::MemoryBus;
 
 /// A finding of about 400 bytes of JSON, like the Redis benchmark's.
 fn findings(n: usize) -> Vec<Finding> {

@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::bus::FindingStore;
-use crate::keys::{FindingId, SessionId, WorkerId};
-use crate::model::{Finding, FindingFilter};
-use crate::search::{FindingIndex, MatchMode, SearchQuery, tokens};
+use swarmbus_core::bus::FindingStore;
+use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
+use swarmbus_core::model::{Finding, FindingFilter};
+use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery, tokens};
 
 fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()
@@ -240,11 +240,11 @@ pub async fn index_matches_scan<B: FindingStore + FindingIndex>(bus: &B, queries
     assert!(report.is_consistent(), "{report:?}");
 }
 
-/// The lifecycle (see [`crate::lifecycle`]): versions, deletion,
+/// The lifecycle (see [`swarmbus_core::lifecycle`]): versions, deletion,
 /// expiry and the index following each, on a fresh bus.
-pub async fn lifecycle<B: crate::lifecycle::FindingLifecycle>(bus: &B) {
-    use crate::error::Error;
-    use crate::lifecycle::Removal;
+pub async fn lifecycle<B: swarmbus_core::lifecycle::FindingLifecycle>(bus: &B) {
+    use swarmbus_core::error::Error;
+    use swarmbus_core::lifecycle::Removal;
     let s1 = SessionId::new("s1").unwrap();
     let s2 = SessionId::new("s2").unwrap();
     let w = WorkerId::new("w1").unwrap();
@@ -415,8 +415,8 @@ pub async fn lifecycle<B: crate::lifecycle::FindingLifecycle>(bus: &B) {
 /// import do (the findings, then the histories), and compared.
 pub async fn round_trip<A, B>(src: &A, dst: &B)
 where
-    A: crate::lifecycle::FindingLifecycle,
-    B: crate::lifecycle::FindingLifecycle,
+    A: swarmbus_core::lifecycle::FindingLifecycle,
+    B: swarmbus_core::lifecycle::FindingLifecycle,
 {
     let all = FindingFilter::all().with_archived();
     let findings = src.list_findings(&all).await.unwrap().findings;
