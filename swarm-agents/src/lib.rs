@@ -3,8 +3,9 @@
 //! The swarm's runtime, given its bus, model and accountant as trait objects
 //! from `swarmbus-core`: workers that run tasks (local handlers or a
 //! tool-use loop on any `LanguageModel`), a coordinator that routes, plans,
-//! dispatches and synthesises, the delegation policy, context safety and the
-//! halt protocol.
+//! dispatches and synthesises, the librarian that answers questions from the
+//! findings with checked citations (a library call or a daemon on the bus),
+//! the delegation policy, context safety and the halt protocol.
 //!
 //! # Layout
 //!
@@ -21,7 +22,11 @@
 //! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
-//! - [`synthesis`]: citations checked against the findings given, the extractive offline answer.
+//! - [`synthesis`]: the one citation check (ids against the findings given) and the one
+//!   extractive offline answer, with its BM25 relevance; used by the coordinator and the librarian.
+//! - [`librarian`]: [`Librarian`], archive Q&A with checked citations over any core
+//!   `LanguageModel` (or the extractive provider); [`LibrarianDaemon`] answering
+//!   `query:archive:<uuid>` on the bus; [`LibrarianError`].
 //! - [`tools`]: built-in tools confined to a workspace (files, search, git, commands, bus,
 //!   the scratch copy of a write task and its diff).
 //! - [`sandbox`]: the kernel sandbox of every command a tool starts (namespaces, Landlock,
@@ -48,6 +53,7 @@ pub mod context;
 pub mod context_pack;
 pub mod coordinator;
 pub mod error;
+pub mod librarian;
 pub mod local;
 pub mod metering;
 pub mod plan;
@@ -60,6 +66,10 @@ pub mod synthesis;
 pub mod tools;
 
 pub use error::{AgentError, Result};
+pub use librarian::{
+    AnswerSource, DaemonStats, Librarian, LibrarianAnswer, LibrarianConfig, LibrarianDaemon,
+    LibrarianError, LibrarianErrorKind,
+};
 pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
 pub use runtime::{
     Coordinator, Gathered, Job, Routed, TaskHandler, TaskOutput, Worker, WorkerConfig,

@@ -23,7 +23,7 @@ use crate::error::{AgentError, Result};
 use crate::plan::Plan;
 use crate::policy::{DelegationPolicy, KeywordPolicy};
 use crate::runtime::{Coordinator, Routed, TaskHandler, task_finding_id};
-use crate::synthesis::extractive_answer;
+use crate::synthesis::{Pick, extractive_answer};
 
 /// Makes the plan for a goal.
 #[async_trait]
@@ -122,16 +122,18 @@ impl Planner for OfflinePlanner {
     }
 }
 
-/// The offline synthesis: [`extractive_answer`], citing every finding.
+/// The offline synthesis: [`extractive_answer`] with [`Pick::Every`],
+/// citing every finding.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExtractiveSynthesis;
 
 #[async_trait]
 impl Synthesiser for ExtractiveSynthesis {
     async fn synthesise(&self, goal: &str, findings: &[Finding]) -> Result<Answer> {
+        let extract = extractive_answer(goal, findings, Pick::Every);
         Ok(Answer::new(
-            extractive_answer(goal, findings),
-            findings.iter().map(|f| f.id.clone()).collect(),
+            extract.text,
+            extract.citations,
             Usage::default(),
             "extractive",
         ))

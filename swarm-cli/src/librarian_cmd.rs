@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use swarmbus_agents::{AnswerSource, Librarian, LibrarianDaemon};
 use swarmbus_core::bus::{Bus, FindingStore, Stored};
 use swarmbus_core::keys::{CounterName, FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel};
@@ -20,9 +21,7 @@ use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, Listing, Respon
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::client::DEFAULT_MODEL;
 use swarmbus_gemini::pool::shards_from_env;
-use swarmbus_gemini::{
-    AnswerSource, ClientConfig, Librarian, LibrarianDaemon, PoolConfig, ShardPool,
-};
+use swarmbus_gemini::{ClientConfig, PoolConfig, ShardPool};
 
 use crate::ctx::{Ctx, fail};
 

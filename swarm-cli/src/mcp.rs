@@ -26,10 +26,10 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use swarmbus_agents::Librarian;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::model::{ClaimedTask, FindingFilter};
 use swarmbus_core::status::StatusConfig;
-use swarmbus_gemini::Librarian;
 
 use crate::ctx::{Ctx, fail};
 use crate::librarian_cmd::{TagsAnyOf, answer_source};

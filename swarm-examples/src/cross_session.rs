@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmbus_agents::{AnswerSource, Librarian, LibrarianDaemon};
 use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_core::{Bus, FindingId, SessionId, WorkerId};
 use swarmbus_gemini::pool::shards_from_env;
-use swarmbus_gemini::{
-    AnswerSource, ClientConfig, DEFAULT_MODEL, Librarian, LibrarianDaemon, PoolConfig, ShardPool,
-};
+use swarmbus_gemini::{ClientConfig, DEFAULT_MODEL, PoolConfig, ShardPool};
 
 use crate::AnyError;
 

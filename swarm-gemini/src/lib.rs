@@ -2,9 +2,9 @@
 //!
 //! Gemini for agent swarms: a client that says what to do about every
 //! failure, a pool of keys (shards) with quota-aware failover through a
-//! shared ledger, an OpenAI-compatible fallback (DeepSeek), and the
-//! librarian that answers questions from the swarm's findings with checked
-//! citations, as a library call or a daemon on the bus.
+//! shared ledger, and an OpenAI-compatible fallback (DeepSeek). The
+//! librarian that answers from the swarm's findings lives in
+//! `swarmbus-agents` and takes the pool as any core `LanguageModel`.
 //!
 //! # Layout
 //!
@@ -19,9 +19,6 @@
 //! - [`fallback`]: [`OpenAiCompatible`], the chat-completions fallback (DeepSeek), a core
 //!   `LanguageModel`; every call a GenAI `tracing` span (`deepseek`).
 //! - [`probe`]: the shard test protocol, [`ShardTestReport`] (80 % rule).
-//! - [`librarian`]: [`Librarian`], archive Q&A with citations from any core `LanguageModel`;
-//!   the offline extractive provider.
-//! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
 //!
 //! # Errors say what to do
 //!
@@ -64,21 +61,17 @@
 
 pub mod client;
 pub mod convert;
-pub mod daemon;
 pub mod decode;
 pub mod error;
 pub mod fallback;
-pub mod librarian;
 pub mod pool;
 pub mod probe;
 pub mod wire;
 
 pub use client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
-pub use daemon::{DaemonStats, LibrarianDaemon};
 pub use decode::Generation;
 pub use error::{Action, Error, ErrorKind, Result};
 pub use fallback::{FallbackConfig, OpenAiCompatible};
-pub use librarian::{AnswerSource, Librarian, LibrarianAnswer, LibrarianConfig};
 pub use pool::{PoolAnswer, PoolConfig, ServedBy, ShardConfig, ShardPool};
 pub use probe::{ShardProbe, ShardTestReport};
 pub use swarmbus_core::clock::{Clock, ManualClock, SystemClock};

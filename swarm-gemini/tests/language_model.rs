@@ -12,17 +12,15 @@ use std::time::Duration;
 use common::{KEY, MODEL, client_for, fixture, serve_stream, serve_unary, success_body};
 use secrecy::SecretString;
 use serde_json::json;
-use swarmbus_core::bus::FindingStore;
-use swarmbus_core::keys::{SessionId, ShardId, WorkerId};
+use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{
     CompletionRequest, ContentBlock, LanguageModel, Message, ModelAction, ModelErrorKind, Role,
     StopReason, Thinking, ToolChoice, ToolSpec,
 };
-use swarmbus_core::model::{Finding, FindingFilter};
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::{
-    AnswerSource, ClientConfig, Error, ErrorKind, FallbackConfig, Librarian, OpenAiCompatible,
-    PoolConfig, ServedBy, ShardConfig, ShardPool,
+    ClientConfig, Error, ErrorKind, FallbackConfig, OpenAiCompatible, PoolConfig, ServedBy,
+    ShardConfig, ShardPool,
 };
 use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{method, path};
@@ -98,61 +96,8 @@ async fn a_streamed_max_tokens_without_parts_is_a_success() {
     );
 }
 
-async fn one_finding() -> Arc<MemoryBus> {
-    let bus = Arc::new(MemoryBus::new());
-    bus.put_finding(&Finding::new(
-        WorkerId::new("haiku-1").unwrap(),
-        SessionId::new("s1").unwrap(),
-        "Haiku is cheaper",
-        "Delegating to Haiku cut cost by 90 percent.",
-    ))
-    .await
-    .unwrap();
-    bus
-}
-
-#[tokio::test]
-async fn the_librarian_reports_an_empty_answer_as_truncated_never_malformed() {
-    for name in [NO_PARTS, THOUGHT_ONLY] {
-        let server = MockServer::start().await;
-        serve_unary(&server, KEY, 200, fixture(name)).await;
-        let librarian = Librarian::new(
-            one_finding().await,
-            AnswerSource::model(client_for(&server, KEY)),
-        );
-        let e = librarian
-            .ask("What did we learn about cost?", &FindingFilter::all())
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Truncated, "{name}: {e}");
-        assert_eq!(e.kind().as_str(), "truncated");
-        assert_eq!(
-            e.to_model_error("gcp.gemini", MODEL).kind,
-            ModelErrorKind::Truncated
-        );
-        assert!(e.to_string().contains("max_tokens"), "{e}");
-    }
-}
-
-#[tokio::test]
-async fn a_json_answer_cut_by_the_cap_is_truncated() {
-    let server = MockServer::start().await;
-    let body = json!({
-        "candidates": [{"content": {"parts": [{"text": "{\"answer\": \"Delega"}], "role": "model"},
-                        "finishReason": "MAX_TOKENS"}],
-        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
-    });
-    serve_unary(&server, KEY, 200, serde_json::to_vec(&body).unwrap()).await;
-    let librarian = Librarian::new(
-        one_finding().await,
-        AnswerSource::model(client_for(&server, KEY)),
-    );
-    let e = librarian
-        .ask("cost?", &FindingFilter::all())
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
-}
+// The librarian's truncation tests moved with the librarian to
+// `swarm-agents/tests/librarian.rs`.
 
 // ---------------------------------------------------------------------------
 // The whole request on Gemini's wire, tool calls both ways

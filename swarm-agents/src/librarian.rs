@@ -11,9 +11,15 @@
 //!
 //! Without a model ([`AnswerSource::Extractive`]), an offline extractive
 //! provider ranks the findings by relevance and quotes the best sentences of
-//! the top ones, each with its id.
+//! the top ones, each with its id. The citation check and the extractive
+//! answer are [`crate::synthesis`]'s, shared with the coordinator.
+//!
+//! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
+//! - [`error`]: [`LibrarianError`], its [`LibrarianErrorKind`] and retry.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+pub mod daemon;
+pub mod error;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,7 +30,10 @@ use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReaso
 use swarmbus_core::model::{Finding, FindingFilter};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
 
-use crate::error::{Error, Result};
+pub use daemon::{DaemonStats, LibrarianDaemon, query_id_from_key};
+pub use error::{LibrarianError, LibrarianErrorKind, Result};
+
+use crate::synthesis::{Pick, Strangers, check_citations, extractive_answer, rank};
 
 /// How the librarian fills a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +202,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
     /// Answers `question` from the findings `filter` selects.
     pub async fn ask(&self, question: &str, filter: &FindingFilter) -> Result<LibrarianAnswer> {
         if question.trim().is_empty() {
-            return Err(Error::Config {
+            return Err(LibrarianError::Config {
                 reason: "the question is empty".into(),
             });
         }
@@ -213,7 +222,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
         ranked: bool,
     ) -> Result<LibrarianAnswer> {
         if findings.is_empty() {
-            return Err(Error::NoFindings {
+            return Err(LibrarianError::NoFindings {
                 reason: "no finding matches the filter".into(),
             });
         }
@@ -222,10 +231,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
             AnswerSource::Extractive => {
                 let answer = extract(question, &findings, self.config.extractive_top)?;
                 self.verify_exist(&answer.citations).await?;
-                Ok(LibrarianAnswer {
-                    findings_selected: selected,
-                    ..answer
-                })
+                Ok(answer)
             }
             AnswerSource::Model(provider) => {
                 let context = if ranked {
@@ -242,7 +248,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                     request = request.max_output_tokens(n);
                 }
                 let completion = provider.complete(request).await?;
-                let given: HashSet<FindingId> = context.iter().map(|f| f.id.clone()).collect();
+                let given: Vec<FindingId> = context.iter().map(|f| f.id.clone()).collect();
                 let (answer, citations) = parse_completion(&completion, &given)?;
                 self.verify_exist(&citations).await?;
                 Ok(LibrarianAnswer {
@@ -314,7 +320,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(Error::Citation {
+            Err(LibrarianError::Citation {
                 reason: format!("cited findings do not exist: {}", missing.join(", ")),
             })
         }
@@ -335,7 +341,7 @@ impl<S: FindingStore + FindingIndex + ?Sized> Librarian<S> {
         candidates: usize,
     ) -> Result<LibrarianAnswer> {
         if question.trim().is_empty() {
-            return Err(Error::Config {
+            return Err(LibrarianError::Config {
                 reason: "the question is empty".into(),
             });
         }
@@ -387,12 +393,12 @@ fn build_prompt(question: &str, findings: &[Finding]) -> String {
 }
 
 /// Parses and checks a model's completion. An empty answer is
-/// [`Error::Truncated`], never malformed: a model that spent its whole
+/// [`LibrarianError::Truncated`], never malformed: a model that spent its whole
 /// output budget (on thinking, say) answered nothing, and a JSON answer the
 /// token cap cut short is truncated too.
 fn parse_completion(
     completion: &Completion,
-    given: &HashSet<FindingId>,
+    given: &[FindingId],
 ) -> Result<(String, Vec<FindingId>)> {
     let text = completion.text();
     let u = &completion.usage;
@@ -403,13 +409,15 @@ fn parse_completion(
         )
     };
     if text.trim().is_empty() {
-        return Err(Error::Truncated {
+        return Err(LibrarianError::Truncated {
             reason: format!("the model returned no text ({})", facts()),
         });
     }
     match parse_answer(&text, given) {
-        Err(Error::MalformedResponse { .. }) if completion.stop_reason == StopReason::MaxTokens => {
-            Err(Error::Truncated {
+        Err(LibrarianError::MalformedResponse { .. })
+            if completion.stop_reason == StopReason::MaxTokens =>
+        {
+            Err(LibrarianError::Truncated {
                 reason: format!("the token cap cut the answer ({})", facts()),
             })
         }
@@ -418,40 +426,31 @@ fn parse_completion(
 }
 
 /// Parses and checks a model's answer against the findings it was given.
-fn parse_answer(text: &str, given: &HashSet<FindingId>) -> Result<(String, Vec<FindingId>)> {
+fn parse_answer(text: &str, given: &[FindingId]) -> Result<(String, Vec<FindingId>)> {
     let raw: RawAnswer =
-        serde_json::from_str(strip_fence(text)).map_err(|e| Error::MalformedResponse {
+        serde_json::from_str(strip_fence(text)).map_err(|e| LibrarianError::MalformedResponse {
             reason: format!("the librarian's answer is not the JSON asked for ({e})"),
         })?;
     if raw.answer.trim().is_empty() {
-        return Err(Error::Truncated {
+        return Err(LibrarianError::Truncated {
             reason: "the librarian's answer is empty".into(),
         });
     }
-    let mut citations = Vec::new();
-    let mut seen = HashSet::new();
-    let mut bad = Vec::new();
-    for c in &raw.citations {
-        let c = c.trim().trim_start_matches("finding:");
-        match FindingId::parse(c) {
-            Ok(id) if given.contains(&id) => {
-                if seen.insert(id.clone()) {
-                    citations.push(id);
-                }
-            }
-            _ => bad.push(c.chars().take(60).collect::<String>()),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(Error::Citation {
+    let candidates = raw
+        .citations
+        .iter()
+        .map(|c| c.trim().trim_start_matches("finding:"));
+    let citations = check_citations(candidates, given, Strangers::All).map_err(|bad| {
+        let bad: Vec<String> = bad.iter().map(|c| c.chars().take(60).collect()).collect();
+        LibrarianError::Citation {
             reason: format!(
                 "the answer cites ids that are not among the findings given: {}",
                 bad.join(", ")
             ),
-        });
-    }
+        }
+    })?;
     if citations.is_empty() {
-        return Err(Error::Citation {
+        return Err(LibrarianError::Citation {
             reason: "the answer cites no finding".into(),
         });
     }
@@ -471,149 +470,19 @@ fn strip_fence(text: &str) -> &str {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Relevance and the extractive provider
-
-const STOPWORDS: &[&str] = &[
-    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do", "does",
-    "for", "from", "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "our",
-    "so", "that", "the", "their", "there", "this", "to", "was", "we", "were", "what", "when",
-    "where", "which", "who", "why", "will", "with", "you",
-];
-
-/// Lower-case word terms without stopwords.
-fn terms(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| {
-            (w.chars().count() > 1 || w.chars().all(char::is_numeric))
-                && !STOPWORDS.contains(&w.as_str())
-        })
-        .collect()
-}
-
-fn finding_terms(f: &Finding) -> Vec<String> {
-    // The title and tags count twice: they say what the finding is about.
-    let mut t = terms(&f.title);
-    t.extend(terms(&f.title));
-    for tag in &f.tags {
-        t.extend(terms(tag));
-        t.extend(terms(tag));
-    }
-    t.extend(terms(&f.body));
-    t
-}
-
-/// BM25 scores of the findings for `question`, best first (ties: newer
-/// first); `(index, score)`.
-pub(crate) fn rank(question: &str, findings: &[Finding]) -> Vec<(usize, f64)> {
-    let query: BTreeSet<String> = terms(question).into_iter().collect();
-    let docs: Vec<Vec<String>> = findings.iter().map(finding_terms).collect();
-    let n = docs.len() as f64;
-    let avg = (docs.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1.0)).max(1.0);
-    let mut df: HashMap<&str, usize> = HashMap::new();
-    for d in &docs {
-        let uniq: HashSet<&str> = d.iter().map(String::as_str).collect();
-        for t in uniq {
-            if query.contains(t) {
-                *df.entry(t).or_default() += 1;
-            }
-        }
-    }
-    let (k1, b) = (1.2, 0.75);
-    let mut scored: Vec<(usize, f64)> = docs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut tf: HashMap<&str, usize> = HashMap::new();
-            for t in d {
-                if query.contains(t.as_str()) {
-                    *tf.entry(t.as_str()).or_default() += 1;
-                }
-            }
-            let len = d.len() as f64;
-            let score = tf
-                .iter()
-                .map(|(t, &f)| {
-                    let dfi = df.get(t).copied().unwrap_or(0) as f64;
-                    let idf = ((n - dfi + 0.5) / (dfi + 0.5) + 1.0).ln();
-                    let f = f as f64;
-                    idf * f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * len / avg))
-                })
-                .sum();
-            (i, score)
-        })
-        .collect();
-    scored.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then_with(|| findings[b.0].created_at.cmp(&findings[a.0].created_at))
-    });
-    scored
-}
-
-/// The sentence of `text` sharing the most terms with the question.
-fn best_quote(question: &BTreeSet<String>, text: &str) -> String {
-    const MAX: usize = 300;
-    let sentences = text
-        .split_inclusive(['.', '!', '?', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let best = sentences
-        .map(|s| {
-            let hits = terms(s).iter().filter(|t| question.contains(*t)).count();
-            (hits, s)
-        })
-        .fold(None::<(usize, &str)>, |acc, (h, s)| match acc {
-            Some((bh, _)) if bh >= h => acc,
-            _ => Some((h, s)),
-        })
-        .map(|(_, s)| s)
-        .unwrap_or("");
-    let mut q: String = best.chars().take(MAX).collect();
-    if best.chars().count() > MAX {
-        q.push('…');
-    }
-    q
-}
-
-/// The extractive answer: the top findings by relevance, each quoted with
-/// its id. No relevant finding → [`Error::NoFindings`].
+/// The extractive answer ([`Pick::MostRelevant`]): the top findings by
+/// relevance, each quoted with its id. No relevant finding →
+/// [`LibrarianError::NoFindings`].
 fn extract(question: &str, findings: &[Finding], top: usize) -> Result<LibrarianAnswer> {
-    let query: BTreeSet<String> = terms(question).into_iter().collect();
-    let ranked: Vec<(usize, f64)> = rank(question, findings)
-        .into_iter()
-        .filter(|(_, s)| *s > 0.0)
-        .take(top.max(1))
-        .collect();
-    if ranked.is_empty() {
-        return Err(Error::NoFindings {
+    let extract = extractive_answer(question, findings, Pick::MostRelevant(top));
+    if extract.citations.is_empty() {
+        return Err(LibrarianError::NoFindings {
             reason: "no finding shares a term with the question".into(),
         });
     }
-    let mut answer = String::from("Extractive answer (no model): the most relevant findings.\n");
-    let mut citations = Vec::new();
-    for (n, (i, _)) in ranked.iter().enumerate() {
-        let f = &findings[*i];
-        let quote = best_quote(&query, &f.body);
-        let quote = if quote.is_empty() {
-            f.title.clone()
-        } else {
-            quote
-        };
-        answer.push_str(&format!(
-            "{}. [{}] {} (session {}): \"{}\"\n",
-            n + 1,
-            f.id,
-            f.title,
-            f.session,
-            quote
-        ));
-        citations.push(f.id.clone());
-    }
     Ok(LibrarianAnswer {
-        answer: answer.trim_end().to_owned(),
-        citations,
+        answer: extract.text,
+        citations: extract.citations,
         answered_by: "extractive".into(),
         findings_selected: findings.len(),
         findings_in_context: findings.len(),
@@ -678,7 +547,7 @@ mod tests {
     #[test]
     fn answers_must_cite_given_ids() {
         let f = finding("t", "b");
-        let given: HashSet<FindingId> = [f.id.clone()].into_iter().collect();
+        let given = vec![f.id.clone()];
         let ok = format!(r#"{{"answer":"yes","citations":["{}"]}}"#, f.id);
         assert_eq!(parse_answer(&ok, &given).unwrap().1, vec![f.id]);
         let fenced = format!("```json\n{ok}\n```");
@@ -686,7 +555,7 @@ mod tests {
         let none = r#"{"answer":"yes","citations":[]}"#;
         assert!(matches!(
             parse_answer(none, &given),
-            Err(Error::Citation { .. })
+            Err(LibrarianError::Citation { .. })
         ));
         let other = format!(
             r#"{{"answer":"yes","citations":["{}"]}}"#,
@@ -694,11 +563,11 @@ mod tests {
         );
         assert!(matches!(
             parse_answer(&other, &given),
-            Err(Error::Citation { .. })
+            Err(LibrarianError::Citation { .. })
         ));
         assert!(matches!(
             parse_answer("The answer is yes.", &given),
-            Err(Error::MalformedResponse { .. })
+            Err(LibrarianError::MalformedResponse { .. })
         ));
     }
 

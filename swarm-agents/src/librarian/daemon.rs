@@ -25,8 +25,8 @@ use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, QueryId};
 use swarmbus_core::model::{ArchiveQuery, ArchiveResponse};
 
-use crate::error::Result;
-use crate::librarian::{AnswerSource, Librarian, LibrarianConfig};
+use super::error::Result;
+use super::{AnswerSource, Librarian, LibrarianConfig};
 
 /// What a daemon run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

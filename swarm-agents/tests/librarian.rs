@@ -1,26 +1,66 @@
 //! The librarian (archive Q&A with checked citations) and its daemon, over
-//! the in-memory bus.
+//! the in-memory bus. (Moved here from `swarm-gemini/tests/librarian.rs`
+//! with the librarian; the Gemini client and the shard pool are real, over
+//! wiremock.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{KEY, MODEL, client_for, unary_path};
 use futures::StreamExt;
+use swarmbus_agents::librarian::answer_schema;
+use swarmbus_agents::{
+    AnswerSource, Librarian, LibrarianConfig, LibrarianDaemon, LibrarianError as Error,
+    LibrarianErrorKind as ErrorKind,
+};
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, Usage};
 use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
-use swarmbus_gemini::librarian::answer_schema;
-use swarmbus_gemini::{
-    AnswerSource, Error, ErrorKind, Librarian, LibrarianConfig, LibrarianDaemon,
-};
+use swarmbus_gemini::{ClientConfig, GeminiClient};
 use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A recognisable fake key (deliberately not shaped like a real Google key).
+const KEY: &str = "test-secret-key-DO-NOT-LEAK-1234";
+
+/// The model the mocks answer for.
+const MODEL: &str = "gemini-test";
+
+/// The unary endpoint path for `model`.
+fn unary_path(model: &str) -> String {
+    format!("/v1beta/models/{model}:generateContent")
+}
+
+/// A Gemini client of `server` with `key`.
+fn client_for(server: &MockServer, key: &str) -> GeminiClient {
+    let config = ClientConfig::default()
+        .base_url(server.uri())
+        .model(MODEL)
+        .timeouts(Duration::from_secs(5), Duration::from_secs(30));
+    GeminiClient::new(secrecy::SecretString::from(key.to_owned()), config).expect("client")
+}
+
+/// A recorded Gemini fixture, from the Gemini crate's fixtures.
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../swarm-gemini/tests/fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// A mock that answers the unary endpoint with `status` and `body`, only
+/// when the key is in the header.
+async fn serve_unary(server: &MockServer, key: &str, status: u16, body: Vec<u8>) {
+    Mock::given(method("POST"))
+        .and(path(unary_path(MODEL)))
+        .and(header("x-goog-api-key", key))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
+        .mount(server)
+        .await;
+}
 
 fn finding(session: &str, title: &str, body: &str) -> Finding {
     Finding::new(
@@ -430,7 +470,7 @@ async fn a_notification_for_a_namespaced_key_is_served() {
 #[tokio::test]
 async fn the_daemon_answers_through_a_shard_pool_on_a_dyn_bus() {
     use swarmbus_core::bus::Bus;
-    use swarmbus_gemini::{ClientConfig, PoolConfig, ShardConfig, ShardPool};
+    use swarmbus_gemini::{PoolConfig, ShardConfig, ShardPool};
 
     let (memory, fs) = archive().await;
     let bus: Arc<dyn Bus> = memory;
@@ -475,4 +515,63 @@ async fn the_daemon_answers_through_a_shard_pool_on_a_dyn_bus() {
         .await
         .unwrap();
     assert_eq!(quotas, vec![Some(1499)]);
+}
+
+// ---------------------------------------------------------------------------
+// Truncation (moved here from `swarm-gemini/tests/language_model.rs`)
+
+const NO_PARTS: &str = "written/unary-success-max-tokens-thinking-no-parts.json";
+const THOUGHT_ONLY: &str = "written/unary-success-max-tokens-thought-only.json";
+
+async fn one_finding() -> Arc<MemoryBus> {
+    let bus = Arc::new(MemoryBus::new());
+    bus.put_finding(&Finding::new(
+        WorkerId::new("haiku-1").unwrap(),
+        SessionId::new("s1").unwrap(),
+        "Haiku is cheaper",
+        "Delegating to Haiku cut cost by 90 percent.",
+    ))
+    .await
+    .unwrap();
+    bus
+}
+
+#[tokio::test]
+async fn the_librarian_reports_an_empty_answer_as_truncated_never_malformed() {
+    for name in [NO_PARTS, THOUGHT_ONLY] {
+        let server = MockServer::start().await;
+        serve_unary(&server, KEY, 200, fixture(name)).await;
+        let librarian = Librarian::new(
+            one_finding().await,
+            AnswerSource::model(client_for(&server, KEY)),
+        );
+        let e = librarian
+            .ask("What did we learn about cost?", &FindingFilter::all())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Truncated, "{name}: {e}");
+        assert_eq!(e.kind().as_str(), "truncated");
+        assert!(e.model_error().is_none(), "the call succeeded: {e:?}");
+        assert!(e.to_string().contains("max_tokens"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_json_answer_cut_by_the_cap_is_truncated() {
+    let server = MockServer::start().await;
+    let body = serde_json::json!({
+        "candidates": [{"content": {"parts": [{"text": "{\"answer\": \"Delega"}], "role": "model"},
+                        "finishReason": "MAX_TOKENS"}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
+    });
+    serve_unary(&server, KEY, 200, serde_json::to_vec(&body).unwrap()).await;
+    let librarian = Librarian::new(
+        one_finding().await,
+        AnswerSource::model(client_for(&server, KEY)),
+    );
+    let e = librarian
+        .ask("cost?", &FindingFilter::all())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
 }
