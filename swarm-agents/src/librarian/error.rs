@@ -7,96 +7,57 @@ use std::fmt;
 use swarmbus_core::error::Retry;
 use swarmbus_core::llm::{ModelError, ModelErrorKind};
 
-/// A stable, machine-readable kind of [`LibrarianError`]: the `kind` of an
-/// error response on `response:archive:<uuid>` (the same names the
-/// librarian used when it lived in the Gemini crate).
+/// A stable, machine-readable kind of [`LibrarianError`]; its
+/// [`as_str`](LibrarianErrorKind::as_str) is the `kind` of an error response
+/// on `response:archive:<uuid>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LibrarianErrorKind {
-    /// The model's key is invalid or missing.
-    InvalidKey,
-    /// The model refused access: leaked key, API not enabled.
-    PermissionDenied,
-    /// Unknown or retired model.
-    NotFound,
-    /// The request is wrong; every retry would be refused the same way.
-    InvalidRequest,
-    /// The model is rate limited for a short while.
-    RateLimited,
-    /// The model's daily quota, spend limit or balance is used up.
-    QuotaExhausted,
-    /// The model is overloaded.
-    Overloaded,
-    /// A server error of the model's provider.
-    ServerError,
-    /// The prompt or the answer was blocked or refused.
-    Blocked,
-    /// The model's answer is not the JSON asked for.
-    MalformedResponse,
-    /// The model call timed out.
-    Timeout,
-    /// The connection to the model failed.
-    Transport,
-    /// No shard (and no fallback) could serve the call.
-    AllShardsExhausted,
+    /// The question or the configuration is invalid.
+    Config,
+    /// No finding matches the question's filter.
+    NoFindings,
     /// The answer cites nothing, or cites ids that are not findings given
     /// to it or that do not exist.
     Citation,
-    /// No finding matches the question's filter.
-    NoFindings,
-    /// The question or the configuration is invalid.
-    Config,
-    /// The bus (the findings' store) failed.
-    Ledger,
+    /// The model's answer is not the JSON asked for.
+    MalformedResponse,
     /// The answer is empty: the token cap (or thinking using all of it) cut
     /// it before any text.
     Truncated,
+    /// The bus (the findings' store) failed.
+    Ledger,
+    /// The model call failed, with this kind (kept exactly).
+    Model(ModelErrorKind),
 }
 
 impl LibrarianErrorKind {
-    /// The snake_case name (`no_findings`).
+    /// The snake_case name (`no_findings`). A model's kind keeps the names
+    /// archive responses have always carried (`invalid_key`, `transport`,
+    /// `all_shards_exhausted`, …).
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidKey => "invalid_key",
-            Self::PermissionDenied => "permission_denied",
-            Self::NotFound => "not_found",
-            Self::InvalidRequest => "invalid_request",
-            Self::RateLimited => "rate_limited",
-            Self::QuotaExhausted => "quota_exhausted",
-            Self::Overloaded => "overloaded",
-            Self::ServerError => "server_error",
-            Self::Blocked => "blocked",
-            Self::MalformedResponse => "malformed_response",
-            Self::Timeout => "timeout",
-            Self::Transport => "transport",
-            Self::AllShardsExhausted => "all_shards_exhausted",
-            Self::Citation => "citation",
-            Self::NoFindings => "no_findings",
-            Self::Config => "config",
-            Self::Ledger => "ledger",
-            Self::Truncated => "truncated",
-        }
-    }
-
-    /// The kind of a model's error kind.
-    fn of_model(kind: ModelErrorKind) -> Self {
         use ModelErrorKind as K;
-        match kind {
-            K::Unauthenticated => Self::InvalidKey,
-            K::PermissionDenied => Self::PermissionDenied,
-            K::NotFound | K::Retired => Self::NotFound,
-            K::RateLimited => Self::RateLimited,
-            K::QuotaExhausted | K::SpendLimit | K::Billing => Self::QuotaExhausted,
-            K::Overloaded => Self::Overloaded,
-            K::Blocked | K::Refused => Self::Blocked,
-            K::MalformedResponse => Self::MalformedResponse,
-            K::Truncated => Self::Truncated,
-            K::Timeout => Self::Timeout,
-            K::Connection => Self::Transport,
-            K::Exhausted => Self::AllShardsExhausted,
-            K::Config => Self::Config,
-            K::InvalidRequest | K::RequestTooLarge | K::InvalidInput => Self::InvalidRequest,
-            _ => Self::ServerError,
+        match self {
+            Self::Config | Self::Model(K::Config) => "config",
+            Self::NoFindings => "no_findings",
+            Self::Citation => "citation",
+            Self::MalformedResponse | Self::Model(K::MalformedResponse) => "malformed_response",
+            Self::Truncated | Self::Model(K::Truncated) => "truncated",
+            Self::Ledger => "ledger",
+            Self::Model(K::Unauthenticated) => "invalid_key",
+            Self::Model(K::PermissionDenied) => "permission_denied",
+            Self::Model(K::NotFound | K::Retired) => "not_found",
+            Self::Model(K::RateLimited) => "rate_limited",
+            Self::Model(K::QuotaExhausted | K::SpendLimit | K::Billing) => "quota_exhausted",
+            Self::Model(K::Overloaded) => "overloaded",
+            Self::Model(K::Blocked | K::Refused) => "blocked",
+            Self::Model(K::Timeout) => "timeout",
+            Self::Model(K::Connection) => "transport",
+            Self::Model(K::Exhausted) => "all_shards_exhausted",
+            Self::Model(K::InvalidRequest | K::RequestTooLarge | K::InvalidInput) => {
+                "invalid_request"
+            }
+            Self::Model(_) => "server_error",
         }
     }
 }
@@ -191,8 +152,8 @@ impl LibrarianError {
             Self::MalformedResponse { .. } => LibrarianErrorKind::MalformedResponse,
             Self::Truncated { .. } => LibrarianErrorKind::Truncated,
             Self::Model(e) => match e {
-                swarmbus_core::Error::Model(m) => LibrarianErrorKind::of_model(m.kind),
-                _ => LibrarianErrorKind::ServerError,
+                swarmbus_core::Error::Model(m) => LibrarianErrorKind::Model(m.kind),
+                _ => LibrarianErrorKind::Model(ModelErrorKind::Other),
             },
             Self::Bus(_) => LibrarianErrorKind::Ledger,
         }
@@ -239,6 +200,10 @@ mod tests {
         );
         m.http_status = Some(429);
         let e = LibrarianError::from(swarmbus_core::Error::Model(Box::new(m)));
+        assert_eq!(
+            e.kind(),
+            LibrarianErrorKind::Model(ModelErrorKind::Exhausted)
+        );
         assert_eq!(e.kind().as_str(), "all_shards_exhausted");
         assert_eq!(e.model_error().and_then(|m| m.http_status), Some(429));
         assert_eq!(e.retry(), Retry::Never);
