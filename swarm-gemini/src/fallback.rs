@@ -49,17 +49,9 @@ pub const DEEPSEEK_BASE_URL: &str = "https://api.deepseek.com";
 /// DeepSeek's general chat model.
 pub const DEEPSEEK_MODEL: &str = "deepseek-chat";
 
-/// The environment variable of DeepSeek's key (unset: no fallback).
-pub const DEEPSEEK_API_KEY_VAR: &str = "DEEPSEEK_API_KEY";
-
-/// The environment variable that overrides DeepSeek's base URL.
-pub const DEEPSEEK_BASE_URL_VAR: &str = "DEEPSEEK_BASE_URL";
-
-/// The environment variable that overrides DeepSeek's model.
-pub const DEEPSEEK_MODEL_VAR: &str = "DEEPSEEK_MODEL";
-
-/// Where DeepSeek's key and base URL override are read from.
-const DEEPSEEK_ENV: ProviderEnv = ProviderEnv::new(DEEPSEEK_API_KEY_VAR, DEEPSEEK_BASE_URL_VAR);
+/// DeepSeek's key (`DEEPSEEK_API_KEY`; unset: no fallback) and base URL
+/// override (`DEEPSEEK_BASE_URL`).
+const DEEPSEEK_ENV: ProviderEnv = ProviderEnv::new("DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL");
 
 /// The provider's name in telemetry and errors by default: the
 /// OpenTelemetry GenAI conventions' well-known `gen_ai.provider.name` value
@@ -442,7 +434,7 @@ impl OpenAiCompatible {
         };
         let config = FallbackConfig {
             base_url: DEEPSEEK_ENV.base_url_or(DEEPSEEK_BASE_URL),
-            model: provider_env::var(DEEPSEEK_MODEL_VAR).unwrap_or_else(|| DEEPSEEK_MODEL.into()),
+            model: provider_env::var("DEEPSEEK_MODEL").unwrap_or_else(|| DEEPSEEK_MODEL.into()),
             ..FallbackConfig::default()
         };
         Self::new(key, config).map(Some)
