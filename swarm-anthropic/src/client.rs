@@ -36,11 +36,11 @@ use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
-use swarmbus_core::llm::ModelCatalog;
+use swarmbus_core::llm::{LifecycleVerdict, ModelCatalog};
+use swarmbus_core::provider_env::ProviderEnv;
 use tracing::Instrument;
 
 use crate::error::{Error, RateLimitHeaders, Redactor, Result};
-use crate::lifecycle::LifecycleCheck;
 use crate::span::CallSpan;
 use crate::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser, StreamAccumulator, StreamUpdate};
 use crate::wire::{MessagesRequest, MessagesResponse, Role};
@@ -56,6 +56,9 @@ pub const BASE_URL_VAR: &str = "ANTHROPIC_BASE_URL";
 
 /// The environment variable of the key.
 pub const API_KEY_VAR: &str = "ANTHROPIC_API_KEY";
+
+/// Where the key and the base URL override are read from.
+const ENV: ProviderEnv = ProviderEnv::new(API_KEY_VAR, BASE_URL_VAR);
 
 /// The model used when none is configured (the coordinator tier's).
 pub const DEFAULT_MODEL: &str = "claude-sonnet-5-5";
@@ -126,13 +129,10 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// The defaults, with the base URL from `ANTHROPIC_BASE_URL` when set.
     pub fn from_env() -> Self {
-        let mut c = Self::default();
-        if let Ok(url) = std::env::var(BASE_URL_VAR)
-            && !url.trim().is_empty()
-        {
-            c.base_url = url.trim().to_owned();
+        Self {
+            base_url: ENV.base_url_or(DEFAULT_BASE_URL),
+            ..Self::default()
         }
-        c
     }
 
     /// Sets the base URL.
@@ -241,7 +241,9 @@ pub struct AnthropicClient {
     redact: Redactor,
     /// No request before this time (an exhausted rate limit).
     paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
-    lifecycle: LifecycleCheck,
+    /// Model lifecycles (none: no check; the API's own 404 says what
+    /// happened).
+    catalog: Option<Arc<dyn ModelCatalog>>,
     /// Reads the time for every decision by date (rate-limit resets,
     /// spend-limit dates, model lifecycles) and waits for resets.
     clock: SharedClock,
@@ -292,20 +294,15 @@ impl AnthropicClient {
             config,
             redact: Redactor::for_key(&key),
             paused_until: Arc::new(Mutex::new(None)),
-            lifecycle: LifecycleCheck::default(),
+            catalog: None,
             clock: Arc::new(SystemClock),
         })
     }
 
     /// A client for `ANTHROPIC_API_KEY`, with `ANTHROPIC_BASE_URL` when set.
     pub fn from_env() -> Result<Self> {
-        let key = std::env::var(API_KEY_VAR)
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| Error::MissingKey {
-                var: API_KEY_VAR.into(),
-            })?;
-        Self::new(SecretString::from(key), ClientConfig::from_env())
+        let key = ENV.key().map_err(|e| Error::MissingKey { var: e.var })?;
+        Self::new(key, ClientConfig::from_env())
     }
 
     /// The configuration.
@@ -322,8 +319,52 @@ impl AnthropicClient {
     /// model is refused with its replacement named, a deprecated one warned
     /// about, and a 404 names the replacement.
     pub fn with_catalog(mut self, catalog: Arc<dyn ModelCatalog>) -> Self {
-        self.lifecycle.set(catalog);
+        self.catalog = Some(catalog);
         self
+    }
+
+    /// Core's lifecycle check on the clock's today: a retired model is
+    /// refused with its replacement named, a deprecated one warned about.
+    fn check_lifecycle(&self, model: &str) -> Result<()> {
+        match LifecycleVerdict::of(self.catalog.as_deref(), model, self.clock.today()) {
+            LifecycleVerdict::Retired(life) => Err(Error::ModelRetired {
+                model: model.to_owned(),
+                retired_on: life.retires_on,
+                replacement: life.replacement,
+            }),
+            LifecycleVerdict::Deprecated(life) => {
+                let retires_on = life.retires_on.map(|d| d.to_string());
+                let replacement = life.replacement.as_deref();
+                tracing::warn!(model, retires_on, replacement, "model is deprecated");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds the replacement the catalog knows to a 404 about a model.
+    fn name_replacement(&self, e: Error) -> Error {
+        match e {
+            Error::NotFound {
+                model,
+                replacement: None,
+                message,
+                request_id,
+            } => {
+                let replacement = self
+                    .catalog
+                    .as_ref()
+                    .and_then(|c| c.lifecycle(&model, self.clock.today()))
+                    .and_then(|l| l.replacement);
+                Error::NotFound {
+                    model,
+                    replacement,
+                    message,
+                    request_id,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Reads the time from `clock` (the system clock by default): the
@@ -393,7 +434,7 @@ impl AnthropicClient {
     /// parameters dropped, shapes the API version refuses refused.
     fn prepare(&self, request: &MessagesRequest, stream: bool) -> Result<Vec<u8>> {
         check_model_id(&request.model)?;
-        self.lifecycle.check(&request.model, self.clock.today())?;
+        self.check_lifecycle(&request.model)?;
         if request.max_tokens == 0 {
             return Err(Error::InvalidInput {
                 field: "max_tokens",
@@ -484,17 +525,14 @@ impl AnthropicClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         match self.read_body(response).await {
-            Ok(body) => self.lifecycle.name_replacement(
-                Error::from_http(
-                    status,
-                    &headers,
-                    &body,
-                    model,
-                    self.clock.now(),
-                    &self.redact,
-                ),
-                self.clock.today(),
-            ),
+            Ok(body) => self.name_replacement(Error::from_http(
+                status,
+                &headers,
+                &body,
+                model,
+                self.clock.now(),
+                &self.redact,
+            )),
             Err(e) => e,
         }
     }

@@ -8,14 +8,16 @@
 //! # Layout
 //!
 //! - [`wire`]: the API's JSON (requests, content blocks, tools, usage), open
-//!   where the API may grow ([`StopReason::Other`], [`ContentBlock::Other`]).
+//!   where the API may grow ([`StopReason::Other`], [`ContentBlock::Other`]);
+//!   `stop_reason` decodes straight into core's [`StopReason`].
 //! - [`sse`]: the SSE parser and the stream accumulator.
 //! - [`client`]: [`AnthropicClient`]: header-only key, `anthropic-version`
 //!   [`API_VERSION`], timeouts, body cap, rate-limit waits, retries with
-//!   jitter, failover.
+//!   jitter, failover; `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL` read
+//!   through core's `provider_env`; retired models refused before sending
+//!   and deprecated ones warned about, by core's one lifecycle check
+//!   (`LifecycleVerdict` over a `ModelCatalog`).
 //! - [`error`]: [`Error`], its [`ErrorKind`] and [`Action`]; the table.
-//! - `lifecycle`: retired models refused before sending (core's
-//!   `ModelCatalog`), deprecated ones warned about.
 //! - [`model`]: core's `LanguageModel` for the client; request, answer and
 //!   error mapping.
 //! - [`span`]: the OpenTelemetry GenAI span of every call.
@@ -55,7 +57,6 @@
 
 pub mod client;
 pub mod error;
-mod lifecycle;
 pub mod model;
 pub mod span;
 pub mod sse;

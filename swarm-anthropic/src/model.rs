@@ -10,7 +10,9 @@
 //! - `json_schema` becomes `output_config.format` (`json_schema`).
 //! - `temperature` is dropped with a warning: API version 2026-10-21
 //!   removed it, and a provider-neutral request may carry it for others.
-//! - A refusal is a [`Completion`] with [`StopReason::Refusal`] and its
+//! - The API's `stop_reason` decodes straight into core's
+//!   [`StopReason`](llm::StopReason) (one vocabulary, no mapping).
+//! - A refusal is a [`Completion`] with [`llm::StopReason::Refusal`] and its
 //!   details (core models it); [`crate::MessagesResponse::into_checked`]
 //!   turns it into an error for callers that want one.
 //! - Requests whose `max_output_tokens` exceeds
@@ -30,8 +32,8 @@ use crate::error::{Action, Error, ErrorKind};
 use crate::span::PROVIDER_NAME;
 use crate::wire::{
     CacheControl, CacheTtl, ContentBlock, Effort, MessageParam, MessagesRequest, MessagesResponse,
-    OutputConfig, RedactedThinkingBlock, Role, StopReason, SystemPrompt, TextBlock, Thinking,
-    ThinkingBlock, Tool, ToolChoice, ToolResultBlock, ToolUseBlock,
+    OutputConfig, RedactedThinkingBlock, Role, SystemPrompt, TextBlock, Thinking, ThinkingBlock,
+    Tool, ToolChoice, ToolResultBlock, ToolUseBlock,
 };
 
 fn ttl(t: llm::CacheTtl) -> CacheControl {
@@ -234,12 +236,7 @@ pub fn to_completion(response: MessagesResponse) -> Completion {
             .values()
             .fold(0u64, |a, b| a.saturating_add(*b)),
     );
-    let stop = match response.stop() {
-        StopReason::ContextWindowExceeded => {
-            llm::StopReason::Other("model_context_window_exceeded".into())
-        }
-        other => llm::StopReason::parse(other.as_str()),
-    };
+    let stop = response.stop();
     let details = response.stop_details.clone();
     let model = response.model.clone();
     let content = response.content.into_iter().map(block_from_wire).collect();

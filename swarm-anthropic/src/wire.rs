@@ -10,7 +10,6 @@
 //! value is kept, never an error.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -636,79 +635,12 @@ impl MessagesRequest {
     }
 }
 
-/// Why the model stopped. Open: a value newer than this crate is kept in
-/// [`StopReason::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// `end_turn`: the answer is complete.
-    EndTurn,
-    /// `max_tokens`: cut by the token limit (a success; the text may be
-    /// empty when thinking used the budget).
-    MaxTokens,
-    /// `stop_sequence`: one of the stop sequences.
-    StopSequence,
-    /// `tool_use`: the model called tools; answer with their results.
-    ToolUse,
-    /// `pause_turn`: a long server-tool turn paused; send the conversation
-    /// back to continue.
-    PauseTurn,
-    /// `refusal`: the model declined (see `stop_details`).
-    Refusal,
-    /// `model_context_window_exceeded`.
-    ContextWindowExceeded,
-    /// A value this crate does not know.
-    Other(String),
-}
-
-impl StopReason {
-    /// Reads the API's value.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "end_turn" => StopReason::EndTurn,
-            "max_tokens" => StopReason::MaxTokens,
-            "stop_sequence" => StopReason::StopSequence,
-            "tool_use" => StopReason::ToolUse,
-            "pause_turn" => StopReason::PauseTurn,
-            "refusal" => StopReason::Refusal,
-            "model_context_window_exceeded" => StopReason::ContextWindowExceeded,
-            other => StopReason::Other(other.to_owned()),
-        }
-    }
-
-    /// The API's value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            StopReason::EndTurn => "end_turn",
-            StopReason::MaxTokens => "max_tokens",
-            StopReason::StopSequence => "stop_sequence",
-            StopReason::ToolUse => "tool_use",
-            StopReason::PauseTurn => "pause_turn",
-            StopReason::Refusal => "refusal",
-            StopReason::ContextWindowExceeded => "model_context_window_exceeded",
-            StopReason::Other(s) => s,
-        }
-    }
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for StopReason {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StopReason {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(StopReason::parse(&s))
-    }
-}
+/// Why the model stopped: core's one vocabulary, which the API's
+/// `stop_reason` decodes into directly (`end_turn`, `max_tokens`,
+/// `stop_sequence`, `tool_use`, `pause_turn`, `refusal`,
+/// `model_context_window_exceeded`). Open: a value newer than this crate is
+/// kept in [`StopReason::Other`].
+pub use swarmbus_core::llm::StopReason;
 
 /// `stop_details` of a refusal: which policy, and why.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

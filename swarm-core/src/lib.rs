@@ -20,8 +20,11 @@
 //! - [`lifecycle`]: findings that change: versions, tombstones, expiry (`FindingLifecycle`).
 //! - [`quota`]: Pacific-day arithmetic and the quota ledger's answers.
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
-//!   `Usage`, `ModelError` and its action), model lifecycles, GenAI tracing spans.
+//!   `Usage`, `ModelError` and its action), model lifecycles and the one lifecycle check
+//!   (`LifecycleVerdict`, `check_lifecycle`), GenAI tracing spans.
 //! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
+//! - [`provider_env`]: reading a provider's key and base URL override from the environment
+//!   (`ProviderEnv`, `MissingKey`).
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
 //! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
@@ -57,6 +60,7 @@ pub mod lifecycle;
 pub mod llm;
 pub mod model;
 pub mod policy;
+pub mod provider_env;
 pub mod quota;
 pub mod redact;
 pub mod search;

@@ -12,7 +12,9 @@
 //! layer: core's [`crate::Error::Model`] carries it whole.
 //!
 //! Also here: [`ModelCatalog`] (which models are deprecated or retired, and
-//! their replacements: `swarmbus-cost`'s price table is one) and
+//! their replacements: `swarmbus-cost`'s price table is one), the one
+//! lifecycle check every provider makes ([`LifecycleVerdict`],
+//! [`check_lifecycle`]), and
 //! [`gen_ai_span`], the `tracing` span every provider opens per call, named
 //! and attributed after the OpenTelemetry GenAI semantic conventions.
 
@@ -558,6 +560,10 @@ pub enum StopReason {
     PauseTurn,
     /// The model refused (details in [`Completion::stop_details`]).
     Refusal,
+    /// The conversation filled the model's context window
+    /// (Anthropic `model_context_window_exceeded`).
+    #[serde(rename = "model_context_window_exceeded")]
+    ContextWindowExceeded,
     /// A provider's content filter stopped it (Gemini `SAFETY`, …); the
     /// provider's reason is kept.
     ContentFilter(String),
@@ -577,6 +583,7 @@ impl StopReason {
             StopReason::ToolUse => "tool_use",
             StopReason::PauseTurn => "pause_turn",
             StopReason::Refusal => "refusal",
+            StopReason::ContextWindowExceeded => "model_context_window_exceeded",
             StopReason::ContentFilter(s) | StopReason::Other(s) => s,
         }
     }
@@ -591,6 +598,7 @@ impl StopReason {
             "tool_use" => StopReason::ToolUse,
             "pause_turn" => StopReason::PauseTurn,
             "refusal" => StopReason::Refusal,
+            "model_context_window_exceeded" => StopReason::ContextWindowExceeded,
             other => StopReason::Other(other.to_owned()),
         }
     }
@@ -1116,46 +1124,72 @@ impl<C: ModelCatalog + ?Sized> ModelCatalog for Arc<C> {
     }
 }
 
-/// Checks `model` against `catalog` before a call on `now`: a retired model
-/// is a [`crate::Error::Model`] of kind [`ModelErrorKind::Retired`] naming
-/// its replacement; a
-/// deprecated one is logged as a warning and allowed.
+/// What a [`ModelCatalog`] says of a model on a day: the one lifecycle
+/// check every provider makes before a call. It only decides; it neither
+/// logs nor fails, so each provider reports a deprecation in its own logs
+/// and a retirement in its own error type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LifecycleVerdict {
+    /// Served and not deprecated, or unknown to the catalog (or no catalog).
+    Current,
+    /// Still served but deprecated: call it, and warn.
+    Deprecated(ModelLifecycle),
+    /// No longer served: refuse the call before sending it.
+    Retired(ModelLifecycle),
+}
+
+impl LifecycleVerdict {
+    /// Looks `model` up in `catalog` on `today` (UTC, read from the
+    /// caller's clock).
+    pub fn of(catalog: Option<&dyn ModelCatalog>, model: &str, today: NaiveDate) -> Self {
+        match catalog.and_then(|c| c.lifecycle(model, today)) {
+            Some(life) if life.is_retired(today) => LifecycleVerdict::Retired(life),
+            Some(life) if life.is_deprecated(today) => LifecycleVerdict::Deprecated(life),
+            _ => LifecycleVerdict::Current,
+        }
+    }
+
+    /// The lifecycle of a deprecated or retired model.
+    pub fn lifecycle(&self) -> Option<&ModelLifecycle> {
+        match self {
+            LifecycleVerdict::Current => None,
+            LifecycleVerdict::Deprecated(l) | LifecycleVerdict::Retired(l) => Some(l),
+        }
+    }
+}
+
+/// Checks `model` against `catalog` before a call on `now` (the caller's
+/// clock): a retired model is a [`crate::Error::Model`] of kind
+/// [`ModelErrorKind::Retired`] naming its replacement; otherwise the
+/// verdict ([`LifecycleVerdict::Current`] or
+/// [`LifecycleVerdict::Deprecated`], which the caller warns about: core
+/// does not log).
 pub fn check_lifecycle(
     catalog: Option<&dyn ModelCatalog>,
     provider: &str,
     model: &str,
     now: DateTime<Utc>,
-) -> Result<()> {
-    let today = now.date_naive();
-    let Some(life) = catalog.and_then(|c| c.lifecycle(model, today)) else {
-        return Ok(());
+) -> Result<LifecycleVerdict> {
+    let verdict = LifecycleVerdict::of(catalog, model, now.date_naive());
+    let LifecycleVerdict::Retired(life) = &verdict else {
+        return Ok(verdict);
     };
-    if life.is_retired(today) {
-        let mut message = match life.retires_on {
-            Some(day) => format!("{model} was retired on {day}"),
-            None => format!("{model} is retired"),
-        };
-        if let Some(next) = &life.replacement {
-            message.push_str(&format!("; use {next}"));
-        }
-        return Err(ModelError::new(
-            provider,
-            model,
-            ModelErrorKind::Retired,
-            ModelAction::Fail,
-            message,
-        )
-        .into());
+    let mut message = match life.retires_on {
+        Some(day) => format!("{model} was retired on {day}"),
+        None => format!("{model} is retired"),
+    };
+    if let Some(next) = &life.replacement {
+        message.push_str(&format!("; use {next}"));
     }
-    if life.is_deprecated(today) {
-        tracing::warn!(
-            model,
-            retires_on = life.retires_on.map(|d| d.to_string()),
-            replacement = life.replacement.as_deref(),
-            "model is deprecated"
-        );
-    }
-    Ok(())
+    Err(ModelError::new(
+        provider,
+        model,
+        ModelErrorKind::Retired,
+        ModelAction::Fail,
+        message,
+    )
+    .into())
 }
 
 // ---------------------------------------------------------------------------
@@ -1272,12 +1306,37 @@ mod tests {
     #[test]
     fn unknown_stop_reasons_are_kept() {
         assert_eq!(StopReason::parse("pause_turn"), StopReason::PauseTurn);
-        let odd = StopReason::parse("model_context_window_exceeded");
-        assert_eq!(odd.as_str(), "model_context_window_exceeded");
+        let odd = StopReason::parse("brand_new");
+        assert_eq!(odd, StopReason::Other("brand_new".into()));
+        assert_eq!(odd.as_str(), "brand_new");
         let json = serde_json::to_string(&odd).unwrap();
-        assert_eq!(json, "\"model_context_window_exceeded\"");
+        assert_eq!(json, "\"brand_new\"");
+        let back: StopReason = serde_json::from_str("\"brand_new\"").unwrap();
+        assert_eq!(back, odd);
         let back: StopReason = serde_json::from_str("\"max_tokens\"").unwrap();
         assert_eq!(back, StopReason::MaxTokens);
+    }
+
+    #[test]
+    fn every_named_stop_reason_round_trips_through_its_wire_word() {
+        for r in [
+            StopReason::EndTurn,
+            StopReason::MaxTokens,
+            StopReason::StopSequence,
+            StopReason::ToolUse,
+            StopReason::PauseTurn,
+            StopReason::Refusal,
+            StopReason::ContextWindowExceeded,
+        ] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<StopReason>(&json).unwrap(), r);
+            assert_eq!(StopReason::parse(r.as_str()), r);
+        }
+        assert_eq!(
+            StopReason::parse("model_context_window_exceeded"),
+            StopReason::ContextWindowExceeded
+        );
     }
 
     #[test]
@@ -1324,7 +1383,10 @@ mod tests {
                 .map(|t| t.and_utc())
                 .unwrap_or_default()
         };
-        assert!(check_lifecycle(Some(&Table), "p", "old", day(29)).is_ok());
+        assert!(matches!(
+            check_lifecycle(Some(&Table), "p", "old", day(29)),
+            Ok(LifecycleVerdict::Deprecated(_))
+        ));
         let crate::Error::Model(err) =
             check_lifecycle(Some(&Table), "p", "old", day(30)).unwrap_err()
         else {
@@ -1332,8 +1394,20 @@ mod tests {
         };
         assert_eq!(err.kind, ModelErrorKind::Retired);
         assert!(err.message.contains("use new"), "{}", err.message);
-        assert!(check_lifecycle(Some(&Table), "p", "other", day(30)).is_ok());
+        assert!(matches!(
+            check_lifecycle(Some(&Table), "p", "other", day(30)),
+            Ok(LifecycleVerdict::Current)
+        ));
         assert!(check_lifecycle(None, "p", "old", day(30)).is_ok());
+        let today = day(30).date_naive();
+        let retired = LifecycleVerdict::of(Some(&Table), "old", today);
+        assert!(
+            matches!(&retired, LifecycleVerdict::Retired(l) if l.replacement.as_deref() == Some("new"))
+        );
+        assert_eq!(
+            LifecycleVerdict::of(None, "old", today),
+            LifecycleVerdict::Current
+        );
     }
 
     #[test]

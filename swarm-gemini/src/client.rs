@@ -30,9 +30,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use swarmbus_core::llm::{
-    Completion, CompletionRequest, LanguageModel, ModelCatalog, check_lifecycle, gen_ai_span,
-    record_completion, record_model_error,
+    Completion, CompletionRequest, LanguageModel, LifecycleVerdict, ModelCatalog, check_lifecycle,
+    gen_ai_span, record_completion, record_model_error,
 };
+use swarmbus_core::provider_env::ProviderEnv;
 use tracing::Instrument;
 
 use crate::decode::{
@@ -76,6 +77,9 @@ pub const BASE_URL_VAR: &str = "GEMINI_BASE_URL";
 /// The environment variable of the single key (`swarm gemini generate`).
 pub const API_KEY_VAR: &str = "GEMINI_API_KEY";
 
+/// Where the single key and the base URL override are read from.
+const ENV: ProviderEnv = ProviderEnv::new(API_KEY_VAR, BASE_URL_VAR);
+
 /// How the client connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -108,13 +112,10 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// The defaults, with the base URL from `GEMINI_BASE_URL` when set.
     pub fn from_env() -> Self {
-        let mut c = Self::default();
-        if let Ok(url) = std::env::var(BASE_URL_VAR)
-            && !url.trim().is_empty()
-        {
-            c.base_url = url.trim().to_owned();
+        Self {
+            base_url: ENV.base_url_or(DEFAULT_BASE_URL),
+            ..Self::default()
         }
-        c
     }
 
     /// Sets the base URL.
@@ -263,13 +264,10 @@ impl GeminiClient {
 
     /// A client for `GEMINI_API_KEY`, with `GEMINI_BASE_URL` when set.
     pub fn from_env() -> Result<Self> {
-        let key = std::env::var(API_KEY_VAR)
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| Error::MissingKey {
-                source_name: API_KEY_VAR.into(),
-            })?;
-        Self::new(SecretString::from(key), ClientConfig::from_env())
+        let key = ENV
+            .key()
+            .map_err(|e| Error::MissingKey { source_name: e.var })?;
+        Self::new(key, ClientConfig::from_env())
     }
 
     /// Uses `clock` to date errors (a per-day quota's reset).
@@ -286,15 +284,21 @@ impl GeminiClient {
         self
     }
 
-    /// Refuses a retired model (see [`GeminiClient::with_catalog`]).
+    /// Refuses a retired model, warns about a deprecated one (core's one
+    /// lifecycle check; see [`GeminiClient::with_catalog`]).
     pub(crate) fn check_model(&self, model: &str) -> Result<()> {
-        check_lifecycle(
+        let verdict = check_lifecycle(
             self.catalog.as_deref(),
             PROVIDER_NAME,
             model,
             self.clock.now(),
-        )
-        .map_err(Error::from)
+        )?;
+        if let LifecycleVerdict::Deprecated(life) = verdict {
+            let retires_on = life.retires_on.map(|d| d.to_string());
+            let replacement = life.replacement.as_deref();
+            tracing::warn!(model, retires_on, replacement, "model is deprecated");
+        }
+        Ok(())
     }
 
     /// Names the client in logs (`shard2`).

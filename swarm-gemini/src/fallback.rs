@@ -35,6 +35,7 @@ use swarmbus_core::llm::{
     Completion, CompletionRequest, ContentBlock, LanguageModel, Role, StopReason, ToolChoice,
     Usage, gen_ai_span, record_completion, record_model_error,
 };
+use swarmbus_core::provider_env::{self, ProviderEnv};
 use tracing::Instrument;
 
 use crate::client::{ClientConfig, read_capped, transport_error};
@@ -47,6 +48,10 @@ pub const DEEPSEEK_BASE_URL: &str = "https://api.deepseek.com";
 
 /// DeepSeek's general chat model.
 pub const DEEPSEEK_MODEL: &str = "deepseek-chat";
+
+/// DeepSeek's key (`DEEPSEEK_API_KEY`; unset: no fallback) and base URL
+/// override (`DEEPSEEK_BASE_URL`).
+const DEEPSEEK_ENV: ProviderEnv = ProviderEnv::new("DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL");
 
 /// The provider's name in telemetry and errors by default: the
 /// OpenTelemetry GenAI conventions' well-known `gen_ai.provider.name` value
@@ -424,24 +429,15 @@ impl OpenAiCompatible {
     /// DeepSeek from the environment: `DEEPSEEK_API_KEY` (none: `Ok(None)`),
     /// `DEEPSEEK_BASE_URL` and `DEEPSEEK_MODEL` when set.
     pub fn from_env() -> Result<Option<Self>> {
-        let Some(key) = std::env::var("DEEPSEEK_API_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-        else {
+        let Some(key) = DEEPSEEK_ENV.optional_key() else {
             return Ok(None);
         };
-        let mut config = FallbackConfig::default();
-        if let Ok(url) = std::env::var("DEEPSEEK_BASE_URL")
-            && !url.trim().is_empty()
-        {
-            config.base_url = url.trim().to_owned();
-        }
-        if let Ok(model) = std::env::var("DEEPSEEK_MODEL")
-            && !model.trim().is_empty()
-        {
-            config.model = model.trim().to_owned();
-        }
-        Self::new(SecretString::from(key), config).map(Some)
+        let config = FallbackConfig {
+            base_url: DEEPSEEK_ENV.base_url_or(DEEPSEEK_BASE_URL),
+            model: provider_env::var("DEEPSEEK_MODEL").unwrap_or_else(|| DEEPSEEK_MODEL.into()),
+            ..FallbackConfig::default()
+        };
+        Self::new(key, config).map(Some)
     }
 
     /// The configuration.

@@ -12,7 +12,7 @@
 //! - [`decode`]: the unary and SSE decoders, the stream accumulator, [`Generation`].
 //! - [`convert`]: core's `CompletionRequest`/`Completion` ↔ Gemini (messages, tools, thinking, JSON).
 //! - [`client`]: [`GeminiClient`], one key over reqwest (header-only key, timeouts, body cap), a
-//!   core `LanguageModel`; every call a GenAI `tracing` span (`gcp.gemini`).
+//!   core `LanguageModel` (env, lifecycle check: core's); every call a GenAI span (`gcp.gemini`).
 //! - [`error`]: [`Error`], its [`Action`] and [`ErrorKind`]; the classification table.
 //! - [`pool`]: [`ShardPool`], shards from `GEMINI_API_KEY_SHARD<N>`, failover over a `QuotaLedger`,
 //!   then any core `LanguageModel` as the fallback; itself a core `LanguageModel`.
