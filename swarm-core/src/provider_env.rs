@@ -104,9 +104,15 @@ mod tests {
     #[test]
     fn a_set_variable_is_read() {
         use secrecy::ExposeSecret;
-        // `cargo test` runs the tests with the package's name set.
-        let set = ProviderEnv::new("CARGO_PKG_NAME", "CARGO_PKG_NAME");
-        assert_eq!(set.base_url_or("https://x.test"), "swarmbus-core");
-        assert_eq!(set.key().unwrap().expose_secret(), "swarmbus-core");
+        // A variable this process has (whoever started it: cargo, the
+        // clock check running the executable itself, CI), read through
+        // both fields; setting one would be `unsafe` and race other tests.
+        let (name, value) = std::env::vars()
+            .find(|(_, v)| !v.is_empty() && v.trim() == v)
+            .expect("a process with no environment variable at all");
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let set = ProviderEnv::new(name, name);
+        assert_eq!(set.base_url_or("https://x.test"), value);
+        assert_eq!(set.key().unwrap().expose_secret(), value);
     }
 }
