@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use swarmbus_core::accounting::Quote;
+use swarmbus_core::accounting::{Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::error::{Error as CoreError, Retry};
@@ -41,9 +41,9 @@ use swarmbus_core::llm::{
     StopReason, ToolSpec, Usage,
 };
 use swarmbus_core::model::{Task, Tier};
+use swarmbus_core::money::Money;
 
 use crate::context_pack::pack_dependencies;
-use crate::metering::{CallMeta, Metering};
 use crate::runtime::{TaskHandler, TaskOutput};
 use crate::tools::{TaskDiff, ToolContext, ToolDefinition, Toolbox, Workspace, patch};
 
@@ -68,8 +68,8 @@ pub struct TaskLimits {
     pub max_steps: u32,
     /// Tokens at most (every input bucket plus output, over all calls).
     pub max_tokens: u64,
-    /// Dollars at most (as priced by the usage recorder), if limited.
-    pub max_usd: Option<f64>,
+    /// Dollars at most (as priced by the meter), if limited.
+    pub max_usd: Option<Money>,
     /// Wall time at most.
     pub wall_time: Duration,
     /// Output tokens per call.
@@ -118,7 +118,7 @@ impl TaskLimits {
     }
 
     /// Sets the dollar limit.
-    pub fn max_usd(mut self, usd: f64) -> Self {
+    pub fn max_usd(mut self, usd: Money) -> Self {
         self.max_usd = Some(usd);
         self
     }
@@ -162,12 +162,12 @@ pub enum StopCause {
         limit: u64,
     },
     /// The task's dollar limit was reached.
-    #[error("dollar limit reached: ${spent:.6} of ${limit:.6} spent")]
+    #[error("dollar limit reached: ${spent} of ${limit} spent")]
     Dollars {
         /// Spent so far.
-        spent: f64,
+        spent: Money,
         /// The limit.
-        limit: f64,
+        limit: Money,
     },
     /// The budget refused the next call.
     #[error("budget refused the next call: {reason}")]
@@ -239,8 +239,9 @@ pub struct AgentRun {
     pub steps: u32,
     /// Tool calls run.
     pub tool_calls: u32,
-    /// Dollars spent, as the usage recorder priced them.
-    pub usd: f64,
+    /// Dollars spent, as the meter priced them (an unpriced answer at its
+    /// estimate).
+    pub usd: Money,
     /// Findings the answer relies on: the dependencies it was given and
     /// cites, and those its tools wrote.
     pub cites: Vec<FindingId>,
@@ -272,7 +273,7 @@ pub struct AgentWorker {
     worker: WorkerId,
     tier: Tier,
     limits: TaskLimits,
-    metering: Metering,
+    meter: Option<Arc<dyn Meter>>,
     role_prompt: String,
     shared_context: Option<String>,
     cache: Option<CacheTtl>,
@@ -309,7 +310,7 @@ impl AgentWorker {
             worker,
             tier: Tier::Worker,
             limits: TaskLimits::default(),
-            metering: Metering::none(),
+            meter: None,
             role_prompt: WORKER_ROLE_PROMPT.to_owned(),
             shared_context: None,
             cache: Some(CacheTtl::FiveMinutes),
@@ -330,10 +331,10 @@ impl AgentWorker {
         self
     }
 
-    /// Reserves every call on the budget and records its usage in the
-    /// ledger.
-    pub fn metering(mut self, metering: Metering) -> Self {
-        self.metering = metering;
+    /// Meters every call: its estimate reserved on the budgets before it
+    /// is made, its usage settled (priced once, booked) after.
+    pub fn meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
         self
     }
 
@@ -433,7 +434,7 @@ impl AgentWorker {
         let system = self.system();
         let mut messages = vec![Message::user(prompt)];
         let mut tool_calls = 0u32;
-        let mut usd = 0.0f64;
+        let mut usd = Money::ZERO;
         // Retries of the call in progress (reset once a call succeeds).
         let mut retries = 0u32;
         loop {
@@ -489,31 +490,41 @@ impl AgentWorker {
             }
 
             let request = self.request(&system, &messages, &specs);
-            let meta = CallMeta::new(
-                self.worker.clone(),
-                task.session.clone(),
-                task.id,
-                self.tier,
-                self.model.model_id(),
-            );
+            let call = MeteredCall::new(self.tier, self.model.model_id())
+                .worker(self.worker.clone())
+                .session(task.session.clone())
+                .task(task.id);
             let estimate =
                 estimate_usage(&system, &messages, &specs, self.limits.max_output_tokens);
+            let hold = match &self.meter {
+                Some(m) => match m.reserve(call, estimate).await {
+                    Ok(h) => Some(h),
+                    Err(e) if e.is_refusal() => {
+                        let reason = match e {
+                            swarmbus_core::Error::Refused { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        return Err(stop(StopCause::Budget { reason }, steps, usage));
+                    }
+                    Err(e) => {
+                        let message = format!("the meter did not hold the call: {e}");
+                        return Err(stop(StopCause::Bus { message }, steps, usage));
+                    }
+                },
+                None => None,
+            };
             // Against a dollar limit an unpriced call is never $0: refused
-            // before it is made when the recorder knows it has no price.
-            let quoted = self.metering.quote(&meta, &estimate);
-            if let Some(limit) = self.limits.max_usd
-                && quoted == Quote::Unpriced
+            // before it is made when the meter has no price for it.
+            if let (Some(limit), Some(h)) = (self.limits.max_usd, &hold)
+                && h.estimate().is_none()
             {
+                self.cancel(hold).await;
                 let reason = format!(
                     "{} has no price: an unpriced call cannot be counted against the task's ${limit} limit",
                     self.model.model_id()
                 );
                 return Err(stop(StopCause::Budget { reason }, steps, usage));
             }
-            let hold = match self.metering.reserve(&meta, &estimate).await {
-                Ok(h) => h,
-                Err(reason) => return Err(stop(StopCause::Budget { reason }, steps, usage)),
-            };
             steps += 1;
             let answer = tokio::time::timeout(left, self.model.complete(request)).await;
             let completion: Completion = match answer {
@@ -521,7 +532,7 @@ impl AgentWorker {
                 Ok(Err(e)) => {
                     // A failed call billed nothing: its hold goes back now,
                     // before any wait; a retry takes a hold of its own.
-                    self.metering.release(hold).await;
+                    self.cancel(hold).await;
                     let left = self.limits.wall_time.saturating_sub(started.elapsed());
                     match self.retry_wait(&e, retries, left) {
                         Ok(wait) => {
@@ -554,7 +565,7 @@ impl AgentWorker {
                     }
                 }
                 Err(_) => {
-                    self.metering.release(hold).await;
+                    self.cancel(hold).await;
                     return Err(stop(
                         StopCause::WallTime {
                             limit: self.limits.wall_time,
@@ -566,25 +577,30 @@ impl AgentWorker {
             };
             retries = 0;
             usage += completion.usage;
-            let meta = meta.model(completion.model.clone());
-            match self.metering.settle(hold, &meta, completion.usage).await {
-                Ok(Some(cost)) => usd += cost,
-                // Unpriced after the call (the answer named another model,
-                // or the recorder cannot quote): held at the estimate when
-                // there is one; against a dollar limit without one the task
-                // stops, never counting the call as $0.
-                Ok(None) => match (quoted, self.limits.max_usd) {
-                    (Quote::Usd(estimated), _) => usd += estimated,
-                    (_, Some(limit)) => {
-                        let reason = format!(
-                            "{} answered unpriced: the call cannot be counted against the task's ${limit} limit",
-                            completion.model
-                        );
-                        return Err(stop(StopCause::Budget { reason }, steps, usage));
+            if let (Some(m), Some(h)) = (&self.meter, hold) {
+                match m.settle(h, &completion.model, completion.usage).await {
+                    // Unpriced after the call (the answer named another
+                    // model): counted at the estimate held; against a
+                    // dollar limit without one the task stops, never
+                    // counting the call as $0.
+                    Ok(settled) => match (settled.counted(), self.limits.max_usd) {
+                        (Some(cost), _) => usd += cost,
+                        (None, Some(limit)) => {
+                            let reason = format!(
+                                "{} answered unpriced: the call cannot be counted against the task's ${limit} limit",
+                                completion.model
+                            );
+                            return Err(stop(StopCause::Budget { reason }, steps, usage));
+                        }
+                        (None, None) => {}
+                    },
+                    // Dropped: the call stays on the books at its estimate.
+                    Err(unsettled) => {
+                        let message =
+                            format!("the ledger did not book the call: {}", unsettled.error);
+                        return Err(stop(StopCause::Bus { message }, steps, usage));
                     }
-                    (_, None) => {}
-                },
-                Err(message) => return Err(stop(StopCause::Bus { message }, steps, usage)),
+                }
             }
             let calls = tool_uses(&completion);
             messages.push(completion.to_message());
@@ -689,6 +705,15 @@ impl AgentWorker {
                 });
             }
             messages.push(Message::new(Role::User, results));
+        }
+    }
+
+    /// Gives back the hold of a call that was not made.
+    async fn cancel(&self, hold: Option<swarmbus_core::accounting::Hold>) {
+        if let (Some(m), Some(h)) = (&self.meter, hold)
+            && let Err(e) = m.cancel(h).await
+        {
+            tracing::warn!(worker = %self.worker, error = %e, "a call's hold was not given back");
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use swarmbus_core::accounting::{Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{CompletionRequest, LanguageModel, Usage};
@@ -17,7 +18,6 @@ use swarmbus_core::model::{
 };
 
 use crate::error::{AgentError, Result, cut};
-use crate::metering::{CallMeta, Metering};
 use crate::plan::{parse_plan, plan_schema};
 use crate::run::{Answer, Planned, Planner, Synthesiser};
 use crate::synthesis::cited_ids;
@@ -39,7 +39,7 @@ bb680e5fe0c8]. Never cite an id that is not listed.";
 #[derive(Clone)]
 pub struct CoordinatorCalls {
     model: Arc<dyn LanguageModel>,
-    metering: Metering,
+    meter: Option<Arc<dyn Meter>>,
     coordinator: WorkerId,
     session: SessionId,
     max_output_tokens: u32,
@@ -60,50 +60,47 @@ impl CoordinatorCalls {
     pub fn new(model: Arc<dyn LanguageModel>, coordinator: WorkerId, session: SessionId) -> Self {
         Self {
             model,
-            metering: Metering::none(),
+            meter: None,
             coordinator,
             session,
             max_output_tokens: 4_096,
         }
     }
 
-    /// Reserves and records every call.
-    pub fn metering(mut self, metering: Metering) -> Self {
-        self.metering = metering;
+    /// Meters every call (reserved before, settled after).
+    pub fn meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
         self
     }
 
     /// One call, reserved and recorded on the coordinator tier.
     async fn call(&self, request: CompletionRequest) -> Result<(String, Usage, String)> {
-        let meta = CallMeta::new(
-            self.coordinator.clone(),
-            self.session.clone(),
-            None,
-            Tier::Coordinator,
-            self.model.model_id(),
-        );
+        let call = MeteredCall::new(Tier::Coordinator, self.model.model_id())
+            .worker(self.coordinator.clone())
+            .session(self.session.clone());
         let chars = serde_json::to_string(&request).map_or(0, |s| s.len());
         let estimate = Usage::new((chars / 4) as u64, u64::from(self.max_output_tokens));
-        let hold = self
-            .metering
-            .reserve(&meta, &estimate)
-            .await
-            .map_err(|reason| AgentError::BudgetRefused { reason })?;
+        let hold = match &self.meter {
+            Some(m) => Some(m.reserve(call, estimate).await?),
+            None => None,
+        };
         let completion = match self.model.complete(request).await {
             Ok(c) => c,
             Err(e) => {
-                self.metering.release(hold).await;
+                if let (Some(m), Some(h)) = (&self.meter, hold)
+                    && let Err(e) = m.cancel(h).await
+                {
+                    tracing::warn!(error = %e, "a coordinator call's hold was not given back");
+                }
                 return Err(e.into());
             }
         };
-        self.metering
-            .settle(
-                hold,
-                &meta.model(completion.model.clone()),
-                completion.usage,
-            )
-            .await
-            .map_err(|reason| AgentError::BudgetRefused { reason })?;
+        if let (Some(m), Some(h)) = (&self.meter, hold) {
+            // Unbooked, the call stays on the books at its estimate.
+            m.settle(h, &completion.model, completion.usage)
+                .await
+                .map_err(|u| AgentError::from(u.error))?;
+        }
         Ok((completion.text(), completion.usage, completion.model))
     }
 }

@@ -111,6 +111,7 @@ impl From<Error> for AgentError {
     fn from(e: Error) -> Self {
         match e {
             Error::Halted(h) => AgentError::Halted(h),
+            Error::Refused { reason, .. } => AgentError::BudgetRefused { reason },
             other => AgentError::Core(other),
         }
     }

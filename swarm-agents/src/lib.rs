@@ -18,7 +18,6 @@
 //! - [`local`]: [`local::LocalWork`], real work on files without a model (the offline worker).
 //! - [`agent`]: [`agent::AgentWorker`], the tool-use loop on any `LanguageModel`, with its limits.
 //! - [`coordinator`]: planning and synthesis on the coordinator model.
-//! - [`metering`]: budget holds before each call, usage recorded after it.
 //! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
@@ -55,7 +54,6 @@ pub mod coordinator;
 pub mod error;
 pub mod librarian;
 pub mod local;
-pub mod metering;
 pub mod plan;
 pub mod policy;
 pub mod run;

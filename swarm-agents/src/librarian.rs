@@ -24,10 +24,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use swarmbus_core::accounting::{Meter, MeteredCall};
 use swarmbus_core::bus::FindingStore;
-use swarmbus_core::keys::FindingId;
+use swarmbus_core::keys::{FindingId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReason, Usage};
-use swarmbus_core::model::{Finding, FindingFilter};
+use swarmbus_core::model::{Finding, FindingFilter, Tier};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
 
 pub use daemon::{DaemonStats, LibrarianDaemon, query_id_from_key};
@@ -138,6 +139,8 @@ pub struct Librarian<S: FindingStore + ?Sized> {
     store: Arc<S>,
     source: AnswerSource,
     config: LibrarianConfig,
+    meter: Option<Arc<dyn Meter>>,
+    caller: Option<WorkerId>,
 }
 
 impl<S: FindingStore + ?Sized> fmt::Debug for Librarian<S> {
@@ -165,6 +168,9 @@ pub fn answer_schema() -> serde_json::Value {
     })
 }
 
+/// Output tokens estimated for a call without a cap of its own.
+const ESTIMATED_OUTPUT_TOKENS: u32 = 1_024;
+
 const SYSTEM: &str = "You are the librarian of a swarm of agents. You answer questions using ONLY \
 the findings given to you, each introduced by its id in square brackets. Reply with one JSON \
 object: {\"answer\": string, \"citations\": [finding ids]}. Cite the id of every finding your \
@@ -185,6 +191,68 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
             store,
             source,
             config: LibrarianConfig::default(),
+            meter: None,
+            caller: None,
+        }
+    }
+
+    /// Meters every model call on the librarian tier: its estimate reserved
+    /// before, its usage settled (priced once, booked) after. The
+    /// extractive source makes no call and is not metered.
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Books its calls as made by `librarian` (the daemon's id).
+    pub fn with_caller(mut self, librarian: WorkerId) -> Self {
+        self.caller = Some(librarian);
+        self
+    }
+
+    /// One model call, metered when a meter is set.
+    async fn complete(
+        &self,
+        model: &dyn LanguageModel,
+        request: CompletionRequest,
+    ) -> Result<Completion> {
+        let Some(meter) = &self.meter else {
+            return Ok(model.complete(request).await?);
+        };
+        let chars = request
+            .messages
+            .iter()
+            .map(|m| m.text().len())
+            .sum::<usize>()
+            + request.system.as_deref().map_or(0, str::len);
+        let estimate = Usage::new(
+            (chars / 4) as u64,
+            u64::from(
+                self.config
+                    .max_output_tokens
+                    .unwrap_or(ESTIMATED_OUTPUT_TOKENS),
+            ),
+        );
+        let mut call = MeteredCall::new(Tier::Librarian, model.model_id());
+        if let Some(w) = &self.caller {
+            call = call.worker(w.clone());
+        }
+        let hold = meter.reserve(call, estimate).await?;
+        match model.complete(request).await {
+            Ok(c) => {
+                // Unbooked, the call stays on the books at its estimate;
+                // the answer is still given.
+                if let Err(u) = meter.settle(hold, &c.model, c.usage).await {
+                    tracing::warn!(error = %u.error, "a librarian call was not booked: it stays on the books at its estimate");
+                }
+                Ok(c)
+            }
+            Err(e) => {
+                if let Err(c) = meter.cancel(hold).await {
+                    tracing::warn!(error = %c, "a librarian call's hold was not given back");
+                }
+                Err(e.into())
+            }
         }
     }
 
@@ -247,7 +315,7 @@ impl<S: FindingStore + ?Sized> Librarian<S> {
                 if let Some(n) = self.config.max_output_tokens {
                     request = request.max_output_tokens(n);
                 }
-                let completion = provider.complete(request).await?;
+                let completion = self.complete(provider.as_ref(), request).await?;
                 let given: Vec<FindingId> = context.iter().map(|f| f.id.clone()).collect();
                 let (answer, citations) = parse_completion(&completion, &given)?;
                 self.verify_exist(&citations).await?;

@@ -14,14 +14,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use swarmbus_agents::agent::{AgentWorker, StopCause, TaskLimits};
-use swarmbus_agents::metering::{BudgetGate, CallMeta, Metering, SpendHold};
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
+use swarmbus_core::accounting::{Hold, Meter, MeteredCall, Settled, Unsettled};
 use swarmbus_core::llm::{
     CacheTtl, ContentBlock, ModelAction, ModelError, ModelErrorKind, Role, Usage,
 };
+use swarmbus_core::money::Money;
 use swarmbus_core::{
     Bus, FindingStore, HaltReport, HaltSwitch, SessionId, Task, TaskQueue, Tier, WorkerId,
 };
@@ -29,19 +29,93 @@ use swarmbus_memory::MemoryBus;
 
 const CANARY: &str = "CANARY-agent-loop-91c2";
 
+/// A settled call as the test meter saw it.
+#[derive(Debug, Clone)]
+struct Record {
+    tier: swarmbus_core::TierName,
+    model: String,
+    worker: Option<WorkerId>,
+    task: Option<swarmbus_core::TaskId>,
+    usage: Usage,
+}
+
+/// A meter that keeps every hold it gave (settled or cancelled) and every
+/// call it booked, at $1 per million tokens of any kind (enough to test
+/// dollar limits); with an allowance, it refuses once that many calls
+/// were held.
 #[derive(Default)]
 struct Ledger {
-    records: Mutex<Vec<UsageRecord>>,
+    records: Mutex<Vec<Record>>,
+    reserved: Mutex<Vec<u64>>,
+    committed: Mutex<Vec<u64>>,
+    released: Mutex<Vec<u64>>,
+    allowance: Mutex<Option<u32>>,
 }
 
 #[async_trait]
-impl UsageRecorder for Ledger {
-    async fn record_usage(&self, record: &UsageRecord) -> swarmbus_core::Result<RecordedCost> {
-        self.records.lock().unwrap().push(record.clone());
-        // $1 per million tokens of any kind: enough to test dollar limits.
-        Ok(RecordedCost::new(Some(
-            record.usage.total_tokens() as f64 / 1_000_000.0,
-        )))
+impl Meter for Ledger {
+    async fn reserve(&self, call: MeteredCall, estimate: Usage) -> swarmbus_core::Result<Hold> {
+        if let Some(left) = self.allowance.lock().unwrap().as_mut() {
+            if *left == 0 {
+                return Err(swarmbus_core::Error::Refused {
+                    reason: "session budget of $0.50 reached".into(),
+                    source: None,
+                });
+            }
+            *left -= 1;
+        }
+        let mut r = self.reserved.lock().unwrap();
+        let id = r.len() as u64 + 1;
+        r.push(id);
+        Ok(Hold::new(
+            uuid::Uuid::from_u128(u128::from(id)),
+            Some(price(estimate)),
+            (id, call),
+        ))
+    }
+
+    async fn settle(&self, hold: Hold, model: &str, usage: Usage) -> Result<Settled, Unsettled> {
+        let estimate = hold.estimate();
+        let hold_id = hold.id();
+        let (id, call) = *hold.into_state::<(u64, MeteredCall)>().unwrap();
+        self.committed.lock().unwrap().push(id);
+        let tier = call.role.default_name();
+        self.records.lock().unwrap().push(Record {
+            tier: tier.clone(),
+            model: model.to_owned(),
+            worker: call.worker,
+            task: call.task,
+            usage,
+        });
+        Ok(Settled::new(hold_id, tier, Some(price(usage)), estimate))
+    }
+
+    async fn cancel(&self, hold: Hold) -> swarmbus_core::Result<()> {
+        let (id, _) = *hold.into_state::<(u64, MeteredCall)>().unwrap();
+        self.released.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// $1 per million tokens: a micro-dollar a token.
+fn price(usage: Usage) -> Money {
+    Money::from_micros(i64::try_from(usage.total_tokens()).unwrap())
+}
+
+impl Ledger {
+    /// (reserved, committed, released), after checking that every hold was
+    /// settled exactly once: committed or released, never both, never twice.
+    fn settled(&self) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+        let r = self.reserved.lock().unwrap().clone();
+        let c = self.committed.lock().unwrap().clone();
+        let l = self.released.lock().unwrap().clone();
+        let mut all: Vec<u64> = c.iter().chain(&l).copied().collect();
+        all.sort_unstable();
+        assert_eq!(
+            all, r,
+            "every hold settled once: committed {c:?}, released {l:?}"
+        );
+        (r, c, l)
     }
 }
 
@@ -74,7 +148,7 @@ fn agent(s: &Setup, model: &ScriptedModel) -> AgentWorker {
         Toolbox::built_in(CommandAllowList::default()),
         WorkerId::new("haiku-1").unwrap(),
     )
-    .metering(Metering::none().recorder(s.ledger.clone()))
+    .meter(s.ledger.clone())
 }
 
 fn task() -> Task {
@@ -238,30 +312,12 @@ async fn token_and_dollar_limits_stop_before_the_next_call() {
 
     let model = looping();
     let stop = agent(&s, &model)
-        .limits(TaskLimits::default().max_usd(0.001))
+        .limits(TaskLimits::default().max_usd(Money::from_micros(1_000)))
         .run_task(&task())
         .await
         .unwrap_err();
     assert!(matches!(stop.cause, StopCause::Dollars { .. }), "{stop}");
     assert_eq!(model.requests().len(), 2, "600 then 1,200 micro-dollars");
-}
-
-struct Allowance {
-    left: Mutex<u32>,
-}
-
-#[async_trait]
-impl BudgetGate for Allowance {
-    async fn reserve(&self, _: &CallMeta, _: &Usage) -> Result<SpendHold, String> {
-        let mut left = self.left.lock().unwrap();
-        if *left == 0 {
-            return Err("session budget of $0.50 reached".into());
-        }
-        *left -= 1;
-        Ok(SpendHold::new(u64::from(*left)))
-    }
-    async fn commit(&self, _: SpendHold, _: &CallMeta, _: &Usage, _: Option<f64>) {}
-    async fn release(&self, _: SpendHold) {}
 }
 
 #[tokio::test]
@@ -270,14 +326,8 @@ async fn a_budget_refusal_stops_the_task_before_the_call() {
     let model = ScriptedModel::new("m").responding(|_| {
         Ok(ScriptedModel::new("m").tool_use("x", "list_files", json!({}), Usage::new(1, 1)))
     });
-    let gate = Arc::new(Allowance {
-        left: Mutex::new(2),
-    });
-    let stop = agent(&s, &model)
-        .metering(Metering::none().budget(gate).recorder(s.ledger.clone()))
-        .run_task(&task())
-        .await
-        .unwrap_err();
+    *s.ledger.allowance.lock().unwrap() = Some(2);
+    let stop = agent(&s, &model).run_task(&task()).await.unwrap_err();
     assert_eq!(
         stop.cause,
         StopCause::Budget {
@@ -373,61 +423,16 @@ fn rate_limited(after: Duration) -> swarmbus_core::Error {
     .into()
 }
 
-/// A budget gate that keeps every hold it gave, committed and released.
-#[derive(Default)]
-struct Holds {
-    reserved: Mutex<Vec<u64>>,
-    committed: Mutex<Vec<u64>>,
-    released: Mutex<Vec<u64>>,
-}
-
-#[async_trait]
-impl BudgetGate for Holds {
-    async fn reserve(&self, _: &CallMeta, _: &Usage) -> Result<SpendHold, String> {
-        let mut r = self.reserved.lock().unwrap();
-        let id = r.len() as u64 + 1;
-        r.push(id);
-        Ok(SpendHold::new(id))
-    }
-    async fn commit(&self, hold: SpendHold, _: &CallMeta, _: &Usage, _: Option<f64>) {
-        self.committed.lock().unwrap().push(hold.id);
-    }
-    async fn release(&self, hold: SpendHold) {
-        self.released.lock().unwrap().push(hold.id);
-    }
-}
-
-impl Holds {
-    /// (reserved, committed, released), after checking that every hold was
-    /// settled exactly once: committed or released, never both, never twice.
-    fn settled(&self) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
-        let r = self.reserved.lock().unwrap().clone();
-        let c = self.committed.lock().unwrap().clone();
-        let l = self.released.lock().unwrap().clone();
-        let mut all: Vec<u64> = c.iter().chain(&l).copied().collect();
-        all.sort_unstable();
-        assert_eq!(
-            all, r,
-            "every hold settled once: committed {c:?}, released {l:?}"
-        );
-        (r, c, l)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_rate_limited_call_is_made_again_after_the_wait_the_provider_asked() {
     let s = setup();
     let model = ScriptedModel::new("claude-haiku-5-5")
         .then_fail(rate_limited(Duration::from_secs(1)))
         .then_text("answer() returns 42\nIt returns 42.", Usage::new(500, 20));
-    let gate = Arc::new(Holds::default());
+    let gate = Arc::clone(&s.ledger);
     let started = tokio::time::Instant::now();
     let run = agent(&s, &model)
-        .metering(
-            Metering::none()
-                .budget(gate.clone())
-                .recorder(s.ledger.clone()),
-        )
+        .meter(s.ledger.clone())
         .limits(TaskLimits::default().max_steps(1))
         .run_task(&task())
         .await
@@ -488,14 +493,10 @@ async fn a_wait_longer_than_the_wall_time_left_fails_at_once_with_the_providers_
     let model = ScriptedModel::new("claude-haiku-5-5")
         .then_fail(rate_limited(Duration::from_secs(30)))
         .then_text("never sent", Usage::new(1, 1));
-    let gate = Arc::new(Holds::default());
+    let gate = Arc::clone(&s.ledger);
     let started = tokio::time::Instant::now();
     let stop = agent(&s, &model)
-        .metering(
-            Metering::none()
-                .budget(gate.clone())
-                .recorder(s.ledger.clone()),
-        )
+        .meter(s.ledger.clone())
         .limits(TaskLimits::default().wall_time(Duration::from_secs(10)))
         .run_task(&task())
         .await
@@ -527,9 +528,9 @@ async fn model_retries_are_bounded_per_call() {
     let s = setup();
     let model = ScriptedModel::new("claude-haiku-5-5")
         .responding(|_| Err(rate_limited(Duration::from_millis(10))));
-    let gate = Arc::new(Holds::default());
+    let gate = Arc::clone(&s.ledger);
     let stop = agent(&s, &model)
-        .metering(Metering::none().budget(gate.clone()))
+        .meter(s.ledger.clone())
         .limits(TaskLimits::default().model_retries(2))
         .run_task(&task())
         .await

@@ -1,7 +1,7 @@
 //! Issue 19 row 7: a worker call whose model has no price was counted as $0
 //! against the task's `max_usd` (`cost.unwrap_or(0.0)` in the agent loop),
 //! so a dollar limit never stopped it. Now an unpriced call is refused
-//! against a dollar limit (before it is made when the recorder can tell) or
+//! against a dollar limit (before it is made when the meter holds no price) or
 //! held at its estimate; never $0. Runs the real accountant and price table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -11,11 +11,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 use swarmbus_agents::agent::{AgentWorker, StopCause, TaskLimits};
-use swarmbus_agents::metering::Metering;
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
+use swarmbus_core::accounting::{Hold, Meter, MeteredCall, Settled, Unsettled};
 use swarmbus_core::llm::Usage;
+use swarmbus_core::money::Money;
 use swarmbus_core::{SessionId, Task, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
 use swarmbus_memory::MemoryBus;
@@ -26,11 +26,7 @@ fn looping(model: &'static str) -> ScriptedModel {
     })
 }
 
-fn agent(
-    model: &ScriptedModel,
-    recorder: Arc<dyn UsageRecorder>,
-    ws: &Arc<Workspace>,
-) -> AgentWorker {
+fn agent(model: &ScriptedModel, meter: Arc<dyn Meter>, ws: &Arc<Workspace>) -> AgentWorker {
     AgentWorker::new(
         Arc::new(model.clone()),
         Arc::new(MemoryBus::new()),
@@ -38,8 +34,12 @@ fn agent(
         Toolbox::built_in(CommandAllowList::default()),
         WorkerId::new("haiku-1").unwrap(),
     )
-    .metering(Metering::none().recorder(recorder))
-    .limits(TaskLimits::default().max_usd(0.01).max_steps(6))
+    .meter(meter)
+    .limits(
+        TaskLimits::default()
+            .max_usd(Money::from_micros(10_000))
+            .max_steps(6),
+    )
 }
 
 fn task() -> Task {
@@ -71,13 +71,28 @@ async fn an_unpriced_model_is_refused_against_a_dollar_limit_before_the_call() {
     assert_eq!(model.requests().len(), 0, "refused before the call");
 }
 
-/// A recorder that cannot quote and records every call unpriced.
+/// A meter that holds a priced estimate but settles every call unpriced
+/// and without the estimate (the answer named a model it cannot price).
 struct Unpriced;
 
 #[async_trait]
-impl UsageRecorder for Unpriced {
-    async fn record_usage(&self, _: &UsageRecord) -> swarmbus_core::Result<RecordedCost> {
-        Ok(RecordedCost::new(None))
+impl Meter for Unpriced {
+    async fn reserve(&self, call: MeteredCall, _: Usage) -> swarmbus_core::Result<Hold> {
+        Ok(Hold::new(
+            uuid::Uuid::nil(),
+            Some(Money::from_micros(1)),
+            call.role,
+        ))
+    }
+    async fn settle(&self, hold: Hold, _: &str, _: Usage) -> Result<Settled, Unsettled> {
+        let tier = hold
+            .into_state::<swarmbus_core::Tier>()
+            .unwrap()
+            .default_name();
+        Ok(Settled::new(uuid::Uuid::nil(), tier, None, None))
+    }
+    async fn cancel(&self, _: Hold) -> swarmbus_core::Result<()> {
+        Ok(())
     }
 }
 
@@ -113,5 +128,5 @@ async fn a_priced_model_still_runs_under_the_dollar_limit() {
         .run_task(&task())
         .await
         .unwrap();
-    assert!(run.usd > 0.0, "{}", run.usd);
+    assert!(run.usd > Money::ZERO, "{}", run.usd);
 }

@@ -9,16 +9,20 @@
 //! draft `cc-call-<key>`; a later report of the same call that disagrees is
 //! said on stderr. Tiers: calls of the main session are the coordinator
 //! tier, a subagent's the worker tier, with the agent id as the worker.
-//! Every call is priced by swarm-cost from its own model and buckets;
-//! Claude Code's `cost_usd` (OpenTelemetry) is only compared.
+//! Every call goes through the accountant's meter: reserved at its exact
+//! usage (on the books as estimated spend) before the claim, settled
+//! (priced by swarm-cost from its own model and buckets, booked) after it,
+//! cancelled when another report claimed it first. Claude Code's
+//! `cost_usd` (OpenTelemetry) is only compared.
 
 use std::sync::Arc;
 
 use swarmbus_claude_code::CallUsage;
+use swarmbus_core::accounting::{Hold, Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{CounterName, SessionId, WorkerId};
 use swarmbus_core::model::Tier;
-use swarmbus_cost::{Accountant, BudgetLimits, Call, Money, PriceTable, ReportFilter, Tiers};
+use swarmbus_cost::{Accountant, BudgetLimits, Money, PriceTable, ReportFilter, Tiers};
 
 /// What one booking pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -109,21 +113,16 @@ impl Booker {
         Ok(Self { bus, accountant })
     }
 
-    /// The ledger call of `c`: its tier by who made it, its own model.
-    fn ledger_call(&self, c: &CallUsage) -> Call {
-        let tiers = self.accountant.tiers();
+    /// The metered call of `c`: the coordinator role for the main
+    /// session, the worker role for a subagent (its agent id the worker),
+    /// its own model and time; the meter resolves the tier.
+    fn metered_call(c: &CallUsage) -> MeteredCall {
         let role = if c.is_subagent() {
             Tier::Worker
         } else {
             Tier::Coordinator
         };
-        let tier = match role {
-            Tier::Worker => &tiers.worker,
-            _ => &tiers.coordinator,
-        };
-        let mut call = Call::new(tier.name.clone(), c.model.as_str())
-            .role(role)
-            .billing(tier.billing);
+        let mut call = MeteredCall::new(role, c.model.as_str());
         if let Some(at) = c.at {
             call = call.at(at);
         }
@@ -152,7 +151,7 @@ impl Booker {
 
     /// The price swarm-cost gives a call (`None` when unpriced).
     pub(crate) fn price(&self, c: &CallUsage) -> Option<Money> {
-        let call = self.ledger_call(c);
+        let call = self.accountant.call_of(&Self::metered_call(c));
         self.accountant.quote(&call, &c.usage).usd()
     }
 
@@ -179,12 +178,21 @@ impl Booker {
             let counter =
                 CounterName::new(safe_name("cc-booked-", &key)).map_err(|e| e.to_string())?;
             let draft = safe_name("cc-call-", &key);
-            let claimed = self
-                .bus
-                .counter_try_add(&counter, 1, 1)
+            // On the books (at its exact usage) before it is claimed: a
+            // process that dies after the claim leaves it as estimated
+            // spend, never lost.
+            let hold = Meter::reserve(&self.accountant, Self::metered_call(c), c.usage)
                 .await
-                .map_err(|e| format!("claiming call {key}: {e}"))?;
+                .map_err(|e| format!("holding call {key}: {e}"))?;
+            let claimed = match self.bus.counter_try_add(&counter, 1, 1).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    self.cancel(hold).await;
+                    return Err(format!("claiming call {key}: {e}"));
+                }
+            };
             if claimed.is_none() {
+                self.cancel(hold).await;
                 out.already += 1;
                 if let Ok(Some(first)) = self.bus.load_draft(&draft).await
                     && let Ok(first) = serde_json::from_str::<CallUsage>(&first)
@@ -199,11 +207,10 @@ impl Booker {
                 }
                 continue;
             }
-            let call = self.ledger_call(c);
-            match self.accountant.record(&call, c.usage).await {
-                Ok(entry) => {
+            match Meter::settle(&self.accountant, hold, &c.model, c.usage).await {
+                Ok(settled) => {
                     out.booked += 1;
-                    if let Some(usd) = entry.cost.usd() {
+                    if let Some(usd) = settled.cost {
                         out.usd += usd;
                     }
                     if let Ok(json) = serde_json::to_string(c) {
@@ -211,14 +218,22 @@ impl Booker {
                         let _ = self.bus.save_draft(&draft, &json).await;
                     }
                 }
-                Err(e) => {
-                    // Give the claim back so a later report books the call.
-                    let _ = self.bus.counter_add(&counter, -1).await;
-                    return Err(format!("booking call {key}: {e}"));
+                Err(unsettled) => {
+                    // Claimed and on the books at its exact usage as
+                    // estimated spend (the hold dropped keeps it there):
+                    // giving the claim back would book it twice.
+                    return Err(format!("booking call {key}: {}", unsettled.error));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Gives back the hold of a call another report booked.
+    async fn cancel(&self, hold: Hold) {
+        if let Err(e) = Meter::cancel(&self.accountant, hold).await {
+            tracing::warn!(error = %e, "a Claude Code call's estimate was not voided");
+        }
     }
 
     /// Booked spend: (this session's, everything's).

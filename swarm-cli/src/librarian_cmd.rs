@@ -255,6 +255,31 @@ impl FindingStore for TagsAnyOf {
     }
 }
 
+/// The librarian's calls are booked under this worker id.
+const LIBRARIAN_ID: &str = "librarian";
+
+fn librarian_id() -> Option<WorkerId> {
+    WorkerId::new(LIBRARIAN_ID).ok()
+}
+
+/// The meter of the librarian's calls: the accountant on `bus` (built-in
+/// prices, the swarm's tiers, no budget of its own).
+pub(crate) fn librarian_meter(
+    bus: &Arc<dyn Bus>,
+    ctx: &Ctx,
+) -> Result<Arc<dyn swarmbus_core::Meter>, String> {
+    let table = swarmbus_cost::PriceTable::built_in().map_err(|e| e.to_string())?;
+    let accountant = swarmbus_cost::Accountant::new(
+        Arc::clone(bus),
+        Arc::new(table),
+        swarmbus_cost::Tiers::default(),
+        swarmbus_cost::BudgetLimits::unlimited(),
+    )
+    .map_err(|e| e.to_string())?
+    .with_clock(ctx.clock());
+    Ok(Arc::new(accountant))
+}
+
 async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
     // On Redis, keys written around the library join the index within
     // seconds while the daemon runs.
@@ -270,7 +295,14 @@ async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),
     };
-    let daemon = LibrarianDaemon::new(bus, source);
+    let meter = match librarian_meter(&bus, ctx) {
+        Ok(m) => m,
+        Err(e) => return fail("accountant", e),
+    };
+    let mut daemon = LibrarianDaemon::new(bus, source);
+    if let Some(id) = librarian_id() {
+        daemon = daemon.with_meter(meter, id);
+    }
     let stop = async move {
         match args.seconds {
             Some(s) => {
@@ -319,7 +351,14 @@ async fn ask(args: AskArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),
     };
-    let librarian = Librarian::new(bus, source);
+    let meter = match librarian_meter(&bus, ctx) {
+        Ok(m) => m,
+        Err(e) => return fail("accountant", e),
+    };
+    let mut librarian = Librarian::new(bus, source).with_meter(meter);
+    if let Some(id) = librarian_id() {
+        librarian = librarian.with_caller(id);
+    }
     match librarian.ask(&args.question, &filter).await {
         Ok(a) if args.json => {
             let cites: Vec<String> = a.citations.iter().map(ToString::to_string).collect();

@@ -295,7 +295,9 @@ impl SwarmMcp {
             .filter(|t| !t.is_empty())
             .collect();
         let store = Arc::new(TagsAnyOf::new(Arc::clone(&self.bus), tags));
+        let meter = crate::librarian_cmd::librarian_meter(&self.bus, &self.ctx)?;
         let answer = Librarian::new(store, source)
+            .with_meter(meter)
             .ask(&a.question, &FindingFilter::all())
             .await
             .map_err(|e| format!("the librarian could not answer: {e}"))?;

@@ -23,20 +23,17 @@ use serde_json::json;
 use swarmbus_agents::agent::AgentWorker;
 use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
 use swarmbus_agents::local::LocalWork;
-use swarmbus_agents::metering::{BudgetGate, CallMeta, Metering, SpendHold};
 use swarmbus_agents::run::{
     ExtractiveSynthesis, GoalRun, OfflinePlanner, Planner, RunConfig, RunReport, Synthesiser,
 };
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::{RecordedCost, UsageRecord, UsageRecorder};
+use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
-use swarmbus_core::llm::{LanguageModel, Usage};
+use swarmbus_core::llm::LanguageModel;
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
-use swarmbus_cost::{
-    Accountant, BudgetLimits, Call, Money, Pending, PriceTable, ReportFilter, Tiers,
-};
+use swarmbus_cost::{Accountant, BudgetLimits, Call, Money, PriceTable, ReportFilter, Tiers};
 
 use crate::ctx::{Ctx, fail};
 
@@ -120,7 +117,7 @@ pub(crate) struct ModelBrains {
     worker: Arc<dyn LanguageModel>,
     workspace: Arc<Workspace>,
     bus: Arc<dyn Bus>,
-    metering: Metering,
+    meter: Arc<dyn Meter>,
     provider: String,
     clock: swarmbus_core::SharedClock,
     commands: CommandAllowList,
@@ -149,153 +146,6 @@ fn claude(
     .with_clock(ctx.clock())
     .with_catalog(Arc::clone(table) as Arc<dyn swarmbus_core::llm::ModelCatalog>);
     Ok(Some(Arc::new(client)))
-}
-
-/// The accountant as the runtime's budget gate and usage recorder, one
-/// object: a call's estimate is held on the session and worker budgets
-/// (and written to the estimates journal) before it is made; its usage is
-/// booked in the ledger under that hold, then the hold is committed at the
-/// exact price. A call whose booking fails stays on the books at its
-/// estimate (estimated spend), never dropped.
-///
-/// The runtime's recorder does not see the hold: its record is matched to
-/// the oldest unbooked hold of the same worker, task and tier (the calls of
-/// one worker for one task are made one after the other).
-struct AccountantBudget {
-    accountant: Accountant<dyn Bus>,
-    holds: std::sync::Mutex<std::collections::HashMap<u64, Held>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-/// A call in flight.
-struct Held {
-    worker: WorkerId,
-    task: Option<swarmbus_core::keys::TaskId>,
-    tier: swarmbus_core::keys::TierName,
-    pending: Pending,
-    /// `None`: not booked yet; `Some(false)`: the booking failed.
-    booked: Option<bool>,
-}
-
-impl AccountantBudget {
-    fn new(accountant: Accountant<dyn Bus>) -> Self {
-        Self {
-            accountant,
-            holds: std::sync::Mutex::default(),
-            next: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    fn call(&self, meta: &CallMeta) -> Call {
-        let mut call = Call::new(meta.tier.default_name(), meta.model.clone())
-            .role(meta.tier)
-            .worker(meta.worker.clone())
-            .session(meta.session.clone());
-        if let Some(t) = self.accountant.tiers().get(meta.tier) {
-            call = call.billing(t.billing);
-        }
-        call
-    }
-
-    fn take(&self, id: u64) -> Option<Held> {
-        self.holds.lock().ok().and_then(|mut h| h.remove(&id))
-    }
-
-    fn put(&self, id: u64, held: Held) {
-        if let Ok(mut h) = self.holds.lock() {
-            h.insert(id, held);
-        }
-    }
-
-    /// The oldest unbooked hold of `record`'s worker, task and tier.
-    fn take_for(&self, record: &UsageRecord) -> Option<(u64, Held)> {
-        let mut holds = self.holds.lock().ok()?;
-        let id = holds
-            .iter()
-            .filter(|(_, h)| {
-                h.booked.is_none()
-                    && record.worker.as_ref() == Some(&h.worker)
-                    && record.task == h.task
-                    && record.tier == h.tier
-            })
-            .map(|(id, _)| *id)
-            .min()?;
-        holds.remove(&id).map(|h| (id, h))
-    }
-
-    async fn settle(&self, held: Held, usage: &Usage) {
-        if let Err(e) = self.accountant.settle(held.pending, *usage).await {
-            tracing::warn!(error = %e,
-                "a call could not be booked: it stays on the books at its estimate");
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl UsageRecorder for AccountantBudget {
-    async fn record_usage(&self, record: &UsageRecord) -> swarmbus_core::Result<RecordedCost> {
-        let Some((id, mut held)) = self.take_for(record) else {
-            return self.accountant.record_usage(record).await;
-        };
-        held.pending.answered(record.model.clone(), record.at);
-        let booked = self.accountant.book(&mut held.pending, record.usage).await;
-        held.booked = Some(booked.is_ok());
-        self.put(id, held);
-        let entry = booked?;
-        Ok(RecordedCost::new(entry.cost.usd().map(Money::to_f64_lossy)))
-    }
-
-    fn quote(&self, record: &UsageRecord) -> swarmbus_core::Quote {
-        UsageRecorder::quote(&self.accountant, record)
-    }
-}
-
-#[async_trait::async_trait]
-impl BudgetGate for AccountantBudget {
-    async fn reserve(&self, meta: &CallMeta, estimate: &Usage) -> Result<SpendHold, String> {
-        let pending = self
-            .accountant
-            .reserve(self.call(meta), estimate)
-            .await
-            .map_err(|e| e.to_string())?;
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.put(
-            id,
-            Held {
-                worker: meta.worker.clone(),
-                task: meta.task,
-                tier: meta.tier.default_name(),
-                pending,
-                booked: None,
-            },
-        );
-        Ok(SpendHold::new(id))
-    }
-
-    async fn commit(&self, hold: SpendHold, _meta: &CallMeta, usage: &Usage, _usd: Option<f64>) {
-        // Booked by the recorder already (then this only commits the
-        // budgets at the booked price), or booked here.
-        if let Some(held) = self.take(hold.id) {
-            self.settle(held, usage).await;
-        }
-    }
-
-    async fn release(&self, hold: SpendHold) {
-        let Some(held) = self.take(hold.id) else {
-            return;
-        };
-        match held.booked {
-            // The call was made but the ledger did not take it: on the
-            // books at its estimate.
-            Some(false) => self.accountant.abandon(held.pending),
-            Some(true) => self.settle(held, &Usage::default()).await,
-            None => {
-                if let Err(e) = self.accountant.cancel(held.pending).await {
-                    tracing::warn!(error = %e, "budget release failed");
-                }
-            }
-        }
-    }
 }
 
 impl Brains {
@@ -399,18 +249,13 @@ impl Brains {
     ) -> Result<Self, String> {
         let ws = Workspace::new(workspace).map_err(|e| e.to_string())?;
         let provider = worker.provider_name().to_owned();
-        let metered = Arc::new(AccountantBudget::new(accountant));
-        let recorder: Arc<dyn UsageRecorder> = Arc::clone(&metered) as Arc<dyn UsageRecorder>;
-        let budget: Arc<dyn BudgetGate> = metered;
+        let meter: Arc<dyn Meter> = Arc::new(accountant);
         Ok(Brains::Models(Box::new(ModelBrains {
             coordinator,
             worker,
             workspace: Arc::new(ws),
             bus,
-            metering: Metering::none()
-                .recorder(recorder)
-                .budget(budget)
-                .clock(Arc::clone(&clock)),
+            meter,
             provider,
             clock,
             commands: CommandAllowList::default(),
@@ -451,7 +296,7 @@ impl Brains {
                     Toolbox::built_in(m.commands.clone()),
                     id.clone(),
                 )
-                .metering(m.metering.clone())
+                .meter(Arc::clone(&m.meter))
                 .clock(Arc::clone(&m.clock)),
             ),
         }
@@ -461,7 +306,7 @@ impl Brains {
         let me = WorkerId::new(COORDINATOR_ID).map_err(|e| e.to_string())?;
         Ok(
             CoordinatorCalls::new(Arc::clone(&m.coordinator), me, session.clone())
-                .metering(m.metering.clone()),
+                .meter(Arc::clone(&m.meter)),
         )
     }
 

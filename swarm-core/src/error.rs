@@ -152,6 +152,17 @@ pub enum Error {
     /// (its [`crate::llm::ModelAction`]) are kept whole.
     #[error("model call failed: {0}")]
     Model(Box<crate::llm::ModelError>),
+    /// A meter refused to hold a call's estimate (a budget is reached, or
+    /// a budget applies and the call has no price): the call must not be
+    /// made. Retrying does not help until the budget changes.
+    #[error("call refused: {reason}")]
+    Refused {
+        /// Why, in words (the scope, limit and amounts).
+        reason: String,
+        /// The meter's own error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl Error {
@@ -187,6 +198,11 @@ impl Error {
     /// ([`Retry::Unknown`]).
     pub fn may_have_applied(&self) -> bool {
         self.retry() == Retry::Unknown
+    }
+
+    /// True when a meter refused the call ([`Error::Refused`]).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Refused { .. })
     }
 
     /// A backend error without a source.

@@ -22,7 +22,9 @@
 //! - [`llm`]: the `LanguageModel` trait (messages, tools, content blocks, stop reasons,
 //!   `Usage`, `ModelError` and its action), model lifecycles and the one lifecycle check
 //!   (`LifecycleVerdict`, `check_lifecycle`), GenAI tracing spans.
-//! - [`accounting`]: `UsageRecorder`, through which the runtime reports every call's usage.
+//! - [`accounting`]: the one meter (`Meter`: reserve → `Hold`, settle → exact money, cancel)
+//!   through which every model call is priced once.
+//! - [`money`]: exact money (`Money`, pico-dollars) and per-token `Rate`s: the seam's unit.
 //! - [`provider_env`]: reading a provider's key and base URL override from the environment
 //!   (`ProviderEnv`, `MissingKey`).
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
@@ -59,6 +61,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod llm;
 pub mod model;
+pub mod money;
 pub mod policy;
 pub mod provider_env;
 pub mod quota;
@@ -66,7 +69,7 @@ pub mod redact;
 pub mod search;
 pub mod status;
 
-pub use accounting::{Quote, RecordedCost, UsageRecord, UsageRecorder};
+pub use accounting::{Hold, Meter, MeteredCall, Settled, Unsettled};
 pub use bus::{
     ArchiveDesk, Bus, Channels, Counters, FeedEntry, FeedEntryId, FindingFeed, FindingStore,
     HaltSwitch, Journal, QuotaLedger, Stored, Subscription, TaskQueue, WorkerRegistry,
@@ -88,5 +91,6 @@ pub use model::{
     HaltReport, Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus,
     Task, TaskFailure, TaskReceipt, Tier, Unreadable, UnreadableReason,
 };
+pub use money::{Money, ParseMoneyError, Rate};
 pub use quota::{Acquire, Denial, QuotaLimits};
 pub use search::{FindingIndex, IndexReport, MatchMode, SearchHit, SearchPage, SearchQuery};

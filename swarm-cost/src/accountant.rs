@@ -15,8 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use swarmbus_core::accounting::{Hold, Meter, MeteredCall, Settled, Unsettled};
 use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::clock::{SharedClock, SystemClock};
+use swarmbus_core::error::Result as CoreResult;
 use swarmbus_core::llm::Usage;
 use swarmbus_core::model::Tier;
 
@@ -24,11 +26,11 @@ use crate::budget::{BudgetLimits, Budgets, Reservation};
 use crate::error::{CostError, Result};
 use crate::estimate::Estimate;
 use crate::ledger::{Call, Ledger, LedgerEntry};
-use crate::money::Money;
 use crate::pricing::Cost;
 use crate::report::{Report, ReportFilter};
 use crate::table::PriceTable;
 use crate::tiers::Tiers;
+use swarmbus_core::money::Money;
 
 /// A call whose estimate is held on its budgets and written to the
 /// estimates journal. Dropped without settle or cancel, its budgets are
@@ -292,45 +294,108 @@ impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
     }
 }
 
-/// The runtime reports every model call through core's `UsageRecorder`: the
-/// accountant prices it with the tier's role and billing, appends it to the
-/// ledger and keeps `cost:<tier>` current. An unpriced call is recorded and
-/// reported as `usd: None`, never as $0.
+impl<B: Counters + Journal + ?Sized + 'static> Accountant<B> {
+    /// The ledger call of `call`: its tier, model and billing resolved once
+    /// from the accountant's tiers (a role it does not know is billed on
+    /// the role's default tier name), stamped with the call's time or now.
+    pub fn call_of(&self, call: &MeteredCall) -> Call {
+        let mut out = match self.tiers.get(call.role) {
+            Some(t) => Call::new(t.name.clone(), call.model.as_str()).billing(t.billing),
+            None => Call::new(call.role.default_name(), call.model.as_str()),
+        }
+        .role(call.role)
+        .at(call.at.unwrap_or_else(|| self.clock.now()));
+        if let Some(w) = &call.worker {
+            out = out.worker(w.clone());
+        }
+        if let Some(s) = &call.session {
+            out = out.session(s.clone());
+        }
+        out
+    }
+}
+
+/// The accountant is the swarm's meter: a reservation holds the estimate
+/// on the budgets and writes the estimate record; a settle books the usage
+/// once (priced once, on the tier resolved at reserve) and commits the
+/// budgets at that exact price; a cancel voids the estimate. A settle that
+/// fails hands the hold back; dropped, the call stays on the books at its
+/// estimate and its budgets are given back in the background.
 #[async_trait::async_trait]
-impl<B> swarmbus_core::accounting::UsageRecorder for Accountant<B>
+impl<B> Meter for Accountant<B>
 where
     B: Counters + Journal + Send + Sync + ?Sized + 'static,
 {
-    async fn record_usage(
-        &self,
-        record: &swarmbus_core::accounting::UsageRecord,
-    ) -> swarmbus_core::error::Result<swarmbus_core::accounting::RecordedCost> {
-        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
-        if let Some(role) = self.tiers.role_of(&record.tier) {
-            call = call.role(role);
-            if let Some(tier) = self.tiers.get(role) {
-                call = call.billing(tier.billing);
-            }
-        }
-        if let Some(worker) = &record.worker {
-            call = call.worker(worker.clone());
-        }
-        let entry = self.record(&call, record.usage).await?;
-        Ok(swarmbus_core::accounting::RecordedCost::new(
-            entry.cost.usd().map(Money::to_f64_lossy),
-        ))
+    async fn reserve(&self, call: MeteredCall, estimate: Usage) -> CoreResult<Hold> {
+        let pending = Accountant::reserve(self, self.call_of(&call), &estimate).await?;
+        let usd = pending.estimate_record().usd;
+        Ok(Hold::new(pending.hold(), usd, pending))
     }
 
-    fn quote(&self, record: &swarmbus_core::accounting::UsageRecord) -> swarmbus_core::Quote {
-        let mut call = Call::new(record.tier.clone(), record.model.as_str()).at(record.at);
-        if let Some(role) = self.tiers.role_of(&record.tier)
-            && let Some(tier) = self.tiers.get(role)
-        {
-            call = call.billing(tier.billing);
+    async fn settle(
+        &self,
+        hold: Hold,
+        model: &str,
+        usage: Usage,
+    ) -> std::result::Result<Settled, Unsettled> {
+        let mut pending = match hold.into_state::<Pending>() {
+            Ok(p) => *p,
+            Err(hold) => {
+                return Err(Unsettled {
+                    error: foreign_hold(&hold),
+                    hold,
+                });
+            }
+        };
+        // Priced at the time the call was reserved for (its own time when
+        // it came with one): one price row for estimate and booking.
+        let at = pending.call.at;
+        pending.answered(model, at);
+        let estimate = pending.estimate_record().usd;
+        match self.book(&mut pending, usage).await {
+            Ok(entry) => {
+                let actual = entry.cost.usd().unwrap_or_else(|| pending.estimate());
+                if let Err(e) = self.budgets.commit(pending.reservation, actual).await {
+                    // Booked: only the budget counters lag; say so, the
+                    // books are right.
+                    tracing::warn!(error = %e, "a booked call's budgets were not committed");
+                }
+                Ok(Settled::new(
+                    entry.hold.unwrap_or(entry.id),
+                    entry.tier.clone(),
+                    entry.cost.usd(),
+                    estimate,
+                ))
+            }
+            Err(e) => Err(Unsettled {
+                error: e.into(),
+                hold: Hold::new(pending.hold(), estimate, pending),
+            }),
         }
-        match Accountant::quote(self, &call, &record.usage) {
-            Cost::Priced(p) => swarmbus_core::Quote::Usd(p.usd.to_f64_lossy()),
-            Cost::Unpriced(_) => swarmbus_core::Quote::Unpriced,
+    }
+
+    async fn cancel(&self, hold: Hold) -> CoreResult<()> {
+        match hold.into_state::<Pending>() {
+            Ok(p) => Ok(Accountant::cancel(self, *p).await?),
+            Err(hold) => Err(foreign_hold(&hold)),
         }
+    }
+
+    async fn record(&self, call: MeteredCall, usage: Usage) -> CoreResult<Settled> {
+        let entry = Accountant::record(self, &self.call_of(&call), usage).await?;
+        Ok(Settled::new(
+            entry.hold.unwrap_or(entry.id),
+            entry.tier.clone(),
+            entry.cost.usd(),
+            None,
+        ))
+    }
+}
+
+/// The error for a hold another meter made.
+fn foreign_hold(hold: &Hold) -> swarmbus_core::Error {
+    swarmbus_core::Error::InvalidInput {
+        field: "hold",
+        reason: format!("hold {} was not made by this accountant", hold.id()),
     }
 }

@@ -29,7 +29,7 @@ use swarmbus_core::bus::Counters;
 use swarmbus_core::keys::{CounterName, SessionId, WorkerId};
 
 use crate::error::{CostError, Result};
-use crate::money::Money;
+use swarmbus_core::money::Money;
 
 /// The limits. `None`: that budget is not enforced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use swarmbus_core::error::Retry;
 
-use crate::money::Money;
 use crate::pricing::Unpriced;
+use swarmbus_core::money::Money;
 
 /// Every error of `swarmbus-cost`.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ impl CostError {
 /// The result type of this crate.
 pub type Result<T, E = CostError> = std::result::Result<T, E>;
 
-/// Core's error for a cost error crossing a core trait (`UsageRecorder`):
+/// Core's error for a cost error crossing a core trait (`Meter`):
 /// bus faults stay what they were (with their retry advice); a bad argument
 /// is `InvalidInput`; anything else is a backend error of the accountant
 /// that a retry does not fix.
@@ -138,6 +138,10 @@ impl From<CostError> for swarmbus_core::error::Error {
             CostError::InvalidInput { field, reason } => {
                 swarmbus_core::error::Error::InvalidInput { field, reason }
             }
+            refusal if refusal.is_budget_refusal() => swarmbus_core::error::Error::Refused {
+                reason: refusal.to_string(),
+                source: Some(Box::new(refusal)),
+            },
             other => swarmbus_core::error::Error::Backend {
                 backend: "swarmbus-cost",
                 message: other.to_string(),

@@ -21,7 +21,7 @@ use swarmbus_core::model::Tier;
 use uuid::Uuid;
 
 use crate::ledger::Call;
-use crate::money::Money;
+use swarmbus_core::money::Money;
 
 /// The journal estimates are written to by default.
 pub const DEFAULT_ESTIMATES_JOURNAL: &str = "cost-estimates";

@@ -35,8 +35,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{CostError, Result};
 use crate::lifecycle::Lifecycle;
-use crate::money::Rate;
 use crate::table::{LongContext, PriceRow, PriceTable, Rates, normalize_model};
+use swarmbus_core::money::Rate;
 
 /// The upstream file, cited as the source of imported rows by default.
 pub const LITELLM_SOURCE: &str =

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - [`money`]: [`Money`] (exact pico-dollars, decimal display) and [`Rate`].
+//! - [`money`]: [`Money`] (exact pico-dollars, decimal display) and [`Rate`], core's
+//!   (`swarmbus_core::money`, the meter's unit) re-exported.
 //! - [`table`]: the effective-dated [`PriceTable`], data in `data/prices.toml`
 //!   (embedded, overridable from a file), a source URL and date on every row.
 //! - [`pricing`]: one call's [`Cost`] per bucket, long-context tier, batch,
@@ -55,7 +56,10 @@ pub mod estimate;
 pub mod import;
 pub mod ledger;
 pub mod lifecycle;
-pub mod money;
+/// Exact money: core's, the unit of the meter.
+pub mod money {
+    pub use swarmbus_core::money::{Money, ParseMoneyError, Rate, permille};
+}
 pub mod pricing;
 pub mod report;
 pub mod table;

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use swarmbus_core::llm::Usage;
 
-use crate::money::{Money, Rate};
 use crate::table::{PriceRow, PriceTable, Rates};
+use swarmbus_core::money::{Money, Rate};
 
 /// A bucket of tokens that providers bill at its own rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -20,10 +20,10 @@ use swarmbus_core::model::Tier;
 
 use crate::estimate::Estimate;
 use crate::ledger::LedgerEntry;
-use crate::money::{Money, permille};
 use crate::pricing::Billing;
 use crate::table::PriceTable;
 use crate::tiers::Tiers;
+use swarmbus_core::money::{Money, permille};
 
 /// Which entries a report covers (all conditions must hold).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CostError, Result};
 use crate::lifecycle::Lifecycle;
-use crate::money::Rate;
 use crate::pricing::{Bucket, Unpriced};
+use swarmbus_core::money::Rate;
 
 /// The built-in table's TOML text.
 pub const BUILT_IN_PRICES: &str = include_str!("../data/prices.toml");

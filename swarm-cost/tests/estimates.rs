@@ -329,12 +329,80 @@ async fn an_unpriced_estimate_is_counted_not_zero(bus: Arc<dyn Bus>) {
     assert!(r.render().contains("1 UNPRICED"), "{}", r.render());
 }
 
+/// The same cycle through core's seam (`&dyn Meter`, as the runtime sees
+/// the accountant): the tier resolved from the role, exact money back, a
+/// lost reply hands the hold back and the retried settle books once; a
+/// budget refusal is `Error::Refused`; a cancel leaves nothing; a hold of
+/// another meter is an error, not a panic.
+async fn the_meter_seam(bus: Arc<dyn Bus>) {
+    use swarmbus_core::accounting::{Hold, Meter, MeteredCall};
+    let flaky = Arc::new(LostReply {
+        inner: Arc::clone(&bus),
+        lose_next: AtomicBool::new(true),
+        down: AtomicBool::new(false),
+    });
+    let a = accountant(Arc::clone(&flaky));
+    let meter: &dyn Meter = &a;
+    let call = || {
+        MeteredCall::new(Tier::Worker, "claude-haiku-4-5-20251001")
+            .worker(WorkerId::new("w1").unwrap())
+            .session(SessionId::new("s-m").unwrap())
+    };
+    let hold = meter.reserve(call(), estimate()).await.unwrap();
+    let held = hold.estimate().expect("a priced estimate");
+    let id = hold.id();
+    let unsettled = meter
+        .settle(hold, "claude-haiku-4-5-20251001", usage())
+        .await
+        .unwrap_err();
+    assert_eq!(unsettled.hold.id(), id, "the hold comes back");
+    assert_eq!(unsettled.error.retry(), Retry::Unknown);
+    let settled = meter
+        .settle(unsettled.hold, "claude-haiku-4-5-20251001", usage())
+        .await
+        .unwrap();
+    let exact = Money::parse("0.00555").unwrap();
+    assert_eq!(settled.cost, Some(exact));
+    assert_eq!(settled.estimate, Some(held));
+    assert_eq!(settled.tier, haiku());
+    assert_eq!(settled.hold, id);
+    let r = report(&a).await;
+    assert_eq!(
+        (r.total.calls, r.total.usd, r.estimated_calls),
+        (1, exact, 0)
+    );
+    assert_eq!(session_budget(&a, "s-m").await, exact);
+
+    let hold = meter.reserve(call(), estimate()).await.unwrap();
+    meter.cancel(hold).await.unwrap();
+    let r = report(&a).await;
+    assert_eq!((r.total.calls, r.estimated_calls), (1, 0));
+    assert_eq!(session_budget(&a, "s-m").await, exact);
+
+    // $10 a session: an estimate of 100 million input tokens is refused.
+    let refused = meter
+        .reserve(call(), Usage::new(100_000_000, 0))
+        .await
+        .unwrap_err();
+    assert!(refused.is_refusal(), "{refused}");
+    assert!(refused.to_string().contains("budget"), "{refused}");
+
+    let foreign = Hold::new(uuid::Uuid::new_v4(), None, 7_u8);
+    let e = meter.cancel(foreign).await.unwrap_err();
+    assert!(e.to_string().contains("not made by this accountant"), "{e}");
+}
+
 async fn redis(server: &RedisServer) -> Arc<dyn Bus> {
     Arc::new(namespaced_bus(&server.url()).await)
 }
 
 fn memory() -> Arc<dyn Bus> {
     Arc::new(MemoryBus::new())
+}
+
+#[tokio::test]
+async fn memory_the_meter_seam() {
+    the_meter_seam(memory()).await;
 }
 
 #[tokio::test]
@@ -377,4 +445,5 @@ async fn redis_estimated_spend_scenarios() {
     a_failed_settle_stays_estimated(redis(&server).await).await;
     a_cancel_leaves_neither(redis(&server).await).await;
     an_unpriced_estimate_is_counted_not_zero(redis(&server).await).await;
+    the_meter_seam(redis(&server).await).await;
 }

@@ -429,8 +429,8 @@ async fn the_journal_entry_and_the_tier_cost_are_written_together() {
 }
 
 #[tokio::test]
-async fn the_accountant_records_core_usage_records() {
-    use swarmbus_core::accounting::{UsageRecord, UsageRecorder};
+async fn the_accountant_records_calls_through_the_meter() {
+    use swarmbus_core::accounting::{Meter, MeteredCall};
     let bus = Arc::new(MemoryBus::new());
     let accountant = swarmbus_cost::Accountant::new(
         Arc::clone(&bus),
@@ -440,36 +440,39 @@ async fn the_accountant_records_core_usage_records() {
     )
     .unwrap();
     let today = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
-    let recorder: &dyn UsageRecorder = &accountant;
-    // A worker call on Haiku 5.5: $0.000555 (see the report test).
-    let cost = recorder
-        .record_usage(
-            &UsageRecord::new(tier("haiku"), "claude-haiku-5-5", haiku_usage())
+    let meter: &dyn Meter = &accountant;
+    // A worker call on Haiku 5.5: $0.000555 (see the report test), booked
+    // on the worker role's tier, resolved by the accountant.
+    let settled = meter
+        .record(
+            MeteredCall::new(Tier::Worker, "claude-haiku-5-5")
                 .worker(worker("haiku-1"))
                 .at(today),
+            haiku_usage(),
         )
         .await
         .unwrap();
-    assert_eq!(cost.usd, Some(0.000555));
+    assert_eq!(settled.cost.map(|m| m.to_string()), Some("0.000555".into()));
+    assert_eq!(settled.tier, tier("haiku"));
     // A librarian call is billed on its tier's free tier: $0.
-    let cost = recorder
-        .record_usage(
-            &UsageRecord::new(
-                tier("gemini"),
-                "gemini-3.5-flash-lite",
-                Usage::new(1_000, 100),
-            )
-            .at(today),
+    let settled = meter
+        .record(
+            MeteredCall::new(Tier::Librarian, "gemini-3.5-flash-lite").at(today),
+            Usage::new(1_000, 100),
         )
         .await
         .unwrap();
-    assert_eq!(cost.usd, Some(0.0));
+    assert_eq!(settled.cost, Some(Money::ZERO));
+    assert_eq!(settled.tier, tier("gemini"));
     // An unknown model is recorded and reported unpriced, not $0.
-    let cost = recorder
-        .record_usage(&UsageRecord::new(tier("haiku"), "mystery", Usage::new(5, 5)).at(today))
+    let settled = meter
+        .record(
+            MeteredCall::new(Tier::Worker, "mystery").at(today),
+            Usage::new(5, 5),
+        )
         .await
         .unwrap();
-    assert_eq!(cost.usd, None);
+    assert_eq!(settled.cost, None);
     let report = accountant.report(&ReportFilter::all()).await.unwrap();
     assert_eq!(report.total.calls, 3);
     assert_eq!(report.total.unpriced_calls, 1);

@@ -24,12 +24,11 @@ use std::time::Duration;
 use swarmbus_agents::agent::AgentWorker;
 use swarmbus_agents::coordinator::{CoordinatorCalls, ModelPlanner, ModelSynthesis};
 pub use swarmbus_agents::local::LocalWork;
-use swarmbus_agents::metering::Metering;
 use swarmbus_agents::run::{GoalRun, RunConfig, RunReport};
 use swarmbus_agents::runtime::{Coordinator, Worker, WorkerConfig};
 pub use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::accounting::Meter;
 use swarmbus_core::llm::{Completion, CompletionRequest, ContentBlock, LanguageModel, StopReason};
 use swarmbus_core::model::estimate_tokens;
 use swarmbus_core::status::{StatusConfig, SwarmStatus};
@@ -268,13 +267,13 @@ pub fn scripted_worker(model: &str) -> ScriptedModel {
 
 /// A goal run on models: `workers` agent workers (tokio tasks) on
 /// `worker_model` with tools on `workspace`, the coordinator on
-/// `coordinator_model`, every call recorded by `recorder`. Returns the run
+/// `coordinator_model`, every call metered by `meter`. Returns the run
 /// report once the workers have stopped.
 pub async fn model_run(
     bus: Arc<dyn Bus>,
     coordinator_model: Arc<dyn LanguageModel>,
     worker_model: Arc<dyn LanguageModel>,
-    recorder: Arc<dyn UsageRecorder>,
+    meter: Arc<dyn Meter>,
     workspace: &Path,
     workers: usize,
     goal: &str,
@@ -284,7 +283,6 @@ pub async fn model_run(
         &swarmbus_core::FindingId::random().to_string()[..8]
     ))?;
     let ws = Arc::new(Workspace::new(workspace)?);
-    let metering = Metering::none().recorder(recorder);
     let ids: Vec<WorkerId> = (1..=workers)
         .map(|i| WorkerId::new(format!("haiku-{i}")))
         .collect::<Result<_, _>>()?;
@@ -298,7 +296,7 @@ pub async fn model_run(
             Toolbox::built_in(CommandAllowList::default()),
             id.clone(),
         )
-        .metering(metering.clone());
+        .meter(Arc::clone(&meter));
         let cfg = WorkerConfig::new(id.clone()).claim_wait(Duration::from_millis(100));
         let mut rx = stop_rx.clone();
         running.push(tokio::spawn(
@@ -308,8 +306,7 @@ pub async fn model_run(
         ));
     }
     let me = WorkerId::new("sonnet-coordinator")?;
-    let calls = CoordinatorCalls::new(coordinator_model, me.clone(), session.clone())
-        .metering(metering.clone());
+    let calls = CoordinatorCalls::new(coordinator_model, me.clone(), session.clone()).meter(meter);
     let run = GoalRun::new(
         Arc::clone(&bus),
         Arc::new(ModelPlanner::new(calls.clone())),

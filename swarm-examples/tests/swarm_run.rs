@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use swarm_examples::{model_run, repo_root, scripted_coordinator, scripted_worker};
 use swarmbus_agents::agent::AgentWorker;
-use swarmbus_agents::metering::Metering;
+
 use swarmbus_agents::runtime::{Worker, WorkerConfig, task_finding_id};
 use swarmbus_agents::scripted::ScriptedModel;
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
-use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::accounting::Meter;
 use swarmbus_core::llm::Usage;
 use swarmbus_core::{Bus, BusLimits, HaltReport, SessionId, Task, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};
@@ -38,7 +38,7 @@ async fn goal_run_checks(bus: Arc<dyn Bus>) {
     let acc = accountant(&bus);
     let coordinator = scripted_coordinator(&Tiers::default().coordinator.model);
     let worker = scripted_worker(&Tiers::default().worker.model);
-    let recorder: Arc<dyn UsageRecorder> = Arc::new(acc.clone());
+    let recorder: Arc<dyn Meter> = Arc::new(acc.clone());
     let report = model_run(
         Arc::clone(&bus),
         Arc::new(coordinator.clone()),
@@ -114,7 +114,7 @@ fn agent(
     bus: &Arc<dyn Bus>,
     model: ScriptedModel,
     id: &WorkerId,
-    recorder: Arc<dyn UsageRecorder>,
+    recorder: Arc<dyn Meter>,
 ) -> AgentWorker {
     AgentWorker::new(
         Arc::new(model),
@@ -123,7 +123,7 @@ fn agent(
         Toolbox::built_in(CommandAllowList::default()),
         id.clone(),
     )
-    .metering(Metering::none().recorder(recorder))
+    .meter(recorder)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

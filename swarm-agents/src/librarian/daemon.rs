@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
+use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
-use swarmbus_core::keys::{Channel, QueryId};
+use swarmbus_core::keys::{Channel, QueryId, WorkerId};
 use swarmbus_core::model::{ArchiveQuery, ArchiveResponse};
 
 use super::error::Result;
@@ -72,6 +73,13 @@ impl<B: ArchiveDesk + FindingStore + Channels + ?Sized> LibrarianDaemon<B> {
             poll: Duration::from_secs(1),
             name,
         }
+    }
+
+    /// Meters the librarian's model calls (see [`Librarian::with_meter`]),
+    /// booked as made by this daemon's `librarian` id.
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>, librarian: WorkerId) -> Self {
+        self.librarian = self.librarian.with_meter(meter).with_caller(librarian);
+        self
     }
 
     /// Sets the librarian's configuration.

@@ -27,6 +27,8 @@ pub enum LibrarianErrorKind {
     Truncated,
     /// The bus (the findings' store) failed.
     Ledger,
+    /// The meter refused the call (a budget is reached).
+    BudgetRefused,
     /// The model call failed, with this kind (kept exactly).
     Model(ModelErrorKind),
 }
@@ -44,6 +46,7 @@ impl LibrarianErrorKind {
             Self::MalformedResponse | Self::Model(K::MalformedResponse) => "malformed_response",
             Self::Truncated | Self::Model(K::Truncated) => "truncated",
             Self::Ledger => "ledger",
+            Self::BudgetRefused => "budget_refused",
             Self::Model(K::Unauthenticated) => "invalid_key",
             Self::Model(K::PermissionDenied) => "permission_denied",
             Self::Model(K::NotFound | K::Retired) => "not_found",
@@ -116,6 +119,13 @@ pub enum LibrarianError {
     /// whole (kind, HTTP status, retry delay, action, served by).
     #[error("{}", model_message(.0))]
     Model(swarmbus_core::Error),
+    /// The meter refused the call: a budget is reached (or applies and the
+    /// model has no price). Not retried until the budget changes.
+    #[error("budget refused the call: {reason}")]
+    BudgetRefused {
+        /// What the budget said.
+        reason: String,
+    },
     /// The bus (the findings' store, the archive desk) failed.
     #[error("ledger: {0}")]
     Bus(#[source] swarmbus_core::Error),
@@ -137,6 +147,9 @@ impl From<swarmbus_core::Error> for LibrarianError {
     fn from(e: swarmbus_core::Error) -> Self {
         match e {
             swarmbus_core::Error::Model(_) => LibrarianError::Model(e),
+            swarmbus_core::Error::Refused { reason, .. } => {
+                LibrarianError::BudgetRefused { reason }
+            }
             other => LibrarianError::Bus(other),
         }
     }
@@ -156,6 +169,7 @@ impl LibrarianError {
                 _ => LibrarianErrorKind::Model(ModelErrorKind::Other),
             },
             Self::Bus(_) => LibrarianErrorKind::Ledger,
+            Self::BudgetRefused { .. } => LibrarianErrorKind::BudgetRefused,
         }
     }
 

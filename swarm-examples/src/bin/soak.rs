@@ -63,11 +63,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde::Serialize;
 use swarmbus_agents::agent::AgentWorker;
-use swarmbus_agents::metering::Metering;
 use swarmbus_agents::runtime::{Worker, WorkerConfig, task_finding_id};
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_anthropic::{AnthropicClient, ClientConfig};
-use swarmbus_core::accounting::UsageRecorder;
+use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::{FindingStore, TaskQueue};
 use swarmbus_core::{Bus, SessionId, Task, TaskId, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
@@ -277,7 +276,7 @@ async fn worker_process(args: &[String]) -> Result<(), AnyError> {
         tiers.clone(),
         BudgetLimits::unlimited(),
     )?;
-    let recorder: Arc<dyn UsageRecorder> = Arc::new(accountant);
+    let meter: Arc<dyn Meter> = Arc::new(accountant);
     // ANTHROPIC_BASE_URL points at the mock; the key is a dummy naming the
     // worker, so the mock counts usage per process.
     let mut config = ClientConfig::from_env().model(tiers.worker.model.clone());
@@ -296,7 +295,7 @@ async fn worker_process(args: &[String]) -> Result<(), AnyError> {
         Toolbox::built_in(CommandAllowList::default()),
         id.clone(),
     )
-    .metering(Metering::none().recorder(recorder));
+    .meter(meter);
     let cfg = WorkerConfig::new(id)
         .heartbeat_ttl(Duration::from_secs(3))
         .claim_wait(Duration::from_millis(500))

@@ -1,5 +1,6 @@
 //! Exact money: [`Money`] (US dollars in whole pico-dollars) and [`Rate`]
-//! (pico-dollars per token).
+//! (pico-dollars per token): the unit of the accounting seam
+//! ([`crate::accounting::Meter`]), so no float crosses it.
 //!
 //! Why pico-dollars: every price the providers publish has at most six
 //! decimals in dollars per million tokens, which is a whole number of
@@ -112,7 +113,7 @@ impl Money {
 
 /// `part` in tenths of a percent of `whole`, rounded half up, clamped to
 /// 0..=1000; 0 when `whole` is not positive.
-pub(crate) fn permille(part: i128, whole: i128) -> u32 {
+pub fn permille(part: i128, whole: i128) -> u32 {
     if whole <= 0 || part <= 0 {
         return 0;
     }
