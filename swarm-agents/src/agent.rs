@@ -40,7 +40,7 @@ use swarmbus_core::llm::{
     CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, Role,
     StopReason, ToolSpec, Usage,
 };
-use swarmbus_core::model::{Task, Tier};
+use swarmbus_core::{Task, Tier};
 
 use crate::context_pack::pack_dependencies;
 use crate::metering::{CallMeta, Metering};

@@ -10,11 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use swarmbus_core::bus::Bus;
+use swarmbus_core::finding::estimate_tokens;
 use swarmbus_core::keys::{Channel, FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{CompletionRequest, LanguageModel, Usage};
-use swarmbus_core::model::{
-    ArchiveQuery, Finding, FindingFilter, ResponseStatus, Tier, estimate_tokens,
-};
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus, Tier};
 
 use crate::error::{AgentError, Result, cut};
 use crate::metering::{CallMeta, Metering};
@@ -341,8 +340,8 @@ mod tests {
         let lib = bus.clone();
         let id = f.id.clone();
         tokio::spawn(async move {
+            use swarmbus_core::ArchiveResponse;
             use swarmbus_core::bus::ArchiveDesk;
-            use swarmbus_core::model::ArchiveResponse;
             if let Ok(Some(q)) = lib.next_query(Duration::from_secs(5)).await {
                 let r =
                     ArchiveResponse::answered(q.id, format!("summary [{id}]"), vec![id.clone()])

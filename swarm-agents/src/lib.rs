@@ -21,6 +21,8 @@
 //! - [`metering`]: budget holds before each call, usage recorded after it.
 //! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
+//! - [`status`]: [`status::SwarmStatus`], a snapshot of the swarm read from any bus, and the
+//!   brief's `📊 SWARM STATUS` block (or JSON) rendered from it.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`synthesis`]: the one citation check (ids against the findings given) and the one
 //!   extractive offline answer, with its BM25 relevance; used by the coordinator and the librarian.
@@ -62,6 +64,7 @@ pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod scripted;
+pub mod status;
 pub mod synthesis;
 pub mod tools;
 

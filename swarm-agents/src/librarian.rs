@@ -27,8 +27,8 @@ use serde::Deserialize;
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::FindingId;
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReason, Usage};
-use swarmbus_core::model::{Finding, FindingFilter};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
+use swarmbus_core::{Finding, FindingFilter};
 
 pub use daemon::{DaemonStats, LibrarianDaemon, query_id_from_key};
 pub use error::{LibrarianError, LibrarianErrorKind, Result};

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use swarmbus_core::Tier;
 use swarmbus_core::accounting::{Quote, UsageRecord, UsageRecorder};
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::keys::{SessionId, TaskId, WorkerId};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::Tier;
 
 /// Who makes a call, for what, on which model.
 #[derive(Debug, Clone, PartialEq, Eq)]

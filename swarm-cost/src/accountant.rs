@@ -15,10 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use swarmbus_core::Tier;
 use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::clock::{SharedClock, SystemClock};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::Tier;
 
 use crate::budget::{BudgetLimits, Budgets, Reservation};
 use crate::error::{CostError, Result};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmbus_agents::{AnswerSource, Librarian, LibrarianDaemon};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_core::{Bus, FindingId, SessionId, WorkerId};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{ClientConfig, DEFAULT_MODEL, PoolConfig, ShardPool};

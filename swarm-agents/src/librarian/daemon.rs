@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, QueryId};
-use swarmbus_core::model::{ArchiveQuery, ArchiveResponse};
+use swarmbus_core::{ArchiveQuery, ArchiveResponse};
 
 use super::error::Result;
 use super::{AnswerSource, Librarian, LibrarianConfig};

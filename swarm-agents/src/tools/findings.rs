@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use swarmbus_core::keys::{Channel, FindingId};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 
 use super::{Tool, ToolContext, ToolDefinition, ToolError, required_str, str_field, u64_field};
 use crate::error::cut;
