@@ -28,7 +28,8 @@
 //!   extractive offline answer, with its BM25 relevance; used by the coordinator and the librarian.
 //! - [`librarian`]: [`Librarian`], archive Q&A with checked citations over any core
 //!   `LanguageModel` (or the extractive provider); [`LibrarianDaemon`] answering
-//!   `query:archive:<uuid>` on the bus; [`LibrarianError`].
+//!   `query:archive:<uuid>` on the bus; [`LibrarianError`]; asking through the bus and
+//!   waiting for the answer ([`librarian::ask::ask`], [`AskError`]).
 //! - [`tools`]: built-in tools confined to a workspace (files, search, git, commands, bus,
 //!   the scratch copy of a write task and its diff).
 //! - [`sandbox`]: the kernel sandbox of every command a tool starts (namespaces, Landlock,
@@ -70,8 +71,8 @@ pub mod tools;
 
 pub use error::{AgentError, Result};
 pub use librarian::{
-    AnswerSource, DaemonStats, Librarian, LibrarianAnswer, LibrarianConfig, LibrarianDaemon,
-    LibrarianError, LibrarianErrorKind,
+    AnswerSource, AskError, DaemonStats, Librarian, LibrarianAnswer, LibrarianConfig,
+    LibrarianDaemon, LibrarianError, LibrarianErrorKind,
 };
 pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
 pub use runtime::{

@@ -15,8 +15,11 @@
 //! answer are [`crate::synthesis`]'s, shared with the coordinator.
 //!
 //! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
+//! - [`ask`]: the asking side, through the bus: [`ask::ask`] puts a question on the desk
+//!   and waits for its answer ([`AskError`] when none comes).
 //! - [`error`]: [`LibrarianError`], its [`LibrarianErrorKind`] and retry.
 
+pub mod ask;
 pub mod daemon;
 pub mod error;
 
@@ -30,6 +33,7 @@ use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReaso
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
 use swarmbus_core::{Finding, FindingFilter};
 
+pub use ask::AskError;
 pub use daemon::{DaemonStats, LibrarianDaemon, query_id_from_key};
 pub use error::{LibrarianError, LibrarianErrorKind, Result};
 
