@@ -40,8 +40,8 @@ use swarmbus_core::llm::{
     CacheTtl, Completion, CompletionRequest, ContentBlock, LanguageModel, Message, Role,
     StopReason, ToolSpec, Usage,
 };
-use swarmbus_core::model::{Task, Tier};
 use swarmbus_core::money::Money;
+use swarmbus_core::{Task, Tier};
 
 use crate::context_pack::pack_dependencies;
 use crate::runtime::{TaskHandler, TaskOutput};

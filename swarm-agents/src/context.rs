@@ -12,7 +12,7 @@ use swarmbus_core::keys::{SessionId, WorkerId};
 use swarmbus_core::llm::{
     CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind,
 };
-use swarmbus_core::model::{Finding, FindingFilter};
+use swarmbus_core::{Finding, FindingFilter};
 
 /// The brief's threshold.
 pub const DEFAULT_FINDING_LIMIT: u64 = 5_000;

@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 use swarmbus_core::bus::FindingStore;
+use swarmbus_core::finding::estimate_tokens;
 use swarmbus_core::keys::FindingId;
-use swarmbus_core::model::{Finding, FindingFilter, Task, estimate_tokens};
+use swarmbus_core::{Finding, FindingFilter, Task};
 
 use crate::error::Result;
 

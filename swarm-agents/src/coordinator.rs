@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use swarmbus_core::accounting::{Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
-use swarmbus_core::keys::{Channel, FindingId, SessionId, WorkerId};
+use swarmbus_core::finding::estimate_tokens;
+use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{CompletionRequest, LanguageModel, Usage};
-use swarmbus_core::model::{
-    ArchiveQuery, Finding, FindingFilter, ResponseStatus, Tier, estimate_tokens,
-};
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus, Tier};
 
 use crate::error::{AgentError, Result, cut};
+use crate::librarian::ask::{AskError, ask};
 use crate::plan::{parse_plan, plan_schema};
 use crate::run::{Answer, Planned, Planner, Synthesiser};
 use crate::synthesis::cited_ids;
@@ -176,44 +175,36 @@ impl ModelSynthesis {
             FindingFilter::all().session(self.calls.session.clone()),
         )
         .asked_by(self.calls.coordinator.to_string());
-        let mut notes = self.bus.subscribe(Channel::Responses).await?;
-        self.bus.ask(&query).await?;
-        let deadline = tokio::time::Instant::now().checked_add(self.librarian_wait);
-        loop {
-            if let Some(r) = self.bus.get_response(query.id).await? {
-                return match r.status {
-                    ResponseStatus::Ok => {
-                        let given: Vec<FindingId> = findings.iter().map(|f| f.id.clone()).collect();
-                        let cites = r
-                            .citations
-                            .iter()
-                            .filter(|c| given.contains(c))
-                            .cloned()
-                            .collect();
-                        Ok(Answer::new(
-                            r.answer.unwrap_or_default(),
-                            cites,
-                            Usage::default(),
-                            r.answered_by.unwrap_or_else(|| "librarian".into()),
-                        ))
-                    }
-                    _ => Err(AgentError::Librarian {
-                        message: r.error.map_or_else(
-                            || "failed".into(),
-                            |e| format!("{}: {}", e.kind, e.message),
-                        ),
-                    }),
-                };
-            }
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(tokio::time::Instant::now())
-            });
-            if left.is_zero() {
+        let r = match ask(&*self.bus, &query, self.librarian_wait).await {
+            Ok(r) => r,
+            Err(AskError::Bus { source, .. }) => return Err(source.into()),
+            Err(e) => {
                 return Err(AgentError::Librarian {
-                    message: format!("no answer within {:?}", self.librarian_wait),
+                    message: e.to_string(),
                 });
             }
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), notes.next()).await;
+        };
+        match r.status {
+            ResponseStatus::Ok => {
+                let given: Vec<FindingId> = findings.iter().map(|f| f.id.clone()).collect();
+                let cites = r
+                    .citations
+                    .iter()
+                    .filter(|c| given.contains(c))
+                    .cloned()
+                    .collect();
+                Ok(Answer::new(
+                    r.answer.unwrap_or_default(),
+                    cites,
+                    Usage::default(),
+                    r.answered_by.unwrap_or_else(|| "librarian".into()),
+                ))
+            }
+            _ => Err(AgentError::Librarian {
+                message: r
+                    .error
+                    .map_or_else(|| "failed".into(), |e| format!("{}: {}", e.kind, e.message)),
+            }),
         }
     }
 }
@@ -338,8 +329,8 @@ mod tests {
         let lib = bus.clone();
         let id = f.id.clone();
         tokio::spawn(async move {
+            use swarmbus_core::ArchiveResponse;
             use swarmbus_core::bus::ArchiveDesk;
-            use swarmbus_core::model::ArchiveResponse;
             if let Ok(Some(q)) = lib.next_query(Duration::from_secs(5)).await {
                 let r =
                     ArchiveResponse::answered(q.id, format!("summary [{id}]"), vec![id.clone()])

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use swarmbus_core::HaltReport;
 use swarmbus_core::error::{Error, Retry};
-use swarmbus_core::model::HaltReport;
 
 /// Every error of the agent runtime.
 #[derive(Debug, thiserror::Error)]

@@ -20,12 +20,15 @@
 //! - [`coordinator`]: planning and synthesis on the coordinator model.
 //! - [`scripted`]: [`scripted::ScriptedModel`], a local model for offline runs and tests.
 //! - [`policy`]: the delegation policy (IF.OPTIMISE) and its statistics.
+//! - [`status`]: [`status::SwarmStatus`], a snapshot of the swarm read from any bus, and the
+//!   brief's `📊 SWARM STATUS` block (or JSON) rendered from it.
 //! - [`context`]: context safety: the finding-count guard and lossless compaction.
 //! - [`synthesis`]: the one citation check (ids against the findings given) and the one
 //!   extractive offline answer, with its BM25 relevance; used by the coordinator and the librarian.
 //! - [`librarian`]: [`Librarian`], archive Q&A with checked citations over any core
 //!   `LanguageModel` (or the extractive provider); [`LibrarianDaemon`] answering
-//!   `query:archive:<uuid>` on the bus; [`LibrarianError`].
+//!   `query:archive:<uuid>` on the bus; [`LibrarianError`]; asking through the bus and
+//!   waiting for the answer ([`librarian::ask::ask`], [`AskError`]).
 //! - [`tools`]: built-in tools confined to a workspace (files, search, git, commands, bus,
 //!   the scratch copy of a write task and its diff).
 //! - [`sandbox`]: the kernel sandbox of every command a tool starts (namespaces, Landlock,
@@ -60,13 +63,14 @@ pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod scripted;
+pub mod status;
 pub mod synthesis;
 pub mod tools;
 
 pub use error::{AgentError, Result};
 pub use librarian::{
-    AnswerSource, DaemonStats, Librarian, LibrarianAnswer, LibrarianConfig, LibrarianDaemon,
-    LibrarianError, LibrarianErrorKind,
+    AnswerSource, AskError, DaemonStats, Librarian, LibrarianAnswer, LibrarianConfig,
+    LibrarianDaemon, LibrarianError, LibrarianErrorKind,
 };
 pub use policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Reason, Routing};
 pub use runtime::{

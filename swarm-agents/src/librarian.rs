@@ -15,8 +15,11 @@
 //! answer are [`crate::synthesis`]'s, shared with the coordinator.
 //!
 //! - [`daemon`]: [`LibrarianDaemon`], answering `query:archive:<uuid>` on the bus.
+//! - [`ask`]: the asking side, through the bus: [`ask::ask`] puts a question on the desk
+//!   and waits for its answer ([`AskError`] when none comes).
 //! - [`error`]: [`LibrarianError`], its [`LibrarianErrorKind`] and retry.
 
+pub mod ask;
 pub mod daemon;
 pub mod error;
 
@@ -24,13 +27,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use swarmbus_core::Tier;
 use swarmbus_core::accounting::{Meter, MeteredCall};
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::{FindingId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, StopReason, Usage};
-use swarmbus_core::model::{Finding, FindingFilter, Tier};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
+use swarmbus_core::{Finding, FindingFilter};
 
+pub use ask::AskError;
 pub use daemon::{DaemonStats, LibrarianDaemon, query_id_from_key};
 pub use error::{LibrarianError, LibrarianErrorKind, Result};
 

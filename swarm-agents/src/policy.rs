@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use swarmbus_core::model::Tier;
+use swarmbus_core::Tier;
 
 /// Why work was routed where it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::{Finding, Task, TaskFailure};
+use swarmbus_core::{Finding, Task, TaskFailure};
 
 use crate::context::{ContextGuard, ContextVerdict};
 use crate::error::{AgentError, Result};

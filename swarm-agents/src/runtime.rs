@@ -25,7 +25,7 @@ use swarmbus_core::bus::{Bus, HaltSwitch};
 use swarmbus_core::error::Error;
 use swarmbus_core::keys::{Channel, FindingId, SessionId, TaskId, WorkerId};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::{Finding, HaltReport, Progress, Task, TaskFailure, Tier};
+use swarmbus_core::{Finding, HaltReport, Progress, Task, TaskFailure, Tier};
 
 use crate::error::{AgentError, Result};
 use crate::policy::{DelegationPolicy, DelegationStats, KeywordPolicy, Routing};

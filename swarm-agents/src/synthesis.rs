@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use swarmbus_core::Finding;
 use swarmbus_core::keys::FindingId;
-use swarmbus_core::model::Finding;
 
 /// Which cited text that names none of the given findings is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use swarmbus_agents::{
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, Usage};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_gemini::{ClientConfig, GeminiClient};
 use swarmbus_memory::MemoryBus;
 use wiremock::matchers::{header, method, path};

@@ -18,10 +18,10 @@
 use std::sync::Arc;
 
 use swarmbus_claude_code::CallUsage;
+use swarmbus_core::Tier;
 use swarmbus_core::accounting::{Hold, Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{CounterName, SessionId, WorkerId};
-use swarmbus_core::model::Tier;
 use swarmbus_cost::{Accountant, BudgetLimits, Money, PriceTable, ReportFilter, Tiers};
 
 /// What one booking pass did.

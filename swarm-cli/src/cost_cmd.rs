@@ -739,7 +739,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 
 #[cfg(test)]
 mod tests {
-    use swarmbus_core::model::Tier;
+    use swarmbus_core::Tier;
 
     use super::*;
 

@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use swarmbus_core::BusLimits;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::clock::{Clock, OffsetClock, SharedClock, SystemClock};
 use swarmbus_core::keys::{Key, KeySpace, Namespace};
-use swarmbus_core::model::BusLimits;
 use swarmbus_core::{FindingId, Result};
 use swarmbus_memory::MemoryBus;
 use swarmbus_redis::{RedisBus, RedisConfig};

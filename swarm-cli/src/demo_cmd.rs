@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use swarmbus_agents::runtime::{Coordinator, TaskHandler, TaskOutput, Worker, WorkerConfig};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::bus::Bus;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{SessionId, Task, WorkerId};
 use swarmbus_memory::MemoryBus;
 

@@ -316,7 +316,7 @@ pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
 
 async fn export(a: ExportArgs, bus: &Arc<dyn swarmbus_core::Bus>) -> ExitCode {
     use std::io::Write;
-    let mut filter = swarmbus_core::model::FindingFilter::all();
+    let mut filter = swarmbus_core::FindingFilter::all();
     filter.include_archived = !a.active_only;
     let listing = match bus.list_findings(&filter).await {
         Ok(l) => l,

@@ -25,9 +25,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use swarmbus_claude_code::{CallUsage, HookPayload, transcript};
+use swarmbus_core::BusLimits;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::WorkerId;
-use swarmbus_core::model::BusLimits;
 use swarmbus_cost::Money;
 
 use crate::budget_cmd::{self, Caps};

@@ -19,11 +19,11 @@ use swarmbus_core::error::{Error, Result, Retry};
 use swarmbus_core::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, QueryId, ShardId, TierName, WorkerId,
 };
-use swarmbus_core::model::{
+use swarmbus_core::quota::{Acquire, QuotaLimits};
+use swarmbus_core::{
     ArchiveQuery, ArchiveResponse, ClaimedTask, Finding, FindingFilter, HaltReport, Heartbeat,
     Listing, Progress, ReclaimReport, ShardState, Task, TaskFailure,
 };
-use swarmbus_core::quota::{Acquire, QuotaLimits};
 use swarmbus_redis::RedisBus;
 
 use crate::ctx::Ctx;

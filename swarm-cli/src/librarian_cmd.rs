@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use swarmbus_agents::{AnswerSource, Librarian, LibrarianDaemon};
+use swarmbus_agents::librarian::ask::ask as ask_librarian;
+use swarmbus_agents::{AnswerSource, AskError, Librarian, LibrarianDaemon};
 use swarmbus_core::bus::{Bus, FindingStore, Stored};
 use swarmbus_core::keys::{CounterName, FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, Listing, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, Listing, ResponseStatus};
 use swarmbus_gemini::client::DEFAULT_MODEL;
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{ClientConfig, PoolConfig, ShardPool};
@@ -387,45 +388,32 @@ async fn ask_via_bus(
     wait: Duration,
 ) -> ExitCode {
     let query = ArchiveQuery::new(args.question.clone(), filter).asked_by("swarm-cli");
-    if let Err(e) = bus.ask(&query).await {
-        return fail("librarian ask", e);
-    }
-    let deadline = crate::ctx::deadline_after(wait);
-    loop {
-        match bus.get_response(query.id).await {
-            Ok(Some(r)) => {
-                if args.json {
-                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
-                } else if let Some(a) = &r.answer {
-                    println!("{a}");
-                    for c in &r.citations {
-                        println!("  cites finding:{c}");
-                    }
-                } else if let Some(e) = &r.error {
-                    eprintln!(
-                        "swarm: librarian answered with an error: {}: {}",
-                        e.kind, e.message
-                    );
-                }
-                return if r.status == ResponseStatus::Ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                };
-            }
-            Ok(None) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(None) => {
-                return fail(
-                    "librarian ask",
-                    format!(
-                        "no answer to query:archive:{} within {wait:?}; is `swarm librarian serve` running?",
-                        query.id
-                    ),
-                );
-            }
-            Err(e) => return fail("librarian ask", e),
+    let r = match ask_librarian(&*bus, &query, wait).await {
+        Ok(r) => r,
+        Err(AskError::Bus { source, .. }) => return fail("librarian ask", source),
+        Err(e) => {
+            return fail(
+                "librarian ask",
+                format!("{e}; is `swarm librarian serve` running?"),
+            );
         }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    } else if let Some(a) = &r.answer {
+        println!("{a}");
+        for c in &r.citations {
+            println!("  cites finding:{c}");
+        }
+    } else if let Some(e) = &r.error {
+        eprintln!(
+            "swarm: librarian answered with an error: {}: {}",
+            e.kind, e.message
+        );
+    }
+    if r.status == ResponseStatus::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

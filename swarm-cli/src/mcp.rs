@@ -27,9 +27,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use swarmbus_agents::Librarian;
+use swarmbus_agents::status::StatusConfig;
 use swarmbus_core::bus::Bus;
-use swarmbus_core::model::{ClaimedTask, FindingFilter};
-use swarmbus_core::status::StatusConfig;
+use swarmbus_core::{ClaimedTask, FindingFilter};
 
 use crate::ctx::{Ctx, fail};
 use crate::librarian_cmd::{TagsAnyOf, answer_source};

@@ -46,9 +46,9 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, SubscriptionSink};
 use serde_json::json;
+use swarmbus_core::Finding;
 use swarmbus_core::bus::{Bus, Subscription};
 use swarmbus_core::keys::{Channel, FindingId};
-use swarmbus_core::model::Finding;
 use swarmbus_core::search::SearchQuery;
 
 use crate::ctx::Ctx;

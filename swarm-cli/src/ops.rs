@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::HaltReport;
 use swarmbus_core::bus::Bus;
-use swarmbus_core::model::HaltReport;
 use swarmbus_core::search::SearchQuery;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Finding, FindingId, SessionId, Task, TaskId, WorkerId};
 
 /// Largest finding title accepted, in bytes.

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 
 use crate::ctx::Ctx;
 

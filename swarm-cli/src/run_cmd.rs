@@ -27,12 +27,12 @@ use swarmbus_agents::run::{
     ExtractiveSynthesis, GoalRun, OfflinePlanner, Planner, RunConfig, RunReport, Synthesiser,
 };
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::LanguageModel;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_cost::{Accountant, BudgetLimits, Call, Money, PriceTable, ReportFilter, Tiers};
 
 use crate::ctx::{Ctx, fail};

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::keys::{Channel, ShardId, TierName};
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 
 use crate::ctx::{Ctx, fail};
 

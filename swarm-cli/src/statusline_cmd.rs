@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use swarmbus_core::status::Efficiency;
+use swarmbus_core::Efficiency;
 use swarmbus_cost::Tiers;
 
 use crate::ctx::Ctx;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use swarmbus_agents::tools::patch;
-use swarmbus_core::model::Finding;
+use swarmbus_core::Finding;
 use swarmbus_core::{FindingId, TaskId};
 
 use serde_json::{Value, json};

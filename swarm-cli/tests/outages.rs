@@ -590,8 +590,8 @@ fn ask_via_bus(url: &str, question: &str) -> Value {
 fn a_librarian_rides_out(outage: Duration) {
     use swarmbus_core::bus::{ArchiveDesk, QuotaLedger};
     use swarmbus_core::keys::ShardId;
-    use swarmbus_core::model::{ArchiveQuery, FindingFilter, ResponseStatus};
     use swarmbus_core::quota::QuotaLimits;
+    use swarmbus_core::{ArchiveQuery, FindingFilter, ResponseStatus};
     use wiremock::matchers::{header, method};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

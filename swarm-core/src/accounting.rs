@@ -29,8 +29,8 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::keys::{SessionId, TaskId, TierName, WorkerId};
 use crate::llm::Usage;
-use crate::model::Tier;
 use crate::money::Money;
+use crate::policy::Tier;
 
 /// Who makes a model call, for what, on which model: what a [`Meter`] needs
 /// to resolve the call's tier and the budgets that apply.

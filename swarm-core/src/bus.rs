@@ -13,6 +13,8 @@
 //! ([`crate::Error::Unconfirmed`]) may have applied: read the state before
 //! calling again.
 //!
+//! [`BusLimits`] are the limits every bus enforces on what it stores.
+//!
 //! The conformance suite (`swarmbus_memory::conformance`, feature `testing`)
 //! states the behaviour of every method; each implementation runs it.
 
@@ -22,16 +24,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use serde::Serialize;
 
-use crate::error::Result;
+use crate::archive::{ArchiveQuery, ArchiveResponse};
+use crate::codec::{json_text_len, unescaped_len};
+use crate::error::{Error, Result};
+use crate::finding::{Finding, FindingFilter, Listing};
+use crate::halt::HaltReport;
 use crate::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, QueryId, ShardId, TierName, WorkerId,
 };
-use crate::model::{
-    ArchiveQuery, ArchiveResponse, ClaimedTask, Finding, FindingFilter, HaltReport, Heartbeat,
-    Listing, Progress, ReclaimReport, ShardState, Task, TaskFailure,
-};
 use crate::quota::{Acquire, QuotaLimits};
+use crate::shard::ShardState;
+use crate::task::{ClaimedTask, ReclaimReport, Task, TaskFailure};
+use crate::worker::{Heartbeat, Progress};
 
 /// Whether a write stored something new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,7 @@ pub enum Stored {
 /// Values written around the library (plain text, other JSON, a HASH under
 /// `finding:<name>`) are findings too: read, listed and counted once in the
 /// index, with [`crate::Finding::origin`] saying what was stored (see
-/// [`crate::model::FindingOrigin`]); never overwritten by a put.
+/// [`crate::finding::FindingOrigin`]); never overwritten by a put.
 #[async_trait]
 pub trait FindingStore: Send + Sync {
     /// Stores one finding and appends it to the durable feed; notifies
@@ -427,4 +433,143 @@ impl<T> Bus for T where
         + Send
         + Sync
 {
+}
+
+/// Limits a bus enforces on what it stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusLimits {
+    /// Largest value accepted, in bytes (default 1 MiB), counted as the
+    /// caller's text: a character JSON escapes (`\u0001`, `\n`, `\"`)
+    /// counts as its own bytes, not its escape's, so a body of control
+    /// characters within the limit is never refused for its encoding.
+    pub max_value_bytes: usize,
+    /// Heartbeat TTL when a worker does not say (default 60 s).
+    pub heartbeat_ttl: Duration,
+    /// How long a worker that was sent tasks but has never sent a heartbeat
+    /// counts as starting, not dead: reclaim leaves its tasks alone until
+    /// this much time has passed since its first task (default 60 s, one
+    /// heartbeat TTL).
+    pub worker_grace: Duration,
+}
+
+impl Default for BusLimits {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 1024 * 1024,
+            heartbeat_ttl: Duration::from_secs(60),
+            worker_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BusLimits {
+    /// Sets the grace period of a worker that has never beaten.
+    pub fn worker_grace(mut self, grace: Duration) -> Self {
+        self.worker_grace = grace;
+        self
+    }
+
+    /// The longest heartbeat TTL a bus stores (about 100 years): longer ones,
+    /// `Duration::MAX` ("forever") included, are cut to it.
+    pub const MAX_HEARTBEAT_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    /// Checks a heartbeat TTL: zero is refused (the heartbeat would expire
+    /// before it is written), anything over [`BusLimits::MAX_HEARTBEAT_TTL`]
+    /// is cut to it.
+    pub fn heartbeat_ttl_checked(ttl: Duration) -> Result<Duration> {
+        if ttl.is_zero() {
+            return Err(Error::InvalidInput {
+                field: "heartbeat ttl",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        Ok(ttl.min(Self::MAX_HEARTBEAT_TTL))
+    }
+
+    /// Sets the largest value accepted.
+    pub fn max_value_bytes(mut self, n: usize) -> Self {
+        self.max_value_bytes = n;
+        self
+    }
+
+    /// Fails with [`Error::ValueTooLarge`] when `value`'s JSON, escapes
+    /// counted as the characters they stand for ([`unescaped_len`]), is over
+    /// the limit. Measures without building the JSON text.
+    pub fn check_value<T: Serialize>(&self, key: impl FnOnce() -> String, value: &T) -> Result<()> {
+        let size = match unescaped_len(value) {
+            Ok(n) => n,
+            Err(e) => return Err(Error::decode(key(), e)),
+        };
+        if size > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size,
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::ValueTooLarge`] when the JSON text `encoded`,
+    /// escapes counted as the characters they stand for, is over the limit.
+    pub fn check_json(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
+        let size = json_text_len(encoded);
+        if size > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size,
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::ValueTooLarge`] when `encoded` (stored as it is,
+    /// not JSON) is over the limit.
+    pub fn check(&self, key: impl FnOnce() -> String, encoded: &str) -> Result<()> {
+        if encoded.len() > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                key: key(),
+                size: encoded.len(),
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encoded_len;
+    use crate::keys::SessionId;
+
+    /// Issue 19, row 9: a 256 KiB body of U+0001 (the CLI's and MCP's
+    /// documented cap) was refused as "1573072 bytes, over the limit of
+    /// 1048576": the limit counted the escaped JSON.
+    #[test]
+    fn the_value_limit_counts_the_text_not_its_json_escapes() {
+        let limits = BusLimits::default();
+        let w = WorkerId::new("w").unwrap();
+        let s = SessionId::new("s").unwrap();
+        let body = "\u{1}".repeat(256 * 1024);
+        let f = Finding::new(w.clone(), s.clone(), "controls", body);
+        assert!(encoded_len(&f).unwrap() > limits.max_value_bytes);
+        limits.check_value(|| "finding:x".into(), &f).unwrap();
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json_text_len(&json), unescaped_len(&f).unwrap());
+        limits.check_json(|| "finding:x".into(), &json).unwrap();
+        // The limit itself still holds, escapes or not.
+        let over = Finding::new(w, s, "big", "\n".repeat(1024 * 1024));
+        let e = limits
+            .check_value(|| "finding:y".into(), &over)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::ValueTooLarge { ref key, size, .. } if key == "finding:y" && size > 1024 * 1024 && size < 1024 * 1024 + 1024),
+            "{e:?}"
+        );
+        let json = serde_json::to_string(&over).unwrap();
+        assert!(limits.check_json(|| "finding:y".into(), &json).is_err());
+    }
 }

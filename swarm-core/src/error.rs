@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::model::HaltReport;
+use crate::halt::HaltReport;
 
 /// What a caller should do about an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

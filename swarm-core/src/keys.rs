@@ -174,7 +174,7 @@ impl WorkerId {
     /// `unknown`: the worker of a finding written around the library that
     /// names none.
     pub(crate) fn unknown() -> Self {
-        Self(crate::model::UNKNOWN.to_owned())
+        Self(crate::finding::UNKNOWN.to_owned())
     }
 }
 
@@ -182,7 +182,7 @@ impl SessionId {
     /// `unknown`: the session of a finding written around the library that
     /// names none.
     pub(crate) fn unknown() -> Self {
-        Self(crate::model::UNKNOWN.to_owned())
+        Self(crate::finding::UNKNOWN.to_owned())
     }
 }
 

@@ -44,8 +44,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::FindingStore;
 use crate::error::Result;
+use crate::finding::Finding;
 use crate::keys::{FindingId, SessionId};
-use crate::model::Finding;
 use crate::search::{FindingIndex, SearchQuery};
 
 /// One kept version of a finding.

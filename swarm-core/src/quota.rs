@@ -11,7 +11,7 @@ use chrono_tz::America::Los_Angeles;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::ShardId;
-use crate::model::{ShardState, ShardStatus};
+use crate::shard::{ShardState, ShardStatus};
 
 /// The calendar date in America/Los_Angeles at `now`: the day a daily quota
 /// counts against.

@@ -15,12 +15,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use swarmbus_core::Tier;
 use swarmbus_core::accounting::{Hold, Meter, MeteredCall, Settled, Unsettled};
 use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::clock::{SharedClock, SystemClock};
 use swarmbus_core::error::Result as CoreResult;
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::Tier;
 
 use crate::budget::{BudgetLimits, Budgets, Reservation};
 use crate::error::{CostError, Result};

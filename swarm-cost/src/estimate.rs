@@ -16,8 +16,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use swarmbus_core::Tier;
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
-use swarmbus_core::model::Tier;
 use uuid::Uuid;
 
 use crate::ledger::Call;

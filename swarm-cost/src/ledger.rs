@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use swarmbus_core::Tier;
 use swarmbus_core::bus::{Counters, Journal};
 use swarmbus_core::keys::{JournalName, SessionId, TierName, WorkerId};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::Tier;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -265,7 +265,7 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
     /// `cost:<tier>` total change together ([`Journal::append_with_cost`]),
     /// so a crash between them cannot leave them disagreeing.
     pub async fn append(&self, entry: &LedgerEntry) -> Result<()> {
-        let record = swarmbus_core::model::encode(self.journal.as_str(), entry)?;
+        let record = swarmbus_core::codec::encode(self.journal.as_str(), entry)?;
         // The brief's tools read float dollars; the ledger stays exact.
         let usd = entry.cost.usd().map_or(0.0, |usd| usd.to_f64_lossy());
         self.bus
@@ -309,7 +309,7 @@ impl<B: Counters + Journal + ?Sized> Ledger<B> {
     }
 
     async fn event(&self, event: &EstimateEvent) -> Result<()> {
-        let record = swarmbus_core::model::encode(self.estimates.as_str(), event)?;
+        let record = swarmbus_core::codec::encode(self.estimates.as_str(), event)?;
         self.bus.append(&self.estimates, &[record]).await?;
         Ok(())
     }

@@ -80,7 +80,7 @@ pub use pricing::{
 pub use report::{EstimatedTotals, Report, ReportFilter, Savings, Totals, WorkerShare};
 pub use swarmbus_core::llm::Usage;
 /// The spend split and shares are core's, shared with `swarm status`.
-pub use swarmbus_core::status::{Efficiency, Percent};
+pub use swarmbus_core::{Efficiency, Percent};
 pub use table::{BUILT_IN_PRICES, LongContext, PriceRow, PriceTable, Rates};
 pub use tiers::{TierModel, Tiers};
 pub use usage::Provider;

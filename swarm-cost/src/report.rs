@@ -10,13 +10,13 @@
 //! Percentages are computed in integer tenths of a percent.
 
 use std::collections::BTreeMap;
-use swarmbus_core::status::{Efficiency, Percent};
+use swarmbus_core::{Efficiency, Percent};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use swarmbus_core::Tier;
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
 use swarmbus_core::llm::Usage;
-use swarmbus_core::model::Tier;
 
 use crate::estimate::Estimate;
 use crate::ledger::LedgerEntry;

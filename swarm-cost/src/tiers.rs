@@ -1,8 +1,8 @@
 //! Roles are configuration: which tier name and model stand for the
 //! coordinator, the workers and the librarians, and the worker-share target.
 
+use swarmbus_core::Tier;
 use swarmbus_core::keys::TierName;
-use swarmbus_core::model::Tier;
 
 use crate::defaults::{COORDINATOR_MODEL, LIBRARIAN_MODEL, WORKER_MODEL};
 use crate::ledger::Call;

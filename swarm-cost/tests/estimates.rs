@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use swarmbus_core::Tier;
 use swarmbus_core::bus::{Bus, Counters, Journal};
 use swarmbus_core::keys::{CounterName, JournalName, SessionId, TierName, WorkerId};
-use swarmbus_core::model::Tier;
 use swarmbus_core::{Error, Retry};
 use swarmbus_cost::{
     Accountant, BudgetLimits, BudgetScope, Call, Money, PriceTable, Report, ReportFilter, Tiers,

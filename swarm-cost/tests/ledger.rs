@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use swarmbus_core::Tier;
 use swarmbus_core::bus::{Bus, Counters, Journal};
 use swarmbus_core::keys::{JournalName, SessionId, TierName, WorkerId};
-use swarmbus_core::model::Tier;
 use swarmbus_cost::{
     Billing, BudgetLimits, Call, Ledger, Money, PriceTable, Report, ReportFilter, Tiers, Usage,
 };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use swarm_examples::{
     AnyError, example_accountant, example_bus, model_run, print_run, repo_root, run_models,
 };
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_cost::ReportFilter;
 
 #[tokio::main]

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmbus_agents::librarian::ask::ask;
 use swarmbus_agents::{AnswerSource, Librarian, LibrarianDaemon};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_core::quota::QuotaLimits;
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 use swarmbus_core::{Bus, FindingId, SessionId, WorkerId};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{ClientConfig, DEFAULT_MODEL, PoolConfig, ShardPool};
@@ -16,6 +17,9 @@ use crate::AnyError;
 
 /// The question instance 11 asks.
 pub const QUESTION: &str = "What did Instance #10 discover about costs?";
+
+/// How long instance 11 waits for the daemon's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// What the cross-session query produced.
 #[derive(Debug, Clone)]
@@ -113,17 +117,21 @@ pub async fn cross_session_query(
     println!("\nThe same question through the bus (query:archive → LibrarianDaemon):");
     let daemon = LibrarianDaemon::new(Arc::clone(&bus), daemon_source);
     let query = ArchiveQuery::new(QUESTION, filter).asked_by("instance-11");
-    bus.ask(&query).await?;
-    // Serve until our query is answered (a shared Redis may hold older ones).
-    let mut response = None;
-    for _ in 0..20 {
-        daemon.serve_one(Duration::from_millis(200)).await?;
-        if let Some(r) = bus.get_response(query.id).await? {
-            response = Some(r);
-            break;
+    // The daemon serves (a shared Redis may hold older questions) while
+    // instance 11 waits for the answer to its own.
+    let serve = async {
+        loop {
+            if let Err(e) = daemon.serve_one(Duration::from_millis(200)).await {
+                return e;
+            }
         }
-    }
-    let response = response.ok_or("the daemon did not answer the query")?;
+    };
+    let response = tokio::select! {
+        r = ask(&*bus, &query, ANSWER_WAIT) => {
+            r.map_err(|e| format!("the daemon did not answer the query: {e}"))?
+        }
+        e = serve => return Err(e.into()),
+    };
     if response.status != ResponseStatus::Ok {
         return Err(format!("the daemon answered with an error: {:?}", response.error).into());
     }

@@ -27,11 +27,11 @@ pub use swarmbus_agents::local::LocalWork;
 use swarmbus_agents::run::{GoalRun, RunConfig, RunReport};
 use swarmbus_agents::runtime::{Coordinator, Worker, WorkerConfig};
 pub use swarmbus_agents::scripted::ScriptedModel;
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_agents::tools::{CommandAllowList, Toolbox, Workspace};
 use swarmbus_core::accounting::Meter;
+use swarmbus_core::finding::estimate_tokens;
 use swarmbus_core::llm::{Completion, CompletionRequest, ContentBlock, LanguageModel, StopReason};
-use swarmbus_core::model::estimate_tokens;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Bus, Channel, SessionId, Task, Tier, Usage, WorkerId};
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, ReportFilter, Tiers};
 

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::Bus;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::quota::QuotaLimits;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::probe::PAPER_WORK_MIN_PERCENT;
 use swarmbus_gemini::{

@@ -8,7 +8,7 @@ use swarm_examples::cross_session::cross_session_query;
 use swarm_examples::shard_testing::{MOCK_MODEL, mock_gemini, test_shards};
 use swarmbus_agents::AnswerSource;
 use swarmbus_core::Bus;
-use swarmbus_core::model::ShardStatus;
+use swarmbus_core::ShardStatus;
 use swarmbus_gemini::ClientConfig;
 use swarmbus_memory::MemoryBus;
 

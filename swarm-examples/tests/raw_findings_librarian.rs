@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use swarmbus_agents::{AnswerSource, Librarian};
 use swarmbus_core::bus::FindingStore;
-use swarmbus_core::model::{FindingFilter, FindingOrigin};
+use swarmbus_core::{FindingFilter, FindingOrigin};
 use swarmbus_redis::testing::{RedisCluster, RedisServer, random_namespace};
 use swarmbus_redis::{RedisBus, RedisConfig, ReindexCursor};
 

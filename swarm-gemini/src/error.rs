@@ -32,10 +32,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use swarmbus_core::ShardStatus;
 use swarmbus_core::error::Retry;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{ModelAction, ModelErrorKind};
-use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::next_pacific_midnight;
 
 use crate::wire::{BlockReason, FinishReason};

@@ -54,10 +54,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use swarmbus_core::ShardStatus;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, ModelAction};
-use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::{Acquire, Denial, QuotaLimits};
 
 use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};

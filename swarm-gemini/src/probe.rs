@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use swarmbus_core::ShardStatus;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::Acquire;
 
 use crate::error::{Action, Error, ErrorKind, Result};

@@ -10,10 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::{MODEL, fixture, success_body, unary_path};
 use secrecy::SecretString;
+use swarmbus_core::ShardStatus;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{CompletionRequest, LanguageModel};
-use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::wire::GenerateContentRequest;
 use swarmbus_gemini::{
@@ -119,7 +119,7 @@ impl Rig {
             .count()
     }
 
-    async fn state(&self, n: u32) -> swarmbus_core::model::ShardState {
+    async fn state(&self, n: u32) -> swarmbus_core::ShardState {
         self.bus
             .shard_states(&[sid(n)], QuotaLimits::free_tier(), self.clock.now())
             .await

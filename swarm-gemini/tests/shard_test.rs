@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use common::{MODEL, fixture, success_body, unary_path};
 use secrecy::SecretString;
+use swarmbus_core::ShardStatus;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::model::ShardStatus;
 use swarmbus_core::quota::QuotaLimits;
 use swarmbus_gemini::{ClientConfig, Error, ErrorKind, PoolConfig, ShardConfig, ShardPool};
 use swarmbus_memory::MemoryBus;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::{Finding, FindingStore, SessionId, WorkerId};
 use swarmbus_memory::MemoryBus;
 

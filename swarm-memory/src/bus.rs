@@ -29,13 +29,13 @@ use swarmbus_core::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, Key, KeySpace, QueryId, ShardId,
     TaskId, TierName, WorkerId,
 };
-use swarmbus_core::model::{
+use swarmbus_core::quota::{
+    Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
+};
+use swarmbus_core::{
     ArchiveQuery, ArchiveResponse, BusLimits, ClaimedTask, Finding, FindingFilter, HaltReport,
     Heartbeat, Listing, Progress, RawValue, ReclaimReport, ShardState, ShardStatus, Task,
     TaskFailure,
-};
-use swarmbus_core::quota::{
-    Acquire, Denial, QuotaLimits, minute_window, next_pacific_midnight, pacific_day,
 };
 
 /// Messages a slow subscriber may fall behind by before it loses some
@@ -79,7 +79,7 @@ struct State {
     /// Raw values in the index and not archived.
     raw_active: u64,
     /// The search index, kept in the same step as every finding change.
-    index: swarmbus_core::search::MemoryIndex,
+    index: crate::index::MemoryIndex,
     /// Versions and tombstones ([`swarmbus_core::lifecycle`]), by id.
     history: HashMap<FindingId, History>,
     /// Expiry times ([`swarmbus_core::lifecycle::FindingLifecycle::expire_findings`]).

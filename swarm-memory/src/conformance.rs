@@ -27,15 +27,16 @@ use futures::StreamExt;
 
 use swarmbus_core::bus::{Bus, Stored};
 use swarmbus_core::error::Error;
+use swarmbus_core::finding::UNKNOWN;
 use swarmbus_core::keys::{
     Channel, CounterName, FindingId, GroupName, JournalName, SessionId, ShardId, TaskId, TierName,
     WorkerId,
 };
-use swarmbus_core::model::{
+use swarmbus_core::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
+use swarmbus_core::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, Progress, ShardStatus, Task,
 };
-use swarmbus_core::model::{FindingOrigin, RawValue, UNKNOWN, UnreadableReason};
-use swarmbus_core::quota::{Acquire, Denial, QuotaLimits, next_pacific_midnight};
+use swarmbus_core::{FindingOrigin, RawValue, UnreadableReason};
 
 fn uniq(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
@@ -411,7 +412,7 @@ pub async fn oversized_and_invalid_findings_are_rejected<B: Bus>(bus: &B) {
         controls
     );
     let listing = bus
-        .list_findings(&swarmbus_core::model::FindingFilter::all())
+        .list_findings(&swarmbus_core::FindingFilter::all())
         .await
         .unwrap();
     assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
@@ -1161,7 +1162,7 @@ pub async fn shard_state_priority_is_disabled_exhausted_cooling_ok<B: Bus>(bus: 
     let limits = QuotaLimits::new(Some(100), None);
     let now = Utc::now();
     let until = now + ChronoDuration::seconds(3600);
-    let state = |v: Vec<swarmbus_core::model::ShardState>| v.into_iter().next().unwrap();
+    let state = |v: Vec<swarmbus_core::ShardState>| v.into_iter().next().unwrap();
     let st = state(bus.shard_states(&[sh], limits, now).await.unwrap());
     assert_eq!(st.status, ShardStatus::Untested);
     assert_eq!(st.remaining_today, Some(100), "{st:?}");
@@ -1604,7 +1605,7 @@ pub async fn unreadable_raw_values_are_reported_with_their_key_never_fatal<
         .await;
 
     let listing = bus
-        .list_findings(&swarmbus_core::model::FindingFilter::all())
+        .list_findings(&swarmbus_core::FindingFilter::all())
         .await
         .unwrap();
     assert!(

@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
-use swarmbus_core::model::{Finding, FindingFilter};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery, tokens};
+use swarmbus_core::{Finding, FindingFilter};
 
 fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()

@@ -10,6 +10,7 @@
 //! # Layout
 //!
 //! - [`bus`]: [`MemoryBus`], all state behind one lock, waits on `Notify`.
+//! - [`index`]: [`MemoryIndex`], the bus's findings index (core's layout and BM25 ranking).
 //! - `conformance` (feature `testing`): one public async check per
 //!   behaviour of the bus traits, `run_all`, `run_raw_findings`, the
 //!   `RawFindingWriter` test seam and `conformance_tests!` (one
@@ -21,7 +22,6 @@
 //! # Example
 //!
 //! ```
-//! use swarmbus_core::status::{StatusConfig, SwarmStatus};
 //! use swarmbus_core::{Finding, FindingStore, SessionId, WorkerId};
 //! use swarmbus_memory::MemoryBus;
 //!
@@ -30,8 +30,8 @@
 //! let bus = MemoryBus::new();
 //! let finding = Finding::new(WorkerId::new("haiku-1")?, SessionId::new("s1")?, "title", "body");
 //! bus.put_finding(&finding).await?;
-//! let status = SwarmStatus::snapshot(&bus, &StatusConfig::default()).await?;
-//! assert!(status.render().contains("Redis Context: 1 findings, ~100 tokens"));
+//! assert_eq!(bus.count_findings().await?, 1);
+//! assert_eq!(bus.get_finding(&finding.id).await?, Some(finding));
 //! # Ok(())
 //! # }
 //! ```
@@ -43,5 +43,7 @@ pub mod bus;
 pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod conformance_search;
+pub mod index;
 
 pub use bus::MemoryBus;
+pub use index::MemoryIndex;

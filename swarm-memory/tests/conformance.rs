@@ -13,8 +13,8 @@ async fn the_whole_suite_runs_on_one_shared_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
     use std::time::Duration;
+    use swarmbus_core::BusLimits;
     use swarmbus_core::keys::KeySpace;
-    use swarmbus_core::model::BusLimits;
     let grace = Duration::from_millis(200);
     let bus = MemoryBus::with_config(
         KeySpace::default(),

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
-use swarmbus_core::model::RawValue;
+use swarmbus_core::RawValue;
 use swarmbus_core::{
     Finding, FindingId, FindingIndex, FindingLifecycle, FindingStore, SessionId, WorkerId,
 };

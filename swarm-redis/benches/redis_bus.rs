@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::Finding;
 use swarmbus_core::bus::{FindingStore, QuotaLedger, WorkerRegistry};
 use swarmbus_core::keys::{SessionId, ShardId, WorkerId};
-use swarmbus_core::model::Finding;
 use swarmbus_core::quota::QuotaLimits;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_redis::RedisBus;
 
 /// A finding of about 400 bytes of JSON (the size the bench script uses).

@@ -16,10 +16,11 @@
 
 use std::time::{Duration, Instant};
 
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::Finding;
 use swarmbus_core::bus::{FindingStore, WorkerRegistry};
+use swarmbus_core::codec::encode;
 use swarmbus_core::keys::{Namespace, SessionId, WorkerId};
-use swarmbus_core::model::{Finding, encode};
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 /// A finding of about 400 bytes of JSON.

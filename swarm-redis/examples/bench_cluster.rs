@@ -44,9 +44,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use swarmbus_core::Finding;
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::{Namespace, SessionId, WorkerId};
-use swarmbus_core::model::Finding;
 use swarmbus_redis::testing::{RedisCluster, RedisServer};
 use swarmbus_redis::{RedisBus, RedisConfig};
 

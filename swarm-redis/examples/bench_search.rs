@@ -21,9 +21,10 @@
 
 use std::time::{Duration, Instant};
 
+use swarmbus_core::Finding;
 use swarmbus_core::bus::FindingStore;
+use swarmbus_core::codec::encode;
 use swarmbus_core::keys::{Namespace, SessionId, WorkerId};
-use swarmbus_core::model::{Finding, encode};
 use swarmbus_core::search::{FindingIndex, MatchMode, SearchQuery};
 use swarmbus_redis::testing::RedisServer;
 use swarmbus_redis::{RedisBus, RedisConfig};

@@ -33,7 +33,7 @@ use futures::StreamExt;
 use redis::{Script, Value};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId};
-use swarmbus_core::model::{Unreadable, UnreadableReason};
+use swarmbus_core::{Unreadable, UnreadableReason};
 
 use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;
@@ -546,8 +546,8 @@ impl RedisBus {
 impl swarmbus_memory::conformance::RawFindingWriter for RedisBus {
     /// Writes as `redis-cli` would (DEL, then SET, HSET or RPUSH), then
     /// adopts the key as the adopter does.
-    async fn write_raw_finding(&self, id: &FindingId, value: swarmbus_core::model::RawValue) {
-        use swarmbus_core::model::RawValue;
+    async fn write_raw_finding(&self, id: &FindingId, value: swarmbus_core::RawValue) {
+        use swarmbus_core::RawValue;
         let key = self.finding_key(id);
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(&key).ignore();

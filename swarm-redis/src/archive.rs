@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use swarmbus_core::bus::ArchiveDesk;
+use swarmbus_core::codec::{decode, encode};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, Key, QueryId};
-use swarmbus_core::model::{ArchiveQuery, ArchiveResponse, decode, encode};
+use swarmbus_core::{ArchiveQuery, ArchiveResponse};
 use tokio::time::Instant;
 
 use crate::bus::RedisBus;

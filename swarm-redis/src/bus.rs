@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
 use secrecy::{ExposeSecret, SecretString};
+use swarmbus_core::BusLimits;
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Key, KeySpace, ShardId, WorkerId};
-use swarmbus_core::model::BusLimits;
 use tokio::time::Instant;
 
 use crate::config::RedisConfig;
@@ -54,7 +54,7 @@ pub(crate) struct Failed {
 /// ```no_run
 /// use swarmbus_core::bus::{Counters, FindingStore};
 /// use swarmbus_core::keys::{Namespace, SessionId, WorkerId};
-/// use swarmbus_core::model::Finding;
+/// use swarmbus_core::Finding;
 /// use swarmbus_redis::{RedisBus, RedisConfig};
 ///
 /// # async fn demo() -> swarmbus_core::Result<()> {

@@ -13,9 +13,9 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo,
 };
 use secrecy::{ExposeSecret, SecretString};
+use swarmbus_core::BusLimits;
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{KeySpace, Namespace};
-use swarmbus_core::model::BusLimits;
 
 /// Default time to open a TCP connection (and finish the handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,11 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 use swarmbus_core::bus::{FeedEntry, FeedEntryId, FindingFeed, FindingStore, Stored};
+use swarmbus_core::codec::{decode, encode};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId, GroupName, Key, WorkerId};
-use swarmbus_core::model::{
-    Finding, FindingFilter, Listing, RawValue, Unreadable, UnreadableReason, decode, encode,
-};
+use swarmbus_core::{Finding, FindingFilter, Listing, RawValue, Unreadable, UnreadableReason};
 
 use crate::bus::{RedisBus, int, items, text};
 use crate::errors::{is_no_group, unexpected_reply};

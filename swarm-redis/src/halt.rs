@@ -3,10 +3,11 @@
 //! one HASH (`swarm:drafts`), saved before any file is written.
 
 use async_trait::async_trait;
+use swarmbus_core::HaltReport;
 use swarmbus_core::bus::HaltSwitch;
+use swarmbus_core::codec::encode;
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{JournalName, Key};
-use swarmbus_core::model::{HaltReport, encode};
 
 use crate::bus::RedisBus;
 

@@ -27,11 +27,11 @@ use async_trait::async_trait;
 use redis::{Script, Value};
 use swarmbus_core::error::Result;
 use swarmbus_core::keys::FindingId;
-use swarmbus_core::model::{Finding, RawValue};
 use swarmbus_core::search::{
     DocTerms, FindingIndex, IndexReport, IndexView, SearchHit, SearchPage, SearchQuery,
     filter_names, list, rank,
 };
+use swarmbus_core::{Finding, RawValue};
 
 use crate::bus::{RedisBus, items};
 use crate::errors::unexpected_reply;

@@ -17,13 +17,14 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::{Script, Value};
+use swarmbus_core::Finding;
 use swarmbus_core::bus::FindingStore;
+use swarmbus_core::codec::{decode, encode};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Channel, FindingId};
 use swarmbus_core::lifecycle::{
     FindingHistory, FindingLifecycle, FindingVersion, Removal, Tombstone,
 };
-use swarmbus_core::model::{Finding, decode, encode};
 
 use crate::bus::{RedisBus, int, items, text};
 use crate::errors::unexpected_reply;

@@ -23,10 +23,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use redis::Value;
+use swarmbus_core::ShardState;
 use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::error::Result;
 use swarmbus_core::keys::{Key, ShardId};
-use swarmbus_core::model::ShardState;
 use swarmbus_core::quota::{
     Acquire, Denial, QuotaLimits, ShardBook, minute_window, next_pacific_midnight, pacific_day,
     shard_state,

@@ -18,9 +18,10 @@ use async_trait::async_trait;
 use chrono::Utc;
 use redis::Value;
 use swarmbus_core::bus::TaskQueue;
+use swarmbus_core::codec::{decode, encode};
 use swarmbus_core::error::{Error, Result};
 use swarmbus_core::keys::{Key, TaskId, WorkerId};
-use swarmbus_core::model::{ClaimedTask, ReclaimReport, Task, TaskFailure, decode, encode};
+use swarmbus_core::{ClaimedTask, ReclaimReport, Task, TaskFailure};
 use tokio::time::Instant;
 
 use crate::bus::{RedisBus, int, items, text};

@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use swarmbus_core::bus::WorkerRegistry;
+use swarmbus_core::codec::{decode, encode};
 use swarmbus_core::error::Result;
 use swarmbus_core::keys::{Key, WorkerId};
-use swarmbus_core::model::{
-    BusLimits, Heartbeat, Progress, decode, encode, format_heartbeat, parse_heartbeat,
-};
+use swarmbus_core::worker::{format_heartbeat, parse_heartbeat};
+use swarmbus_core::{BusLimits, Heartbeat, Progress};
 
 use crate::bus::RedisBus;
 use crate::scripts;

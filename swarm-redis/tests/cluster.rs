@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use common::{RedisCluster, random_namespace};
 use swarmbus_core::bus::{FindingStore, TaskQueue, WorkerRegistry};
 use swarmbus_core::keys::{SessionId, WorkerId};
-use swarmbus_core::model::{Finding, Task};
+use swarmbus_core::{Finding, Task};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,10 +20,10 @@ use swarmbus_core::bus::{
 use swarmbus_core::keys::{
     Channel, CounterName, GroupName, JournalName, SessionId, ShardId, TierName, WorkerId,
 };
-use swarmbus_core::model::{
+use swarmbus_core::quota::{Acquire, QuotaLimits};
+use swarmbus_core::{
     ArchiveQuery, ArchiveResponse, Finding, FindingFilter, HaltReport, ShardStatus, Task,
 };
-use swarmbus_core::quota::{Acquire, QuotaLimits};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 fn finding(i: usize) -> Finding {
@@ -173,7 +173,7 @@ async fn every_write_once(bus: &RedisBus, proxies: &[FaultProxy], fault: Fault) 
         ),
         &r,
     );
-    let used = |states: swarmbus_core::Result<Vec<swarmbus_core::model::ShardState>>| {
+    let used = |states: swarmbus_core::Result<Vec<swarmbus_core::ShardState>>| {
         states.map(|s| s.first().map(|s| s.used_today))
     };
     let u = used(bus.shard_states(&[shard], limits, now).await);

@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use common::{RedisServer, random_namespace, this_executable};
 use swarmbus_core::bus::{FindingFeed, FindingStore, QuotaLedger, TaskQueue, WorkerRegistry};
 use swarmbus_core::keys::{GroupName, Namespace, SessionId, ShardId, WorkerId};
-use swarmbus_core::model::{Finding, FindingFilter, Task};
 use swarmbus_core::quota::QuotaLimits;
+use swarmbus_core::{Finding, FindingFilter, Task};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 const CHILD_QUOTA: &str = "SWARM_REDIS_TEST_CHILD_QUOTA";

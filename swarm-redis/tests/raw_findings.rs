@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::FindingId;
-use swarmbus_core::model::{FindingFilter, FindingOrigin};
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::{FindingFilter, FindingOrigin};
 use swarmbus_redis::testing::{RedisCluster, RedisServer, namespaced_bus, random_namespace};
 use swarmbus_redis::{AdoptionMode, RedisBus, RedisConfig, ReindexCursor};
 

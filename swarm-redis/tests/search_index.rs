@@ -11,10 +11,10 @@ mod common;
 
 use common::{Fault, FaultProxy, RedisCluster, RedisServer, random_namespace};
 use proptest::prelude::*;
+use swarmbus_core::Finding;
 use swarmbus_core::bus::FindingStore;
 use swarmbus_core::keys::{FindingId, SessionId, WorkerId};
 use swarmbus_core::lifecycle::FindingLifecycle;
-use swarmbus_core::model::Finding;
 use swarmbus_core::search::{FindingIndex, SearchQuery};
 use swarmbus_memory::conformance_search::{
     index_matches_scan, lifecycle, ranking_and_filters, round_trip,

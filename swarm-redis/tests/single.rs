@@ -14,8 +14,9 @@ use swarmbus_core::bus::{
 };
 use swarmbus_core::error::{Error, Retry};
 use swarmbus_core::keys::{SessionId, ShardId, TierName, WorkerId};
-use swarmbus_core::model::{Finding, FindingFilter, HaltReport, Task, parse_heartbeat};
 use swarmbus_core::quota::QuotaLimits;
+use swarmbus_core::worker::parse_heartbeat;
+use swarmbus_core::{Finding, FindingFilter, HaltReport, Task};
 use swarmbus_redis::{RedisBus, RedisConfig};
 
 fn finding(i: usize) -> Finding {
@@ -450,7 +451,7 @@ async fn a_worker_that_never_beat_is_dead_after_its_grace_period() {
         RedisConfig::from_url(&url)
             .unwrap()
             .namespace(common::random_namespace())
-            .limits(swarmbus_core::model::BusLimits::default().worker_grace(grace)),
+            .limits(swarmbus_core::BusLimits::default().worker_grace(grace)),
     )
     .await
     .unwrap();

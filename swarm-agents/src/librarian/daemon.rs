@@ -24,7 +24,7 @@ use futures::{FutureExt, StreamExt};
 use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::{ArchiveDesk, Channels, FindingStore};
 use swarmbus_core::keys::{Channel, QueryId, WorkerId};
-use swarmbus_core::model::{ArchiveQuery, ArchiveResponse};
+use swarmbus_core::{ArchiveQuery, ArchiveResponse};
 
 use super::error::Result;
 use super::{AnswerSource, Librarian, LibrarianConfig};

@@ -1,15 +1,13 @@
 //! Bus tools: read and search findings, ask the librarian, write a finding.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde_json::{Value, json};
-use swarmbus_core::keys::{Channel, FindingId};
-use swarmbus_core::model::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
+use swarmbus_core::keys::FindingId;
+use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, ResponseStatus};
 
 use super::{Tool, ToolContext, ToolDefinition, ToolError, required_str, str_field, u64_field};
 use crate::error::cut;
+use crate::librarian::ask::{AskError, ask};
 
 fn bus_error(e: swarmbus_core::Error) -> ToolError {
     ToolError::Failed {
@@ -160,47 +158,34 @@ impl Tool for AskLibrarian {
             filter = filter.tag(tag);
         }
         let query = ArchiveQuery::new(question, filter).asked_by(ctx.worker.to_string());
-        // Subscribe before asking so the notification cannot be missed; the
-        // response key is polled as well (pub/sub is at-most-once).
-        let mut notes = ctx
-            .bus
-            .subscribe(Channel::Responses)
-            .await
-            .map_err(bus_error)?;
-        ctx.bus.ask(&query).await.map_err(bus_error)?;
-        let wait = ctx.librarian_wait;
-        let deadline = tokio::time::Instant::now().checked_add(wait);
-        loop {
-            if let Some(r) = ctx.bus.get_response(query.id).await.map_err(bus_error)? {
-                return match r.status {
-                    ResponseStatus::Ok => {
-                        let cites: Vec<String> =
-                            r.citations.iter().map(ToString::to_string).collect();
-                        Ok(format!(
-                            "{}\n\ncitations: {}",
-                            r.answer.unwrap_or_default(),
-                            if cites.is_empty() {
-                                "-".into()
-                            } else {
-                                cites.join(", ")
-                            }
-                        ))
+        let r = match ask(&*ctx.bus, &query, ctx.librarian_wait).await {
+            Ok(r) => r,
+            Err(AskError::Bus { source, .. }) => return Err(bus_error(source)),
+            Err(_) => {
+                return Err(ToolError::Timeout {
+                    after: ctx.librarian_wait,
+                });
+            }
+        };
+        match r.status {
+            ResponseStatus::Ok => {
+                let cites: Vec<String> = r.citations.iter().map(ToString::to_string).collect();
+                Ok(format!(
+                    "{}\n\ncitations: {}",
+                    r.answer.unwrap_or_default(),
+                    if cites.is_empty() {
+                        "-".into()
+                    } else {
+                        cites.join(", ")
                     }
-                    _ => Err(ToolError::Failed {
-                        message: r.error.map_or_else(
-                            || "the librarian failed".to_owned(),
-                            |e| format!("librarian {}: {}", e.kind, e.message),
-                        ),
-                    }),
-                };
+                ))
             }
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(tokio::time::Instant::now())
-            });
-            if left.is_zero() {
-                return Err(ToolError::Timeout { after: wait });
-            }
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), notes.next()).await;
+            _ => Err(ToolError::Failed {
+                message: r.error.map_or_else(
+                    || "the librarian failed".to_owned(),
+                    |e| format!("librarian {}: {}", e.kind, e.message),
+                ),
+            }),
         }
     }
 }

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use swarmbus_core::Task;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{FindingId, WorkerId};
-use swarmbus_core::model::Task;
 
 pub mod command;
 pub mod files;

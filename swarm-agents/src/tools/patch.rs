@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use swarmbus_core::model::Finding;
+use swarmbus_core::Finding;
 
 use super::scratch::host_git;
 use super::{TaskDiff, ToolError};

@@ -24,10 +24,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use swarmbus_agents::status::StatusConfig;
+use swarmbus_core::Tier;
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::model::Tier;
 use swarmbus_core::quota::QuotaLimits;
-use swarmbus_core::status::StatusConfig;
 use swarmbus_cost::{Ledger, LedgerEntry, Money, PriceTable, Report, Tiers};
 
 use super::auth::Role;

@@ -14,8 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::keys::ShardId;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 
 use super::AppState;
 

@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use swarmbus_agents::runtime::task_finding_id;
+use swarmbus_core::TaskFailure;
 use swarmbus_core::TaskId;
 use swarmbus_core::bus::{FindingStore, TaskQueue};
-use swarmbus_core::model::TaskFailure;
 use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
 use swarmbus_redis::RedisBus;
 
@@ -422,7 +422,7 @@ pub(crate) fn print_summary(report: &SoakReport) {
 }
 
 /// Failure reports counted by what stopped the task.
-fn failure_kinds(failures: &[swarmbus_core::model::TaskFailure]) -> BTreeMap<String, u64> {
+fn failure_kinds(failures: &[swarmbus_core::TaskFailure]) -> BTreeMap<String, u64> {
     let mut kinds = BTreeMap::new();
     for f in failures {
         let r = f.report.to_ascii_lowercase();

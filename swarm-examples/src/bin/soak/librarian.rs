@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::Serialize;
+use swarmbus_agents::librarian::ask::{ask, wait_for};
 use swarmbus_agents::runtime::task_finding_id;
 use swarmbus_agents::{AnswerSource, LibrarianDaemon};
-use swarmbus_core::bus::{ArchiveDesk, Bus, FindingStore, QuotaLedger};
-use swarmbus_core::model::{ArchiveQuery, FindingFilter, ResponseStatus};
+use swarmbus_core::bus::{Bus, FindingStore, QuotaLedger};
 use swarmbus_core::quota::pacific_day;
-use swarmbus_core::{QueryId, QuotaLimits, ShardId, TaskId};
+use swarmbus_core::{ArchiveQuery, ArchiveResponse, FindingFilter, ResponseStatus};
+use swarmbus_core::{QuotaLimits, ShardId, TaskId};
 use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::{ClientConfig, PoolConfig, ShardPool};
 use swarmbus_redis::RedisBus;
@@ -525,7 +526,7 @@ const EXHAUSTED_KINDS: &[&str] = &[
 
 /// Agents asking: one archive query every `ask_every_ms` until `ask_until`,
 /// each about the findings around one finished task (so the filter always
-/// selects at least that finding), then waiting for every response up to
+/// selects at least that finding), each waiting for its response up to
 /// `answer_timeout_s` after it was asked.
 pub(crate) async fn ask_loop(
     bus: Arc<RedisBus>,
@@ -535,7 +536,7 @@ pub(crate) async fn ask_loop(
     done: Arc<AtomicBool>,
 ) -> Asked {
     let mut asked = Asked::default();
-    let mut open: Vec<(u64, QueryId, Instant)> = Vec::new();
+    let mut waiting = tokio::task::JoinSet::new();
     let mut next_ask = Instant::now();
     let mut n = 0u64;
     let every = Duration::from_millis(s.ask_every_ms.max(10));
@@ -544,44 +545,26 @@ pub(crate) async fn ask_loop(
         let now = Instant::now();
         if now < ask_until && now >= next_ask {
             next_ask += every;
-            match ask_one(&bus, &pushed, n).await {
-                Some(id) => {
-                    open.push((n, id, Instant::now()));
+            match question(&bus, &pushed, n).await {
+                Some(query) => {
+                    let bus = Arc::clone(&bus);
+                    let q = n;
                     n += 1;
+                    waiting.spawn(async move { (q, ask_and_wait(&bus, &query, timeout).await) });
                 }
                 None => asked.skipped += 1,
             }
         }
-        let mut still = Vec::with_capacity(open.len());
-        for (q, id, at) in open {
-            match bus.get_response(id).await {
-                Ok(Some(r)) => {
-                    let fate = if r.status == ResponseStatus::Ok {
-                        Fate::Answered {
-                            by: r.answered_by.unwrap_or_default(),
-                            ms: at.elapsed().as_secs_f64() * 1000.0,
-                        }
-                    } else {
-                        let (kind, message) = r
-                            .error
-                            .map(|e| (e.kind, e.message))
-                            .unwrap_or_else(|| ("unknown".into(), String::new()));
-                        if EXHAUSTED_KINDS.contains(&kind.as_str()) {
-                            Fate::Exhausted { kind }
-                        } else {
-                            Fate::Failed { kind, message }
-                        }
-                    };
+        while let Some(joined) = waiting.try_join_next() {
+            match joined {
+                Ok((q, Some(fate))) => {
                     asked.fates.insert(q, fate);
                 }
-                _ if at.elapsed() > timeout => {
-                    asked.fates.insert(q, Fate::Unanswered);
-                }
-                _ => still.push((q, id, at)),
+                Ok((_, None)) => asked.skipped += 1,
+                Err(e) => eprintln!("an asking agent failed: {e}"),
             }
         }
-        open = still;
-        if Instant::now() >= ask_until && open.is_empty() {
+        if Instant::now() >= ask_until && waiting.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -590,9 +573,9 @@ pub(crate) async fn ask_loop(
     asked
 }
 
-/// Asks question `n` about a random finished task's neighbourhood; `None`
-/// when no finished task was found (yet).
-async fn ask_one(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<QueryId> {
+/// Question `n` about a random finished task's neighbourhood; `None` when
+/// no finished task was found (yet).
+async fn question(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<ArchiveQuery> {
     for _ in 0..5 {
         let task = {
             let p = lock(pushed);
@@ -608,23 +591,69 @@ async fn ask_one(bus: &RedisBus, pushed: &Mutex<Vec<TaskId>>, n: u64) -> Option<
             Some(f.created_at - chrono::Duration::seconds(2)),
             Some(f.created_at + chrono::Duration::seconds(1)),
         );
-        let query = ArchiveQuery::new(
-            format!("[soak-q {n}] What did the swarm find around task {task}? Cite what you use."),
-            filter,
-        )
-        .asked_by("soak-agent");
-        for _ in 0..10 {
-            match bus.ask(&query).await {
-                Ok(()) => return Some(query.id),
-                Err(e) => {
-                    eprintln!("ask failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-        }
-        return None;
+        return Some(
+            ArchiveQuery::new(
+                format!(
+                    "[soak-q {n}] What did the swarm find around task {task}? Cite what you use."
+                ),
+                filter,
+            )
+            .asked_by("soak-agent"),
+        );
     }
     None
+}
+
+/// Asks `query` (up to 10 tries while the bus refuses it) and waits up to
+/// `timeout` after it was asked; `None` when it could not be asked.
+async fn ask_and_wait(bus: &RedisBus, query: &ArchiveQuery, timeout: Duration) -> Option<Fate> {
+    let mut tries = 1;
+    let mut asked_at = Instant::now();
+    let mut result = ask(bus, query, timeout).await;
+    loop {
+        match result {
+            Ok(r) => return Some(fate(r, asked_at)),
+            Err(e) if e.is_timeout() => return Some(Fate::Unanswered),
+            Err(e) if !e.asked() => {
+                if tries == 10 {
+                    return None;
+                }
+                tries += 1;
+                eprintln!("ask failed ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                asked_at = Instant::now();
+                result = ask(bus, query, timeout).await;
+            }
+            // Asked, but the answer could not be read: wait on.
+            Err(_) => {
+                let left = timeout.saturating_sub(asked_at.elapsed());
+                if left.is_zero() {
+                    return Some(Fate::Unanswered);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                result = wait_for(bus, query.id, left).await;
+            }
+        }
+    }
+}
+
+/// What a response says about its question.
+fn fate(r: ArchiveResponse, asked_at: Instant) -> Fate {
+    if r.status == ResponseStatus::Ok {
+        return Fate::Answered {
+            by: r.answered_by.unwrap_or_default(),
+            ms: asked_at.elapsed().as_secs_f64() * 1000.0,
+        };
+    }
+    let (kind, message) = r
+        .error
+        .map(|e| (e.kind, e.message))
+        .unwrap_or_else(|| ("unknown".into(), String::new()));
+    if EXHAUSTED_KINDS.contains(&kind.as_str()) {
+        Fate::Exhausted { kind }
+    } else {
+        Fate::Failed { kind, message }
+    }
 }
 
 // ------------------------------------------------------------------ report --

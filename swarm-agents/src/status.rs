@@ -1,5 +1,7 @@
 //! The status indicator: a [`SwarmStatus`] snapshot read from any bus and the
-//! brief's `📊 SWARM STATUS` block rendered from it.
+//! brief's `📊 SWARM STATUS` block rendered from it (for `swarm status`, the
+//! prompt, the dashboard, the metrics and the examples). The worker share it
+//! shows is core's [`Efficiency`], shared with the cost report.
 //!
 //! Taking a snapshot costs the same at 1,000 findings as at 1,000,000: it
 //! reads the finding counter, the live workers, one quota value per shard and
@@ -11,15 +13,12 @@
 //! is `?` in the block and `null` in JSON, and [`SwarmStatus::errors`] names
 //! its key and why. Only a fault of the connection fails the snapshot.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::bus::{Counters, FindingStore, HaltSwitch, QuotaLedger, WorkerRegistry};
-use crate::error::Result;
-use crate::keys::{ShardId, TierName};
-use crate::model::{HaltReport, Tier};
+use swarmbus_core::bus::{Counters, FindingStore, HaltSwitch, QuotaLedger, WorkerRegistry};
+use swarmbus_core::keys::{ShardId, TierName};
+use swarmbus_core::{Efficiency, HaltReport, Result, Tier};
 
 /// What the status block shows and how it names things.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,69 +97,6 @@ pub struct StatusError {
     pub why: String,
 }
 
-/// A share in tenths of a percent, shown with one decimal (`66.7`) and
-/// serialized as that string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Percent(u32);
-
-impl Percent {
-    /// A share in tenths of a percent (clamped to 1000).
-    pub const fn from_permille(permille: u32) -> Self {
-        Self(if permille > 1000 { 1000 } else { permille })
-    }
-
-    /// The share in tenths of a percent.
-    pub const fn permille(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for Percent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
-    }
-}
-
-impl Serialize for Percent {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// The worker/coordinator split of spend, as the brief computes it: one
-/// type for `swarm status` and the cost report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Efficiency {
-    /// The worker tier's share of worker + coordinator spend (0 when nothing
-    /// was spent, as in the brief).
-    pub worker: Percent,
-    /// The rest (100 when nothing was spent).
-    pub coordinator: Percent,
-}
-
-impl Efficiency {
-    /// The brief's formula over float dollars (`cost:<tier>`).
-    pub fn from_costs(coordinator: f64, worker: f64) -> Self {
-        let total = coordinator + worker;
-        let spent = total > 0.0 && total.is_finite();
-        let share = if spent { worker / total } else { 0.0 };
-        // Rounded to tenths of a percent; a NaN or negative share is 0.
-        let permille = (share * 1000.0).round().clamp(0.0, 1000.0);
-        Self::from_permille(permille as u32, spent)
-    }
-
-    /// From the worker share in tenths of a percent; `spent` is false when
-    /// nothing was spent (worker 0 %, coordinator 100 %).
-    pub fn from_permille(worker_permille: u32, spent: bool) -> Self {
-        let worker = Percent::from_permille(if spent { worker_permille } else { 0 });
-        Self {
-            worker,
-            coordinator: Percent::from_permille(1000 - worker.permille()),
-        }
-    }
-}
-
 /// A point-in-time view of the swarm.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -232,7 +168,7 @@ impl SwarmStatus {
             if usd.is_finite() {
                 Ok(usd)
             } else {
-                Err(crate::error::Error::decode(
+                Err(swarmbus_core::Error::decode(
                     format!("cost:{t}"),
                     format!("not a finite number of dollars: {usd}"),
                 ))

@@ -1,16 +1,17 @@
 //! The status indicator over a MemoryBus: the brief's `📊 SWARM STATUS`
-//! block line for line (moved from swarm-core's `status` unit tests).
+//! block line for line (moved from swarm-core's `status` unit tests to
+//! swarm-memory/tests/status.rs, and with the status block to swarmbus-agents).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::time::Duration;
 
 use chrono::Utc;
+use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_core::Finding;
 use swarmbus_core::bus::{Counters, FindingStore, QuotaLedger, WorkerRegistry};
 use swarmbus_core::keys::{SessionId, ShardId, TierName, WorkerId};
-use swarmbus_core::model::Finding;
 use swarmbus_core::quota::QuotaLimits;
-use swarmbus_core::status::{StatusConfig, SwarmStatus};
 use swarmbus_memory::MemoryBus;
 
 #[tokio::test]
