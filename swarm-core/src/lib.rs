@@ -26,6 +26,10 @@
 //! - [`provider_env`]: reading a provider's key and base URL override from the environment
 //!   (`ProviderEnv`, `MissingKey`).
 //! - [`policy`]: the delegation target (90 % worker) the runtime and the cost report share.
+//! - [`retry`]: the one retry policy: a [`RetryPolicy`] decides whether, when and with what
+//!   changed (the same target, the next shard, the fallback model) a failed call is made
+//!   again; [`retry::Backoff`] (capped exponential, seeded jitter, caps) and
+//!   [`retry::RetryBudget`]. It decides; the caller sleeps.
 //! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`status`]: the status snapshot and the brief's `📊 SWARM STATUS` block.
 //! - [`error`]: the crate's one error type, which says whether to retry.
@@ -63,6 +67,7 @@ pub mod policy;
 pub mod provider_env;
 pub mod quota;
 pub mod redact;
+pub mod retry;
 pub mod search;
 pub mod status;
 
@@ -89,4 +94,5 @@ pub use model::{
     Task, TaskFailure, TaskReceipt, Tier, Unreadable, UnreadableReason,
 };
 pub use quota::{Acquire, Denial, QuotaLimits};
+pub use retry::{Backoff, RetryBudget, RetryPolicy};
 pub use search::{FindingIndex, IndexReport, MatchMode, SearchHit, SearchPage, SearchQuery};

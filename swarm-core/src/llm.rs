@@ -871,6 +871,30 @@ impl ModelErrorKind {
     }
 }
 
+impl ModelErrorKind {
+    /// A fault of the provider or the path to it (server error, overload,
+    /// timeout, broken connection): the same call may succeed when made
+    /// again.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ModelErrorKind::ServerError
+                | ModelErrorKind::Overloaded
+                | ModelErrorKind::Timeout
+                | ModelErrorKind::Connection
+        )
+    }
+
+    /// A failure of this model that another model may not share
+    /// (overload, server errors, timeouts): a fallback model may serve.
+    pub const fn allows_fallback(self) -> bool {
+        matches!(
+            self,
+            ModelErrorKind::ServerError | ModelErrorKind::Overloaded | ModelErrorKind::Timeout
+        )
+    }
+}
+
 impl fmt::Display for ModelErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
