@@ -745,25 +745,27 @@ impl AgentWorker {
         retries: u32,
         left: Duration,
     ) -> Result<Duration, Option<String>> {
-        let Retry::After(wait) = e.retry_at(self.clock.now()) else {
-            return Err(None);
-        };
-        let limit = self.limits.model_retries;
-        if retries >= limit {
-            return Err(Some(if limit == 0 {
-                "model retries are off for this task".to_owned()
-            } else {
-                format!("{retries} retries of this call used, the limit")
-            }));
+        // Core's one retry policy, configured as this loop's rule: only a
+        // wait the provider named, exactly that wait, at most
+        // `model_retries` in a row, and only when it ends within the task.
+        use swarmbus_core::retry::{Attempt, Backoff, Decision, Failure, GiveUp, RetryPolicy};
+        let now = self.clock.now();
+        let verdict: Retry = e.retry_at(now);
+        let attempt = Attempt::new(Failure::of_retry(verdict), retries)
+            .time_left(left)
+            .at(now);
+        let mut policy = Backoff::named_waits_only().max_retries(self.limits.model_retries);
+        match policy.decide(&attempt) {
+            Decision::Retry { wait, .. } => Ok(wait),
+            Decision::GiveUp(GiveUp::Attempts { limit: 0, .. }) => {
+                Err(Some("model retries are off for this task".to_owned()))
+            }
+            Decision::GiveUp(why @ GiveUp::Attempts { .. }) => Err(Some(why.to_string())),
+            Decision::GiveUp(why @ GiveUp::WaitTooLong { .. }) => {
+                Err(Some(format!("{why} of the task's wall time")))
+            }
+            _ => Err(None),
         }
-        if wait >= left {
-            return Err(Some(format!(
-                "the wait of {:.3} s does not fit in the {:.3} s left of the task's wall time",
-                wait.as_secs_f64(),
-                left.as_secs_f64()
-            )));
-        }
-        Ok(wait)
     }
 
     fn request(&self, system: &str, messages: &[Message], specs: &[ToolSpec]) -> CompletionRequest {

@@ -23,7 +23,8 @@
 //!   [`Error::RateLimitPending`].
 //! - [`AnthropicClient::send`] retries server errors, overload, timeouts and
 //!   connection failures with exponential backoff and full jitter, then
-//!   fails over to the configured fallback models.
+//!   fails over to the configured fallback models: core's one retry policy
+//!   ([`swarmbus_core::retry::Backoff`]) decides, the client sleeps.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -32,12 +33,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
-use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use swarmbus_core::clock::{Clock, SharedClock, SystemClock};
 use swarmbus_core::llm::{LifecycleVerdict, ModelCatalog};
 use swarmbus_core::provider_env::ProviderEnv;
+use swarmbus_core::retry::{Attempt, Backoff, Change, Decision, Failure, Jitter, RetryPolicy};
 use tracing::Instrument;
 
 use crate::error::{Error, RateLimitHeaders, Redactor, Result};
@@ -647,84 +648,78 @@ impl AnthropicClient {
         result
     }
 
+    /// The call's retry policy (core's one [`Backoff`]): this client's
+    /// retries of transient faults per model with capped exponential
+    /// backoff and full jitter (at least the server's delay), then the next
+    /// fallback model for a kind that allows one; a rate limit is not
+    /// retried here (the next request waits for its reset).
+    fn retry_policy(&self) -> Backoff {
+        Backoff::new(self.config.backoff_base, self.config.backoff_cap)
+            .max_retries(self.config.max_retries)
+            .jitter(Jitter::Full, rand::random())
+            .retry_named_waits(false)
+            .fallback(true)
+    }
+
     async fn send_inner(
         &self,
         request: &MessagesRequest,
         stream: bool,
     ) -> Result<MessagesResponse> {
-        let mut models = vec![request.model.clone()];
-        models.extend(
-            self.config
-                .fallback_models
-                .iter()
-                .filter(|m| **m != request.model)
-                .cloned(),
-        );
-        let mut last: Option<Error> = None;
-        for (i, model) in models.iter().enumerate() {
-            if i > 0 {
-                tracing::warn!(
-                    from = %request.model,
-                    to = %model,
-                    "anthropic: failing over to a fallback model"
-                );
-            }
-            let mut req = request.clone();
-            req.model.clone_from(model);
-            match self.with_retries(&req, stream).await {
-                Ok(r) => return Ok(r),
-                Err(e) if e.allows_failover() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(Error::InvalidInput {
-            field: "model",
-            reason: "no model to call".into(),
-        }))
-    }
-
-    async fn with_retries(
-        &self,
-        request: &MessagesRequest,
-        stream: bool,
-    ) -> Result<MessagesResponse> {
-        let mut attempt: u32 = 0;
+        let mut fallbacks = self
+            .config
+            .fallback_models
+            .iter()
+            .filter(|m| **m != request.model);
+        let mut policy = self.retry_policy();
+        let mut req = request.clone();
+        let mut retries: u32 = 0;
         loop {
             let result = if stream {
-                self.collect_once(request).await
+                self.collect_once(&req).await
             } else {
-                self.create_once(request).await
+                self.create_once(&req).await
             };
-            match result {
-                Err(e) if e.is_retryable() && attempt < self.config.max_retries => {
-                    let delay = self
-                        .backoff(attempt)
-                        .max(e.retry_after().unwrap_or_default());
+            let e = match result {
+                Ok(r) => {
+                    policy.succeeded();
+                    return Ok(r);
+                }
+                Err(e) => e,
+            };
+            let failure = Failure::new(e.action())
+                .with_retry_after(e.retry_after())
+                .with_kind(e.kind());
+            match policy.decide(&Attempt::new(failure, retries).at(self.clock.now())) {
+                Decision::Retry {
+                    wait,
+                    change: Change::Same,
+                } => {
+                    retries += 1;
                     tracing::info!(
-                        model = %request.model,
+                        model = %req.model,
                         kind = %e.kind(),
-                        attempt = attempt + 1,
-                        delay_ms = delay.as_millis() as u64,
+                        attempt = retries,
+                        delay_ms = wait.as_millis() as u64,
                         "anthropic: retrying"
                     );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                    tokio::time::sleep(wait).await;
                 }
-                other => return other,
+                Decision::Retry { .. } => {
+                    let Some(next) = fallbacks.next() else {
+                        return Err(e);
+                    };
+                    tracing::warn!(
+                        from = %request.model,
+                        to = %next,
+                        "anthropic: failing over to a fallback model"
+                    );
+                    req.model.clone_from(next);
+                    retries = 0;
+                }
+                _ => return Err(e),
             }
         }
-    }
-
-    /// Exponential backoff with full jitter: uniform in `[0, min(cap,
-    /// base × 2^attempt)]`, at least 1 ms.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-            .min(self.config.backoff_cap);
-        let ms = exp.as_millis().min(u64::MAX as u128) as u64;
-        Duration::from_millis(rand::rng().random_range(0..=ms).max(1))
     }
 }
 

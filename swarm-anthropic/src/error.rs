@@ -2,7 +2,9 @@
 //!
 //! Every error answers WHAT happened ([`Error::kind`], [`Error::http_status`],
 //! [`Error::request_id`], the `anthropic-ratelimit-*` headers) and WHAT to do
-//! ([`Error::action`]) without anyone parsing its message. The API key never
+//! ([`Error::action`]) without anyone parsing its message, in core's one
+//! vocabulary: [`ModelErrorKind`] and [`ModelAction`] (this crate declares
+//! no kinds or actions of its own). The API key never
 //! appears in an error: server text is cut and any copy of the key in it is
 //! replaced before it is stored.
 //!
@@ -24,11 +26,11 @@
 //! | connection refused / reset | `connection` | retry with backoff |
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
+use swarmbus_core::{ModelAction, ModelErrorKind};
 
 /// The wait before retrying a 429 that names none.
 pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(60);
@@ -40,143 +42,52 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 /// The crate's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What a caller should do about an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Action {
-    /// A transient fault: retry with exponential backoff and jitter; after
-    /// a few tries fail over to a fallback model where one is configured.
-    Retry,
-    /// Retry after (at least) this long.
-    RetryAfter(Duration),
-    /// The key is unusable (revoked, unpaid): stop using it until a person
-    /// acts.
-    Disable,
-    /// Retrying the same request cannot help: fail the call.
-    Fail,
-    /// Stop every call on this organisation before this time (a spend
-    /// limit).
-    StopUntil(DateTime<Utc>),
-}
-
-/// A stable, machine-readable error kind (the CLI's `error.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// 400: the request is wrong.
-    InvalidRequest,
-    /// 401: the key is wrong, revoked or missing.
-    Unauthenticated,
-    /// 402: billing (no credit).
-    Billing,
-    /// 403: the key may not use this resource.
-    PermissionDenied,
-    /// 404: unknown (or retired) model.
-    NotFound,
-    /// 413: the request is too large.
-    RequestTooLarge,
-    /// 429: rate limited.
-    RateLimited,
-    /// 429 `enforced_spend_limit_reached`: the monthly spend limit.
-    SpendLimit,
-    /// 500 and other 5xx.
-    ServerError,
-    /// 529: the API is overloaded.
-    Overloaded,
-    /// The model refused (`stop_reason: refusal`).
-    Refused,
-    /// The response is not a Messages answer (or is over the cap, or a
-    /// stream broke).
-    MalformedResponse,
-    /// The call timed out.
-    Timeout,
-    /// The connection failed.
-    Connection,
-    /// The caller's input is invalid (empty prompt, zero max tokens, bad
-    /// model id, bad configuration); nothing was sent.
-    InvalidInput,
-}
-
-impl ErrorKind {
-    /// The snake_case name (`spend_limit`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::Billing => "billing",
-            ErrorKind::PermissionDenied => "permission_denied",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::RequestTooLarge => "request_too_large",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::SpendLimit => "spend_limit",
-            ErrorKind::ServerError => "server_error",
-            ErrorKind::Overloaded => "overloaded",
-            ErrorKind::Refused => "refused",
-            ErrorKind::MalformedResponse => "malformed_response",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connection => "connection",
-            ErrorKind::InvalidInput => "invalid_input",
-        }
-    }
-
-    /// The kind of an API error `type` (used for `event: error` in a
-    /// stream, which has no HTTP status).
-    pub fn from_error_type(error_type: &str) -> Self {
-        match error_type {
-            "invalid_request_error" => ErrorKind::InvalidRequest,
-            "authentication_error" => ErrorKind::Unauthenticated,
-            "billing_error" => ErrorKind::Billing,
-            "permission_error" => ErrorKind::PermissionDenied,
-            "not_found_error" => ErrorKind::NotFound,
-            "request_too_large" => ErrorKind::RequestTooLarge,
-            "rate_limit_error" => ErrorKind::RateLimited,
-            "overloaded_error" => ErrorKind::Overloaded,
-            "timeout_error" => ErrorKind::Timeout,
-            _ => ErrorKind::ServerError,
-        }
-    }
-
-    fn from_status(status: u16, error_type: &str) -> Self {
-        match status {
-            400 => ErrorKind::InvalidRequest,
-            401 => ErrorKind::Unauthenticated,
-            402 => ErrorKind::Billing,
-            403 => ErrorKind::PermissionDenied,
-            404 => ErrorKind::NotFound,
-            413 => ErrorKind::RequestTooLarge,
-            429 => ErrorKind::RateLimited,
-            529 => ErrorKind::Overloaded,
-            504 => ErrorKind::Timeout,
-            408 => ErrorKind::Timeout,
-            500..=599 if error_type == "overloaded_error" => ErrorKind::Overloaded,
-            500..=599 => ErrorKind::ServerError,
-            _ => ErrorKind::InvalidRequest,
-        }
-    }
-
-    /// What to do about this kind when nothing more specific is known.
-    pub fn default_action(self) -> Action {
-        match self {
-            ErrorKind::Unauthenticated | ErrorKind::Billing => Action::Disable,
-            ErrorKind::RateLimited => Action::RetryAfter(DEFAULT_RATE_LIMIT_DELAY),
-            ErrorKind::ServerError
-            | ErrorKind::Overloaded
-            | ErrorKind::Timeout
-            | ErrorKind::Connection => Action::Retry,
-            _ => Action::Fail,
-        }
+/// The kind of an API error `type` (used for `event: error` in a stream,
+/// which has no HTTP status).
+pub fn kind_of_error_type(error_type: &str) -> ModelErrorKind {
+    match error_type {
+        "invalid_request_error" => ModelErrorKind::InvalidRequest,
+        "authentication_error" => ModelErrorKind::Unauthenticated,
+        "billing_error" => ModelErrorKind::Billing,
+        "permission_error" => ModelErrorKind::PermissionDenied,
+        "not_found_error" => ModelErrorKind::NotFound,
+        "request_too_large" => ModelErrorKind::RequestTooLarge,
+        "rate_limit_error" => ModelErrorKind::RateLimited,
+        "overloaded_error" => ModelErrorKind::Overloaded,
+        "timeout_error" => ModelErrorKind::Timeout,
+        _ => ModelErrorKind::ServerError,
     }
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+fn kind_of_status(status: u16, error_type: &str) -> ModelErrorKind {
+    match status {
+        400 => ModelErrorKind::InvalidRequest,
+        401 => ModelErrorKind::Unauthenticated,
+        402 => ModelErrorKind::Billing,
+        403 => ModelErrorKind::PermissionDenied,
+        404 => ModelErrorKind::NotFound,
+        413 => ModelErrorKind::RequestTooLarge,
+        429 => ModelErrorKind::RateLimited,
+        529 => ModelErrorKind::Overloaded,
+        504 => ModelErrorKind::Timeout,
+        408 => ModelErrorKind::Timeout,
+        500..=599 if error_type == "overloaded_error" => ModelErrorKind::Overloaded,
+        500..=599 => ModelErrorKind::ServerError,
+        _ => ModelErrorKind::InvalidRequest,
     }
 }
 
-impl serde::Serialize for ErrorKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+/// What to do about `kind` when nothing more specific is known: disable
+/// the key for 401/402, wait [`DEFAULT_RATE_LIMIT_DELAY`] for a 429, retry
+/// a transient fault, fail anything else.
+pub fn default_action(kind: ModelErrorKind) -> ModelAction {
+    match kind {
+        ModelErrorKind::Unauthenticated | ModelErrorKind::Billing => ModelAction::Disable,
+        ModelErrorKind::RateLimited => ModelAction::RetryAfter {
+            after: DEFAULT_RATE_LIMIT_DELAY,
+        },
+        k if k.is_transient() => ModelAction::Retry,
+        _ => ModelAction::Fail,
     }
 }
 
@@ -252,7 +163,7 @@ pub enum Error {
     #[error("{kind} ({}{error_type}): {message}", status.map(|s| format!("HTTP {s}, ")).unwrap_or_default())]
     Api {
         /// The kind.
-        kind: ErrorKind,
+        kind: ModelErrorKind,
         /// HTTP status (`None` for an error event in a 200 stream).
         status: Option<u16>,
         /// The API's `error.type` (`overloaded_error`).
@@ -303,7 +214,7 @@ pub enum Error {
     /// 429 `enforced_spend_limit_reached`: the organisation's spend limit
     /// is reached; nothing helps before `until`. When the message names a
     /// moment that has already passed, `until` is `None` and the action is
-    /// [`Action::Retry`]: see [`spend_limit_until`].
+    /// [`ModelAction::Retry`]: see [`spend_limit_until`].
     #[error("spend limit reached (HTTP 429); {}: {message}", spend_limit_advice(*until, *named))]
     SpendLimit {
         /// When access returns: the moment the message names while it is
@@ -403,43 +314,49 @@ pub enum Error {
 }
 
 impl Error {
-    /// The kind.
-    pub fn kind(&self) -> ErrorKind {
+    /// The kind, in core's vocabulary.
+    pub fn kind(&self) -> ModelErrorKind {
         match self {
             Error::Api { kind, .. } => *kind,
-            Error::NotFound { .. } | Error::ModelRetired { .. } => ErrorKind::NotFound,
-            Error::RateLimited { .. } | Error::RateLimitPending { .. } => ErrorKind::RateLimited,
-            Error::SpendLimit { .. } => ErrorKind::SpendLimit,
-            Error::Refused { .. } => ErrorKind::Refused,
+            // A retired model answers as the API would (404, the CLI's
+            // `not_found`); its `ModelError` says `retired`.
+            Error::NotFound { .. } | Error::ModelRetired { .. } => ModelErrorKind::NotFound,
+            Error::RateLimited { .. } | Error::RateLimitPending { .. } => {
+                ModelErrorKind::RateLimited
+            }
+            Error::SpendLimit { .. } => ModelErrorKind::SpendLimit,
+            Error::Refused { .. } => ModelErrorKind::Refused,
             Error::MalformedResponse { .. }
             | Error::BodyTooLarge { .. }
             | Error::IncompleteStream { .. }
             | Error::InvalidUtf8 { .. }
-            | Error::InvalidEvent { .. } => ErrorKind::MalformedResponse,
-            Error::Timeout { .. } => ErrorKind::Timeout,
-            Error::Connection { .. } => ErrorKind::Connection,
-            Error::MissingKey { .. } => ErrorKind::Unauthenticated,
-            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidEvent { .. } => ModelErrorKind::MalformedResponse,
+            Error::Timeout { .. } => ModelErrorKind::Timeout,
+            Error::Connection { .. } => ModelErrorKind::Connection,
+            Error::MissingKey { .. } => ModelErrorKind::Unauthenticated,
+            Error::InvalidInput { .. } => ModelErrorKind::InvalidInput,
         }
     }
 
-    /// What to do.
-    pub fn action(&self) -> Action {
+    /// What to do, in core's vocabulary.
+    pub fn action(&self) -> ModelAction {
         match self {
             Error::Api {
                 kind, retry_after, ..
-            } => match (kind.default_action(), retry_after) {
-                (Action::Retry, Some(d)) => Action::RetryAfter(*d),
+            } => match (default_action(*kind), retry_after) {
+                (ModelAction::Retry, Some(d)) => ModelAction::RetryAfter { after: *d },
                 (a, _) => a,
             },
             Error::RateLimited { retry_after, .. }
-            | Error::RateLimitPending { retry_after, .. } => Action::RetryAfter(*retry_after),
-            Error::SpendLimit { until, .. } => match until {
-                Some(t) => Action::StopUntil(*t),
-                None => Action::Retry,
+            | Error::RateLimitPending { retry_after, .. } => ModelAction::RetryAfter {
+                after: *retry_after,
             },
-            Error::MissingKey { .. } => Action::Disable,
-            other => other.kind().default_action(),
+            Error::SpendLimit { until, .. } => match until {
+                Some(t) => ModelAction::Stop { until: Some(*t) },
+                None => ModelAction::Retry,
+            },
+            Error::MissingKey { .. } => ModelAction::Disable,
+            other => default_action(other.kind()),
         }
     }
 
@@ -457,7 +374,7 @@ impl Error {
     /// How long to wait before retrying, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self.action() {
-            Action::RetryAfter(d) => Some(d),
+            ModelAction::RetryAfter { after } => Some(after),
             _ => None,
         }
     }
@@ -484,19 +401,38 @@ impl Error {
     }
 
     /// Whether the client's own retry loop may try again (server errors,
-    /// overload, timeouts, connection failures).
+    /// overload, timeouts, connection failures, a lifted spend limit).
     pub fn is_retryable(&self) -> bool {
-        matches!(self.action(), Action::Retry)
-            || matches!(self, Error::Api { kind, .. } if matches!(kind, ErrorKind::ServerError | ErrorKind::Overloaded | ErrorKind::Timeout))
+        matches!(self.action(), ModelAction::Retry)
+            || matches!(self, Error::Api { kind, .. } if kind.is_transient())
     }
 
     /// Whether a fallback model may serve the call instead (overload and
     /// server errors, after the retries).
     pub fn allows_failover(&self) -> bool {
-        matches!(
-            self.kind(),
-            ErrorKind::Overloaded | ErrorKind::ServerError | ErrorKind::Timeout
-        )
+        self.kind().allows_fallback()
+    }
+
+    /// Core's [`ModelError`](swarmbus_core::ModelError) for this error, for
+    /// a call to `model`: the kind, action, HTTP status, retry delay and
+    /// request id are copied out, and the error itself is kept as the
+    /// `source` (its text is cleaned: no key reaches it).
+    pub fn into_model_error(self, model: &str) -> swarmbus_core::ModelError {
+        let kind = match &self {
+            Error::ModelRetired { .. } => ModelErrorKind::Retired,
+            other => other.kind(),
+        };
+        let mut e = swarmbus_core::ModelError::new(
+            crate::span::PROVIDER_NAME,
+            model,
+            kind,
+            self.action(),
+            self.to_string(),
+        );
+        e.http_status = self.http_status();
+        e.retry_after = self.retry_after();
+        e.request_id = self.request_id().map(str::to_owned);
+        e.source(self)
     }
 
     /// Reads an HTTP error answer.
@@ -523,7 +459,7 @@ impl Error {
             .or_else(|| header("request-id"))
             .map(|r| redact.clean(&r));
         let Some(env) = envelope else {
-            let kind = ErrorKind::from_status(status, "");
+            let kind = kind_of_status(status, "");
             if !(400..600).contains(&status) {
                 return Error::MalformedResponse {
                     status: Some(status),
@@ -548,8 +484,8 @@ impl Error {
             .as_ref()
             .and_then(|d| d.get("error_code"))
             .and_then(|c| c.as_str());
-        match ErrorKind::from_status(status, &error_type) {
-            ErrorKind::RateLimited if error_code == Some("enforced_spend_limit_reached") => {
+        match kind_of_status(status, &error_type) {
+            ModelErrorKind::RateLimited if error_code == Some("enforced_spend_limit_reached") => {
                 Error::SpendLimit {
                     until: spend_limit_until(&message, now),
                     named: named_date(&message),
@@ -557,13 +493,13 @@ impl Error {
                     request_id,
                 }
             }
-            ErrorKind::RateLimited => Error::RateLimited {
+            ModelErrorKind::RateLimited => Error::RateLimited {
                 retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_DELAY),
                 message,
                 request_id,
                 rate_limits,
             },
-            ErrorKind::NotFound => Error::NotFound {
+            ModelErrorKind::NotFound => Error::NotFound {
                 model: cut(model, 128),
                 replacement: None,
                 message,
@@ -593,7 +529,7 @@ impl Error {
         };
         let error_type = s("type");
         Error::Api {
-            kind: ErrorKind::from_error_type(&error_type),
+            kind: kind_of_error_type(&error_type),
             status: None,
             message: s("message"),
             error_type,
@@ -783,7 +719,7 @@ mod tests {
             message: "m".into(),
             request_id: None,
         };
-        assert_eq!(e.action(), Action::Retry);
+        assert_eq!(e.action(), ModelAction::Retry);
         assert!(
             e.to_string()
                 .contains("2026-12-01T00:00:00+00:00, which has passed: retry")

@@ -17,7 +17,9 @@
 //!   through core's `provider_env`; retired models refused before sending
 //!   and deprecated ones warned about, by core's one lifecycle check
 //!   (`LifecycleVerdict` over a `ModelCatalog`).
-//! - [`error`]: [`Error`], its [`ErrorKind`] and [`Action`]; the table.
+//! - [`error`]: [`Error`], classified in core's vocabulary (`ModelErrorKind`,
+//!   `ModelAction`: no kinds or actions of its own); the table;
+//!   [`Error::into_model_error`] keeps the error as the `ModelError`'s source.
 //! - [`model`]: core's `LanguageModel` for the client; request, answer and
 //!   error mapping.
 //! - [`span`]: the OpenTelemetry GenAI span of every call.
@@ -28,7 +30,8 @@
 //! use chrono::{DateTime, Utc};
 //! use reqwest::header::HeaderMap;
 //! use swarmbus_anthropic::error::Redactor;
-//! use swarmbus_anthropic::{Action, Error, ErrorKind};
+//! use swarmbus_anthropic::Error;
+//! use swarmbus_core::{ModelAction, ModelErrorKind};
 //!
 //! // A spend limit: stop until the date the message names.
 //! let body = br#"{"type":"error","error":{"type":"rate_limit_error",
@@ -36,8 +39,8 @@
 //!   "details":{"error_code":"enforced_spend_limit_reached"}}}"#;
 //! let now: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
 //! let e = Error::from_http(429, &HeaderMap::new(), body, "claude-haiku-5-5", now, &Redactor::none());
-//! assert_eq!(e.kind(), ErrorKind::SpendLimit);
-//! assert_eq!(e.action(), Action::StopUntil("2026-12-01T00:00:00Z".parse().unwrap()));
+//! assert_eq!(e.kind(), ModelErrorKind::SpendLimit);
+//! assert_eq!(e.action(), ModelAction::Stop { until: Some("2026-12-01T00:00:00Z".parse().unwrap()) });
 //! ```
 //!
 //! # A call
@@ -63,7 +66,7 @@ pub mod sse;
 pub mod wire;
 
 pub use client::{API_VERSION, AnthropicClient, ClientConfig, MessageStream};
-pub use error::{Action, Error, ErrorKind, RateLimitHeaders, Result};
+pub use error::{Error, RateLimitHeaders, Result};
 pub use sse::{SseEvent, SseParser, StreamAccumulator, StreamUpdate};
 pub use wire::{
     CacheControl, CacheTtl, ContentBlock, Effort, MessageParam, MessagesRequest, MessagesResponse,

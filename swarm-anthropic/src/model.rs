@@ -1,7 +1,9 @@
 //! Core's [`LanguageModel`] for [`AnthropicClient`]: a provider-neutral
 //! [`CompletionRequest`] becomes a Messages request, the answer a
-//! [`Completion`], and an [`Error`] a [`ModelError`] that keeps its kind
-//! name, HTTP status, retry delay, request id and action.
+//! [`Completion`], and an error a `ModelError`
+//! ([`crate::Error::into_model_error`]) with the same kind and action (the
+//! crate classifies in core's vocabulary), its HTTP status, retry delay and
+//! request id, and the error itself as its `source`.
 //!
 //! Mapping choices:
 //! - `system_cache`, `tools_cache` and a message's `cache` become
@@ -19,16 +21,13 @@
 //!   [`ClientConfig::stream_above_max_tokens`](crate::ClientConfig) stream
 //!   (long generations are refused without streaming).
 //! - A retired model's error (refused before sending) has core's kind
-//!   `retired`; every other kind keeps its name.
+//!   `retired`.
 
 use async_trait::async_trait;
 use serde_json::Value;
-use swarmbus_core::llm::{
-    self, Completion, CompletionRequest, LanguageModel, ModelAction, ModelError, ModelErrorKind,
-};
+use swarmbus_core::llm::{self, Completion, CompletionRequest, LanguageModel};
 
 use crate::client::AnthropicClient;
-use crate::error::{Action, Error, ErrorKind};
 use crate::span::PROVIDER_NAME;
 use crate::wire::{
     CacheControl, CacheTtl, ContentBlock, Effort, MessageParam, MessagesRequest, MessagesResponse,
@@ -252,49 +251,6 @@ pub fn to_completion(response: MessagesResponse) -> Completion {
     completion
 }
 
-impl Error {
-    /// Core's [`ModelError`] for this error: the kind name, HTTP status,
-    /// retry delay, request id and action are kept.
-    pub fn to_model_error(&self, model: &str) -> ModelError {
-        let kind = match (self, self.kind()) {
-            (Error::ModelRetired { .. }, _) => ModelErrorKind::Retired,
-            (_, ErrorKind::InvalidRequest) => ModelErrorKind::InvalidRequest,
-            (_, ErrorKind::Unauthenticated) => ModelErrorKind::Unauthenticated,
-            (_, ErrorKind::Billing) => ModelErrorKind::Billing,
-            (_, ErrorKind::PermissionDenied) => ModelErrorKind::PermissionDenied,
-            (_, ErrorKind::NotFound) => ModelErrorKind::NotFound,
-            (_, ErrorKind::RequestTooLarge) => ModelErrorKind::RequestTooLarge,
-            (_, ErrorKind::RateLimited) => ModelErrorKind::RateLimited,
-            (_, ErrorKind::SpendLimit) => ModelErrorKind::SpendLimit,
-            (_, ErrorKind::ServerError) => ModelErrorKind::ServerError,
-            (_, ErrorKind::Overloaded) => ModelErrorKind::Overloaded,
-            (_, ErrorKind::Refused) => ModelErrorKind::Refused,
-            (_, ErrorKind::MalformedResponse) => ModelErrorKind::MalformedResponse,
-            (_, ErrorKind::Timeout) => ModelErrorKind::Timeout,
-            (_, ErrorKind::Connection) => ModelErrorKind::Connection,
-            (_, ErrorKind::InvalidInput) => ModelErrorKind::InvalidInput,
-        };
-        let action = match self.action() {
-            Action::Retry => ModelAction::Retry,
-            Action::RetryAfter(after) => ModelAction::RetryAfter { after },
-            Action::Disable => ModelAction::Disable,
-            Action::Fail => ModelAction::Fail,
-            Action::StopUntil(until) => ModelAction::Stop { until: Some(until) },
-        };
-        let mut e = ModelError::new(PROVIDER_NAME, model, kind, action, self.to_string());
-        if let Some(s) = self.http_status() {
-            e = e.http_status(s);
-        }
-        if let Some(d) = self.retry_after() {
-            e = e.retry_after(d);
-        }
-        if let Some(id) = self.request_id() {
-            e = e.request_id(id);
-        }
-        e
-    }
-}
-
 #[async_trait]
 impl LanguageModel for AnthropicClient {
     fn model_id(&self) -> &str {
@@ -312,6 +268,6 @@ impl LanguageModel for AnthropicClient {
         self.send(&wire, stream)
             .await
             .map(to_completion)
-            .map_err(|e| e.to_model_error(&model).into())
+            .map_err(|e| e.into_model_error(&model).into())
     }
 }

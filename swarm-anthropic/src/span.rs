@@ -1,5 +1,6 @@
 //! One `tracing` span per model call, opened with core's
-//! [`swarmbus_core::llm::gen_ai_span`] and so named and attributed after the
+//! [`swarmbus_core::llm::gen_ai_span`] and filled by core's one recorder
+//! ([`record_answer`], [`record_error_kind`]), so named and attributed after the
 //! OpenTelemetry GenAI semantic conventions; `tracing-opentelemetry` exports
 //! it as a GenAI client span (see `docs/anthropic.md`).
 //!
@@ -21,7 +22,7 @@
 //! `swarm.cost.usd` is left to whoever prices the call. No prompt or answer
 //! text is recorded (it may be private).
 
-use swarmbus_core::llm::gen_ai_span;
+use swarmbus_core::llm::{gen_ai_span, record_answer, record_error_kind};
 
 use crate::error::{Error, Result};
 use crate::wire::{MessagesRequest, MessagesResponse};
@@ -55,26 +56,21 @@ impl CallSpan {
 
     pub(crate) fn fail(self, e: &Error) {
         let s = &self.span;
-        s.record("error.type", e.kind().as_str());
+        record_error_kind(s, e.kind());
         let _g = s.enter();
         tracing::debug!(error = %e, "model call failed");
     }
 
     fn done(self, r: &MessagesResponse) {
         let s = &self.span;
-        let u = r.usage();
-        s.record("gen_ai.response.model", r.model.as_str());
-        s.record("gen_ai.response.id", r.id.as_str());
-        s.record("gen_ai.response.finish_reasons", r.stop().as_str());
-        s.record("gen_ai.usage.input_tokens", u.prompt_tokens());
-        s.record("gen_ai.usage.output_tokens", u.output_tokens);
-        s.record("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens);
-        s.record(
-            "gen_ai.usage.cache_creation.input_tokens",
-            u.cache_write_5m_tokens
-                .saturating_add(u.cache_write_1h_tokens),
+        record_answer(
+            s,
+            &r.model,
+            r.stop().as_str(),
+            &r.usage(),
+            Some(r.model.as_str()),
         );
-        s.record("swarm.served_by", r.model.as_str());
+        s.record("gen_ai.response.id", r.id.as_str());
         let _g = s.enter();
         tracing::debug!("model call done");
     }

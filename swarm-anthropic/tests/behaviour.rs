@@ -12,11 +12,12 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use swarmbus_anthropic::wire::{CacheControl, CacheTtl};
 use swarmbus_anthropic::{
-    Action, AnthropicClient, ContentBlock, Error, ErrorKind, MessageParam, MessagesRequest, Role,
-    StopReason, StreamUpdate, Tool, ToolChoice,
+    AnthropicClient, ContentBlock, Error, MessageParam, MessagesRequest, Role, StopReason,
+    StreamUpdate, Tool, ToolChoice,
 };
 use swarmbus_core::ManualClock;
 use swarmbus_core::llm::{ModelCatalog, ModelLifecycle};
+use swarmbus_core::{ModelAction, ModelErrorKind};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -262,8 +263,8 @@ async fn a_refusal_is_refused_with_its_category_and_never_retried() {
         Some("cyber")
     );
     let e = r.into_checked().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Refused);
-    assert_eq!(e.action(), Action::Fail);
+    assert_eq!(e.kind(), ModelErrorKind::Refused);
+    assert_eq!(e.action(), ModelAction::Fail);
     assert!(e.to_string().contains("cyber"), "{e}");
 }
 
@@ -356,8 +357,8 @@ async fn an_error_event_mid_stream_is_an_error_of_its_type() {
         }
     };
     assert_eq!(text, "Partial answ");
-    assert_eq!(err.kind(), ErrorKind::Overloaded);
-    assert_eq!(err.action(), Action::Retry);
+    assert_eq!(err.kind(), ModelErrorKind::Overloaded);
+    assert_eq!(err.action(), ModelAction::Retry);
     assert_eq!(err.http_status(), None);
 }
 
@@ -380,7 +381,7 @@ async fn a_stream_without_message_stop_is_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::IncompleteStream { events: 3 }), "{e:?}");
-    assert_eq!(e.kind(), ErrorKind::MalformedResponse);
+    assert_eq!(e.kind(), ModelErrorKind::MalformedResponse);
 }
 
 #[tokio::test]
@@ -431,60 +432,62 @@ async fn a_body_over_the_cap_is_refused() {
 
 #[tokio::test]
 async fn each_documented_error_says_what_to_do() {
-    let cases: [(&str, ErrorKind, u16, Action); 9] = [
+    let cases: [(&str, ModelErrorKind, u16, ModelAction); 9] = [
         (
             "errors/invalid_request_400.json",
-            ErrorKind::InvalidRequest,
+            ModelErrorKind::InvalidRequest,
             400,
-            Action::Fail,
+            ModelAction::Fail,
         ),
         (
             "errors/authentication_401.json",
-            ErrorKind::Unauthenticated,
+            ModelErrorKind::Unauthenticated,
             401,
-            Action::Disable,
+            ModelAction::Disable,
         ),
         (
             "errors/billing_402.json",
-            ErrorKind::Billing,
+            ModelErrorKind::Billing,
             402,
-            Action::Disable,
+            ModelAction::Disable,
         ),
         (
             "errors/permission_403.json",
-            ErrorKind::PermissionDenied,
+            ModelErrorKind::PermissionDenied,
             403,
-            Action::Fail,
+            ModelAction::Fail,
         ),
         (
             "errors/not_found_404.json",
-            ErrorKind::NotFound,
+            ModelErrorKind::NotFound,
             404,
-            Action::Fail,
+            ModelAction::Fail,
         ),
         (
             "errors/request_too_large_413.json",
-            ErrorKind::RequestTooLarge,
+            ModelErrorKind::RequestTooLarge,
             413,
-            Action::Fail,
+            ModelAction::Fail,
         ),
         (
             "errors/rate_limit_429_retry_after.json",
-            ErrorKind::RateLimited,
+            ModelErrorKind::RateLimited,
             429,
-            Action::RetryAfter(Duration::from_secs(17)),
+            ModelAction::RetryAfter {
+                after: Duration::from_secs(17),
+            },
         ),
         (
             "errors/api_error_500.json",
-            ErrorKind::ServerError,
+            ModelErrorKind::ServerError,
             500,
-            Action::Retry,
+            ModelAction::Retry,
         ),
         (
             "errors/overloaded_529.json",
-            ErrorKind::Overloaded,
+            ModelErrorKind::Overloaded,
             529,
-            Action::Retry,
+            ModelAction::Retry,
         ),
     ];
     for (file, kind, status, action) in cases {
@@ -524,10 +527,12 @@ async fn a_spend_limit_stops_until_the_date_in_the_message() {
     let server = server_with(response_of(&fx)).await;
     let (c, _) = client_at(&server, "2026-11-30T23:59:59Z");
     let e = c.create_message(&request()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SpendLimit);
+    assert_eq!(e.kind(), ModelErrorKind::SpendLimit);
     assert_eq!(
         e.action(),
-        Action::StopUntil("2026-12-01T00:00:00Z".parse().unwrap())
+        ModelAction::Stop {
+            until: Some("2026-12-01T00:00:00Z".parse().unwrap())
+        }
     );
     assert_eq!(e.retry_after(), None);
 }
@@ -544,7 +549,7 @@ async fn a_spend_limit_stop_is_not_retried_before_its_date() {
     .unwrap()
     .with_clock(clock);
     let e = c.send(&request(), false).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SpendLimit);
+    assert_eq!(e.kind(), ModelErrorKind::SpendLimit);
     assert_eq!(
         sent_bodies(&server).await.len(),
         1,
@@ -564,8 +569,8 @@ async fn a_spend_limit_whose_named_moment_has_passed_is_lifted() {
     ] {
         let (c, _) = client_at(&server, now);
         let e = c.create_message(&request()).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::SpendLimit);
-        assert_eq!(e.action(), Action::Retry, "at {now}");
+        assert_eq!(e.kind(), ModelErrorKind::SpendLimit);
+        assert_eq!(e.action(), ModelAction::Retry, "at {now}");
         assert!(e.to_string().contains("which has passed: retry"), "{e}");
     }
 }
@@ -612,7 +617,9 @@ async fn a_spend_limit_without_a_date_stops_until_the_first_of_next_month() {
         let e = c.create_message(&request()).await.unwrap_err();
         assert_eq!(
             e.action(),
-            Action::StopUntil(until.parse().unwrap()),
+            ModelAction::Stop {
+                until: Some(until.parse().unwrap())
+            },
             "at {now}"
         );
     }
@@ -652,7 +659,7 @@ async fn a_retired_model_is_refused_before_sending_and_names_its_replacement() {
         matches!(&e, Error::ModelRetired { replacement: Some(r), .. } if r == "claude-sonnet-5-5")
     );
     assert!(e.to_string().contains("claude-sonnet-5-5"), "{e}");
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.kind(), ModelErrorKind::NotFound);
     assert!(sent_bodies(&server).await.is_empty(), "nothing was sent");
 }
 
@@ -681,8 +688,8 @@ async fn a_timeout_is_a_timeout() {
     )
     .unwrap();
     let e = c.create_message(&request()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
-    assert_eq!(e.action(), Action::Retry);
+    assert_eq!(e.kind(), ModelErrorKind::Timeout, "{e:?}");
+    assert_eq!(e.action(), ModelAction::Retry);
 }
 
 #[tokio::test]
@@ -695,7 +702,7 @@ async fn a_refused_connection_is_a_connection_error() {
         .create_message(&request())
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Connection, "{e:?}");
+    assert_eq!(e.kind(), ModelErrorKind::Connection, "{e:?}");
     assert!(!e.to_string().contains(KEY));
 }
 
@@ -712,7 +719,7 @@ async fn a_malformed_answer_is_never_guessed() {
             .create_message(&request())
             .await
             .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::MalformedResponse, "{body}");
+        assert_eq!(e.kind(), ModelErrorKind::MalformedResponse, "{body}");
     }
 }
 
@@ -833,7 +840,7 @@ async fn an_invalid_request_is_neither_retried_nor_failed_over() {
     )
     .unwrap();
     let e = c.send(&request(), false).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(e.kind(), ModelErrorKind::InvalidRequest);
     assert_eq!(sent_bodies(&server).await.len(), 1);
 }
 
@@ -874,13 +881,13 @@ async fn a_reset_further_than_the_wait_fails_fast_without_sending() {
     )
     .unwrap();
     let first = c.create_message(&request()).await.unwrap_err();
-    assert_eq!(first.kind(), ErrorKind::RateLimited);
+    assert_eq!(first.kind(), ModelErrorKind::RateLimited);
     let second = c.create_message(&request()).await.unwrap_err();
     assert!(
         matches!(second, Error::RateLimitPending { .. }),
         "{second:?}"
     );
-    assert_eq!(second.kind(), ErrorKind::RateLimited);
+    assert_eq!(second.kind(), ModelErrorKind::RateLimited);
     assert!(second.retry_after().unwrap() > Duration::from_secs(10));
     assert_eq!(
         sent_bodies(&server).await.len(),
@@ -1010,7 +1017,7 @@ async fn bad_input_is_refused_before_sending() {
     ));
     for r in [zero, empty, bad_model, doc_in_assistant] {
         let e = c.create_message(&r).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
+        assert_eq!(e.kind(), ModelErrorKind::InvalidInput, "{e:?}");
     }
     assert!(sent_bodies(&server).await.is_empty());
 }
@@ -1067,12 +1074,12 @@ async fn a_stream_that_goes_silent_part_way_is_a_timeout_to_retry() {
         }
     };
     assert_eq!(text, "Half", "what came before the silence is delivered");
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
-    assert_eq!(err.action(), Action::Retry);
+    assert_eq!(err.kind(), ModelErrorKind::Timeout, "{err:?}");
+    assert_eq!(err.action(), ModelAction::Retry);
     assert!(!format!("{err} {err:?}").contains(KEY));
     // The collecting call fails the same way (no retries configured here).
     let e = c.stream_collect(&request()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
+    assert_eq!(e.kind(), ModelErrorKind::Timeout, "{e:?}");
 }
 
 /// Issue 19 row 6: a stream whose `message_delta` reports a larger

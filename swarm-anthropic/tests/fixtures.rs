@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use swarmbus_anthropic::wire::REMOVED_SAMPLING_PARAMETERS;
-use swarmbus_anthropic::{ContentBlock, ErrorKind, MessagesRequest, MessagesResponse, StopReason};
+use swarmbus_anthropic::{ContentBlock, MessagesRequest, MessagesResponse, StopReason};
+use swarmbus_core::ModelErrorKind;
 use wiremock::MockServer;
 
 use common::*;
@@ -184,21 +185,21 @@ fn check_stream(fx: &Value, r: &MessagesResponse) -> Result<(), String> {
     Ok(())
 }
 
-fn expected_error(name: &str) -> Option<ErrorKind> {
+fn expected_error(name: &str) -> Option<ModelErrorKind> {
     Some(match name {
-        "api_error_500.json" => ErrorKind::ServerError,
-        "authentication_401.json" => ErrorKind::Unauthenticated,
-        "billing_402.json" => ErrorKind::Billing,
-        "invalid_request_400.json" => ErrorKind::InvalidRequest,
-        "not_found_404.json" => ErrorKind::NotFound,
-        "overloaded_529.json" => ErrorKind::Overloaded,
-        "permission_403.json" => ErrorKind::PermissionDenied,
-        "rate_limit_429_retry_after.json" => ErrorKind::RateLimited,
-        "rate_limit_429_spend_limit.json" => ErrorKind::SpendLimit,
-        "request_too_large_413.json" => ErrorKind::RequestTooLarge,
-        "stream_error_overloaded.json" => ErrorKind::Overloaded,
+        "api_error_500.json" => ModelErrorKind::ServerError,
+        "authentication_401.json" => ModelErrorKind::Unauthenticated,
+        "billing_402.json" => ModelErrorKind::Billing,
+        "invalid_request_400.json" => ModelErrorKind::InvalidRequest,
+        "not_found_404.json" => ModelErrorKind::NotFound,
+        "overloaded_529.json" => ModelErrorKind::Overloaded,
+        "permission_403.json" => ModelErrorKind::PermissionDenied,
+        "rate_limit_429_retry_after.json" => ModelErrorKind::RateLimited,
+        "rate_limit_429_spend_limit.json" => ModelErrorKind::SpendLimit,
+        "request_too_large_413.json" => ModelErrorKind::RequestTooLarge,
+        "stream_error_overloaded.json" => ModelErrorKind::Overloaded,
         "test_anthropic_explicit_effort_xhigh_unsupported_model_errors.json" => {
-            ErrorKind::InvalidRequest
+            ModelErrorKind::InvalidRequest
         }
         _ => return None,
     })

@@ -4,7 +4,8 @@
 mod common;
 
 use serde_json::json;
-use swarmbus_anthropic::{ErrorKind, MessagesRequest};
+use swarmbus_anthropic::MessagesRequest;
+use swarmbus_core::ModelErrorKind;
 use wiremock::ResponseTemplate;
 
 use common::*;
@@ -26,7 +27,7 @@ async fn a_key_echoed_by_the_server_is_redacted_from_the_error() {
         .create_message(&MessagesRequest::new("claude-haiku-4-5", 8, "hi"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert_eq!(e.kind(), ModelErrorKind::Unauthenticated);
     for text in [e.to_string(), format!("{e:?}")] {
         assert!(!text.contains(KEY), "{text}");
         assert!(text.contains("[REDACTED]"), "{text}");

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use swarmbus_anthropic::{ErrorKind, MessagesRequest};
+use swarmbus_anthropic::MessagesRequest;
+use swarmbus_core::ModelErrorKind;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -67,7 +68,7 @@ async fn logs_never_show_the_key_and_each_call_is_a_gen_ai_span() {
         .send(&request, true)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Overloaded);
+    assert_eq!(e.kind(), ModelErrorKind::Overloaded);
 
     // A stream opened on its own closes its span when finished.
     let fx = fixture("test_anthropic_model_thinking_part_stream.json");

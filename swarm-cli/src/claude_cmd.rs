@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use swarmbus_anthropic::client::{API_KEY_VAR, check_model_id};
 use swarmbus_anthropic::{
-    Action, AnthropicClient, ClientConfig, Error, MessagesRequest, MessagesResponse, StreamUpdate,
+    AnthropicClient, ClientConfig, Error, MessagesRequest, MessagesResponse, StreamUpdate,
 };
 
 use crate::ctx::Ctx;
@@ -85,8 +85,10 @@ pub(crate) async fn run(cmd: ClaudeCmd, ctx: &Ctx) -> ExitCode {
 
 fn retry_after_s(e: &Error, now: DateTime<Utc>) -> Option<u64> {
     match e.action() {
-        Action::RetryAfter(d) => Some(d.as_secs_f64().ceil() as u64),
-        Action::StopUntil(t) => Some((t - now).num_seconds().max(0) as u64),
+        swarmbus_core::ModelAction::RetryAfter { after } => Some(after.as_secs_f64().ceil() as u64),
+        swarmbus_core::ModelAction::Stop { until: Some(t) } => {
+            Some((t - now).num_seconds().max(0) as u64)
+        }
         _ => None,
     }
 }

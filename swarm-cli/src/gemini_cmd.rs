@@ -68,7 +68,7 @@ fn cli_kind(e: &Error) -> &'static str {
     match e.kind() {
         ErrorKind::AllShardsExhausted => "quota_exhausted",
         ErrorKind::Ledger => "transport",
-        ErrorKind::Config | ErrorKind::Citation | ErrorKind::NoFindings => "invalid_request",
+        ErrorKind::Config => "invalid_request",
         ErrorKind::NotEnoughShards => "overloaded",
         other => other.as_str(),
     }

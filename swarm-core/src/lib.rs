@@ -38,6 +38,10 @@
 //! - [`policy`]: the model roles (`Tier`), the delegation target (90 % worker) and the
 //!   worker/coordinator split of spend (`Efficiency`, `Percent`) the runtime and the cost
 //!   report share.
+//! - [`retry`]: the one retry policy: a [`RetryPolicy`] decides whether, when and with what
+//!   changed (the same target, the next shard, the fallback model) a failed call is made
+//!   again; [`retry::Backoff`] (capped exponential, seeded jitter, caps) and
+//!   [`retry::RetryBudget`]. It decides; the caller sleeps.
 //! - [`redact`]: the one rule for cleaning provider text (keys, control characters, length).
 //! - [`error`]: the crate's one error type, which says whether to retry.
 //!
@@ -78,6 +82,7 @@ pub mod policy;
 pub mod provider_env;
 pub mod quota;
 pub mod redact;
+pub mod retry;
 pub mod search;
 pub mod shard;
 pub mod task;
@@ -109,6 +114,7 @@ pub use llm::{
 pub use money::{Money, ParseMoneyError, Rate};
 pub use policy::{Efficiency, Percent, Tier};
 pub use quota::{Acquire, Denial, QuotaLimits};
+pub use retry::{Backoff, RetryBudget, RetryPolicy};
 pub use search::{FindingIndex, IndexReport, MatchMode, SearchHit, SearchPage, SearchQuery};
 pub use shard::{ShardState, ShardStatus};
 pub use task::{ClaimedTask, ReclaimReport, Task, TaskFailure, TaskReceipt};

@@ -871,6 +871,30 @@ impl ModelErrorKind {
     }
 }
 
+impl ModelErrorKind {
+    /// A fault of the provider or the path to it (server error, overload,
+    /// timeout, broken connection): the same call may succeed when made
+    /// again.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ModelErrorKind::ServerError
+                | ModelErrorKind::Overloaded
+                | ModelErrorKind::Timeout
+                | ModelErrorKind::Connection
+        )
+    }
+
+    /// A failure of this model that another model may not share
+    /// (overload, server errors, timeouts): a fallback model may serve.
+    pub const fn allows_fallback(self) -> bool {
+        matches!(
+            self,
+            ModelErrorKind::ServerError | ModelErrorKind::Overloaded | ModelErrorKind::Timeout
+        )
+    }
+}
+
 impl fmt::Display for ModelErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -1225,32 +1249,57 @@ pub fn gen_ai_span(provider: &str, operation: &str, model: &str) -> tracing::Spa
     )
 }
 
-/// Records a completion on a [`gen_ai_span`]. `gen_ai.usage.input_tokens`
-/// counts every prompt token, cache reads and writes included, as the
-/// conventions ask; the cache attributes say how many of them were cached.
+/// Records a completion on a [`gen_ai_span`] (see [`record_answer`]).
 pub fn record_completion(span: &tracing::Span, completion: &Completion) {
-    let u = &completion.usage;
-    span.record("gen_ai.response.model", completion.model.as_str());
-    span.record(
-        "gen_ai.response.finish_reasons",
+    record_answer(
+        span,
+        &completion.model,
         completion.stop_reason.as_str(),
+        &completion.usage,
+        completion.served_by.as_deref(),
     );
-    span.record("gen_ai.usage.input_tokens", u.prompt_tokens());
-    span.record("gen_ai.usage.output_tokens", u.output_tokens);
-    span.record("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens);
+}
+
+/// Records an answer's facts on a [`gen_ai_span`]: the one recorder every
+/// provider uses, whether or not it built a [`Completion`].
+/// `gen_ai.usage.input_tokens` counts every prompt token, cache reads and
+/// writes included, as the conventions ask; the cache attributes say how
+/// many of them were cached.
+pub fn record_answer(
+    span: &tracing::Span,
+    model: &str,
+    finish_reason: &str,
+    usage: &Usage,
+    served_by: Option<&str>,
+) {
+    span.record("gen_ai.response.model", model);
+    span.record("gen_ai.response.finish_reasons", finish_reason);
+    span.record("gen_ai.usage.input_tokens", usage.prompt_tokens());
+    span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+    span.record(
+        "gen_ai.usage.cache_read.input_tokens",
+        usage.cache_read_tokens,
+    );
     span.record(
         "gen_ai.usage.cache_creation.input_tokens",
-        u.cache_write_5m_tokens
-            .saturating_add(u.cache_write_1h_tokens),
+        usage
+            .cache_write_5m_tokens
+            .saturating_add(usage.cache_write_1h_tokens),
     );
-    if let Some(who) = &completion.served_by {
-        span.record("swarm.served_by", who.as_str());
+    if let Some(who) = served_by {
+        span.record("swarm.served_by", who);
     }
 }
 
 /// Records a failure on a [`gen_ai_span`] (`error.type` is the kind).
 pub fn record_model_error(span: &tracing::Span, error: &ModelError) {
-    span.record("error.type", error.kind.as_str());
+    record_error_kind(span, error.kind);
+}
+
+/// Records a failure's kind on a [`gen_ai_span`] (`error.type`), for a
+/// provider that has not built a [`ModelError`].
+pub fn record_error_kind(span: &tracing::Span, kind: ModelErrorKind) {
+    span.record("error.type", kind.as_str());
 }
 
 #[cfg(test)]

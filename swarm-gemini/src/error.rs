@@ -106,10 +106,6 @@ pub enum ErrorKind {
     Transport,
     /// No shard (and no fallback) could serve the call.
     AllShardsExhausted,
-    /// The librarian's answer cites nothing, or cites ids that do not exist.
-    Citation,
-    /// No finding matches the question's filter.
-    NoFindings,
     /// Fewer shards are operational than the work requires.
     NotEnoughShards,
     /// The configuration is invalid.
@@ -138,8 +134,6 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Transport => "transport",
             ErrorKind::AllShardsExhausted => "all_shards_exhausted",
-            ErrorKind::Citation => "citation",
-            ErrorKind::NoFindings => "no_findings",
             ErrorKind::NotEnoughShards => "not_enough_shards",
             ErrorKind::Config => "config",
             ErrorKind::Ledger => "ledger",
@@ -408,20 +402,6 @@ pub enum Error {
         /// Why the fallback provider did not answer, when one is configured.
         fallback: Option<String>,
     },
-    /// The librarian's answer cites nothing, or cites ids that are not
-    /// findings of the archive.
-    #[error("answer citations rejected: {reason}")]
-    Citation {
-        /// Why (which ids).
-        reason: String,
-    },
-    /// No finding matches the question's filter (or none is relevant, for
-    /// the extractive provider).
-    #[error("no findings to answer from: {reason}")]
-    NoFindings {
-        /// Which filter or question.
-        reason: String,
-    },
     /// The shard test found fewer operational shards than required.
     #[error("only {operational} of {total} shards operational, {required_percent}% required")]
     NotEnoughShards {
@@ -562,8 +542,6 @@ impl Error {
             | Error::Config { .. }
             | Error::InvalidInput { .. }
             | Error::Truncated { .. }
-            | Error::Citation { .. }
-            | Error::NoFindings { .. }
             | Error::NotEnoughShards { .. } => Action::Fail,
         }
     }
@@ -590,8 +568,6 @@ impl Error {
             Error::Config { .. } => ErrorKind::Config,
             Error::InvalidInput { .. } => ErrorKind::InvalidRequest,
             Error::AllShardsExhausted { .. } => ErrorKind::AllShardsExhausted,
-            Error::Citation { .. } => ErrorKind::Citation,
-            Error::NoFindings { .. } => ErrorKind::NoFindings,
             Error::NotEnoughShards { .. } => ErrorKind::NotEnoughShards,
             Error::Ledger(_) => ErrorKind::Ledger,
             Error::Truncated { .. } => ErrorKind::Truncated,
@@ -697,11 +673,11 @@ impl Error {
             ErrorKind::Overloaded => K::Overloaded,
             ErrorKind::ServerError => K::ServerError,
             ErrorKind::Blocked => K::Blocked,
-            ErrorKind::MalformedResponse | ErrorKind::Citation => K::MalformedResponse,
+            ErrorKind::MalformedResponse => K::MalformedResponse,
             ErrorKind::Timeout => K::Timeout,
             ErrorKind::Transport => K::Connection,
             ErrorKind::AllShardsExhausted | ErrorKind::NotEnoughShards => K::Exhausted,
-            ErrorKind::Config | ErrorKind::NoFindings | ErrorKind::Ledger => K::Config,
+            ErrorKind::Config | ErrorKind::Ledger => K::Config,
             ErrorKind::Truncated => K::Truncated,
         };
         let action = match self.action() {

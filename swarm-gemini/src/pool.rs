@@ -17,7 +17,8 @@
 //!   per-day 429 marks it exhausted until the next Pacific midnight (both
 //!   apply to every shard with the same project label: the quota is the
 //!   project's); an invalid or leaked key disables it; a 5xx or connection error is
-//!   retried on the same shard with jittered exponential backoff, then the
+//!   retried on the same shard with jittered exponential backoff (core's one
+//!   retry policy, `swarmbus_core::retry::Backoff`, decides), then the
 //!   next shard is tried; a bad request, a block or a malformed answer fails
 //!   the call at once (every shard would answer the same).
 //! - When no shard can serve now but one is only cooling and usable again
@@ -59,6 +60,7 @@ use swarmbus_core::bus::QuotaLedger;
 use swarmbus_core::keys::ShardId;
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel, ModelAction};
 use swarmbus_core::quota::{Acquire, Denial, QuotaLimits};
+use swarmbus_core::retry::{Attempt, Backoff, Change, Decision, Failure, Jitter, RetryPolicy};
 
 use crate::client::{ClientConfig, DEFAULT_MODEL, GeminiClient, PROVIDER_NAME};
 use crate::decode::Generation;
@@ -618,6 +620,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
     ) -> std::result::Result<PoolAnswer, FallbackFailure> {
         let name = fb.provider_name().to_owned();
         tracing::info!(provider = %name, "no shard can serve; using the fallback");
+        let mut policy = self.retry_policy();
         let mut attempt = 0u32;
         loop {
             let e = match fb.complete(request.clone()).await {
@@ -647,18 +650,24 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
                 ),
             };
             let note = format!("{kind}: {e}");
-            let floor = match action {
-                ModelAction::Retry => Some(Duration::ZERO),
-                ModelAction::RetryAfter { after } => Some(after),
+            let failure = match action {
                 ModelAction::Fail => return Err(FallbackFailure::Fail(e)),
-                _ => None,
+                // The fallback's own delay for a plain retry is its client's
+                // business: no floor here.
+                ModelAction::Retry => Failure::new(ModelAction::Retry),
+                other => Failure::new(other),
             };
-            match floor {
-                Some(floor) if attempt < self.config.retries_per_shard => {
-                    let wait = self.backoff(attempt.saturating_add(1), floor);
-                    if add(self.clock.now(), wait) > deadline {
-                        return Err(FallbackFailure::GaveUp(note));
-                    }
+            let left = (deadline - self.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            let ask = Attempt::new(failure, attempt)
+                .time_left(left)
+                .at(self.clock.now());
+            match policy.decide(&ask) {
+                Decision::Retry {
+                    wait,
+                    change: Change::Same,
+                } => {
                     attempt += 1;
                     tracing::debug!(provider = %name, attempt, "fallback failed; retrying");
                     self.clock.sleep(wait).await;
@@ -674,6 +683,7 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         shard: &PoolShard,
         request: &GenerateContentRequest,
     ) -> Result<Outcome> {
+        let mut policy = self.retry_policy().rotate(true);
         let mut attempt = 0u32;
         let mut last_error: Option<Error> = None;
         loop {
@@ -724,20 +734,27 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
             }
             let action = error.action();
             tracing::debug!(shard = %shard.id, kind = %error.kind(), ?action, attempt, "shard call failed");
-            match action {
-                Action::RetryAfter(floor) if attempt < self.config.retries_per_shard => {
+            let failure = Failure::new(match action {
+                Action::RetryAfter(after) => ModelAction::RetryAfter { after },
+                Action::Fail => ModelAction::Fail,
+                _ => ModelAction::Rotate,
+            });
+            match policy.decide(&Attempt::new(failure, attempt).at(self.clock.now())) {
+                Decision::Retry {
+                    wait,
+                    change: Change::Same,
+                } => {
                     attempt += 1;
-                    let wait = self.backoff(attempt, floor);
                     self.clock.sleep(wait).await;
                     last_error = Some(error);
                     continue;
                 }
-                Action::Fail => {
+                Decision::Retry { .. } => {}
+                _ => {
                     // The shard answered; the request is what failed.
                     shard.mark_ok(&*self.ledger, self.clock.now()).await?;
                     return Err(error);
                 }
-                _ => {}
             }
             self.apply(shard, &error, action).await?;
             return Ok(Outcome::Failed(error));
@@ -802,14 +819,15 @@ impl<L: QuotaLedger + ?Sized> ShardPool<L> {
         })
     }
 
-    fn backoff(&self, attempt: u32, floor: Duration) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let d = exp.max(floor).min(self.config.backoff_max.max(floor));
-        // Full jitter over the upper half: spreads retries of many callers.
-        d.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    /// One call's retry policy (core's one [`Backoff`]): at most
+    /// `retries_per_shard` retries of a target, waits of `backoff_base`
+    /// doubling to `backoff_max` (a server's delay may exceed it), jittered
+    /// over their upper half so many callers spread out.
+    fn retry_policy(&self) -> Backoff {
+        Backoff::new(self.config.backoff_base, self.config.backoff_max)
+            .max_retries(self.config.retries_per_shard)
+            .jitter(Jitter::Equal, rand::random())
+            .jitter_floor(true)
     }
 
     /// Every shard's state now, for a report or an error.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
 use secrecy::{ExposeSecret, SecretString};
 use swarmbus_core::BusLimits;
-use swarmbus_core::error::{Error, Result};
+use swarmbus_core::error::{Error, Result, Retry};
 use swarmbus_core::keys::{Key, KeySpace, ShardId, WorkerId};
 use tokio::time::Instant;
 
@@ -303,7 +303,8 @@ impl RedisBus {
             deadline: Instant::now()
                 .checked_add(self.inner.retry_for)
                 .unwrap_or_else(far_future),
-            delay: crate::outage::FIRST_DELAY,
+            policy: crate::outage::retry_policy(),
+            retries: 0,
             retry_timeouts: true,
         }
     }
@@ -703,10 +704,13 @@ fn is_no_script(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) || e.code() == Some("NOSCRIPT")
 }
 
-/// Retry pacing within the retry budget.
+/// Retry pacing within the retry budget: core's one retry policy
+/// ([`crate::outage::retry_policy`]) decides, bounded by the deadline.
 struct Backoff {
     deadline: Instant,
-    delay: Duration,
+    policy: swarmbus_core::Backoff,
+    /// Retries made so far.
+    retries: u32,
     /// Whether a timed-out request is sent again (not for blocking reads,
     /// whose bound is the caller's wait).
     retry_timeouts: bool,
@@ -716,16 +720,22 @@ impl Backoff {
     /// Waits before the next attempt and returns true, or returns false when
     /// the error is not worth retrying or the budget is spent.
     async fn wait(&mut self, e: &RedisError) -> bool {
-        if !is_transient(e) || (e.is_timeout() && !self.retry_timeouts) {
-            return false;
+        use swarmbus_core::retry::{Attempt, Decision, Failure, RetryPolicy};
+        let verdict = if is_transient(e) && (!e.is_timeout() || self.retry_timeouts) {
+            Retry::Retry
+        } else {
+            Retry::Never
+        };
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let attempt = Attempt::new(Failure::of_retry(verdict), self.retries).time_left(left);
+        match self.policy.decide(&attempt) {
+            Decision::Retry { wait, .. } => {
+                tokio::time::sleep(wait).await;
+                self.retries = self.retries.saturating_add(1);
+                true
+            }
+            _ => false,
         }
-        match Instant::now().checked_add(self.delay) {
-            Some(next) if next <= self.deadline => {}
-            _ => return false,
-        }
-        tokio::time::sleep(crate::outage::jittered(self.delay)).await;
-        self.delay = crate::outage::next_delay(self.delay);
-        true
     }
 }
 

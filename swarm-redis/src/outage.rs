@@ -30,20 +30,14 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_millis(500);
 /// outage (a flapping connection warns once, not on every flap).
 pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
-/// The next delay: doubled, capped at [`MAX_DELAY`].
-pub(crate) fn next_delay(delay: Duration) -> Duration {
-    delay.saturating_mul(2).min(MAX_DELAY)
-}
-
-/// `delay` with jitter: between half and all of it, so processes that lost
-/// Redis together do not all come back in the same millisecond.
-pub(crate) fn jittered(delay: Duration) -> Duration {
-    let half = delay / 2;
-    let spread = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
-    if spread == 0 {
-        return delay;
-    }
-    half + Duration::from_micros(rand::random_range(0..=spread))
+/// The bus's retry pacing, as core's one retry policy: waits from
+/// [`FIRST_DELAY`] doubling to [`MAX_DELAY`], each between half and all of
+/// it (so processes that lost Redis together do not all come back in the
+/// same millisecond), no cap on attempts (the caller's deadline bounds
+/// them).
+pub(crate) fn retry_policy() -> swarmbus_core::Backoff {
+    swarmbus_core::Backoff::new(FIRST_DELAY, MAX_DELAY)
+        .jitter(swarmbus_core::retry::Jitter::Equal, rand::random())
 }
 
 #[derive(Debug, Default)]
@@ -153,13 +147,14 @@ mod tests {
 
     #[test]
     fn the_backoff_doubles_to_its_cap_and_jitter_stays_within_half() {
-        let mut d = FIRST_DELAY;
-        for _ in 0..20 {
-            d = next_delay(d);
-        }
-        assert_eq!(d, MAX_DELAY);
-        for _ in 0..100 {
-            let j = jittered(MAX_DELAY);
+        let mut p = retry_policy();
+        let first = p.wait(0, Duration::ZERO);
+        assert!(
+            first >= FIRST_DELAY / 2 && first <= FIRST_DELAY,
+            "{first:?}"
+        );
+        for n in 20..120 {
+            let j = p.wait(n, Duration::ZERO);
             assert!(j >= MAX_DELAY / 2 && j <= MAX_DELAY, "{j:?}");
         }
     }
