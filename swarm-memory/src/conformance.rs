@@ -50,9 +50,17 @@ fn session() -> SessionId {
     SessionId::new(uniq("session")).unwrap()
 }
 
+/// A shard no other check of this process uses: drawn at random, two
+/// checks sharing one bus collided now and then (one found the other's
+/// exhausted shard), so the ids count up from one random start.
 fn shard() -> ShardId {
-    let n = (uuid::Uuid::new_v4().as_u128() % 9000) as u32 + 1000;
-    ShardId::new(n).unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (uuid::Uuid::new_v4().as_u128() % 4000) as u32 + 1000;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    // 1000..=9999, wrapping: thousands of checks apart before a repeat.
+    let n = NEXT.fetch_add(1, Ordering::SeqCst) % 9000;
+    ShardId::new(if n < 1000 { n + 9000 } else { n }).unwrap()
 }
 
 fn finding(w: &WorkerId, s: &SessionId, title: &str) -> Finding {
