@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use swarmbus_core::bus::Bus;
 use swarmbus_cost::Money;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 const DRAFT: &str = "cc-budget";
 
@@ -81,9 +81,9 @@ fn money(s: &str) -> Result<Money, String> {
 
 /// Runs `swarm budget`.
 pub(crate) async fn run(cmd: BudgetCmd, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match cmd {
         BudgetCmd::Set { session, total } => {

@@ -22,7 +22,7 @@ use swarmbus_core::Tier;
 use swarmbus_core::accounting::{Hold, Meter, MeteredCall};
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{CounterName, SessionId, WorkerId};
-use swarmbus_cost::{Accountant, BudgetLimits, Money, PriceTable, ReportFilter, Tiers};
+use swarmbus_cost::{Accountant, BudgetLimits, Money, ReportFilter};
 
 /// What one booking pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -96,20 +96,14 @@ pub(crate) fn safe_name(prefix: &str, key: &str) -> String {
 }
 
 impl Booker {
-    /// A booker with the built-in price table and the default tiers.
-    pub(crate) fn new(
-        bus: Arc<dyn Bus>,
-        clock: swarmbus_core::SharedClock,
-    ) -> Result<Self, String> {
-        let table = PriceTable::built_in().map_err(|e| format!("price table: {e}"))?;
-        let accountant = Accountant::new(
-            Arc::clone(&bus),
-            Arc::new(table),
-            Tiers::default(),
-            BudgetLimits::unlimited(),
-        )
-        .map_err(|e| format!("accountant: {e}"))?
-        .with_clock(clock);
+    /// A booker on `bus` with the context's accountant: the built-in price
+    /// table, the context's tiers (`--worker-tier`, `SWARM_WORKER_TIER`, …)
+    /// and clock.
+    pub(crate) fn new(bus: Arc<dyn Bus>, ctx: &crate::ctx::Ctx) -> Result<Self, String> {
+        let table = ctx.prices().map_err(|e| format!("price table: {e}"))?;
+        let accountant = ctx
+            .accountant(Arc::clone(&bus), table, BudgetLimits::unlimited())
+            .map_err(|e| format!("accountant: {e}"))?;
         Ok(Self { bus, accountant })
     }
 
@@ -248,9 +242,4 @@ impl Booker {
             .map_or(Money::ZERO, |t| t.usd);
         Ok((session_usd, all.total.usd))
     }
-}
-
-/// The worker tier's name (the tier subagents' calls are booked on).
-pub(crate) fn worker_tier_name() -> String {
-    Tiers::default().worker.name.to_string()
 }

@@ -158,12 +158,6 @@ fn prepare(args: &GenerateArgs, ctx: &Ctx) -> Result<(AnthropicClient, MessagesR
             reason: "the system prompt is empty".into(),
         });
     }
-    let key = std::env::var(API_KEY_VAR)
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| Error::MissingKey {
-            var: API_KEY_VAR.into(),
-        })?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     let config = ClientConfig::from_env()
         .model(args.model.clone())
@@ -175,17 +169,20 @@ fn prepare(args: &GenerateArgs, ctx: &Ctx) -> Result<(AnthropicClient, MessagesR
             Duration::from_millis(500),
             Duration::from_secs(8),
         );
-    let mut client =
-        AnthropicClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock());
     // The built-in price table knows each model's lifecycle: a retired
     // model is refused before sending (naming its replacement), a
     // deprecated one warned about on stderr.
-    match swarmbus_cost::PriceTable::built_in() {
-        Ok(table) => client = client.with_catalog(std::sync::Arc::new(table)),
-        Err(e) => {
+    let table = ctx
+        .prices()
+        .inspect_err(|e| {
             tracing::warn!(error = %e, "no model lifecycle check: the price table did not load")
-        }
-    }
+        })
+        .ok();
+    let client = ctx
+        .anthropic(config, table)?
+        .ok_or_else(|| Error::MissingKey {
+            var: API_KEY_VAR.into(),
+        })?;
     let mut request = MessagesRequest::new(args.model.clone(), max_tokens, prompt);
     if let Some(s) = &args.system {
         request = request.system(s.clone());

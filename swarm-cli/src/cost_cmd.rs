@@ -13,14 +13,13 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use swarmbus_core::keys::{SessionId, TierName, WorkerId};
-use swarmbus_cost::defaults::{COORDINATOR_MODEL, LIBRARIAN_MODEL, WORKER_MODEL};
 use swarmbus_cost::import::LITELLM_SOURCE;
 use swarmbus_cost::{
-    Accountant, Billing, Bucket, BudgetLimits, Call, Cost, Ledger, LifecycleStatus, LitellmImport,
-    Money, PriceTable, Provider, ReportFilter, TierModel, Tiers, Usage,
+    Billing, Bucket, BudgetLimits, Call, Cost, Ledger, LifecycleStatus, LitellmImport, Money,
+    PriceTable, Provider, ReportFilter, Usage,
 };
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// Exit status of a call that could not be priced.
 const UNPRICED: u8 = 3;
@@ -112,41 +111,6 @@ pub(crate) struct QuoteArgs {
     json: bool,
 }
 
-/// Which tier names and coordinator model a report uses.
-#[derive(Debug, clap::Args)]
-struct TierArgs {
-    /// The coordinator tier's name.
-    #[arg(long, default_value = "sonnet", value_name = "NAME")]
-    coordinator_tier: String,
-    /// The model the coordinator tier calls (savings are priced on it).
-    #[arg(long, default_value = COORDINATOR_MODEL, value_name = "MODEL")]
-    coordinator_model: String,
-    /// The worker tier's name.
-    #[arg(long, default_value = "haiku", value_name = "NAME")]
-    worker_tier: String,
-    /// The model the worker tier calls.
-    #[arg(long, default_value = WORKER_MODEL, value_name = "MODEL")]
-    worker_model: String,
-    /// The librarian tier's name.
-    #[arg(long, default_value = "gemini", value_name = "NAME")]
-    librarian_tier: String,
-    /// The model the librarian tier calls (on its free tier).
-    #[arg(long, default_value = LIBRARIAN_MODEL, value_name = "MODEL")]
-    librarian_model: String,
-}
-
-impl TierArgs {
-    fn tiers(&self) -> Result<Tiers, ExitCode> {
-        let name = |n: &str| TierName::new(n).map_err(|e| fail("tier name", e));
-        Ok(Tiers::new(
-            TierModel::new(name(&self.coordinator_tier)?, &self.coordinator_model),
-            TierModel::new(name(&self.worker_tier)?, &self.worker_model),
-            TierModel::new(name(&self.librarian_tier)?, &self.librarian_model)
-                .billing(Billing::FreeTier),
-        ))
-    }
-}
-
 /// Options of `swarm cost report`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
@@ -156,8 +120,6 @@ pub(crate) struct ReportArgs {
     /// Only this worker's calls.
     #[arg(long)]
     worker: Option<String>,
-    #[command(flatten)]
-    tiers: TierArgs,
     #[command(flatten)]
     prices: PriceArgs,
     /// Print the report as JSON.
@@ -197,8 +159,6 @@ pub(crate) struct RecordArgs {
     /// When the call was made (`YYYY-MM-DD` or RFC 3339) instead of now.
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     at: Option<DateTime<Utc>>,
-    #[command(flatten)]
-    tiers: TierArgs,
     #[command(flatten)]
     prices: PriceArgs,
     /// Hold the call to a global budget (USD): refused with exit status 4,
@@ -453,7 +413,7 @@ fn exit_for(cost: &Cost) -> ExitCode {
 
 async fn report(args: ReportArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     let table = args.prices.table()?;
-    let tiers = args.tiers.tiers()?;
+    let tiers = ctx.tiers();
     let mut filter = ReportFilter::all();
     if let Some(s) = &args.session {
         filter = filter.session(SessionId::new(s.as_str()).map_err(|e| fail("session", e))?);
@@ -461,10 +421,13 @@ async fn report(args: ReportArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     if let Some(w) = &args.worker {
         filter = filter.worker(WorkerId::new(w.as_str()).map_err(|e| fail("worker", e))?);
     }
-    let bus = ctx.bus().await.map_err(|e| fail("bus", e))?;
+    let bus = ctx
+        .bus(BusUse::ONE_SHOT)
+        .await
+        .map_err(|e| fail("bus", e))?;
     let ledger = Ledger::new(bus, Arc::new(table)).map_err(|e| fail("ledger", e))?;
     let report = ledger
-        .report(&tiers, &filter)
+        .report(tiers, &filter)
         .await
         .map_err(|e| fail("reading the ledger", e))?;
     if args.json {
@@ -478,7 +441,7 @@ async fn report(args: ReportArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
 
 async fn record(args: RecordArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     let table = args.prices.table()?;
-    let tiers = args.tiers.tiers()?;
+    let tiers = ctx.tiers();
     let tier = TierName::new(args.tier.as_str()).map_err(|e| fail("tier", e))?;
     let usage = match (&args.usage_json, args.provider) {
         (Some(path), Some(provider)) => usage_from_file(path, provider.into())?,
@@ -515,10 +478,13 @@ async fn record(args: RecordArgs, ctx: &Ctx) -> Result<ExitCode, ExitCode> {
     if let Some(usd) = args.worker_budget {
         limits = limits.per_worker(usd);
     }
-    let bus = ctx.bus().await.map_err(|e| fail("bus", e))?;
-    let accountant = Accountant::new(bus, Arc::new(table), tiers, limits)
-        .map_err(|e| fail("ledger", e))?
-        .with_clock(ctx.clock());
+    let bus = ctx
+        .bus(BusUse::ONE_SHOT)
+        .await
+        .map_err(|e| fail("bus", e))?;
+    let accountant = ctx
+        .accountant(bus, Arc::new(table), limits)
+        .map_err(|e| fail("ledger", e))?;
     // The usage is known, so the estimate is exact: the reservation is the cost.
     let pending = match accountant.reserve(call, &usage).await {
         Ok(pending) => pending,
@@ -739,7 +705,6 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 
 #[cfg(test)]
 mod tests {
-    use swarmbus_core::Tier;
 
     use super::*;
 
@@ -756,22 +721,5 @@ mod tests {
             "2025-09-05T16:00:00+00:00"
         );
         assert!(parse_time("yesterday").is_err());
-    }
-
-    #[test]
-    fn a_tier_role_picks_the_billing() {
-        let tiers = TierArgs {
-            coordinator_tier: "sonnet".into(),
-            coordinator_model: COORDINATOR_MODEL.into(),
-            worker_tier: "haiku".into(),
-            worker_model: WORKER_MODEL.into(),
-            librarian_tier: "gemini".into(),
-            librarian_model: LIBRARIAN_MODEL.into(),
-        }
-        .tiers()
-        .unwrap();
-        let gemini = TierName::new("gemini").unwrap();
-        assert_eq!(tiers.role_of(&gemini), Some(Tier::Librarian));
-        assert_eq!(tiers.librarian.billing, Billing::FreeTier);
     }
 }

@@ -16,7 +16,7 @@ use swarmbus_core::bus::Bus;
 use swarmbus_core::{SessionId, Task, WorkerId};
 use swarmbus_memory::MemoryBus;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// Most files one task reads.
 const MAX_FILES: usize = 20_000;
@@ -183,9 +183,12 @@ pub(crate) async fn run(args: DemoArgs, ctx: &Ctx) -> ExitCode {
     }
     let timeout = Duration::from_secs(args.timeout);
     let result = if args.on_redis && !ctx.is_memory() {
-        match ctx.redis().await {
-            Ok(bus) => session(bus, args.dir, timeout).await,
-            Err(e) => return fail("cannot open the bus", e),
+        if let Err(e) = ctx.bus(BusUse::ONE_SHOT).await {
+            return fail("cannot open the bus", e);
+        }
+        match ctx.redis() {
+            Some(bus) => session(bus, args.dir, timeout).await,
+            None => return fail("demo", "the bus is not Redis"),
         }
     } else {
         println!("Bus: in-process (nothing is shared; `--on-redis` runs on Redis)");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 use crate::ops::{self, NewFinding, Search};
 
 /// Finding commands.
@@ -217,9 +217,9 @@ pub(crate) async fn run(cmd: FindingsCmd, ctx: &Ctx) -> ExitCode {
     if let FindingsCmd::Reindex(a) = cmd {
         return reindex(a, ctx).await;
     }
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match cmd {
         FindingsCmd::List(a) => {
@@ -540,9 +540,11 @@ async fn reindex(a: ReindexArgs, ctx: &Ctx) -> ExitCode {
             "the in-process bus has no keys written around the library: reindex a Redis",
         );
     }
-    let redis = match ctx.redis().await {
-        Ok(r) => r,
-        Err(e) => return fail("cannot open the bus", e),
+    if let Err(e) = ctx.bus(BusUse::ONE_SHOT).await {
+        return fail("cannot open the bus", e);
+    }
+    let Some(redis) = ctx.redis() else {
+        return fail("findings reindex", "the bus is not Redis");
     };
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();

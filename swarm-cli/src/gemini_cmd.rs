@@ -126,8 +126,8 @@ fn client(args: &GenerateArgs, ctx: &Ctx) -> Result<GeminiClient, Error> {
         GeminiClient::new(secrecy::SecretString::from(key), config)?.with_clock(ctx.clock());
     // The built-in price table knows each model's lifecycle: a retired
     // model is refused before sending, naming its replacement.
-    match swarmbus_cost::PriceTable::built_in() {
-        Ok(table) => client = client.with_catalog(std::sync::Arc::new(table)),
+    match ctx.prices() {
+        Ok(table) => client = client.with_catalog(table),
         Err(e) => {
             tracing::warn!(error = %e, "no model lifecycle check: the price table did not load")
         }

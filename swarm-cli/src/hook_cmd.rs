@@ -32,7 +32,7 @@ use swarmbus_cost::Money;
 
 use crate::budget_cmd::{self, Caps};
 use crate::cc_book::{Booked, Booker, safe_name};
-use crate::ctx::Ctx;
+use crate::ctx::{BusUse, Ctx};
 
 /// Options of `swarm hook`.
 #[derive(Debug, clap::Args)]
@@ -56,7 +56,7 @@ pub(crate) async fn run(args: HookArgs, ctx: &Ctx) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let bus = match ctx.bus().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!(
@@ -123,7 +123,7 @@ async fn handle(
                 "agent_id": agent,
                 "agent_type": p.agent_type,
                 "model": model.or(pending),
-                "tier": crate::cc_book::worker_tier_name(),
+                "tier": ctx.tiers().worker.name.to_string(),
             });
             bus.save_draft(&safe_name("cc-agent-", agent), &record.to_string())
                 .await
@@ -145,7 +145,7 @@ async fn handle(
             Ok(Outcome::Done)
         }
         "SubagentStop" => {
-            let booker = Booker::new(Arc::clone(&bus), ctx.clock())?;
+            let booker = Booker::new(Arc::clone(&bus), ctx)?;
             let mut booked = Booked::default();
             if let Some(path) = p.agent_transcript_path.as_deref() {
                 booked.merge(book_file(&booker, Path::new(path), p.agent_type.as_deref()).await?);
@@ -159,13 +159,13 @@ async fn handle(
             Ok(Outcome::Done)
         }
         "Stop" | "SessionEnd" => {
-            let booker = Booker::new(Arc::clone(&bus), ctx.clock())?;
+            let booker = Booker::new(Arc::clone(&bus), ctx)?;
             let booked = book_session(&booker, p).await?;
             booked.warn();
             Ok(Outcome::Done)
         }
         "SessionStart" | "UserPromptSubmit" => {
-            let booker = Booker::new(Arc::clone(&bus), ctx.clock())?;
+            let booker = Booker::new(Arc::clone(&bus), ctx)?;
             let (session, total) = booker.spent(p.session_id.as_deref()).await?;
             let caps = budget_cmd::load(&bus).await.unwrap_or_default();
             println!(
@@ -253,7 +253,7 @@ async fn budget_check(p: &HookPayload, bus: Arc<dyn Bus>, ctx: &Ctx) -> Result<O
     if caps == Caps::default() {
         return Ok(Outcome::Done);
     }
-    let booker = Booker::new(Arc::clone(&bus), ctx.clock())?;
+    let booker = Booker::new(Arc::clone(&bus), ctx)?;
     let (mut session, mut total) = booker.spent(p.session_id.as_deref()).await?;
     let mut running = Money::ZERO;
     if let Some(main) = p.transcript_path.as_deref().map(Path::new) {

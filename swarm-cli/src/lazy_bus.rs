@@ -24,20 +24,15 @@ use swarmbus_core::{
     ArchiveQuery, ArchiveResponse, ClaimedTask, Finding, FindingFilter, HaltReport, Heartbeat,
     Listing, Progress, ReclaimReport, ShardState, Task, TaskFailure,
 };
-use swarmbus_redis::RedisBus;
 
-use crate::ctx::Ctx;
-
-/// The connection, once made, and its finding adopter.
-struct Connected {
-    bus: RedisBus,
-    _adopter: swarmbus_redis::FindingAdopter,
-}
+use crate::ctx::{BusUse, Ctx};
 
 /// A Redis bus that connects when first used and again after losing Redis.
 pub(crate) struct LazyBus {
     ctx: Arc<Ctx>,
-    slot: tokio::sync::Mutex<Option<Arc<Connected>>>,
+    /// The bus [`Ctx::bus`] opened (as a server: its raw-key adopter runs
+    /// while the context lives), once connected.
+    slot: tokio::sync::Mutex<Option<Arc<dyn swarmbus_core::Bus>>>,
 }
 
 impl std::fmt::Debug for LazyBus {
@@ -65,20 +60,15 @@ impl LazyBus {
         }
     }
 
-    async fn get(&self) -> Result<RedisBus> {
+    async fn get(&self) -> Result<Arc<dyn swarmbus_core::Bus>> {
         let mut slot = self.slot.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.bus.clone());
+        if let Some(bus) = slot.as_ref() {
+            return Ok(Arc::clone(bus));
         }
-        match self.ctx.redis().await {
+        match self.ctx.bus(BusUse::SERVER).await {
             Ok(bus) => {
-                let adopter = bus.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL);
-                let out = bus.clone();
-                *slot = Some(Arc::new(Connected {
-                    bus,
-                    _adopter: adopter,
-                }));
-                Ok(out)
+                *slot = Some(Arc::clone(&bus));
+                Ok(bus)
             }
             Err(message) => Err(Error::Backend {
                 backend: "redis",

@@ -18,13 +18,11 @@ use swarmbus_agents::{AnswerSource, AskError, Librarian, LibrarianDaemon};
 use swarmbus_core::bus::{Bus, FindingStore, Stored};
 use swarmbus_core::keys::{CounterName, FindingId, SessionId, WorkerId};
 use swarmbus_core::llm::{Completion, CompletionRequest, LanguageModel};
-use swarmbus_core::quota::QuotaLimits;
 use swarmbus_core::{ArchiveQuery, Finding, FindingFilter, Listing, ResponseStatus};
+use swarmbus_gemini::ShardPool;
 use swarmbus_gemini::client::DEFAULT_MODEL;
-use swarmbus_gemini::pool::shards_from_env;
-use swarmbus_gemini::{ClientConfig, PoolConfig, ShardPool};
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// Librarian commands.
 #[derive(Debug, clap::Subcommand)]
@@ -84,12 +82,15 @@ pub(crate) struct AskArgs {
 
 /// Runs a librarian command.
 pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
-    if matches!(cmd, LibrarianCmd::Serve(_)) {
-        ctx.ride_outages();
-    }
-    let bus = match ctx.open().await {
+    // The daemon rides out Redis outages and adopts raw finding keys while
+    // it runs; `ask` is one-shot.
+    let use_ = match cmd {
+        LibrarianCmd::Serve(_) => BusUse::DAEMON,
+        LibrarianCmd::Ask(_) => BusUse::ONE_SHOT,
+    };
+    let bus = match ctx.bus(use_).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match cmd {
         LibrarianCmd::Serve(args) => serve(args, bus, ctx).await,
@@ -98,7 +99,7 @@ pub(crate) async fn run(cmd: LibrarianCmd, ctx: &Ctx) -> ExitCode {
 }
 
 fn source(args: &SourceArgs, bus: &Arc<dyn Bus>, ctx: &Ctx) -> Result<AnswerSource, String> {
-    answer_source(args.offline, &args.model, bus, ctx.clock())
+    answer_source(args.offline, &args.model, bus, ctx)
 }
 
 /// Who answers: the shard pool when `GEMINI_API_KEY_SHARD<N>` keys are set
@@ -107,33 +108,25 @@ pub(crate) fn answer_source(
     offline: bool,
     model: &str,
     bus: &Arc<dyn Bus>,
-    clock: swarmbus_core::SharedClock,
+    ctx: &Ctx,
 ) -> Result<AnswerSource, String> {
     if offline {
         return Ok(AnswerSource::Extractive);
     }
-    let shards = shards_from_env(QuotaLimits::free_tier()).map_err(|e| e.to_string())?;
+    let shards = ctx.gemini_shards().map_err(|e| e.to_string())?;
     if shards.is_empty() {
         tracing::info!(
             "no GEMINI_API_KEY_SHARD<N> set: answering with the offline extractive provider"
         );
         return Ok(AnswerSource::Extractive);
     }
-    let config = PoolConfig::default()
-        .model(model.to_owned())
-        .client(ClientConfig::from_env());
     // A retired librarian model stops here, naming its replacement; the
     // pool also checks every call against the table.
-    let table = Arc::new(swarmbus_cost::PriceTable::built_in().map_err(|e| e.to_string())?);
-    crate::ctx::check_models(
-        &table,
-        &[("the librarian model (--model)", model)],
-        clock.today(),
-    )?;
-    let pool = ShardPool::new(shards, Arc::clone(bus), config)
-        .map_err(|e| e.to_string())?
-        .with_clock(clock)
-        .with_catalog(table);
+    let table = ctx.prices()?;
+    ctx.check_models(&table, &[("the librarian model (--model)", model)])?;
+    let pool = ctx
+        .shard_pool(shards, model, Arc::clone(bus), Some(table))
+        .map_err(|e| e.to_string())?;
     Ok(AnswerSource::model(CountingFailovers {
         pool,
         bus: Arc::clone(bus),
@@ -263,35 +256,23 @@ fn librarian_id() -> Option<WorkerId> {
     WorkerId::new(LIBRARIAN_ID).ok()
 }
 
-/// The meter of the librarian's calls: the accountant on `bus` (built-in
-/// prices, the swarm's tiers, no budget of its own).
+/// The meter of the librarian's calls: the context's accountant on `bus`
+/// (its prices and tiers, no budget of its own).
 pub(crate) fn librarian_meter(
     bus: &Arc<dyn Bus>,
     ctx: &Ctx,
 ) -> Result<Arc<dyn swarmbus_core::Meter>, String> {
-    let table = swarmbus_cost::PriceTable::built_in().map_err(|e| e.to_string())?;
-    let accountant = swarmbus_cost::Accountant::new(
+    let accountant = ctx.accountant(
         Arc::clone(bus),
-        Arc::new(table),
-        swarmbus_cost::Tiers::default(),
+        ctx.prices()?,
         swarmbus_cost::BudgetLimits::unlimited(),
-    )
-    .map_err(|e| e.to_string())?
-    .with_clock(ctx.clock());
+    )?;
     Ok(Arc::new(accountant))
 }
 
 async fn serve(args: ServeArgs, bus: Arc<dyn Bus>, ctx: &Ctx) -> ExitCode {
-    // On Redis, keys written around the library join the index within
-    // seconds while the daemon runs.
-    let _adopter = if ctx.is_memory() {
-        None
-    } else {
-        match ctx.redis().await {
-            Ok(r) => Some(r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL)),
-            Err(e) => return fail("cannot open the bus", e),
-        }
-    };
+    // The bus was opened as a daemon's: on Redis, keys written around the
+    // library join the index within seconds while the daemon runs.
     let source = match source(&args.source, &bus, ctx) {
         Ok(s) => s,
         Err(e) => return fail("librarian", e),

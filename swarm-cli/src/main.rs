@@ -7,9 +7,13 @@
 //! - `main.rs`: the sandbox launcher hook (first thing: a worker's commands
 //!   are confined by a second copy of this binary), argument parsing and
 //!   dispatch.
-//! - `ctx.rs`: what every command shares: the bus (Redis at `--redis-url`,
-//!   `REDIS_URL` or `redis://127.0.0.1:6379`; in-process with `--memory`) and
-//!   `.env` (this folder's only), read before the arguments are parsed.
+//! - `ctx.rs`: the one context every command composes through, built once
+//!   from the global options: the clock, the bus (Redis at `--redis-url`,
+//!   `REDIS_URL` or `redis://127.0.0.1:6379`; in-process with `--memory`),
+//!   the tier configuration (`--worker-tier`, `SWARM_WORKER_TIER`, …), the
+//!   price table, the accountant, the Claude client and the Gemini shard
+//!   pool; and `.env` (this folder's only), read before the arguments are
+//!   parsed.
 //! - `ops.rs`: the operations behind the MCP tools and their CLI twins.
 //! - `mcp.rs`: `swarm mcp`, the MCP server over stdio.
 //! - `status_cmd.rs`: `swarm status [--watch]` (the brief's status block) and `swarm monitor`.
@@ -20,7 +24,7 @@
 //! - `gemini_cmd.rs`: `swarm gemini generate`.
 //! - `claude_cmd.rs`: `swarm claude generate`.
 //! - `shards_cmd.rs`: `swarm shards test`.
-//! - `cost_cmd.rs`: `swarm cost quote` and `swarm cost report`.
+//! - `cost_cmd.rs`: `swarm cost quote|report|record|prices`.
 //! - `librarian_cmd.rs`: `swarm librarian serve` (the daemon) and `swarm librarian ask`.
 //! - `run_cmd.rs`: `swarm run GOAL` (plan, workers, synthesis, status, cost).
 //! - `worker_cmd.rs`: `swarm worker run` (a worker process on the bus).
@@ -336,7 +340,7 @@ mod tests {
         fn no_argument_vector_panics(args in proptest::collection::vec(word(), 0..8)) {
             let argv = std::iter::once("swarm".to_owned()).chain(args);
             if let Ok(super::Cli { command: super::Command::Status(s), .. }) = Cli::try_parse_from(argv) {
-                let _ = s.config();
+                let _ = s.config(&swarmbus_cost::Tiers::default());
             }
         }
     }

@@ -27,11 +27,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use swarmbus_agents::Librarian;
-use swarmbus_agents::status::StatusConfig;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::{ClaimedTask, FindingFilter};
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 use crate::librarian_cmd::{TagsAnyOf, answer_source};
 use crate::ops::{self, NewFinding, Search};
 
@@ -271,7 +270,7 @@ impl SwarmMcp {
         description = "The swarm's status block (findings and tokens in shared memory, active workers, librarian shards, cost per tier, token efficiency) as text, and the same figures as JSON. Show the block at the top of each reply."
     )]
     async fn swarm_status(&self) -> ToolResult {
-        let s = ops::status(&self.bus, &StatusConfig::default()).await?;
+        let s = ops::status(&self.bus, &self.ctx.status_config()).await?;
         let v = s.to_json();
         let mut r = CallToolResult::success(vec![
             ContentBlock::text(s.render()),
@@ -287,7 +286,7 @@ impl SwarmMcp {
     )]
     async fn ask_librarian(&self, Parameters(a): Parameters<AskLibrarianArgs>) -> ToolResult {
         ops::check_question(&a.question)?;
-        let source = answer_source(self.offline, &self.model, &self.bus, self.ctx.clock())?;
+        let source = answer_source(self.offline, &self.model, &self.bus, &self.ctx)?;
         let tags: Vec<String> = a
             .tags
             .iter()
@@ -592,9 +591,9 @@ pub(crate) async fn run(args: McpArgs, ctx: Ctx) -> ExitCode {
     // listed and each call says what to do until Redis answers.
     let ctx = Arc::new(ctx);
     let bus: Arc<dyn Bus> = if ctx.is_memory() {
-        match ctx.open().await {
+        match ctx.bus(BusUse::SERVER).await {
             Ok(b) => b,
-            Err(code) => return code,
+            Err(e) => return fail("cannot open the bus", e),
         }
     } else {
         let lazy = crate::lazy_bus::LazyBus::new(Arc::clone(&ctx));

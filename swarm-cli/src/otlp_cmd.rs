@@ -37,7 +37,7 @@ use swarmbus_claude_code::otlp;
 use swarmbus_core::bus::{Bus, Counters};
 
 use crate::cc_book::{Booked, Booker};
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// The OTLP/HTTP default address (loopback).
 const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
@@ -82,11 +82,11 @@ pub(crate) async fn run(cmd: OtlpCmd, ctx: Ctx) -> ExitCode {
 
 /// `swarm otlp import FILE…`.
 async fn import(files: Vec<std::path::PathBuf>, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
-    let booker = match Booker::new(bus, ctx.clock()) {
+    let booker = match Booker::new(bus, &ctx) {
         Ok(b) => b,
         Err(e) => return fail("otlp import", e),
     };
@@ -142,9 +142,9 @@ async fn serve(args: ServeArgs, ctx: Ctx) -> ExitCode {
     // exporter.
     let ctx = Arc::new(ctx);
     let bus: Arc<dyn Bus> = if ctx.is_memory() {
-        match ctx.open().await {
+        match ctx.bus(BusUse::SERVER).await {
             Ok(b) => b,
-            Err(code) => return code,
+            Err(e) => return fail("cannot open the bus", e),
         }
     } else {
         let lazy = crate::lazy_bus::LazyBus::new(Arc::clone(&ctx));
@@ -157,7 +157,7 @@ async fn serve(args: ServeArgs, ctx: Ctx) -> ExitCode {
         }
         Arc::new(lazy)
     };
-    let booker = match Booker::new(bus, ctx.clock()) {
+    let booker = match Booker::new(bus, &ctx) {
         Ok(b) => b,
         Err(e) => return fail("otlp serve", e),
     };

@@ -5,9 +5,9 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_agents::status::SwarmStatus;
 
-use crate::ctx::Ctx;
+use crate::ctx::{BusUse, Ctx};
 
 use swarmbus_cost::defaults::{COORDINATOR_MODEL, WORKER_MODEL};
 
@@ -62,8 +62,8 @@ pub(crate) struct PromptArgs {
 /// answer the prompt says so instead (and the command still succeeds, so the
 /// prompt can be prepared before Redis runs).
 pub(crate) async fn run(args: PromptArgs, ctx: &Ctx) -> ExitCode {
-    let status = match ctx.bus().await {
-        Ok(bus) => match SwarmStatus::snapshot(&*bus, &StatusConfig::default()).await {
+    let status = match ctx.bus(BusUse::ONE_SHOT).await {
+        Ok(bus) => match SwarmStatus::snapshot(&*bus, &ctx.status_config()).await {
             Ok(s) => s.render(),
             Err(e) => format!("(status unavailable: {e})\n"),
         },

@@ -33,9 +33,9 @@ use swarmbus_core::accounting::Meter;
 use swarmbus_core::bus::Bus;
 use swarmbus_core::keys::{Channel, SessionId, WorkerId};
 use swarmbus_core::llm::LanguageModel;
-use swarmbus_cost::{Accountant, BudgetLimits, Call, Money, PriceTable, ReportFilter, Tiers};
+use swarmbus_cost::{Accountant, BudgetLimits, Call, Money, ReportFilter};
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// Exit status when some tasks were stopped with a report.
 const TASKS_STOPPED: u8 = 3;
@@ -123,31 +123,6 @@ pub(crate) struct ModelBrains {
     commands: CommandAllowList,
 }
 
-/// The Anthropic client for `model`, from `ANTHROPIC_API_KEY` (held as a
-/// secret, sent only in `x-api-key`) and `ANTHROPIC_BASE_URL` when set, on
-/// the process's clock, checking every model against the price table's
-/// lifecycles before sending.
-fn claude(
-    model: &str,
-    ctx: &Ctx,
-    table: &Arc<PriceTable>,
-) -> Result<Option<Arc<dyn LanguageModel>>, String> {
-    let Some(key) = std::env::var("ANTHROPIC_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-    else {
-        return Ok(None);
-    };
-    let client = swarmbus_anthropic::AnthropicClient::new(
-        secrecy::SecretString::from(key),
-        swarmbus_anthropic::ClientConfig::from_env().model(model),
-    )
-    .map_err(|e| format!("Anthropic client: {e}"))?
-    .with_clock(ctx.clock())
-    .with_catalog(Arc::clone(table) as Arc<dyn swarmbus_core::llm::ModelCatalog>);
-    Ok(Some(Arc::new(client)))
-}
-
 impl Brains {
     /// Picks models from the environment: Claude when `ANTHROPIC_API_KEY`
     /// is set (and `--offline` is not), else offline.
@@ -160,7 +135,8 @@ impl Brains {
     ) -> Result<Self, String> {
         let workspace = std::fs::canonicalize(workspace)
             .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
-        let key = std::env::var_os("ANTHROPIC_API_KEY").filter(|k| !k.is_empty());
+        let key =
+            std::env::var_os(swarmbus_anthropic::client::API_KEY_VAR).filter(|k| !k.is_empty());
         if args.offline {
             return Ok(Brains::Offline {
                 why: "offline (--offline)".into(),
@@ -188,10 +164,18 @@ impl Brains {
                 ),
             ],
         )?;
-        let (Some(coordinator), Some(worker)) = (
-            claude(&tiers.coordinator.model, ctx, &table)?,
-            claude(&worker_model, ctx, &table)?,
-        ) else {
+        // Claude through the context's one client constructor, checking
+        // every model against the price table's lifecycles before sending.
+        let claude = |model: &str| -> Result<Option<Arc<dyn LanguageModel>>, String> {
+            let config = swarmbus_anthropic::ClientConfig::from_env().model(model);
+            Ok(ctx
+                .anthropic(config, Some(Arc::clone(&table)))
+                .map_err(|e| format!("Anthropic client: {e}"))?
+                .map(|c| Arc::new(c) as Arc<dyn LanguageModel>))
+        };
+        let (Some(coordinator), Some(worker)) =
+            (claude(&tiers.coordinator.model)?, claude(&worker_model)?)
+        else {
             return Ok(Brains::Offline {
                 why: "offline: no ANTHROPIC_API_KEY".into(),
                 workspace,
@@ -331,7 +315,7 @@ impl Brains {
 
 /// Runs `swarm run`.
 pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.bus().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
         Err(e) => return fail("cannot open the bus", e),
     };
@@ -348,18 +332,19 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail("session", e),
     };
-    let table = match PriceTable::built_in() {
-        Ok(t) => Arc::new(t),
+    let table = match ctx.prices() {
+        Ok(t) => t,
         Err(e) => return fail("price table", e),
     };
     let mut limits = BudgetLimits::unlimited();
     if let Some(b) = budget {
         limits = limits.per_session(b);
     }
-    let accountant = match Accountant::new(Arc::clone(&bus), table, Tiers::default(), limits) {
-        Ok(a) => a.with_clock(ctx.clock()),
+    let accountant = match ctx.accountant(Arc::clone(&bus), table, limits) {
+        Ok(a) => a,
         Err(e) => return fail("accountant", e),
     };
+    let status = ctx.status_config();
     let brains = match Brains::from_env(
         &args.model,
         &workspace,
@@ -370,7 +355,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Ctx) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail("run", e),
     };
-    run_with(args, bus, brains, accountant, session).await
+    run_with(args, bus, brains, accountant, session, status).await
 }
 
 /// The run once its parts are chosen (tests call it with scripted models).
@@ -380,6 +365,7 @@ pub(crate) async fn run_with(
     brains: Brains,
     accountant: Accountant<dyn Bus>,
     session: SessionId,
+    status: StatusConfig,
 ) -> ExitCode {
     let started_at = chrono::Utc::now();
 
@@ -461,7 +447,7 @@ pub(crate) async fn run_with(
             return fail("run stopped", e);
         }
     };
-    let status = SwarmStatus::snapshot(&*bus, &StatusConfig::default()).await;
+    let status = SwarmStatus::snapshot(&*bus, &status).await;
     // The ledger's records of this run: every call since it started (core's
     // usage record carries worker, task, tier and model, not the session).
     let cost = accountant
@@ -588,7 +574,7 @@ fn cache_savings(accountant: &Accountant<dyn Bus>, report: &swarmbus_cost::Repor
         if read == 0 {
             continue;
         }
-        let call = Call::new(swarmbus_core::Tier::Worker.default_name(), model.clone());
+        let call = Call::new(accountant.tiers().worker.name.clone(), model.clone());
         let mut uncached = totals.usage;
         uncached.input_tokens = uncached.input_tokens.saturating_add(read);
         uncached.cache_read_tokens = 0;

@@ -18,13 +18,11 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use swarmbus_core::quota::QuotaLimits;
+use swarmbus_gemini::ShardTestReport;
 use swarmbus_gemini::client::DEFAULT_MODEL;
-use swarmbus_gemini::pool::shards_from_env;
 use swarmbus_gemini::probe::PAPER_WORK_MIN_PERCENT;
-use swarmbus_gemini::{ClientConfig, PoolConfig, ShardPool, ShardTestReport};
 
-use crate::ctx::Ctx;
+use crate::ctx::{BusUse, Ctx};
 
 /// Shard commands.
 #[derive(Debug, clap::Subcommand)]
@@ -64,7 +62,7 @@ fn failure(json_out: bool, kind: &str, message: String) -> ExitCode {
 }
 
 async fn test(args: TestArgs, ctx: &Ctx) -> ExitCode {
-    let shards = match shards_from_env(QuotaLimits::free_tier()) {
+    let shards = match ctx.gemini_shards() {
         Ok(s) if s.is_empty() => {
             return failure(
                 args.json,
@@ -75,20 +73,13 @@ async fn test(args: TestArgs, ctx: &Ctx) -> ExitCode {
         Ok(s) => s,
         Err(e) => return failure(args.json, e.kind().as_str(), e.to_string()),
     };
-    let bus = match ctx.bus().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
         Err(e) => return failure(args.json, "ledger", e.to_string()),
     };
-    let config = PoolConfig::default()
-        .model(args.model.clone())
-        .client(ClientConfig::from_env());
-    let pool = match ShardPool::new(shards, bus, config) {
-        Ok(p) => match swarmbus_cost::PriceTable::built_in() {
-            Ok(table) => p
-                .with_clock(ctx.clock())
-                .with_catalog(std::sync::Arc::new(table)),
-            Err(_) => p.with_clock(ctx.clock()),
-        },
+    // Without the price table the probe still runs, without lifecycle checks.
+    let pool = match ctx.shard_pool(shards, &args.model, bus, ctx.prices().ok()) {
+        Ok(p) => p,
         Err(e) => return failure(args.json, e.kind().as_str(), e.to_string()),
     };
     let report = match pool.test_shards().await {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use swarmbus_agents::status::{StatusConfig, SwarmStatus};
 use swarmbus_core::keys::{Channel, ShardId, TierName};
+use swarmbus_cost::Tiers;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// Options of `swarm status`.
 #[derive(Debug, clap::Args)]
@@ -33,27 +34,33 @@ pub(crate) struct StatusArgs {
     /// How many shards the Librarians line lists (1 to 100).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     shards: u32,
-    /// The coordinator tier's name.
-    #[arg(long, default_value = "sonnet")]
-    coordinator: String,
-    /// The worker tier's name.
-    #[arg(long, default_value = "haiku")]
-    worker: String,
-    /// The librarian tier's name.
-    #[arg(long, default_value = "gemini")]
-    librarian: String,
+    /// The coordinator tier's name (default: `--coordinator-tier`).
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// The worker tier's name (default: `--worker-tier`).
+    #[arg(long)]
+    worker: Option<String>,
+    /// The librarian tier's name (default: `--librarian-tier`).
+    #[arg(long)]
+    librarian: Option<String>,
 }
 
 impl StatusArgs {
-    pub(crate) fn config(&self) -> swarmbus_core::Result<StatusConfig> {
+    /// The status settings: these options over the tier names of `tiers`
+    /// (the context's).
+    pub(crate) fn config(&self, tiers: &Tiers) -> swarmbus_core::Result<StatusConfig> {
         let shards = (1..=self.shards)
             .map(ShardId::new)
             .collect::<swarmbus_core::Result<Vec<_>>>()?;
+        let name = |given: &Option<String>, tier: &TierName| match given {
+            Some(n) => TierName::new(n.clone()),
+            None => Ok(tier.clone()),
+        };
         Ok(StatusConfig::default()
             .tiers(
-                TierName::new(self.coordinator.clone())?,
-                TierName::new(self.worker.clone())?,
-                TierName::new(self.librarian.clone())?,
+                name(&self.coordinator, &tiers.coordinator.name)?,
+                name(&self.worker, &tiers.worker.name)?,
+                name(&self.librarian, &tiers.librarian.name)?,
             )
             .shards(shards))
     }
@@ -61,13 +68,13 @@ impl StatusArgs {
 
 /// Prints the status (once, or again and again with `--watch`).
 pub(crate) async fn run(args: StatusArgs, ctx: &Ctx) -> ExitCode {
-    let config = match args.config() {
+    let config = match args.config(ctx.tiers()) {
         Ok(c) => c,
         Err(e) => return fail("status", e),
     };
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     let terminal = std::io::stdout().is_terminal();
     let mut shown: u64 = 0;
@@ -129,9 +136,9 @@ pub(crate) struct MonitorArgs {
 /// Prints every message on the swarm's channels as it arrives (the brief's
 /// `redis_monitor.py`).
 pub(crate) async fn monitor(args: MonitorArgs, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     let mut streams = Vec::new();
     for c in Channel::ALL {

@@ -10,9 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use swarmbus_core::Efficiency;
-use swarmbus_cost::Tiers;
 
-use crate::ctx::Ctx;
+use crate::ctx::{BusUse, Ctx};
 
 /// How long the whole line may take to gather.
 const BUDGET: Duration = Duration::from_millis(400);
@@ -29,14 +28,14 @@ pub(crate) async fn run(ctx: &Ctx) -> ExitCode {
     // The input is only informative; never wait on a terminal.
     let mut input = String::new();
     let _ = std::io::stdin().take(1 << 20).read_to_string(&mut input);
-    let tiers = Tiers::default();
+    let tiers = ctx.tiers();
     let (c, w, l) = (
         tiers.coordinator.name.clone(),
         tiers.worker.name.clone(),
         tiers.librarian.name.clone(),
     );
     let gathered = tokio::time::timeout(BUDGET, async {
-        let bus = ctx.bus().await.ok()?;
+        let bus = ctx.bus(BusUse::ONE_SHOT).await.ok()?;
         let findings = bus.count_findings().await.ok();
         let workers = bus.count_alive_workers().await.ok();
         let costs = bus.costs(&[c.clone(), w.clone(), l.clone()]).await.ok();

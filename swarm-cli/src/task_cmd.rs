@@ -15,7 +15,7 @@ use swarmbus_core::{FindingId, TaskId};
 use serde_json::{Value, json};
 use swarmbus_core::WorkerId;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 use crate::ops;
 
 /// Task commands.
@@ -87,9 +87,9 @@ pub(crate) struct HaltArgs {
 
 /// Runs a task command.
 pub(crate) async fn run(cmd: TaskCmd, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match cmd {
         TaskCmd::Apply(a) => {
@@ -210,9 +210,9 @@ pub(crate) async fn run(cmd: TaskCmd, ctx: &Ctx) -> ExitCode {
 
 /// `swarm halt --reason TEXT`.
 pub(crate) async fn halt(a: HaltArgs, ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match ops::halt(&bus, &a.reason, "swarm-cli").await {
         Ok((true, _)) => {
@@ -232,9 +232,9 @@ pub(crate) async fn halt(a: HaltArgs, ctx: &Ctx) -> ExitCode {
 
 /// `swarm resume`.
 pub(crate) async fn resume(ctx: &Ctx) -> ExitCode {
-    let bus = match ctx.open().await {
+    let bus = match ctx.bus(BusUse::ONE_SHOT).await {
         Ok(b) => b,
-        Err(code) => return code,
+        Err(e) => return fail("cannot open the bus", e),
     };
     match bus.clear_halt().await {
         Ok(Some(r)) => {

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use swarmbus_agents::runtime::{TaskHandler, Worker, WorkerConfig};
 use swarmbus_core::keys::WorkerId;
-use swarmbus_cost::{Accountant, BudgetLimits, PriceTable, Tiers};
+use swarmbus_cost::BudgetLimits;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 use crate::run_cmd::{Brains, ModelArgs};
 
 /// Worker commands.
@@ -67,17 +67,11 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
     // A worker rides out Redis outages (retrying until Redis answers, or
     // for `--redis-give-up`), and on Redis first takes back the tasks an
     // earlier run under its id left in flight.
-    ctx.ride_outages();
-    let bus: Arc<dyn swarmbus_core::Bus> = if ctx.is_memory() {
-        match ctx.bus().await {
-            Ok(b) => b,
-            Err(e) => return fail("cannot open the bus", e),
-        }
-    } else {
-        let redis = match ctx.redis().await {
-            Ok(r) => r,
-            Err(e) => return fail("cannot open the bus", e),
-        };
+    let bus = match ctx.bus(BusUse::WORKER).await {
+        Ok(b) => b,
+        Err(e) => return fail("cannot open the bus", e),
+    };
+    if let Some(redis) = ctx.redis() {
         match redis.take_back_inflight(&id).await {
             Ok(0) => {}
             Ok(n) => eprintln!(
@@ -85,18 +79,13 @@ async fn run_worker(args: WorkerArgs, ctx: &Ctx) -> ExitCode {
             ),
             Err(e) => return fail("take back in-flight tasks", e),
         }
-        Arc::new(redis)
-    };
+    }
     let workspace = args.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
-    let accountant = match PriceTable::built_in().and_then(|t| {
-        Accountant::new(
-            Arc::clone(&bus),
-            Arc::new(t),
-            Tiers::default(),
-            BudgetLimits::unlimited(),
-        )
-    }) {
-        Ok(a) => a.with_clock(ctx.clock()),
+    let accountant = match ctx
+        .prices()
+        .and_then(|t| ctx.accountant(Arc::clone(&bus), t, BudgetLimits::unlimited()))
+    {
+        Ok(a) => a,
         Err(e) => return fail("accountant", e),
     };
     let brains = match Brains::from_env(&args.model, &workspace, Arc::clone(&bus), accountant, ctx)

@@ -74,9 +74,9 @@ pub(crate) fn shards() -> Vec<ShardId> {
 /// The ledger's entries with the built-in prices.
 pub(crate) async fn ledger_entries(
     state: &AppState,
-) -> Result<(Vec<LedgerEntry>, PriceTable), String> {
-    let table = PriceTable::built_in().map_err(|e| format!("prices: {e}"))?;
-    let ledger = Ledger::new(Arc::clone(&state.bus), Arc::new(table.clone()))
+) -> Result<(Vec<LedgerEntry>, Arc<PriceTable>), String> {
+    let table = state.ctx.prices().map_err(|e| format!("prices: {e}"))?;
+    let ledger = Ledger::new(Arc::clone(&state.bus), Arc::clone(&table))
         .map_err(|e| format!("ledger: {e}"))?;
     let entries = ledger
         .entries()
@@ -134,15 +134,15 @@ fn series(entries: &[LedgerEntry], tiers: &Tiers) -> Vec<Value> {
 }
 
 async fn state_json(state: &AppState) -> Result<Value, String> {
-    let status = ops::status(&state.bus, &StatusConfig::default()).await?;
+    let status = ops::status(&state.bus, &state.ctx.status_config()).await?;
     let beats = state
         .bus
         .alive_workers()
         .await
         .map_err(|e| format!("workers: {e}"))?;
-    let tiers = Tiers::default();
+    let tiers = state.ctx.tiers();
     let (entries, table) = ledger_entries(state).await?;
-    let report = Report::build(entries.iter(), &tiers, &table);
+    let report = Report::build(entries.iter(), tiers, &table);
     // A worker's tier: that of its last ledger call, else its id's prefix
     // when that names a tier.
     let mut tier_of: HashMap<String, String> = HashMap::new();

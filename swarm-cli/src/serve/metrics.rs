@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use swarmbus_agents::status::{StatusConfig, SwarmStatus};
+use swarmbus_agents::status::SwarmStatus;
 use swarmbus_core::keys::ShardId;
 
 use super::AppState;
@@ -103,6 +103,7 @@ fn register_ledger(
     registry: &mut Registry,
     entries: &[swarmbus_cost::LedgerEntry],
     table: &swarmbus_cost::PriceTable,
+    tiers: &swarmbus_cost::Tiers,
 ) {
     use std::collections::BTreeMap;
     use swarmbus_cost::Money;
@@ -152,8 +153,7 @@ fn register_ledger(
         "Tokens per tier, model and bucket (input, cache_read, cache_write_5m, cache_write_1h, output) in the cost ledger",
         tokens,
     );
-    let tiers = swarmbus_cost::Tiers::default();
-    let report = swarmbus_cost::Report::build(entries.iter(), &tiers, table);
+    let report = swarmbus_cost::Report::build(entries.iter(), tiers, table);
     let share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     share.set(percent_ratio(&report.worker_share.calls.to_string()));
     registry.register(
@@ -183,7 +183,7 @@ fn percent_ratio(percent: &str) -> f64 {
 /// The text exposition.
 pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let shards: Vec<ShardId> = (1..=5).filter_map(|n| ShardId::new(n).ok()).collect();
-    let config = StatusConfig::default().shards(shards);
+    let config = state.ctx.status_config().shards(shards);
     let status = match SwarmStatus::snapshot(&*state.bus, &config).await {
         Ok(s) => s,
         Err(e) => {
@@ -240,7 +240,7 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         );
     }
     if let Ok((entries, table)) = &ledger {
-        register_ledger(&mut registry, entries, table);
+        register_ledger(&mut registry, entries, table, state.ctx.tiers());
     }
     registry.register(
         "librarian_answers",

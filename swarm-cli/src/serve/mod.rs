@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use swarmbus_core::bus::Bus;
 use swarmbus_redis::RedisBus;
 
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 use crate::mcp::{McpArgs, SwarmMcp};
 
 pub(crate) use token_cmd::{TokenCmd, run as token_run};
@@ -107,26 +107,18 @@ pub(crate) struct Grant {
 pub(crate) async fn run(args: ServeArgs, ctx: Ctx) -> ExitCode {
     let loopback = args.listen.ip().is_loopback();
     let auth = !loopback || args.require_auth;
-    let (bus, redis, _adopter): (Arc<dyn Bus>, Option<RedisBus>, _) = if ctx.is_memory() {
-        if auth {
-            eprintln!(
-                "swarm: serve: tokens live in Redis; with --memory serve only on loopback without --require-auth"
-            );
-            return ExitCode::from(2);
-        }
-        match ctx.open().await {
-            Ok(b) => (b, None, None),
-            Err(code) => return code,
-        }
-    } else {
-        match ctx.redis().await {
-            Ok(r) => {
-                let adopter = r.spawn_finding_adopter(crate::ctx::ADOPT_INTERVAL);
-                (Arc::new(r.clone()), Some(r), Some(adopter))
-            }
-            Err(e) => return fail("cannot open the bus", e),
-        }
+    if ctx.is_memory() && auth {
+        eprintln!(
+            "swarm: serve: tokens live in Redis; with --memory serve only on loopback without --require-auth"
+        );
+        return ExitCode::from(2);
+    }
+    let bus = match ctx.bus(BusUse::SERVER).await {
+        Ok(b) => b,
+        Err(e) => return fail("cannot open the bus", e),
     };
+    // The tokens live in Redis (none on the in-process bus).
+    let redis: Option<RedisBus> = ctx.redis();
     let namespace = ctx.namespace_name();
     if auth {
         let Some(r) = &redis else {

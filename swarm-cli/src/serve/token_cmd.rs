@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::auth::{self, Role, TokenRecord};
-use crate::ctx::{Ctx, fail};
+use crate::ctx::{BusUse, Ctx, fail};
 
 /// `swarm token` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -33,9 +33,11 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> ExitCode {
         eprintln!("swarm: token: tokens live in Redis; not with --memory");
         return ExitCode::from(2);
     }
-    let redis = match ctx.redis().await {
-        Ok(r) => r,
-        Err(e) => return fail("cannot open the bus", e),
+    if let Err(e) = ctx.bus(BusUse::ONE_SHOT).await {
+        return fail("cannot open the bus", e);
+    }
+    let Some(redis) = ctx.redis() else {
+        return fail("token", "the bus is not Redis");
     };
     match cmd {
         TokenCmd::Create { role, label } => {
