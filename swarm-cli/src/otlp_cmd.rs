@@ -86,7 +86,7 @@ async fn import(files: Vec<std::path::PathBuf>, ctx: &Ctx) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail("cannot open the bus", e),
     };
-    let booker = match Booker::new(bus, &ctx) {
+    let booker = match Booker::new(bus, ctx) {
         Ok(b) => b,
         Err(e) => return fail("otlp import", e),
     };

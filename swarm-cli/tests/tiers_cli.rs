@@ -266,8 +266,6 @@ async fn mock_claude() -> MockServer {
 /// `swarm run` on Claude records each call under the renamed tier, and a
 /// later `swarm cost report` with the same configuration agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the one meter (issue 22 item 2): run_cmd's AccountantBudget still names \
-            each call's tier by its role's default name; un-ignore when the meter lands"]
 async fn swarm_run_on_claude_records_its_calls_under_the_renamed_worker_tier() {
     let claude = mock_claude().await;
     let server = RedisServer::start();

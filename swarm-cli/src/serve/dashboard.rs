@@ -206,7 +206,7 @@ async fn state_json(state: &AppState) -> Result<Value, String> {
             "by_tier": by(&report.by_tier),
             "by_model": by(&report.by_model),
             "total": usd(report.total.usd),
-            "series": series(&entries, &tiers),
+            "series": series(&entries, tiers),
         },
         "worker_share": report.worker_share,
         "worker_tier": tiers.worker.name.to_string(),
